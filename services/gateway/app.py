@@ -1,0 +1,59 @@
+"""Wiring of the gateway: `init_app()` builds the aiohttp application."""
+import time
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+from aiohttp import web
+
+from services.gateway import errors
+from services.gateway.auth import principal_from
+from services.gateway.bus import Bus
+from services.gateway.keys import BUS, HUB, SERVICES, SETTINGS
+from services.gateway.routes import setup_routes
+from services.gateway.settings import GatewaySettings
+from services.gateway.ws import Hub
+from shared import logging
+
+ROUTED_SERVICES = ["leads"]
+PUBLIC_API = {"/api/openapi.json"}
+log = logging.get("gateway")
+
+
+@web.middleware
+async def context(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    request["correlation_id"] = uuid4().hex
+    started = time.monotonic()
+    with logging.bind(correlation_id=request["correlation_id"]):
+        response = await handler(request)
+        log.info("http.request", method=request.method, path=request.path, status=response.status,
+                 ms=round((time.monotonic() - started) * 1000, 1))
+        return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    if not request.path.startswith("/api/") or request.path in PUBLIC_API:
+        return await handler(request)
+    principal = principal_from(request, request.app[SETTINGS].jwt_secret)
+    request["principal"] = principal
+    with logging.bind(org_id=principal.org, user_id=principal.user):
+        return await handler(request)
+
+
+async def broker(app: web.Application) -> AsyncIterator[None]:
+    await app[BUS].start()
+    yield
+    await app[HUB].close_all()
+    await app[BUS].stop()
+
+
+def init_app(settings: GatewaySettings) -> web.Application:
+    app = web.Application(middlewares=[context, errors.problems, authenticate])
+    hub = Hub(settings.jwt_secret, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins)
+    app[SETTINGS] = settings
+    app[HUB] = hub
+    app[SERVICES] = ROUTED_SERVICES
+    app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, hub.dispatch)
+    app.cleanup_ctx.append(broker)
+    setup_routes(app)
+    return app

@@ -1,0 +1,49 @@
+"""Bearer JWT (HS256): claims `sub` (user id), `org` (organisation id), `exp`."""
+import time
+from dataclasses import dataclass
+
+import jwt
+from aiohttp import web
+
+from services.gateway.errors import unauthorized
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    org: str
+
+
+class BadToken(Exception):
+    pass
+
+
+def decode(token: str, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "org"]})
+    except jwt.ExpiredSignatureError:
+        raise BadToken("the token has expired") from None
+    except jwt.InvalidSignatureError:
+        raise BadToken("the token's signature is not valid") from None
+    except jwt.PyJWTError as exc:
+        raise BadToken(f"the token is not valid: {exc}") from None
+    if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str) or not claims["sub"] or not claims["org"]:
+        raise BadToken("the token's sub and org claims must be non-empty strings")
+    return Principal(user=claims["sub"], org=claims["org"])
+
+
+def issue(secret: str, org: str, user: str, ttl_seconds: int = 12 * 3600) -> str:
+    return jwt.encode({"sub": user, "org": org, "exp": int(time.time()) + ttl_seconds}, secret, algorithm="HS256")
+
+
+def principal_from(request: web.Request, secret: str) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise unauthorized("the Authorization header is missing")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("the Authorization header must be 'Bearer <token>'")
+    try:
+        return decode(token.strip(), secret)
+    except BadToken as exc:
+        raise unauthorized(str(exc)) from None

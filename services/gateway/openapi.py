@@ -1,0 +1,90 @@
+"""The OpenAPI 3.1 document, built from the same pydantic models the services use."""
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from pydantic.json_schema import models_json_schema
+
+from shared.contracts import leads as L
+
+REF = "#/components/schemas/{model}"
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+ACCEPTED = {"description": "No answer within the reply timeout: the command is queued and will take effect; "
+                          "poll Location for the final answer.",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}}
+
+
+def _ref(model: type) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    reasons = {400: "Malformed request or Idempotency-Key", 401: "Missing or invalid token", 404: "Not found",
+               409: "Refused by the rules or by a concurrent change", 422: "Invalid input, or a key reused with "
+               "another body", 503: "Broker or service unreachable"}
+    return {str(c): {"description": reasons[c], "content": {"application/problem+json": {"schema": PROBLEM}}}
+            for c in codes}
+
+
+def _command(summary: str, body: dict[str, Any], ok: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {str(ok[0]): _json(ok[1], "The answer"), "202": ACCEPTED,
+                          **_problems(400, 401, 404, 409, 422, 503)}}
+
+
+@cache
+def document() -> dict[str, Any]:
+    models = [L.CreateLead, L.UpdateLeadStatus, L.BulkUpdateLeadStatus, L.LeadReply, L.LeadStatusReply, L.BulkReply,
+              L.LeadPage]
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas = defs.get("$defs", {})
+    schemas["Problem"] = {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}}
+    schemas["Accepted"] = {"type": "object", "properties": {"command": {"type": "object", "properties": {
+        "id": {"type": "string"}, "status": {"const": "accepted"}}}}}
+    get_params = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in
+                  (("status", _ref(L.LeadStatus)), ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                   ("cursor", {"type": "string"}))]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "CRM buttons gateway", "version": "1.0.0"},
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "parameters": {"IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False,
+                                              "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_\-.:]{1,255}$"}}},
+        },
+        "paths": {
+            "/api/leads": {
+                "post": _command("Create a lead", _ref(L.CreateLead), (201, _ref(L.LeadReply))),
+                "get": {"summary": "List leads", "parameters": get_params,
+                        "responses": {"200": _json(_ref(L.LeadPage), "A page"), **_problems(401, 422, 503)}},
+            },
+            "/api/leads/{leadId}": {"get": {
+                "summary": "One lead", "parameters": [{"name": "leadId", "in": "path", "required": True,
+                                                        "schema": {"type": "string"}}],
+                "responses": {"200": _json(_ref(L.LeadReply), "The lead"), **_problems(401, 404, 503)}}},
+            "/api/leads/update-status": {"post": _command(
+                "Change the status of one lead, or of many at once (all or nothing)",
+                {"oneOf": [_ref(L.UpdateLeadStatus), _ref(L.BulkUpdateLeadStatus)]},
+                (200, {"oneOf": [_ref(L.LeadStatusReply), _ref(L.BulkReply)]}))},
+            "/api/commands/{service}/{commandId}": {"get": {
+                "summary": "The final answer of an accepted command (202 until it exists)",
+                "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                               for n in ("service", "commandId")],
+                "responses": {"200": {"description": "The command's answer, as it would have been given"},
+                              "202": ACCEPTED, **_problems(401, 404, 503)}}},
+        },
+    }
+
+
+async def serve(request: web.Request) -> web.Response:
+    return web.json_response(document())

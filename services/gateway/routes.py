@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from aiohttp import web
+
+from services.gateway import openapi, views
+from services.gateway.keys import HUB
+
+STATIC = Path(__file__).parent / "static"
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/readyz", views.readyz)
+    app.router.add_get("/api/openapi.json", openapi.serve)
+    app.router.add_post("/api/leads", views.create_lead)
+    app.router.add_get("/api/leads", views.list_leads)
+    app.router.add_get("/api/leads/{lead_id}", views.get_lead)
+    app.router.add_post("/api/leads/update-status", views.update_lead_status)
+    app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
+    app.router.add_get("/ws", lambda request: request.app[HUB].handle(request))
+    app.router.add_get("/", lambda _: web.FileResponse(STATIC / "index.html"))
+    app.router.add_static("/static", STATIC)

@@ -1,0 +1,31 @@
+from pydantic import Field, field_validator
+
+from shared.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    host: str = Field("127.0.0.1", validation_alias="GATEWAY_HOST")
+    port: int = Field(8080, ge=0, le=65535, validation_alias="GATEWAY_PORT")
+    # HS256 secret shared with whoever issues tokens. Required: no default on purpose.
+    jwt_secret: str = Field(min_length=32)
+    # How long a button request waits for the service's answer before it gets 202.
+    reply_timeout: float = Field(5.0, gt=0, le=60)
+    # How long publishing (connect + confirm) may take before the answer is 503.
+    publish_timeout: float = Field(3.0, gt=0, le=60)
+    query_timeout: float = Field(5.0, gt=0, le=60)
+    # Messages a websocket client may have waiting before it is dropped as too slow.
+    ws_queue_size: int = Field(1000, ge=1)
+    ws_hello_timeout: float = Field(10.0, gt=0)
+    # Comma-separated Origins allowed to open a websocket; empty allows any.
+    ws_allowed_origins: str = ""
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _not_placeholder(cls, value: str) -> str:
+        if value.strip() != value or not value.strip():
+            raise ValueError("must not be blank or padded with spaces")
+        return value
+
+    @property
+    def allowed_origins(self) -> set[str]:
+        return {o.strip() for o in self.ws_allowed_origins.split(",") if o.strip()}

@@ -1,0 +1,138 @@
+"""Thin views: parse the request, send a command or a query, map the answer."""
+import json
+import re
+import time
+from typing import Any, TypeVar
+from uuid import UUID, uuid4, uuid5
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from services.gateway.auth import Principal
+from services.gateway.bus import Answer, Bus, Unavailable
+from services.gateway.errors import Problem, json_response, unavailable, validation_problem
+from services.gateway.keys import BUS, SETTINGS, SERVICES
+from shared import logging, topology
+from shared.contracts.leads import (
+    BulkUpdateLeadStatus, CreateLead, GetCommand, GetLead, ListLeads, UpdateLeadStatus,
+)
+
+M = TypeVar("M", bound=BaseModel)
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-.:]{1,255}$")
+# Namespace of the message ids derived from idempotency keys (fixed forever: changing
+# it would make every stored key unknown).
+KEY_NAMESPACE = UUID("6f1c3a52-8a41-4f0e-9a0f-5b8d2f6c1e77")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, "Malformed JSON", "the request body is not valid JSON", "/problems/malformed-json") from None
+    if not isinstance(data, dict):
+        raise Problem(400, "Malformed JSON", "the request body must be a JSON object", "/problems/malformed-json")
+    return data
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+def message_id_for(request: web.Request, principal: Principal) -> str:
+    """A key is scoped to (organisation, user, route): the same key elsewhere is another command."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return str(uuid4())
+    if not IDEMPOTENCY_KEY.match(key):
+        raise Problem(400, "Invalid Idempotency-Key",
+                      "Idempotency-Key must be 1 to 255 characters of A-Z a-z 0-9 _ - . :", "/problems/idempotency-key")
+    return str(uuid5(KEY_NAMESPACE, "\n".join((principal.org, principal.user, request.path, key))))
+
+
+async def _call(request: web.Request, exchange: str, routing_key: str, body: BaseModel, message_id: str,
+                wait: float, persistent: bool) -> Answer | None:
+    principal: Principal = request["principal"]
+    bus: Bus = request.app[BUS]
+    with logging.bind(command_id=message_id, correlation_id=request["correlation_id"]):
+        try:
+            return await bus.call(exchange, routing_key, body.model_dump_json().encode(), message_id=message_id,
+                                  correlation_id=request["correlation_id"], org=principal.org, user=principal.user,
+                                  wait=wait, persistent=persistent)
+        except Unavailable as exc:
+            raise unavailable(str(exc)) from None
+
+
+async def send_command(request: web.Request, routing_key: str, command: BaseModel) -> web.Response:
+    message_id = message_id_for(request, request["principal"])
+    service = routing_key.split(".")[0]
+    answer = await _call(request, topology.COMMANDS, routing_key, command, message_id,
+                         request.app[SETTINGS].reply_timeout, persistent=True)
+    if answer is None:
+        return json_response(202, {"command": {"id": message_id, "status": "accepted"}},
+                             {"Location": f"/api/commands/{service}/{message_id}"})
+    return json_response(answer.status, answer.body, {"Idempotent-Replayed": "true"} if answer.replayed else None)
+
+
+async def ask(request: web.Request, service: str, name: str, query: BaseModel) -> web.Response:
+    answer = await _call(request, topology.QUERIES, f"{service}.query.{name}", query, str(uuid4()),
+                         request.app[SETTINGS].query_timeout, persistent=False)
+    if answer is None:
+        raise unavailable(f"the {service} service did not answer in time")
+    return json_response(answer.status, answer.body)
+
+
+# Leads ----------------------------------------------------------------------
+async def create_lead(request: web.Request) -> web.Response:
+    return await send_command(request, "leads.create", parse(CreateLead, await read_json(request)))
+
+
+async def update_lead_status(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    if "leadIds" in data and "leadId" in data:
+        raise Problem(422, "Invalid request", "give either leadId (one lead) or leadIds (bulk), not both",
+                      "/problems/validation", errors=[{"field": "leadIds", "message": "not with leadId"}])
+    if "leadIds" in data:
+        return await send_command(request, "leads.bulk_update_status", parse(BulkUpdateLeadStatus, data))
+    return await send_command(request, "leads.update_status", parse(UpdateLeadStatus, data))
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    return await ask(request, "leads", "get", GetLead(leadId=request.match_info["lead_id"]))
+
+
+async def list_leads(request: web.Request) -> web.Response:
+    return await ask(request, "leads", "list", parse(ListLeads, dict(request.query)))
+
+
+async def command_status(request: web.Request) -> web.Response:
+    service = request.match_info["service"]
+    if service not in request.app[SERVICES]:
+        raise Problem(404, "Not found", f"there is no service {service!r}", "/problems/not-found")
+    response = await ask(request, service, "command", GetCommand(commandId=request.match_info["command_id"]))
+    if response.status == 202:
+        response.headers["Location"] = request.path
+    return response
+
+
+# Operations -----------------------------------------------------------------
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    import asyncpg  # only here: the gateway has no other use for the database
+
+    checks = {"broker": request.app[BUS].ready, "database": False}
+    started = time.monotonic()
+    try:
+        conn = await asyncpg.connect(request.app[SETTINGS].database_url, timeout=2)
+        await conn.close()
+        checks["database"] = True
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        pass
+    status = 200 if all(checks.values()) else 503
+    return web.json_response({"status": "ready" if status == 200 else "not ready", "checks": checks,
+                              "took_ms": round((time.monotonic() - started) * 1000, 1)}, status=status)

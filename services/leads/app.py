@@ -1,0 +1,20 @@
+"""Wiring of the leads service."""
+from pathlib import Path
+
+from pydantic import Field
+
+from services.leads.handlers import LeadHandlers, register
+from shared.contracts.leads import SERVICE
+from shared.service import Service
+from shared.settings import ServiceSettings
+
+
+class LeadsSettings(ServiceSettings):
+    # Region used to read a phone number written without a country code.
+    phone_default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
+
+
+def build(settings: LeadsSettings) -> Service:
+    service = Service(SERVICE, settings, Path(__file__).parent / "migrations")
+    register(service.commands_in, service.queries_in, service.commands, LeadHandlers(settings.phone_default_region))
+    return service

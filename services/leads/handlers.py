@@ -1,0 +1,146 @@
+"""Leads subscribers: decode, apply the rules, persist, answer.
+
+Commands run through `shared.consumer.Commands` (inbox, outbox, retry, reply);
+queries are answered straight from the tables.
+"""
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import asyncpg
+from faststream.rabbit import RabbitMessage
+from faststream.rabbit.subscriber import RabbitSubscriber
+
+from services.leads import domain, repository
+from shared import inbox
+from shared.consumer import Commands, Meta, Outcome
+from shared.contracts.envelope import Reply
+from shared.contracts.leads import (
+    BulkFailure, BulkReply, BulkUpdateLeadStatus, CreateLead, GetCommand, GetLead, LeadCreated, LeadPage, LeadReply,
+    LeadStatusChanged, LeadStatusReply, LeadStatusView, LeadView, ListLeads, UpdateLeadStatus,
+)
+from shared.retry import Rejected, invalid, not_found
+
+
+def ok(model, status: int = 200) -> Reply:  # type: ignore[no-untyped-def]
+    return Reply(status=status, body=inbox.as_body(model))
+
+
+class LeadHandlers:
+    def __init__(self, default_region: str):
+        self.default_region = default_region
+
+    async def create(self, conn: asyncpg.Connection, cmd: CreateLead, meta: Meta) -> Outcome:
+        phone = domain.normalize_phone(cmd.phone, self.default_region)
+        now = datetime.now(UTC)
+        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.name, phone, cmd.email, now, meta.user_id)
+        lead = LeadView(**row)
+        created = LeadCreated(leadId=lead.id, name=lead.name, phone=lead.phone, email=lead.email, status=lead.status,
+                              createdAt=lead.created_at, by=meta.user_id)
+        return Outcome(ok(LeadReply(lead=lead), 201), [meta.event("leads.created", created)])
+
+    async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:
+        current = (await repository.lock_statuses(conn, meta.org_id, [cmd.leadId])).get(cmd.leadId)
+        if current is None:
+            raise not_found("lead", cmd.leadId)
+        events = []
+        if domain.check_move(cmd.leadId, current, cmd.status, cmd.expectedStatus):
+            events = await self._apply(conn, meta, [cmd.leadId], cmd.status, {cmd.leadId: current})
+        (row,) = await repository.statuses(conn, meta.org_id, [cmd.leadId])
+        return Outcome(ok(LeadStatusReply(lead=LeadStatusView(**row))), events)
+
+    async def bulk_update_status(self, conn: asyncpg.Connection, cmd: BulkUpdateLeadStatus, meta: Meta) -> Outcome:
+        ids = list(dict.fromkeys(cmd.leadIds))  # a repeated id counts once, first order kept
+        current = await repository.lock_statuses(conn, meta.org_id, ids)
+        failed = [BulkFailure(leadId=i, reason=r) for i in ids
+                  if (r := domain.bulk_failure_reason(current.get(i), cmd.status)) is not None]
+        if failed:
+            raise Rejected(409, "Bulk status change refused",
+                           f"{len(failed)} of {len(ids)} leads cannot move to {cmd.status}; nothing was changed",
+                           "/problems/bulk-refused", updated=0, failed=[f.model_dump() for f in failed], leads=[])
+        changing = [i for i in ids if current[i] != cmd.status]
+        events = await self._apply(conn, meta, changing, cmd.status, current)
+        rows = {r["id"]: r for r in await repository.statuses(conn, meta.org_id, ids)}
+        leads = [LeadStatusView(**rows[i]) for i in ids]
+        return Outcome(ok(BulkReply(updated=len(changing), failed=[], leads=leads)), events)
+
+    async def _apply(self, conn: asyncpg.Connection, meta: Meta, ids: list[str], status: str,
+                     previous: dict[str, str]) -> list:  # type: ignore[type-arg]
+        if not ids:
+            return []
+        now = datetime.now(UTC)
+        await repository.set_status(conn, meta.org_id, ids, status, now, meta.user_id, meta.message_id, previous)
+        return [meta.event("leads.status_changed",
+                           LeadStatusChanged(leadId=i, from_=previous[i], to=status, changedAt=now, by=meta.user_id))
+                for i in ids]
+
+    # Queries -----------------------------------------------------------------
+    async def get(self, conn: asyncpg.Connection, query: GetLead, org: str) -> Reply:
+        row = await repository.get(conn, org, query.leadId)
+        if row is None:
+            raise not_found("lead", query.leadId)
+        return ok(LeadReply(lead=LeadView(**row)))
+
+    async def list(self, conn: asyncpg.Connection, query: ListLeads, org: str) -> Reply:
+        rows = await repository.page(conn, org, query.status, query.limit, decode_cursor(query.cursor))
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return ok(LeadPage(leads=[LeadView(**r) for r in rows], next_cursor=cursor))
+
+    async def command_status(self, conn: asyncpg.Connection, query: GetCommand, org: str) -> Reply:
+        stored = await inbox.stored_reply(conn, query.commandId, org)
+        return stored or Reply(status=202, body={"command": {"id": query.commandId, "status": "accepted"}})
+
+
+def encode_cursor(created_at: datetime, lead_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), lead_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if not cursor:
+        return None
+    try:
+        created_at, lead_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created_at), UUID(lead_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise invalid("cursor is not one this API gave out", [{"field": "cursor", "message": "invalid cursor"}]) from None
+
+
+def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands, leads: LeadHandlers) -> None:
+    def routed(key: str):  # type: ignore[no-untyped-def]
+        return lambda m: (m.raw_message.headers or {}).get("x-routing-key", m.raw_message.routing_key) == key
+
+    @commands(filter=routed("leads.create"))
+    async def create_lead(body: CreateLead, msg: RabbitMessage) -> None:
+        await pipeline.handle(msg, body, leads.create)
+
+    @commands(filter=routed("leads.update_status"))
+    async def update_lead_status(body: UpdateLeadStatus, msg: RabbitMessage) -> None:
+        await pipeline.handle(msg, body, leads.update_status)
+
+    @commands(filter=routed("leads.bulk_update_status"))
+    async def bulk_update_lead_status(body: BulkUpdateLeadStatus, msg: RabbitMessage) -> None:
+        await pipeline.handle(msg, body, leads.bulk_update_status)
+
+    @commands
+    async def unknown_command(msg: RabbitMessage) -> None:
+        await pipeline.refuse(msg, invalid(f"unknown command {msg.raw_message.routing_key}"))
+
+    @queries(filter=routed("leads.query.get"))
+    async def get_lead(body: GetLead, msg: RabbitMessage) -> None:
+        await pipeline.answer(msg, lambda conn, org: leads.get(conn, body, org))
+
+    @queries(filter=routed("leads.query.list"))
+    async def list_leads(body: ListLeads, msg: RabbitMessage) -> None:
+        await pipeline.answer(msg, lambda conn, org: leads.list(conn, body, org))
+
+    @queries(filter=routed("leads.query.command"))
+    async def get_command(body: GetCommand, msg: RabbitMessage) -> None:
+        await pipeline.answer(msg, lambda conn, org: leads.command_status(conn, body, org))
+
+    @queries
+    async def unknown_query(msg: RabbitMessage) -> None:
+        await pipeline.refuse(msg, invalid(f"unknown query {msg.raw_message.routing_key}"))

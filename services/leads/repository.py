@@ -1,0 +1,78 @@
+"""SQL for the leads tables. Functions take a connection and never commit."""
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+COLUMNS = "id::text AS id, name, phone, email, status, status_changed_at, created_at"
+
+
+def as_uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
+
+
+async def insert(conn: asyncpg.Connection, lead_id: UUID, org: str, name: str, phone: str, email: str | None,
+                 at: datetime, by: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"INSERT INTO leads (id, org_id, name, phone, email, status, status_changed_at, created_at, created_by) "
+        f"VALUES ($1, $2, $3, $4, $5, 'new', $6, $6, $7) RETURNING {COLUMNS}",
+        lead_id, org, name, phone, email, at, by,
+    )
+
+
+async def get(conn: asyncpg.Connection, org: str, lead_id: str) -> asyncpg.Record | None:
+    ident = as_uuid(lead_id)
+    if ident is None:
+        return None
+    return await conn.fetchrow(f"SELECT {COLUMNS} FROM leads WHERE id = $1 AND org_id = $2", ident, org)
+
+
+async def lock_statuses(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> dict[str, str]:
+    """Lock the leads (in id order, so concurrent bulk changes cannot deadlock) and return their statuses."""
+    idents = [u for u in map(as_uuid, lead_ids) if u is not None]
+    rows = await conn.fetch(
+        "SELECT id::text AS id, status FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2 ORDER BY id FOR UPDATE",
+        idents, org,
+    )
+    return {r["id"]: r["status"] for r in rows}
+
+
+async def set_status(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str], status: str, at: datetime,
+                     by: str, command_id: str, previous: dict[str, str]) -> None:
+    await conn.execute(
+        "UPDATE leads SET status = $3, status_changed_at = $4 WHERE id = ANY($1::uuid[]) AND org_id = $2",
+        [UUID(i) for i in lead_ids], org, status, at,
+    )
+    await conn.executemany(
+        "INSERT INTO lead_status_history (lead_id, org_id, from_status, to_status, changed_at, changed_by, command_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(UUID(i), org, previous[i], status, at, by, command_id) for i in lead_ids],
+    )
+
+
+async def statuses(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id::text AS id, status, status_changed_at FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2",
+        [UUID(i) for i in lead_ids], org,
+    )
+
+
+async def page(conn: asyncpg.Connection, org: str, status: str | None, limit: int,
+               after: tuple[datetime, UUID] | None) -> list[asyncpg.Record]:
+    """Stable order: (created_at, id). Fetches one more row than asked to know whether a next page exists."""
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM leads WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) "
+        f"AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid)) ORDER BY created_at, id LIMIT $5",
+        org, status, after[0] if after else None, after[1] if after else None, limit + 1,
+    )
+
+
+async def history(conn: asyncpg.Connection, lead_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT from_status, to_status, changed_at, changed_by, command_id FROM lead_status_history "
+        "WHERE lead_id = $1 ORDER BY id", UUID(lead_id),
+    )

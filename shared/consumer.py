@@ -1,0 +1,180 @@
+"""The command pipeline every service runs its handlers through.
+
+Guarantee: a command takes effect exactly once, is acked only after its effect
+committed, and every caller who waits gets an answer.
+
+    message ─► meta (id, org, user) ─► BEGIN
+                 inbox.claim ── known id ──► stored reply (replayed) ────────┐
+                 handler (savepoint) ─► effect + outbox events               │
+                 inbox.complete(reply)                                       │
+               COMMIT ─► reply to reply_to ─► ack ◄──────────────────────────┘
+    Rejected ─► its reply is stored like any other answer (nothing changed)
+    other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
+"""
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from faststream import BaseMiddleware
+from faststream.rabbit import RabbitBroker, RabbitMessage
+from pydantic import BaseModel, ValidationError
+
+from shared import db, inbox, logging, outbox
+from shared.contracts.envelope import Event, Header, Reply, problem
+from shared.retry import Rejected, RetryPolicy, invalid
+from shared.topology import ServiceTopology
+
+log = logging.get("consumer")
+
+
+@dataclass(frozen=True)
+class Meta:
+    message_id: str
+    org_id: str
+    user_id: str
+    command: str
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    attempt: int = 1
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, msg: RabbitMessage) -> "Meta":
+        raw = msg.raw_message
+        headers = dict(raw.headers or {})
+        command = str(headers.get(Header.ROUTING_KEY) or raw.routing_key)
+        missing = [name for name, value in (("message_id", raw.message_id), (Header.ORG, headers.get(Header.ORG)),
+                                            (Header.USER, headers.get(Header.USER))) if not value]
+        if missing:
+            raise invalid(f"the message lacks {', '.join(missing)}")
+        return cls(raw.message_id, str(headers[Header.ORG]), str(headers[Header.USER]), command,
+                   raw.correlation_id, raw.reply_to, int(headers.get(Header.ATTEMPT, 1)), headers)
+
+    def event(self, type_: str, data: BaseModel) -> Event:
+        return Event(type=type_, org_id=self.org_id, command_id=self.message_id, correlation_id=self.correlation_id,
+                     data=data.model_dump(mode="json", by_alias=True))
+
+
+@dataclass
+class Outcome:
+    reply: Reply
+    events: list[Event] = field(default_factory=list)
+
+
+Handler = Callable[[asyncpg.Connection, Any, Meta], Awaitable[Outcome]]
+
+
+class Commands:
+    def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, crash_after_commit: str = ""):
+        self.broker, self.pool, self.topology = broker, pool, topology
+        self.policy = RetryPolicy(topology.retry_delays)
+        self._crash_after_commit = crash_after_commit
+
+    async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler) -> None:
+        try:
+            meta = Meta.of(msg)
+        except Rejected as exc:
+            return await self.refuse(msg, exc)
+        with logging.bind(command_id=meta.message_id, correlation_id=meta.correlation_id, org_id=meta.org_id):
+            try:
+                reply, replayed = await self._execute(meta, command, handler)
+            except Rejected as exc:
+                reply, replayed = exc.reply(), False
+            except Exception as exc:  # transient by definition: see shared.retry
+                return await self._retry_or_park(msg, meta, exc)
+            if self._crash_after_commit == meta.command:
+                os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between commit and ack
+            log.info("command.done", command=meta.command, status=reply.status, replayed=replayed, attempt=meta.attempt)
+            await self.reply(meta.reply_to, meta.correlation_id, reply, replayed=replayed, attempt=meta.attempt)
+            await msg.ack()
+
+    async def _execute(self, meta: Meta, command: BaseModel, handler: Handler) -> tuple[Reply, bool]:
+        print_ = inbox.fingerprint(meta.command, command)
+        async with db.transaction(self.pool) as conn:
+            stored = await inbox.claim(conn, meta.message_id, meta.org_id, meta.command, print_)
+            if stored is not None:
+                return stored, True
+            try:
+                async with conn.transaction():  # a savepoint: a refusal undoes the handler's writes only
+                    outcome = await handler(conn, command, meta)
+                    await outbox.add(conn, outcome.events)
+                reply = outcome.reply
+            except Rejected as exc:
+                reply = exc.reply()
+            await inbox.complete(conn, meta.message_id, reply)
+        return reply, False
+
+    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception) -> None:
+        raw = msg.raw_message
+        headers = {**meta.headers, Header.ROUTING_KEY: meta.command, Header.ATTEMPT: meta.attempt + 1,
+                   Header.LAST_ERROR: repr(exc)[:500]}
+        common = dict(message_id=meta.message_id, correlation_id=meta.correlation_id, reply_to=meta.reply_to,
+                      content_type=raw.content_type, persist=True)
+        step = self.policy.delay(meta.attempt)
+        if step is not None:
+            tier, wait = step
+            log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt, delay=wait.total_seconds(),
+                        error=repr(exc))
+            await self.broker.publish(raw.body, routing_key=self.topology.delay(tier).name, expiration=wait,
+                                      headers=headers, **common)
+        else:
+            headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
+            log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
+            await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers, **common)
+            failure = problem(503, "Command parked", f"the command failed {meta.attempt} times and was parked "
+                              f"for an operator to replay: {exc!r}"[:1000], "/problems/command-parked")
+            await self.reply(meta.reply_to, meta.correlation_id, Reply(status=503, body=failure), attempt=meta.attempt)
+        await msg.ack()
+
+    async def answer(self, msg: RabbitMessage, query: Callable[[asyncpg.Connection, str], Awaitable[Reply]]) -> None:
+        """Answer a query. Queries change nothing: neither deduped nor retried (the caller asks again)."""
+        raw = msg.raw_message
+        org = (raw.headers or {}).get(Header.ORG)
+        try:
+            if not org:
+                raise invalid(f"the message lacks {Header.ORG}")
+            async with self.pool.acquire() as conn:
+                reply = await query(conn, str(org))
+        except Rejected as exc:
+            reply = exc.reply()
+        except Exception as exc:
+            log.warning("query.failed", routing_key=raw.routing_key, error=repr(exc))
+            reply = Reply(status=503, body=problem(503, "Service unavailable", "the query failed; try again",
+                                                   "/problems/unavailable"))
+        await self.reply(raw.reply_to, raw.correlation_id, reply)
+        await msg.ack()
+
+    async def refuse(self, msg: RabbitMessage, exc: Rejected) -> None:
+        raw = msg.raw_message
+        log.info("command.refused", routing_key=raw.routing_key, detail=exc.body["detail"])
+        await self.reply(raw.reply_to, raw.correlation_id, exc.reply())
+        await msg.ack()
+
+    async def reply(self, reply_to: str | None, correlation_id: str | None, reply: Reply, *, replayed: bool = False,
+                    attempt: int = 1) -> None:
+        if not reply_to:
+            return
+        await self.broker.publish(
+            json.dumps(reply.model_dump(mode="json")).encode(), routing_key=reply_to, correlation_id=correlation_id,
+            headers={Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt},
+            content_type="application/json", mandatory=False,
+        )
+
+    def middleware(self) -> type[BaseMiddleware]:
+        """Answers a body that does not match its contract with 422 (and acks it)."""
+        commands = self
+
+        class RefuseInvalid(BaseMiddleware):
+            async def consume_scope(self, call_next, msg):  # type: ignore[no-untyped-def]
+                try:
+                    return await call_next(msg)
+                except ValidationError as exc:
+                    errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()]
+                    await commands.refuse(msg, invalid("the message body does not match its contract", errors))
+
+        return RefuseInvalid

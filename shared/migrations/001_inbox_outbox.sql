@@ -1,0 +1,37 @@
+-- The inbox: one row per command message id, written in the same transaction as
+-- the command's effect, holding the reply to give again on redelivery.
+CREATE TABLE inbox (
+    message_id   text PRIMARY KEY,
+    org_id       text NOT NULL,
+    command      text NOT NULL,
+    fingerprint  text NOT NULL,
+    status       integer,
+    reply        jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX inbox_created_at ON inbox (created_at);
+
+-- The outbox: events written in the same transaction as the change, published by
+-- the relay, deleted once the broker confirmed them.
+CREATE TABLE outbox (
+    id              bigserial PRIMARY KEY,
+    event_id        uuid NOT NULL,
+    routing_key     text NOT NULL,
+    payload         jsonb NOT NULL,
+    headers         jsonb NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at, id);
+
+-- Wake the relay when a transaction that wrote events commits (NOTIFY is
+-- delivered at commit, and not at all on rollback). One per statement.
+CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '_outbox', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();

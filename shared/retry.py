@@ -1,0 +1,55 @@
+"""Error semantics, in one place.
+
+- `Rejected` is an expected, permanent refusal (bad input, not found, a move the
+  rules forbid): answered at once with its problem body, stored in the inbox like
+  any answer, never retried.
+- Anything else is treated as transient (database unreachable, serialization
+  failure, lock or statement timeout, broker hiccup, and also a bug): retried
+  through the delay queues with exponential tiers and jitter, counting attempts in
+  a header; after the last tier the message is parked where a person can see it.
+"""
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from shared.contracts.envelope import Reply, problem
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any):
+        super().__init__(detail)
+        self.body = problem(status, title, detail, type_, **extra)
+
+    @property
+    def status(self) -> int:
+        return self.body["status"]
+
+    def reply(self) -> Reply:
+        return Reply(status=self.status, body=self.body)
+
+
+def not_found(what: str, ident: str) -> Rejected:
+    return Rejected(404, "Not found", f"{what} {ident} does not exist", "/problems/not-found")
+
+
+def invalid(detail: str, errors: list[dict[str, Any]] | None = None) -> Rejected:
+    return Rejected(422, "Invalid request", detail, "/problems/validation", errors=errors or [])
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    delays: tuple[float, ...]
+    jitter: float = 0.2
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.delays) + 1
+
+    def delay(self, attempt: int) -> tuple[int, timedelta] | None:
+        """The delay tier and the jittered wait after failed attempt `attempt` (1-based), or None: park."""
+        tier = attempt - 1
+        if tier >= len(self.delays):
+            return None
+        seconds = self.delays[tier] * random.uniform(1 - self.jitter, 1 + self.jitter)
+        return tier, timedelta(seconds=seconds)

@@ -1,0 +1,86 @@
+"""The runtime every FastStream service shares: broker, pool, migrations, relay.
+
+A service module builds one `Service`, registers its handlers on
+`service.commands_in` / `service.queries_in`, and runs `service.app`.
+"""
+import asyncio
+import logging as stdlib_logging
+from contextlib import suppress
+from pathlib import Path
+
+import asyncpg
+from faststream import AckPolicy, FastStream
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.specification import AsyncAPI
+
+from shared import db, inbox, logging, topology
+from shared.consumer import Commands
+from shared.outbox import Relay
+from shared.settings import ServiceSettings
+
+PRUNE_EVERY_SECONDS = 600
+log = logging.get("service")
+
+
+class Service:
+    def __init__(self, name: str, settings: ServiceSettings, migrations: Path):
+        self.name, self.settings, self.migrations = name, settings, migrations
+        self.topology = topology.ServiceTopology(name, tuple(settings.retry_delays))
+        # FastStream's per-message "Received/Processed" lines go to DEBUG: our own
+        # structured `command.done` line says more, once.
+        self.broker = RabbitBroker(settings.amqp_url, graceful_timeout=30, log_level=stdlib_logging.DEBUG,
+                                   default_channel=Channel(prefetch_count=settings.prefetch))
+        self.commands = Commands(self.broker, None, self.topology, settings.fault_crash_after_commit)  # type: ignore[arg-type]
+        self.broker.add_middleware(self.commands.middleware())
+        self.commands_in = self.broker.subscriber(
+            self.topology.work.faststream(), topology.exchange(topology.COMMANDS),
+            ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.work.name)
+        self.queries_in = self.broker.subscriber(
+            self.topology.queries.faststream(), topology.exchange(topology.QUERIES),
+            ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.queries.name)
+        self.pool: asyncpg.Pool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
+                        description=f"Commands the {name} service consumes and the events it publishes.")
+        self.app = FastStream(self.broker, specification=spec, on_startup=[self._open], after_startup=[self._started],
+                              on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
+
+    async def _open(self) -> None:
+        s = self.settings
+        self.pool = await db.create_pool(s.database_url, self.name, size=s.db_pool_size,
+                                         lock_timeout_ms=s.lock_timeout_ms, statement_timeout_ms=s.statement_timeout_ms)
+        await db.migrate(self.pool, self.name, [db.SHARED_MIGRATIONS, self.migrations])
+        self.commands.pool = self.pool
+
+    async def _started(self) -> None:
+        for tier in range(len(self.topology.retry_delays)):
+            await self.broker.declare_queue(self.topology.delay(tier).faststream())
+        await self.broker.declare_queue(self.topology.parked.faststream())
+        relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]
+                      batch=self.settings.relay_batch)
+        self._tasks = [asyncio.create_task(relay.run()), asyncio.create_task(self._prune())]
+        log.info("service.started", service=self.name)
+
+    async def _publish_event(self, routing_key: str, body: bytes, headers: dict, message_id: str,  # type: ignore[type-arg]
+                             correlation_id: str | None) -> None:
+        await self.broker.publish(body, exchange=topology.exchange(topology.EVENTS), routing_key=routing_key,
+                                  headers=headers, message_id=message_id, correlation_id=correlation_id,
+                                  content_type="application/json", persist=True, mandatory=False)
+
+    async def _prune(self) -> None:
+        while True:
+            with suppress(OSError, asyncpg.PostgresError):
+                async with db.transaction(self.pool) as conn:  # type: ignore[arg-type]
+                    removed = await inbox.prune(conn, self.settings.idempotency_ttl_hours)
+                log.info("inbox.pruned", removed=removed)
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service.stopped", service=self.name)

@@ -1,0 +1,62 @@
+"""Settings: one pydantic-settings class per process, read from the environment.
+
+A bad or missing setting stops the process at start with one line naming the
+environment variable (see `load`), never a traceback deep inside a handler.
+"""
+import sys
+from typing import Annotated, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/crm"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    amqp_url: str = Field(DEFAULT_AMQP_URL, pattern=r"^amqps?://")
+    database_url: str = Field(DEFAULT_DATABASE_URL, pattern=r"^postgres(ql)?://")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # None: JSON when stderr is not a terminal, console lines when it is.
+    log_json: bool | None = None
+
+
+class ServiceSettings(CommonSettings):
+    """Settings every FastStream service shares."""
+
+    prefetch: int = Field(32, ge=1, le=1000)
+    db_pool_size: int = Field(10, ge=1, le=100)
+    # Delay tiers in seconds; a transient failure waits tier[n] before attempt n+2.
+    # After the last tier the message is parked.
+    retry_delays: Annotated[list[float], NoDecode] = [1, 5, 30, 120, 600]
+    lock_timeout_ms: int = Field(2000, ge=1)
+    statement_timeout_ms: int = Field(10000, ge=1)
+    # Inbox rows (and so idempotency keys) are kept at least this long.
+    idempotency_ttl_hours: float = Field(24, ge=24)
+    relay_batch: int = Field(200, ge=1, le=5000)
+    # Test hook: kill the process with SIGKILL after the commit of a command of
+    # this routing key and before its ack. Empty in every real deployment.
+    fault_crash_after_commit: str = ""
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(cls: type[S]) -> S:
+    """Build the settings or exit naming each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"][:1]).upper()
+            print(f"invalid setting {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,112 @@
+"""RabbitMQ topology, declared from one place by everyone who needs it.
+
+    producer ──► [commands] topic ──leads.*──► leads.commands (quorum)  ◄──────┐
+                                                   │ transient failure        │ TTL expires,
+                                                   ▼                          │ dead-lettered back
+                                  default exchange ──► leads.retry.<ms> (classic, TTL) ─┘
+                                                   │ attempts exhausted
+                                                   ▼
+                                               leads.parked (quorum; listed, replayed, purged by hand)
+    gateway ───► [queries] topic ──leads.#──► leads.queries (classic, messages expire)
+    outbox relay ──► [events] topic ──► each subscriber's own queue
+
+Exchanges and the queues of a service are declared by the service and by the
+gateway (the same arguments, from here), so a command sent while the service has
+never run is still queued, not dropped.
+"""
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+COMMANDS = "commands"
+EVENTS = "events"
+QUERIES = "queries"
+EXCHANGES = (COMMANDS, EVENTS, QUERIES)
+QUERY_TTL_MS = 30_000
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    quorum: bool = True
+    arguments: dict[str, Any] = field(default_factory=dict)
+    exchange: str | None = None
+    binding: str = ""
+
+    @property
+    def declare_arguments(self) -> dict[str, Any]:
+        return {"x-queue-type": "quorum" if self.quorum else "classic", **self.arguments}
+
+    def faststream(self) -> RabbitQueue:
+        queue_type = QueueType.QUORUM if self.quorum else QueueType.CLASSIC
+        return RabbitQueue(
+            self.name, queue_type=queue_type, durable=True, arguments=dict(self.arguments), routing_key=self.binding
+        )
+
+    async def declare(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        queue = await channel.declare_queue(self.name, durable=True, arguments=self.declare_arguments)
+        if self.exchange:
+            await queue.bind(self.exchange, self.binding)
+
+
+@dataclass(frozen=True)
+class ServiceTopology:
+    """The queues one service owns."""
+
+    service: str
+    retry_delays: tuple[float, ...]
+
+    @property
+    def work(self) -> QueueSpec:
+        return QueueSpec(f"{self.service}.commands", exchange=COMMANDS, binding=f"{self.service}.*")
+
+    @property
+    def queries(self) -> QueueSpec:
+        return QueueSpec(
+            f"{self.service}.queries",
+            quorum=False,
+            arguments={"x-message-ttl": QUERY_TTL_MS},
+            exchange=QUERIES,
+            binding=f"{self.service}.#",
+        )
+
+    @property
+    def parked(self) -> QueueSpec:
+        return QueueSpec(f"{self.service}.parked")
+
+    def delay(self, tier: int) -> QueueSpec:
+        # Messages carry a jittered expiration below this TTL; the TTL is the cap.
+        # Named after the delay, so changing the tiers declares new queues instead
+        # of clashing with the arguments of the old ones.
+        delay_ms = int(self.retry_delays[tier] * 1000)
+        ttl_ms = int(delay_ms * 1.25)
+        return QueueSpec(
+            f"{self.service}.retry.{delay_ms}ms",
+            quorum=False,
+            arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work.name},
+        )
+
+    def entry_queues(self) -> list[QueueSpec]:
+        """What must exist for a message sent to the service to wait for it."""
+        return [self.work, self.queries, self.parked]
+
+    def all_queues(self) -> list[QueueSpec]:
+        return [*self.entry_queues(), *(self.delay(i) for i in range(len(self.retry_delays)))]
+
+
+def exchange(name: str) -> RabbitExchange:
+    return RabbitExchange(name, type=ExchangeType.TOPIC, durable=True)
+
+
+async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> None:
+    for name in EXCHANGES:
+        await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_entry(channel: aio_pika.abc.AbstractChannel, service: str) -> None:
+    """What the gateway declares for a service it routes to."""
+    await declare_exchanges(channel)
+    for spec in ServiceTopology(service, ()).entry_queues():
+        await spec.declare(channel)
