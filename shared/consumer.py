@@ -166,7 +166,7 @@ class Commands:
         )
 
     def middleware(self) -> type[BaseMiddleware]:
-        """Answers a body that does not match its contract with 422 (and acks it)."""
+        """Answers a body that is not JSON or does not match its contract with 422 (and acks it)."""
         commands = self
 
         class RefuseInvalid(BaseMiddleware):
@@ -176,5 +176,7 @@ class Commands:
                 except ValidationError as exc:
                     errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()]
                     await commands.refuse(msg, invalid("the message body does not match its contract", errors))
+                except ValueError as exc:  # not JSON, or not UTF-8
+                    await commands.refuse(msg, invalid(f"the message body is not valid JSON: {exc}"))
 
         return RefuseInvalid

@@ -12,9 +12,11 @@ import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel, create_model
 
 from shared import db, inbox, logging, topology
 from shared.consumer import Commands
+from shared.contracts.envelope import Event
 from shared.outbox import Relay
 from shared.settings import ServiceSettings
 
@@ -44,6 +46,13 @@ class Service:
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, on_startup=[self._open], after_startup=[self._started],
                               on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
+
+    def document_events(self, events: dict[str, type[BaseModel]]) -> None:
+        """Describe the events this service publishes (through its outbox) in its AsyncAPI document."""
+        for routing_key, data in events.items():
+            envelope = create_model(f"{data.__name__}Event", __base__=Event, data=(data, ...))
+            self.broker.publisher(exchange=topology.exchange(topology.EVENTS), routing_key=routing_key, schema=envelope,
+                                  title=routing_key, description=data.__doc__, persist=True)
 
     async def _open(self) -> None:
         s = self.settings

@@ -4,7 +4,7 @@ from pathlib import Path
 from pydantic import Field
 
 from services.leads.handlers import LeadHandlers, register
-from shared.contracts.leads import SERVICE
+from shared.contracts.leads import EVENTS, SERVICE
 from shared.service import Service
 from shared.settings import ServiceSettings
 
@@ -17,4 +17,8 @@ class LeadsSettings(ServiceSettings):
 def build(settings: LeadsSettings) -> Service:
     service = Service(SERVICE, settings, Path(__file__).parent / "migrations")
     register(service.commands_in, service.queries_in, service.commands, LeadHandlers(settings.phone_default_region))
+    service.document_events(EVENTS)
     return service
+
+
+SETTINGS = LeadsSettings

@@ -115,32 +115,40 @@ def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Co
 
     @commands(filter=routed("leads.create"))
     async def create_lead(body: CreateLead, msg: RabbitMessage) -> None:
+        """Create a lead (phone stored as E.164). Emits leads.created."""
         await pipeline.handle(msg, body, leads.create)
 
     @commands(filter=routed("leads.update_status"))
     async def update_lead_status(body: UpdateLeadStatus, msg: RabbitMessage) -> None:
+        """Move one lead to a status. Emits leads.status_changed when it changes."""
         await pipeline.handle(msg, body, leads.update_status)
 
     @commands(filter=routed("leads.bulk_update_status"))
     async def bulk_update_lead_status(body: BulkUpdateLeadStatus, msg: RabbitMessage) -> None:
+        """Move many leads at once, all or nothing. One leads.status_changed per changed lead."""
         await pipeline.handle(msg, body, leads.bulk_update_status)
 
     @commands
     async def unknown_command(msg: RabbitMessage) -> None:
+        """Any other routing key: answered 422."""
         await pipeline.refuse(msg, invalid(f"unknown command {msg.raw_message.routing_key}"))
 
     @queries(filter=routed("leads.query.get"))
     async def get_lead(body: GetLead, msg: RabbitMessage) -> None:
+        """One lead of the caller's organisation."""
         await pipeline.answer(msg, lambda conn, org: leads.get(conn, body, org))
 
     @queries(filter=routed("leads.query.list"))
     async def list_leads(body: ListLeads, msg: RabbitMessage) -> None:
+        """A page of leads, stable order (created_at, id)."""
         await pipeline.answer(msg, lambda conn, org: leads.list(conn, body, org))
 
     @queries(filter=routed("leads.query.command"))
     async def get_command(body: GetCommand, msg: RabbitMessage) -> None:
+        """The stored answer of a command, or 202 while it has none."""
         await pipeline.answer(msg, lambda conn, org: leads.command_status(conn, body, org))
 
     @queries
     async def unknown_query(msg: RabbitMessage) -> None:
+        """Any other routing key: answered 422."""
         await pipeline.refuse(msg, invalid(f"unknown query {msg.raw_message.routing_key}"))

@@ -134,3 +134,6 @@ class LeadStatusChanged(BaseModel):
     by: str
 
     model_config = {"populate_by_name": True}
+
+
+EVENTS: dict[str, type[BaseModel]] = {"leads.created": LeadCreated, "leads.status_changed": LeadStatusChanged}

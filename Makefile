@@ -1,0 +1,58 @@
+# The two commands: `make run` (the system) and `make test` (the suite).
+# Both create .venv and install requirements.txt when needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Development secret for signing tokens: made once per checkout, never committed.
+SECRET_FILE := .dev-secret
+export JWT_SECRET ?= $(shell cat $(SECRET_FILE) 2>/dev/null)
+export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/crm
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export GATEWAY_PORT ?= 8080
+ORG ?= demo
+USER ?= agent
+
+.PHONY: run test bench token parked asyncapi venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(SECRET_FILE):
+	@$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
+	@chmod 600 $@
+
+run: $(STAMP) $(SECRET_FILE)
+	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m shared.tools.preflight
+	@$(PY) -m services.leads.demo --org $(ORG)
+	@echo "Gateway:  http://127.0.0.1:$(GATEWAY_PORT)/   (console; API under /api, websocket at /ws)"
+	@echo "Token for user $(USER) of organisation $(ORG):"
+	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER) | tail -1
+	@echo "Ctrl-C stops everything."
+	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start -f Procfile
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+token: $(STAMP) $(SECRET_FILE)
+	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER)
+
+# make parked CMD=list|replay|purge SERVICE=leads
+parked: $(STAMP)
+	$(PY) -m shared.tools.parked $(CMD) --service $(SERVICE)
+
+asyncapi: $(STAMP)
+	JWT_SECRET=unused $(PY) -m shared.tools.asyncapi leads > docs/asyncapi/leads.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache

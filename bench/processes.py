@@ -1,0 +1,82 @@
+"""Start the measured processes: the real stack (leads + gateway) and the baseline app.
+
+Both run with production settings except LOG_LEVEL=WARNING (so that per-request
+log lines do not dominate). At that level the leads service does not log
+`service.started` (an INFO line), so its readiness is read from the broker
+instead: its work queue has a consumer and the queues it declares once started
+exist.
+"""
+import os
+from pathlib import Path
+
+import aio_pika
+import aiohttp
+
+from shared.topology import ServiceTopology
+from tests.support.infra import Infra
+from tests.support.stack import TEST_SECRET, Process, Stack, eventually, free_port
+
+QUIET = {"LOG_LEVEL": "WARNING"}
+
+
+def _tail(process: Process) -> str:
+    return process.log_path.read_text(errors="replace")[-2000:]
+
+
+async def _consuming(channel_of: aio_pika.abc.AbstractConnection, topology: ServiceTopology) -> bool:
+    try:
+        channel = await channel_of.channel()
+        work = await channel.declare_queue(topology.work.name, passive=True)
+        await channel.declare_queue(topology.parked.name, passive=True)  # declared after consuming started
+        await channel.close()
+        return work.declaration_result.consumer_count > 0
+    except aio_pika.exceptions.AMQPError:
+        return False
+
+
+async def wait_consuming(process: Process, amqp_url: str, service: str, timeout: float = 30) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        topology = ServiceTopology(service, ())
+        await eventually(lambda: _consuming(connection, topology) if process.running else True, timeout,
+                         0.1, f"{service} to consume")
+    finally:
+        await connection.close()
+    if not process.running:
+        raise RuntimeError(f"{service} exited:\n{_tail(process)}")
+
+
+async def start_pipeline(infra: Infra, log_dir: Path) -> Stack:
+    stack = Stack({**infra.env(), **QUIET}, log_dir)
+    try:
+        await wait_consuming(stack.start("leads"), infra.amqp_url, "leads")
+        stack.start("gateway")
+        await stack.wait_gateway_ready()
+    except BaseException:
+        stack.stop_all()
+        raise
+    return stack
+
+
+async def _healthy(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def start_baseline(infra: Infra, log_dir: Path) -> tuple[Process, str]:
+    port = free_port()
+    env = {**os.environ, "JWT_SECRET": TEST_SECRET, "DATABASE_URL": infra.database_url, "BASELINE_PORT": str(port)}
+    process = Process("baseline", "bench.baseline", env, log_dir / "baseline.log")
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await eventually(lambda: _healthy(url) if process.running else True, 30, 0.1, "the baseline to start")
+        if not process.running:
+            raise RuntimeError(f"the baseline exited:\n{_tail(process)}")
+    except BaseException:
+        process.stop()
+        raise
+    return process, url

@@ -1,0 +1,93 @@
+"""Figures from the samples, the machine, and the printed table."""
+import math
+import os
+import platform
+from collections import Counter
+from typing import Any
+
+from bench.driver import Sample
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of `values` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def spread(values_ms: list[float]) -> dict[str, float | None]:
+    return {f"p{p}": percentile(values_ms, p) for p in (50, 95, 99)}
+
+
+def http_figures(samples: list[Sample]) -> dict[str, Any]:
+    """Throughput counts 200 answers only; latencies are those of the 200 answers."""
+    ok = [s for s in samples if s.status == 200]
+    wall = max(s.done for s in samples) - min(s.sent for s in samples) if samples else 0.0
+    return {"requests": len(samples), "errors": len(samples) - len(ok),
+            "error_statuses": dict(Counter(str(s.status) for s in samples if s.status != 200)),
+            "wall_s": wall, "throughput_rps": len(ok) / wall if wall else 0.0,
+            "latency_ms": spread([(s.done - s.sent) * 1000 for s in ok])}
+
+
+def event_figures(samples: list[Sample], arrivals: dict[str, float], closed: str | None) -> dict[str, Any]:
+    """Press -> websocket: from sending the request to the arrival of that lead's event."""
+    waits = [(arrivals[s.key] - s.sent) * 1000 for s in samples if s.key in arrivals]
+    return {"expected": len(samples), "arrived": len(waits), "missing": len(samples) - len(waits),
+            "websocket_closed": closed, "latency_ms": spread(waits)}
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"nproc": cpus, "cpu_model": model, "python": platform.python_version(), "system": platform.platform()}
+
+
+def ratios(pipeline: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    return {"throughput_pipeline_over_baseline": ratio(pipeline["throughput_rps"], baseline["throughput_rps"]),
+            "p50_pipeline_over_baseline": ratio(pipeline["latency_ms"]["p50"], baseline["latency_ms"]["p50"])}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _row(name: str, f: dict[str, Any]) -> str:
+    lat = f["latency_ms"]
+    return (f"{name:<24}{f['requests']:>9}{f['errors']:>8}{f['wall_s']:>9.2f}{f['throughput_rps']:>9.1f}"
+            f"{_ms(lat['p50']):>9}{_ms(lat['p95']):>9}{_ms(lat['p99']):>9}")
+
+
+def render(result: dict[str, Any]) -> str:
+    m, p, b, e, r = (result[k] for k in ("machine", "pipeline", "baseline", "events", "ratios"))
+    lines = [f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}",
+             f"run: {result['requests']} status changes per system, concurrency {result['concurrency']}, "
+             f"warm-up {result['warmup']} (not measured)", "",
+             f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
+             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}",
+             _row("pipeline", p), _row("baseline (no broker)", b), ""]
+    for name, f in (("pipeline", p), ("baseline", b)):
+        if f["errors"]:
+            lines.append(f"{name} errors by status: {f['error_statuses']}")
+    lat = e["latency_ms"]
+    lines += [f"pipeline press -> websocket event: {e['arrived']}/{e['expected']} events arrived"
+              f" ({e['missing']} missing), p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"
+              + (f"; websocket {e['websocket_closed']}" if e["websocket_closed"] else ""),
+              f"changed in the database: pipeline {result['db_changed']['pipeline']}, "
+              f"baseline {result['db_changed']['baseline']}", "",
+              f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
+              f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
+              "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]
+    return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

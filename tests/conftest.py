@@ -1,0 +1,111 @@
+"""Fixtures shared by every tier: isolated infrastructure, the running stack, clients.
+
+Unit tests need none of these; they are created only when a test asks for them.
+"""
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import aio_pika
+import aiohttp
+import pytest
+
+from services.gateway.auth import issue
+from tests.support import infra as infra_mod
+from tests.support.stack import TEST_SECRET, Stack
+
+# Fast retry tiers and short lock timeouts so that retry and parking finish in
+# seconds; the gateway waits 3 s for an answer before it says 202.
+STACK_ENV = {
+    "RETRY_DELAYS": "0.2,0.4,0.8",
+    "LOCK_TIMEOUT_MS": "300",
+    "REPLY_TIMEOUT": "3",
+    "PUBLISH_TIMEOUT": "2",
+    "QUERY_TIMEOUT": "3",
+}
+
+
+@pytest.fixture(scope="session")
+async def infra() -> AsyncIterator[infra_mod.Infra]:
+    provisioned = await infra_mod.provision()
+    yield provisioned
+    await infra_mod.release(provisioned)
+
+
+@pytest.fixture(scope="session")
+async def stack(infra: infra_mod.Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    running = Stack({**infra.env(), **STACK_ENV}, tmp_path_factory.mktemp("logs"))
+    running.start("leads")
+    await running.wait_started("leads")
+    running.start("gateway")
+    await running.wait_gateway_ready()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def org() -> str:
+    """A fresh organisation per test: tests share the database without seeing each other."""
+    return f"org-{uuid4().hex[:8]}"
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str):
+        self.http, self.url, self.token = http, url, token
+
+    def as_user(self, org: str, user: str = "agent-1") -> "Api":
+        return Api(self.http, self.url, issue(TEST_SECRET, org, user))
+
+    async def request(self, method: str, path: str, body: object = None, key: str | None = None,
+                      headers: dict[str, str] | None = None) -> tuple[int, dict, object]:
+        all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        if key is not None:
+            all_headers["Idempotency-Key"] = key
+        data = body if isinstance(body, (bytes, str)) else (json.dumps(body) if body is not None else None)
+        async with self.http.request(method, self.url + path, data=data, headers=all_headers) as response:
+            text = await response.text()
+            return response.status, dict(response.headers), json.loads(text) if text else None
+
+    async def post(self, path: str, body: object, **kw: object) -> tuple[int, dict, object]:
+        return await self.request("POST", path, body, **kw)  # type: ignore[arg-type]
+
+    async def get(self, path: str, **kw: object) -> tuple[int, dict, object]:
+        return await self.request("GET", path, **kw)  # type: ignore[arg-type]
+
+    async def create_lead(self, name: str = "Ada Lovelace", phone: str = "+14155550100") -> dict:
+        status, _, body = await self.post("/api/leads", {"name": name, "phone": phone})
+        assert status == 201, body
+        return body["lead"]  # type: ignore[index]
+
+
+@pytest.fixture
+def api(http: aiohttp.ClientSession, stack: Stack, org: str) -> Api:
+    return Api(http, stack.url, issue(TEST_SECRET, org, "agent-1"))
+
+
+@pytest.fixture
+async def amqp(infra: infra_mod.Infra) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A publisher-confirmed channel on the test vhost, for tests that talk to the broker directly."""
+    connection = await aio_pika.connect(infra.amqp_url)
+    channel = await connection.channel()
+    yield channel
+    await connection.close()
+
+
+@pytest.fixture
+def log_dir(stack: Stack) -> Path:
+    return stack.log_dir
+
+
+@pytest.fixture
+async def probe(amqp: aio_pika.abc.AbstractChannel, stack: Stack) -> "Probe":
+    from tests.support.broker import Probe
+
+    return await Probe(amqp).start()

@@ -1,0 +1,77 @@
+"""A test's own view of the broker: publish commands straight to `commands`,
+collect their replies, and record every event published on `events`."""
+import json
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+import aio_pika
+
+from shared.contracts.envelope import Header
+from tests.support.stack import eventually
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict
+    headers: dict
+
+
+@dataclass
+class Probe:
+    channel: aio_pika.abc.AbstractChannel
+    reply_queue: str = ""
+    replies: dict[str, list[Reply]] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+
+    async def start(self) -> "Probe":
+        replies = await self.channel.declare_queue(f"test.replies.{uuid4().hex[:8]}", exclusive=True, auto_delete=True)
+        await replies.consume(self._on_reply, no_ack=True)
+        self.reply_queue = replies.name
+        events = await self.channel.declare_queue(f"test.events.{uuid4().hex[:8]}", exclusive=True, auto_delete=True)
+        await events.bind("events", "#")
+        await events.consume(self._on_event, no_ack=True)
+        return self
+
+    async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        data = json.loads(message.body)
+        self.replies.setdefault(message.correlation_id or "", []).append(
+            Reply(data["status"], data["body"], dict(message.headers or {})))
+
+    async def _on_event(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.events.append(json.loads(message.body))
+
+    async def send(self, routing_key: str, body: dict | bytes, *, org: str, user: str = "agent-1",
+                   message_id: str | None = None, correlation_id: str | None = None) -> str:
+        """Publish a command the way any integrating system would; returns the correlation id."""
+        correlation_id = correlation_id or uuid4().hex
+        headers = {Header.ORG: org, Header.USER: user} if org else {Header.USER: user}
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        exchange = await self.channel.get_exchange("commands")
+        await exchange.publish(aio_pika.Message(payload, message_id=message_id, correlation_id=correlation_id,
+                                                reply_to=self.reply_queue, headers=headers,
+                                                content_type="application/json",
+                                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key)
+        return correlation_id
+
+    async def reply(self, correlation_id: str, count: int = 1, timeout: float = 15) -> list[Reply]:
+        await eventually(lambda: len(self.replies.get(correlation_id, [])) >= count, timeout,
+                         what=f"{count} replies to {correlation_id}")
+        return self.replies[correlation_id]
+
+    def events_of(self, org: str, type_: str | None = None, lead_id: str | None = None) -> list[dict]:
+        return [e for e in self.events if e["org_id"] == org and (type_ is None or e["type"] == type_)
+                and (lead_id is None or e["data"].get("leadId") == lead_id)]
+
+    async def barrier(self, org: str) -> None:
+        """Wait until every event committed before now has been published.
+
+        The outbox relay publishes rows in commit-id order, so once the event of a
+        fresh marker command arrives, all earlier events (and any re-publication of
+        them) have arrived too: asserting "exactly one" after this cannot miss a late one.
+        """
+        correlation_id = await self.send("leads.create", {"name": "Barrier", "phone": "+14155550199"}, org=org,
+                                         message_id=uuid4().hex)
+        (reply,) = await self.reply(correlation_id)
+        marker = reply.body["lead"]["id"]
+        await eventually(lambda: self.events_of(org, "leads.created", marker), 15, what="the barrier event")

@@ -1,0 +1,113 @@
+"""Isolated infrastructure for one test (or bench) run.
+
+Every run gets its own PostgreSQL database and its own RabbitMQ vhost on the
+servers named by DATABASE_URL / AMQP_URL (local defaults), so it never touches
+the data of a running `make run` stack or of another run. Where neither server is
+reachable but a Docker engine is, they are started with testcontainers instead.
+"""
+import asyncio
+import json
+import shutil
+import subprocess
+import urllib.request
+from base64 import b64encode
+from contextlib import suppress
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+from uuid import uuid4
+
+import aio_pika
+import asyncpg
+
+from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+
+
+@dataclass
+class Infra:
+    database_url: str
+    amqp_url: str
+    _admin_db_url: str
+    _vhost: str
+    _containers: tuple = ()
+
+    def env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url, "AMQP_URL": self.amqp_url}
+
+
+def _with_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+async def _reachable(database_url: str, amqp_url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(_with_path(database_url, "/postgres"), timeout=3)
+        await conn.close()
+        connection = await aio_pika.connect(amqp_url, timeout=3)
+        await connection.close()
+        return True
+    except (OSError, asyncpg.PostgresError, aio_pika.exceptions.AMQPError, TimeoutError):
+        return False
+
+
+def _containers() -> tuple[str, str, tuple]:
+    """Fallback for machines without local servers but with Docker."""
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    pg = PostgresContainer("postgres:16-alpine", driver=None).start()
+    mq = RabbitMqContainer("rabbitmq:3.13-management-alpine").start()
+    amqp = f"amqp://guest:guest@{mq.get_container_host_ip()}:{mq.get_exposed_port(5672)}/"
+    return pg.get_connection_url(), amqp, (pg, mq)
+
+
+def _vhost_admin(amqp_url: str, action: str, vhost: str) -> None:
+    user = urlsplit(amqp_url).username or "guest"
+    if shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        commands = [["add_vhost", vhost], ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]]
+        for args in commands if action == "add" else [["delete_vhost", vhost]]:
+            subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+        return
+    # Otherwise the management API (present on the broker images testcontainers runs).
+    parts = urlsplit(amqp_url)
+    base = f"http://{parts.hostname}:15672/api"
+    auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
+    requests = [("PUT", f"/vhosts/{quote(vhost, safe='')}", None),
+                ("PUT", f"/permissions/{quote(vhost, safe='')}/{user}", {"configure": ".*", "write": ".*", "read": ".*"})]
+    for method, path, body in requests if action == "add" else [("DELETE", f"/vhosts/{quote(vhost, safe='')}", None)]:
+        data = json.dumps(body).encode() if body else None
+        req = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Authorization": f"Basic {auth}", "content-type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).close()
+
+
+async def provision(prefix: str = "crm_test") -> Infra:
+    import os
+
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+    containers: tuple = ()
+    if not await _reachable(database_url, amqp_url) and shutil.which("docker"):
+        database_url, amqp_url, containers = await asyncio.to_thread(_containers)
+        database_url = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    name = f"{prefix}_{uuid4().hex[:10]}"
+    admin = _with_path(database_url, "/postgres")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    await asyncio.to_thread(_vhost_admin, amqp_url, "add", name)
+    return Infra(_with_path(database_url, f"/{name}"), _with_path(amqp_url, f"/{name}"), admin, name, containers)
+
+
+async def release(infra: Infra) -> None:
+    with suppress(Exception):
+        await asyncio.to_thread(_vhost_admin, infra.amqp_url, "delete", infra._vhost)
+    conn = await asyncpg.connect(infra._admin_db_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{infra._vhost}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    for container in infra._containers:
+        container.stop()

@@ -1,0 +1,124 @@
+"""Start the real processes (gateway, services) as subprocesses, and stop them.
+
+Used by the end-to-end tests and by `make bench`. Each process writes its JSON
+log lines to its own file, so tests can wait on what a service logged.
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def eventually(check, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Wait until `check()` (sync or async) returns something truthy; return it. Fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Process:
+    name: str
+    module: str
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.popen = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if not self.running:
+            return self.popen.returncode if self.popen else None
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait(5)
+
+    def log_lines(self) -> list[dict]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            if raw.startswith("{"):
+                try:
+                    lines.append(json.loads(raw))
+                except ValueError:
+                    pass
+        return lines
+
+    def logged(self, event: str, **fields: object) -> list[dict]:
+        return [line for line in self.log_lines()
+                if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())]
+
+
+@dataclass
+class Stack:
+    base_env: dict[str, str]
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "JWT_SECRET": TEST_SECRET, "GATEWAY_PORT": str(self.port), "LOG_JSON": "true",
+                **self.base_env, **extra}
+
+    def start(self, name: str, module: str | None = None, **extra_env: str) -> Process:
+        process = Process(name, module or f"services.{name}", self.env(**extra_env), self.log_dir / f"{name}.log")
+        process.start()
+        self.processes[name] = process
+        return process
+
+    async def wait_started(self, name: str, timeout: float = 30) -> None:
+        process = self.processes[name]
+        await eventually(lambda: process.logged("service.started") or not process.running, timeout,
+                         what=f"{name} to start")
+        assert process.running, f"{name} exited: {process.log_path.read_text()[-2000:]}"
+
+    async def wait_gateway_ready(self, timeout: float = 30) -> None:
+        async with aiohttp.ClientSession() as http:
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"{self.url}/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+            await eventually(ready, timeout, 0.1, "the gateway to be ready")
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.stop()
