@@ -88,20 +88,21 @@ async def measure_baseline(url: str, database_url: str, args: argparse.Namespace
 
 
 async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    machine = report.machine()  # before the run, so that its load average is the machine's, not ours
     stack = await start_pipeline(infra, log_dir)
     try:
         pipeline, events, pipeline_ids = await measure_pipeline(stack.url, args)
     finally:
-        stack.stop_all()
+        await asyncio.to_thread(stack.stop_all)
     baseline_process, url = await start_baseline(infra, log_dir)
     try:
         baseline, baseline_ids = await measure_baseline(url, infra.database_url, args)
     finally:
-        baseline_process.stop()
+        await asyncio.to_thread(baseline_process.stop)
     changed = {"pipeline": await seed.count_status(infra.database_url, pipeline_ids, "contacted"),
                "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted")}
     return {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
-            "machine": report.machine(), "pipeline": pipeline, "events": events, "baseline": baseline,
+            "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
             "db_changed": changed, "ratios": report.ratios(pipeline, baseline)}
 
 
@@ -110,8 +111,12 @@ async def main(args: argparse.Namespace) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     ok = False
     try:
-        async with asyncio.timeout(args.timeout):
-            result = await measure(infra, log_dir, args)
+        try:
+            async with asyncio.timeout(args.timeout):
+                result = await measure(infra, log_dir, args)
+        except TimeoutError:
+            print(f"the run took longer than --timeout {args.timeout:g} s and was stopped")
+            return 1
         print(report.render(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")

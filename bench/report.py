@@ -45,7 +45,9 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"nproc": cpus, "cpu_model": model, "python": platform.python_version(), "system": platform.platform()}
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {"nproc": cpus, "cpu_model": model, "python": platform.python_version(), "system": platform.platform(),
+            "loadavg": load}
 
 
 def ratios(pipeline: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
@@ -66,23 +68,27 @@ def _row(name: str, f: dict[str, Any]) -> str:
             f"{_ms(lat['p50']):>9}{_ms(lat['p95']):>9}{_ms(lat['p99']):>9}")
 
 
+def _events_line(e: dict[str, Any]) -> str:
+    lat = e["latency_ms"]
+    return (f"pipeline press -> websocket event: {e['arrived']}/{e['expected']} events arrived ({e['missing']} missing),"
+            f" p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"
+            + (f"; websocket {e['websocket_closed']}" if e["websocket_closed"] else ""))
+
+
 def render(result: dict[str, Any]) -> str:
-    m, p, b, e, r = (result[k] for k in ("machine", "pipeline", "baseline", "events", "ratios"))
-    lines = [f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}",
+    m, p, b, r = (result[k] for k in ("machine", "pipeline", "baseline", "ratios"))
+    lines = [f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}, "
+             f"load average before the run {m['loadavg']}",
              f"run: {result['requests']} status changes per system, concurrency {result['concurrency']}, "
              f"warm-up {result['warmup']} (not measured)", "",
              f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
              f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}",
              _row("pipeline", p), _row("baseline (no broker)", b), ""]
-    for name, f in (("pipeline", p), ("baseline", b)):
-        if f["errors"]:
-            lines.append(f"{name} errors by status: {f['error_statuses']}")
-    lat = e["latency_ms"]
-    lines += [f"pipeline press -> websocket event: {e['arrived']}/{e['expected']} events arrived"
-              f" ({e['missing']} missing), p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"
-              + (f"; websocket {e['websocket_closed']}" if e["websocket_closed"] else ""),
-              f"changed in the database: pipeline {result['db_changed']['pipeline']}, "
-              f"baseline {result['db_changed']['baseline']}", "",
+    lines += [f"{name} errors by status: {f['error_statuses']}" for name, f in (("pipeline", p), ("baseline", b))
+              if f["errors"]]
+    lines += [_events_line(result["events"]),
+              f"changed in the database: pipeline {result['db_changed']['pipeline']}/{result['requests']}, "
+              f"baseline {result['db_changed']['baseline']}/{result['requests']}", "",
               f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
               f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
               "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]

@@ -50,6 +50,7 @@ class Client:
     patterns: list[str]
     queue: asyncio.Queue[str]
     slow: bool = False
+    closing: asyncio.Task[None] | None = None
 
     def wants(self, topic: str) -> bool:
         return any(topic_matches(p, topic) for p in self.patterns)
@@ -78,7 +79,7 @@ class Hub:
                 client.queue.put_nowait(frame)
             except asyncio.QueueFull:
                 client.slow = True
-                asyncio.get_running_loop().create_task(client.ws.close(code=TOO_SLOW, message=b"too slow"))
+                client.closing = asyncio.create_task(client.ws.close(code=TOO_SLOW, message=b"too slow"))
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         origin = request.headers.get("Origin")

@@ -47,8 +47,10 @@ class Process:
     env: dict[str, str]
     log_path: Path
     popen: subprocess.Popen | None = None
+    log_offset: int = 0  # lines before this byte were written by an earlier process of the same name
 
     def start(self) -> None:
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.popen = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True)
@@ -69,7 +71,10 @@ class Process:
 
     def log_lines(self) -> list[dict]:
         lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            text = log.read().decode(errors="replace")
+        for raw in text.splitlines():
             if raw.startswith("{"):
                 try:
                     lines.append(json.loads(raw))

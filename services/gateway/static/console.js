@@ -37,8 +37,8 @@ function message(kind, text, details = []) {
     update(k, t, d = []) {
       box.className = "msg " + k;
       box.replaceChildren(el("button", { class: "x", type: "button", title: "dismiss", textContent: "×",
-        onclick: () => box.remove() }), el("span", { textContent: t }),
-        d.length ? el("ul", {}, ...d.map((x) => el("li", { textContent: x }))) : null);
+        onclick: () => box.remove() }), el("span", { textContent: t }));
+      if (d.length) box.append(el("ul", {}, ...d.map((x) => el("li", { textContent: x }))));
       clearTimeout(entry.timer);
       if (k === "ok") entry.timer = setTimeout(() => box.remove(), 6000);
       return entry;
@@ -160,11 +160,12 @@ function row(lead) {
     type: "button", class: "move", textContent: s, disabled: !!busy,
     onclick: (e) => changeStatus([lead.id], s, e.target) }));
   return el("tr", { id: "lead-" + lead.id },
-    el("td", {}, box), el("td", { textContent: lead.name }), el("td", { textContent: lead.phone }),
+    el("td", {}, box), el("td", { textContent: lead.name }), el("td", { class: "nowrap", textContent: lead.phone }),
     el("td", { textContent: lead.email || "" }),
     el("td", {}, el("span", { class: "pill " + lead.status, textContent: lead.status }),
       busy ? el("span", { class: "busy", textContent: " " + busy }) : null),
-    el("td", { textContent: when ? when.toLocaleString() : "", title: lead.status_changed_at || "" }),
+    el("td", { class: "nowrap", textContent: when ? when.toLocaleString([], { dateStyle: "short", timeStyle: "medium" })
+      : "", title: lead.status_changed_at || "" }),
     el("td", { class: "moves" }, ...moves));
 }
 

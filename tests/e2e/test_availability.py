@@ -1,0 +1,79 @@
+"""Reply or accept: 202 while the service is down, 503 while the broker is unreachable."""
+import time
+from uuid import uuid4, uuid5
+
+import aiohttp
+
+from services.gateway.views import KEY_NAMESPACE
+
+from tests.conftest import Api
+from tests.integration.test_delivery import history
+from tests.support.infra import Infra
+from tests.support.stack import Stack, eventually, free_port
+
+
+async def test_accepted_while_the_service_is_stopped_then_done_once_it_starts(
+        api: Api, stack: Stack, infra: Infra) -> None:
+    lead = (await api.create_lead())["id"]
+    stack.processes["leads"].stop()
+    try:
+        status, headers, body = await api.post("/api/leads/update-status", {"leadId": lead, "status": "won"},
+                                               key=str(uuid4()))
+        assert status == 202, body
+        assert body["command"]["status"] == "accepted"
+        location = headers["Location"]
+        assert location == f"/api/commands/leads/{body['command']['id']}"
+        assert await history(infra, lead) == []
+    finally:
+        stack.start("leads")
+        await stack.wait_started("leads")
+
+    async def final() -> tuple | None:
+        answer = await api.get(location)
+        return answer if answer[0] != 202 else None
+
+    status, _, answer = await eventually(final, 20, 0.2, "the accepted command's final answer")
+    assert status == 200 and answer["lead"]["status"] == "won"
+    assert len(await history(infra, lead)) == 1
+
+
+async def test_a_command_status_is_shown_to_its_own_organisation_only(api: Api, org: str) -> None:
+    lead = (await api.create_lead())["id"]
+    key = str(uuid4())
+    done = await api.post("/api/leads/update-status", {"leadId": lead, "status": "lost"}, key=key)
+    command_id = uuid5(KEY_NAMESPACE, "\n".join((org, "agent-1", "/api/leads/update-status", key)))
+    status, _, body = await api.get(f"/api/commands/leads/{command_id}")
+    assert (status, body) == (done[0], done[2])
+    status, _, body = await api.as_user(f"other-{uuid4().hex[:6]}").get(f"/api/commands/leads/{command_id}")
+    assert status == 202 and body == {"command": {"id": str(command_id), "status": "accepted"}}
+    status, _, _ = await api.get("/api/commands/nosuchservice/x")
+    assert status == 404
+
+
+async def test_broker_unreachable_is_503_within_a_bounded_time(stack: Stack, api: Api) -> None:
+    port = free_port()
+    gateway = stack.start("gateway-no-broker", "services.gateway", AMQP_URL="amqp://guest:guest@127.0.0.1:1/",
+                          GATEWAY_PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    async def alive() -> bool:
+        try:
+            async with api.http.get(url + "/healthz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await eventually(alive, 20, 0.1, "the gateway without a broker to be alive")
+        async with api.http.get(url + "/readyz") as response:
+            assert response.status == 503
+            assert (await response.json())["checks"]["broker"] is False
+        started = time.monotonic()
+        async with api.http.post(url + "/api/leads", json={"name": "A", "phone": "+14155550100"},
+                                 headers={"Authorization": f"Bearer {api.token}"}) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"]
+            assert (await response.json())["status"] == 503
+        assert time.monotonic() - started < 5
+    finally:
+        gateway.stop()

@@ -1,0 +1,98 @@
+"""Change events over the websocket: own organisation only, matching topics only."""
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import uuid4
+
+import aiohttp
+
+from services.gateway.auth import issue
+from tests.conftest import Api
+from tests.support.stack import TEST_SECRET, eventually
+
+
+class Screen:
+    """One open screen: a websocket and what it received."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws, self.frames = ws, []
+
+    async def pump(self) -> None:
+        async for message in self.ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self.frames.append(json.loads(message.data))
+
+    def events(self, topic: str | None = None) -> list[dict]:
+        return [f for f in self.frames if f["type"] == "event" and (topic is None or f["topic"] == topic)]
+
+
+@asynccontextmanager
+async def screen(api: Api, org: str, topics: list[str]) -> AsyncIterator[Screen]:
+    import asyncio
+
+    async with api.http.ws_connect(api.url.replace("http", "ws") + "/ws") as ws:
+        await ws.send_json({"type": "hello", "token": issue(TEST_SECRET, org, "viewer"), "topics": topics})
+        welcome = await ws.receive_json(timeout=10)
+        assert welcome["type"] == "welcome"
+        opened = Screen(ws)
+        pump = asyncio.create_task(opened.pump())
+        try:
+            yield opened
+        finally:
+            pump.cancel()
+
+
+async def test_a_status_change_reaches_every_open_screen_of_its_organisation(api: Api, org: str) -> None:
+    lead = (await api.create_lead())["id"]
+    async with screen(api, org, ["leads.*"]) as first, screen(api, org, ["leads.status_changed"]) as second:
+        status, _, _ = await api.post("/api/leads/update-status", {"leadId": lead, "status": "contacted"})
+        assert status == 200
+        for opened in (first, second):
+            (event,) = await eventually(lambda o=opened: o.events("leads.status_changed"), 10, what="the event")
+            assert event["data"]["leadId"] == lead
+            assert (event["data"]["from"], event["data"]["to"], event["data"]["by"]) == ("new", "contacted", "agent-1")
+            assert event["data"]["changedAt"] and event["id"] and "position" in event
+
+
+async def test_events_never_reach_another_organisation(api: Api, org: str) -> None:
+    other = f"other-{uuid4().hex[:6]}"
+    other_api = api.as_user(other)
+    async with screen(api, org, ["#"]) as mine, screen(api, other, ["#"]) as theirs:
+        lead = (await api.create_lead("Mine"))["id"]
+        await eventually(lambda: mine.events("leads.created"), 10, what="my own event")
+        # The other organisation's own event is a barrier: events reach a gateway in order,
+        # so once it arrived, my earlier event would have arrived too if it leaked.
+        their_lead = (await other_api.create_lead("Theirs"))["id"]
+        await eventually(lambda: theirs.events("leads.created"), 10, what="their own event")
+        assert [e["data"]["leadId"] for e in theirs.events()] == [their_lead]
+        assert [e["data"]["leadId"] for e in mine.events()] == [lead]
+
+
+async def test_a_screen_gets_only_the_topics_it_asked_for(api: Api, org: str) -> None:
+    async with screen(api, org, ["leads.status_changed"]) as opened:
+        lead = (await api.create_lead())["id"]
+        await api.post("/api/leads/update-status", {"leadId": lead, "status": "lost"})
+        await eventually(lambda: opened.events("leads.status_changed"), 10, what="the status event")
+        assert opened.events("leads.created") == []
+
+
+async def close_code(api: Api, first_message: str | None) -> int | None:
+    async with api.http.ws_connect(api.url.replace("http", "ws") + "/ws") as ws:
+        if first_message is not None:
+            await ws.send_str(first_message)
+        message = await ws.receive(timeout=15)
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        return ws.close_code
+
+
+async def test_a_bad_or_missing_token_closes_with_4401(api: Api, org: str) -> None:
+    assert await close_code(api, json.dumps({"type": "hello", "topics": ["#"]})) == 4401
+    assert await close_code(api, json.dumps({"type": "hello", "token": "nope", "topics": ["#"]})) == 4401
+    forged = issue("f" * 40, org, "u")
+    assert await close_code(api, json.dumps({"type": "hello", "token": forged, "topics": ["#"]})) == 4401
+
+
+async def test_a_malformed_hello_closes_with_4400(api: Api) -> None:
+    assert await close_code(api, "not json") == 4400
+    assert await close_code(api, json.dumps({"type": "subscribe"})) == 4400
+    assert await close_code(api, json.dumps({"type": "hello", "token": "t", "topics": "leads.*"})) == 4400

@@ -1,0 +1,139 @@
+"""The outbox relay and the migration runner, against the real PostgreSQL and RabbitMQ."""
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import aio_pika
+import asyncpg
+import pytest
+
+from shared import db, outbox, topology
+from shared.contracts.envelope import Event
+from shared.outbox import Relay
+from tests.support.infra import Infra
+from tests.support.stack import eventually
+
+LEADS_MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "leads" / "migrations"
+
+
+@pytest.fixture
+async def schema(infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    await topology.declare_exchanges(amqp)
+    name = f"relay_{uuid4().hex[:8]}"
+    pool = await db.create_pool(infra.database_url, name, size=4)
+    await db.migrate(pool, name, [db.SHARED_MIGRATIONS])
+    yield pool, name
+    await pool.execute(f'DROP SCHEMA "{name}" CASCADE')
+    await pool.close()
+
+
+class Broker:
+    """Publishes to the real `events` exchange with confirms; refuses the routing keys in `poison`."""
+
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, poison: set[str] = frozenset()):  # type: ignore[assignment]
+        self.channel, self.poison, self.published = channel, poison, []
+
+    async def __call__(self, routing_key: str, body: bytes, headers: dict, message_id: str, correlation_id) -> None:  # type: ignore[no-untyped-def]
+        if routing_key in self.poison:
+            raise RuntimeError(f"broker refused {routing_key}")
+        exchange = await self.channel.get_exchange("events")
+        await exchange.publish(aio_pika.Message(body, headers=headers, message_id=message_id), routing_key)
+        self.published.append(json.loads(body)["id"])
+
+
+async def write(pool: asyncpg.Pool, *types: str, commit: bool = True) -> list[str]:
+    events = [Event(type=t, org_id="org-relay", data={"n": i}) for i, t in enumerate(types)]
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await outbox.add(conn, events)
+        await (tx.commit() if commit else tx.rollback())
+    return [str(e.id) for e in events]
+
+
+async def rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT event_id::text, routing_key, attempts, last_error FROM outbox ORDER BY id")
+
+
+async def run_relay(relay: Relay) -> asyncio.Task[None]:
+    return asyncio.create_task(relay.run())
+
+
+async def test_committed_events_are_published_and_rolled_back_ones_never(
+        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    pool, name = schema
+    broker = Broker(amqp)
+    task = await run_relay(Relay(pool, infra.database_url, name, broker, poll_seconds=30))
+    try:
+        kept = await write(pool, "t.a", "t.b")
+        await write(pool, "t.never", commit=False)
+        # poll_seconds is 30: publishing this soon proves the NOTIFY woke the relay.
+        await eventually(lambda: len(broker.published) == 2, 10, what="both committed events")
+        assert broker.published == kept
+        assert await rows(pool) == []
+    finally:
+        task.cancel()
+
+
+async def test_a_row_that_cannot_be_published_does_not_block_the_rows_behind_it(
+        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    pool, name = schema
+    broker = Broker(amqp, poison={"t.poison"})
+    ids = await write(pool, "t.first", "t.poison", "t.after")
+    relay = Relay(pool, infra.database_url, name, broker)
+    assert await relay.publish_due() == 3
+    assert broker.published == [ids[0], ids[2]]
+    (left,) = await rows(pool)
+    assert left["event_id"] == ids[1] and left["attempts"] == 1 and "broker refused" in left["last_error"]
+    assert await relay.publish_due() == 0  # pushed back: not due again at once
+
+
+async def test_a_relay_that_dies_mid_batch_loses_nothing(
+        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    pool, name = schema
+    stuck = asyncio.Event()
+
+    async def hang(*_: object) -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # the broker never confirms
+
+    ids = await write(pool, "t.a", "t.b")
+    dying = await run_relay(Relay(pool, infra.database_url, name, hang))
+    await asyncio.wait_for(stuck.wait(), 10)
+    dying.cancel()  # the process "dies" holding the rows
+    await asyncio.gather(dying, return_exceptions=True)
+    broker = Broker(amqp)
+    assert await Relay(pool, infra.database_url, name, broker).publish_due() == 2
+    assert broker.published == ids
+
+
+async def test_two_relays_publish_each_event_once(
+        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    pool, name = schema
+    broker = Broker(amqp)
+    ids = await write(pool, *["t.many"] * 300)
+    relays = [Relay(pool, infra.database_url, name, broker, batch=20) for _ in range(2)]
+    tasks = [await run_relay(r) for r in relays]
+    try:
+        await eventually(lambda: len(broker.published) >= 300, 20, what="all 300 events")
+        assert sorted(broker.published) == sorted(ids)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def test_migrations_started_at_once_apply_once(infra: Infra) -> None:
+    name = f"migrate_{uuid4().hex[:8]}"
+    pools = [await db.create_pool(infra.database_url, name, size=1) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(db.migrate(p, name, [db.SHARED_MIGRATIONS, LEADS_MIGRATIONS]) for p in pools))
+        applied = [version for result in results for version in result]
+        assert sorted(applied) == ["leads/001_leads.sql", "shared/001_inbox_outbox.sql"]
+        assert await pools[0].fetchval("SELECT count(*) FROM schema_migrations") == 2
+        assert await db.migrate(pools[0], name, [db.SHARED_MIGRATIONS, LEADS_MIGRATIONS]) == []
+    finally:
+        await pools[0].execute(f'DROP SCHEMA "{name}" CASCADE')
+        for pool in pools:
+            await pool.close()
