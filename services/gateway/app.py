@@ -23,11 +23,19 @@ log = logging.get("gateway")
 async def context(request: web.Request, handler):  # type: ignore[no-untyped-def]
     request["correlation_id"] = uuid4().hex
     started = time.monotonic()
+    status = 500
     with logging.bind(correlation_id=request["correlation_id"]):
-        response = await handler(request)
-        log.info("http.request", method=request.method, path=request.path, status=response.status,
-                 ms=round((time.monotonic() - started) * 1000, 1))
-        return response
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # a Problem raised by the auth middleware, inside this one
+            status = exc.status
+            raise
+        finally:
+            log.info("http.request", method=request.method, path=request.path, status=status,
+                     command_id=request.get("command_id"), org_id=getattr(request.get("principal"), "org", None),
+                     ms=round((time.monotonic() - started) * 1000, 1))
 
 
 @web.middleware

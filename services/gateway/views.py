@@ -67,6 +67,7 @@ async def _call(request: web.Request, exchange: str, routing_key: str, body: Bas
 
 async def send_command(request: web.Request, routing_key: str, command: BaseModel) -> web.Response:
     message_id = message_id_for(request, request["principal"])
+    request["command_id"] = message_id
     service = routing_key.split(".")[0]
     answer = await _call(request, topology.COMMANDS, routing_key, command, message_id,
                          request.app[SETTINGS].reply_timeout, persistent=True)
