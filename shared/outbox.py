@@ -50,13 +50,14 @@ class Relay:
         listener = await self._listen()
         try:
             while True:
+                # Cleared before reading, so a commit notified while we publish wakes the next round.
+                self._wake.clear()
                 try:
                     while await self.publish_due() == self._batch:
                         pass  # a full batch: there may be more right behind it
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("outbox.relay_failed", error=repr(exc))
                     listener = await self._relisten(listener)
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 except TimeoutError:
