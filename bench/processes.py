@@ -23,9 +23,9 @@ def _tail(process: Process) -> str:
     return process.log_path.read_text(errors="replace")[-2000:]
 
 
-async def _consuming(channel_of: aio_pika.abc.AbstractConnection, topology: ServiceTopology) -> bool:
+async def _consuming(connection: aio_pika.abc.AbstractConnection, topology: ServiceTopology) -> bool:
     try:
-        channel = await channel_of.channel()
+        channel = await connection.channel()
         work = await channel.declare_queue(topology.work.name, passive=True)
         await channel.declare_queue(topology.parked.name, passive=True)  # declared after consuming started
         await channel.close()
