@@ -5,10 +5,10 @@ committed, and every caller who waits gets an answer.
 
     message ─► meta (id, org, user) ─► BEGIN
                  inbox.claim ── known id ──► stored reply (replayed) ────────┐
-                 handler (savepoint) ─► effect + outbox events               │
+                 handler ─► effect + outbox events                           │
                  inbox.complete(reply)                                       │
                COMMIT ─► reply to reply_to ─► ack ◄──────────────────────────┘
-    Rejected ─► its reply is stored like any other answer (nothing changed)
+    Rejected ─► ROLLBACK; the refusal is stored in its own transaction, like any answer
     other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
 """
 import json
@@ -95,19 +95,24 @@ class Commands:
 
     async def _execute(self, meta: Meta, command: BaseModel, handler: Handler) -> tuple[Reply, bool]:
         print_ = inbox.fingerprint(meta.command, command)
-        async with db.transaction(self.pool) as conn:
-            stored = await inbox.claim(conn, meta.message_id, meta.org_id, meta.command, print_)
-            if stored is not None:
-                return stored, True
-            try:
-                async with conn.transaction():  # a savepoint: a refusal undoes the handler's writes only
-                    outcome = await handler(conn, command, meta)
-                    await outbox.add(conn, outcome.events)
-                reply = outcome.reply
-            except Rejected as exc:
-                reply = exc.reply()
-            await inbox.complete(conn, meta.message_id, reply)
-        return reply, False
+        try:
+            async with db.transaction(self.pool) as conn:
+                stored = await inbox.claim(conn, meta.message_id, meta.org_id, meta.command, print_)
+                if stored is not None:
+                    return stored, True
+                outcome = await handler(conn, command, meta)
+                await outbox.add(conn, outcome.events)
+                await inbox.complete(conn, meta.message_id, outcome.reply)
+            return outcome.reply, False
+        except inbox.KeyReused:
+            raise
+        except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
+            async with db.transaction(self.pool) as conn:
+                stored = await inbox.claim(conn, meta.message_id, meta.org_id, meta.command, print_)
+                if stored is not None:  # a concurrent delivery of the same id answered first
+                    return stored, True
+                await inbox.complete(conn, meta.message_id, refusal.reply())
+            return refusal.reply(), False
 
     async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception) -> None:
         raw = msg.raw_message

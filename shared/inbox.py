@@ -24,16 +24,19 @@ def fingerprint(command: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def key_reused(message_id: str) -> Rejected:
-    return Rejected(422, "Idempotency key reused",
-                    f"message id {message_id} was already used with a different body; nothing was changed",
-                    "/problems/idempotency-key-reused")
+class KeyReused(Rejected):
+    """A known message id with another body: refused, and (unlike other refusals) not stored."""
+
+    def __init__(self, message_id: str):
+        super().__init__(422, "Idempotency key reused",
+                         f"message id {message_id} was already used with a different body; nothing was changed",
+                         "/problems/idempotency-key-reused")
 
 
 async def claim(conn: asyncpg.Connection, message_id: str, org_id: str, command: str, print_: str) -> Reply | None:
     """Reserve the id inside the caller's transaction; return the stored reply if it was done.
 
-    Raises `Rejected` (422) when the id was used with another body or by another organisation.
+    Raises `KeyReused` (422) when the id was used with another body or by another organisation.
     """
     inserted = await conn.fetchval(
         "INSERT INTO inbox (message_id, org_id, command, fingerprint) VALUES ($1, $2, $3, $4) "
@@ -47,7 +50,7 @@ async def claim(conn: asyncpg.Connection, message_id: str, org_id: str, command:
         return None
     row = await conn.fetchrow("SELECT fingerprint, org_id, status, reply FROM inbox WHERE message_id = $1", message_id)
     if row["fingerprint"] != print_ or row["org_id"] != org_id:
-        raise key_reused(message_id)
+        raise KeyReused(message_id)
     return Reply(status=row["status"], body=row["reply"])
 
 

@@ -16,10 +16,10 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 from services.leads import domain, repository
 from shared import inbox
 from shared.consumer import Commands, Meta, Outcome
-from shared.contracts.envelope import Reply
+from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import (
     BulkFailure, BulkReply, BulkUpdateLeadStatus, CreateLead, GetCommand, GetLead, LeadCreated, LeadPage, LeadReply,
-    LeadStatusChanged, LeadStatusReply, LeadStatusView, LeadView, ListLeads, UpdateLeadStatus,
+    LeadStatus, LeadStatusChanged, LeadStatusReply, LeadStatusView, LeadView, ListLeads, UpdateLeadStatus,
 )
 from shared.retry import Rejected, invalid, not_found
 
@@ -42,39 +42,40 @@ class LeadHandlers:
         return Outcome(ok(LeadReply(lead=lead), 201), [meta.event("leads.created", created)])
 
     async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:
-        current = (await repository.lock_statuses(conn, meta.org_id, [cmd.leadId])).get(cmd.leadId)
-        if current is None:
+        lead = (await repository.lock_statuses(conn, meta.org_id, [cmd.leadId])).get(cmd.leadId)
+        if lead is None:
             raise not_found("lead", cmd.leadId)
-        events = []
-        if domain.check_move(cmd.leadId, current, cmd.status, cmd.expectedStatus):
-            events = await self._apply(conn, meta, [cmd.leadId], cmd.status, {cmd.leadId: current})
-        (row,) = await repository.statuses(conn, meta.org_id, [cmd.leadId])
-        return Outcome(ok(LeadStatusReply(lead=LeadStatusView(**row))), events)
+        if not domain.check_move(cmd.leadId, lead["status"], cmd.status, cmd.expectedStatus):
+            return Outcome(ok(LeadStatusReply(lead=LeadStatusView(**lead))))
+        changed, events = await self._apply(conn, meta, {cmd.leadId: lead["status"]}, cmd.status)
+        return Outcome(ok(LeadStatusReply(lead=changed[cmd.leadId])), events)
 
     async def bulk_update_status(self, conn: asyncpg.Connection, cmd: BulkUpdateLeadStatus, meta: Meta) -> Outcome:
         ids = list(dict.fromkeys(cmd.leadIds))  # a repeated id counts once, first order kept
         current = await repository.lock_statuses(conn, meta.org_id, ids)
         failed = [BulkFailure(leadId=i, reason=r) for i in ids
-                  if (r := domain.bulk_failure_reason(current.get(i), cmd.status)) is not None]
+                  if (r := domain.bulk_failure_reason(current[i]["status"] if i in current else None, cmd.status))]
         if failed:
             raise Rejected(409, "Bulk status change refused",
                            f"{len(failed)} of {len(ids)} leads cannot move to {cmd.status}; nothing was changed",
                            "/problems/bulk-refused", updated=0, failed=[f.model_dump() for f in failed], leads=[])
-        changing = [i for i in ids if current[i] != cmd.status]
-        events = await self._apply(conn, meta, changing, cmd.status, current)
-        rows = {r["id"]: r for r in await repository.statuses(conn, meta.org_id, ids)}
-        leads = [LeadStatusView(**rows[i]) for i in ids]
+        changing = {i: current[i]["status"] for i in ids if current[i]["status"] != cmd.status}
+        changed, events = await self._apply(conn, meta, changing, cmd.status)
+        leads = [changed.get(i) or LeadStatusView(**current[i]) for i in ids]
         return Outcome(ok(BulkReply(updated=len(changing), failed=[], leads=leads)), events)
 
-    async def _apply(self, conn: asyncpg.Connection, meta: Meta, ids: list[str], status: str,
-                     previous: dict[str, str]) -> list:  # type: ignore[type-arg]
-        if not ids:
-            return []
+    async def _apply(self, conn: asyncpg.Connection, meta: Meta, previous: dict[str, str],
+                     status: LeadStatus) -> tuple[dict[str, LeadStatusView], list[Event]]:
+        """Move the leads in `previous` (id -> old status) to `status`; their new views and events."""
+        if not previous:
+            return {}, []
         now = datetime.now(UTC)
-        await repository.set_status(conn, meta.org_id, ids, status, now, meta.user_id, meta.message_id, previous)
-        return [meta.event("leads.status_changed",
-                           LeadStatusChanged(leadId=i, from_=previous[i], to=status, changedAt=now, by=meta.user_id))
-                for i in ids]
+        await repository.set_status(conn, meta.org_id, list(previous), status, now, meta.user_id, meta.message_id)
+        views = {i: LeadStatusView(id=i, status=status, status_changed_at=now) for i in previous}
+        events = [meta.event("leads.status_changed",
+                             LeadStatusChanged(leadId=i, from_=old, to=status, changedAt=now, by=meta.user_id))
+                  for i, old in previous.items()]
+        return views, events
 
     # Queries -----------------------------------------------------------------
     async def get(self, conn: asyncpg.Connection, query: GetLead, org: str) -> Reply:
@@ -111,7 +112,12 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
 
 def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands, leads: LeadHandlers) -> None:
     def routed(key: str):  # type: ignore[no-untyped-def]
-        return lambda m: (m.raw_message.headers or {}).get("x-routing-key", m.raw_message.routing_key) == key
+        # async on purpose: FastStream runs a sync filter in a worker thread, a hop per message.
+        async def matches(message: RabbitMessage) -> bool:
+            raw = message.raw_message
+            return (raw.headers or {}).get("x-routing-key", raw.routing_key) == key
+
+        return matches
 
     @commands(filter=routed("leads.create"))
     async def create_lead(body: CreateLead, msg: RabbitMessage) -> None:

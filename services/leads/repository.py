@@ -31,33 +31,27 @@ async def get(conn: asyncpg.Connection, org: str, lead_id: str) -> asyncpg.Recor
     return await conn.fetchrow(f"SELECT {COLUMNS} FROM leads WHERE id = $1 AND org_id = $2", ident, org)
 
 
-async def lock_statuses(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> dict[str, str]:
-    """Lock the leads (in id order, so concurrent bulk changes cannot deadlock) and return their statuses."""
+async def lock_statuses(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """Lock the leads (in id order, so concurrent bulk changes cannot deadlock); their id, status and change time."""
     idents = [u for u in map(as_uuid, lead_ids) if u is not None]
     rows = await conn.fetch(
-        "SELECT id::text AS id, status FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2 ORDER BY id FOR UPDATE",
+        "SELECT id::text AS id, status, status_changed_at FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2 "
+        "ORDER BY id FOR UPDATE",
         idents, org,
     )
-    return {r["id"]: r["status"] for r in rows}
+    return {r["id"]: r for r in rows}
 
 
 async def set_status(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str], status: str, at: datetime,
-                     by: str, command_id: str, previous: dict[str, str]) -> None:
+                     by: str, command_id: str) -> None:
+    """Change the status and write one history row per lead, in one statement."""
     await conn.execute(
-        "UPDATE leads SET status = $3, status_changed_at = $4 WHERE id = ANY($1::uuid[]) AND org_id = $2",
-        [UUID(i) for i in lead_ids], org, status, at,
-    )
-    await conn.executemany(
+        "WITH before AS (SELECT id, status FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2), "
+        "changed AS (UPDATE leads SET status = $3, status_changed_at = $4 FROM before "
+        "            WHERE leads.id = before.id RETURNING leads.id, before.status AS from_status) "
         "INSERT INTO lead_status_history (lead_id, org_id, from_status, to_status, changed_at, changed_by, command_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [(UUID(i), org, previous[i], status, at, by, command_id) for i in lead_ids],
-    )
-
-
-async def statuses(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT id::text AS id, status, status_changed_at FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2",
-        [UUID(i) for i in lead_ids], org,
+        "SELECT id, $2, from_status, $3, $4, $5, $6 FROM changed",
+        [UUID(i) for i in lead_ids], org, status, at, by, command_id,
     )
 
 
