@@ -4,11 +4,10 @@ Guarantee: a command takes effect exactly once, is acked only after its effect
 committed, and every caller who waits gets an answer.
 
     message ─► meta (id, org, user) ─► BEGIN
-                 inbox.claim ── known id ──► stored reply (replayed) ────────┐
-                 handler ─► effect + outbox events                           │
-                 inbox.complete(reply)                                       │
-               COMMIT ─► reply to reply_to ─► ack ◄──────────────────────────┘
-    Rejected ─► ROLLBACK; the refusal is stored in its own transaction, like any answer
+                 handler ─► effect + outbox events
+                 inbox.record(id, reply) ── known id ──► ROLLBACK ─► stored reply (replayed) ─┐
+               COMMIT ─► reply to reply_to ─► ack ◄───────────────────────────────────────────┘
+    Rejected ─► ROLLBACK; the refusal is recorded in its own transaction, like any answer
     other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
 """
 import json
@@ -96,23 +95,19 @@ class Commands:
     async def _execute(self, meta: Meta, command: BaseModel, handler: Handler) -> tuple[Reply, bool]:
         print_ = inbox.fingerprint(meta.command, command)
         try:
-            async with db.transaction(self.pool) as conn:
-                stored = await inbox.claim(conn, meta.message_id, meta.org_id, meta.command, print_)
-                if stored is not None:
-                    return stored, True
-                outcome = await handler(conn, command, meta)
-                await outbox.add(conn, outcome.events)
-                await inbox.complete(conn, meta.message_id, outcome.reply)
-            return outcome.reply, False
-        except inbox.KeyReused:
-            raise
-        except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
-            async with db.transaction(self.pool) as conn:
-                stored = await inbox.claim(conn, meta.message_id, meta.org_id, meta.command, print_)
-                if stored is not None:  # a concurrent delivery of the same id answered first
-                    return stored, True
-                await inbox.complete(conn, meta.message_id, refusal.reply())
-            return refusal.reply(), False
+            try:
+                async with db.transaction(self.pool) as conn:
+                    outcome = await handler(conn, command, meta)
+                    await outbox.add(conn, outcome.events)
+                    await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply)
+                return outcome.reply, False
+            except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
+                async with db.transaction(self.pool) as conn:
+                    await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, refusal.reply())
+                return refusal.reply(), False
+        except inbox.AlreadyDone:
+            async with self.pool.acquire() as conn:
+                return await inbox.stored(conn, meta.message_id, meta.org_id, print_), True
 
     async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception) -> None:
         raw = msg.raw_message

@@ -1,12 +1,15 @@
 """The inbox: a command takes effect at most once per message id.
 
-Guarantee: the row (message_id, fingerprint, reply) is written in the same
-transaction as the command's effect. So after a commit, any redelivery or
-republication of that message id finds the row and gets the stored reply with no
-second effect; before the commit, nothing of it exists and the retry runs it anew.
+Guarantee: the row (message_id, fingerprint, reply) is inserted in the same
+transaction as the command's effect, as its last write. If the id is already
+there, the insert finds it (a concurrent transaction with the same id makes it
+wait for that one's commit), the whole transaction is rolled back, and the
+stored reply is given instead: no second effect, whether the message was
+redelivered, republished, or sent twice at the same moment. A refusal is stored
+the same way, so the same command is refused the same way again.
 
-Two deliveries of one id at the same moment: the second INSERT waits on the first
-transaction's uncommitted key, then finds the committed row (READ COMMITTED).
+    BEGIN ─ handler (effect + outbox) ─ inbox.record ─┬─ inserted ─► COMMIT
+                                                      └─ known id ─► ROLLBACK ─► inbox.stored
 """
 import hashlib
 import json
@@ -19,11 +22,6 @@ from shared.contracts.envelope import Reply
 from shared.retry import Rejected
 
 
-def fingerprint(command: str, body: BaseModel) -> str:
-    canonical = json.dumps([command, body.model_dump(mode="json")], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 class KeyReused(Rejected):
     """A known message id with another body: refused, and (unlike other refusals) not stored."""
 
@@ -33,36 +31,39 @@ class KeyReused(Rejected):
                          "/problems/idempotency-key-reused")
 
 
-async def claim(conn: asyncpg.Connection, message_id: str, org_id: str, command: str, print_: str) -> Reply | None:
-    """Reserve the id inside the caller's transaction; return the stored reply if it was done.
+class AlreadyDone(Exception):
+    """Raised inside the transaction to roll it back: this message id has its answer already."""
 
-    Raises `KeyReused` (422) when the id was used with another body or by another organisation.
-    """
+
+def fingerprint(command: str, body: BaseModel) -> str:
+    canonical = json.dumps([command, body.model_dump(mode="json")], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command: str, print_: str,
+                 reply: Reply) -> None:
+    """The last write of a command's transaction; raises `AlreadyDone` when the id is known."""
     inserted = await conn.fetchval(
-        "INSERT INTO inbox (message_id, org_id, command, fingerprint) VALUES ($1, $2, $3, $4) "
+        "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
         "ON CONFLICT (message_id) DO NOTHING RETURNING true",
-        message_id,
-        org_id,
-        command,
-        print_,
+        message_id, org_id, command, print_, reply.status, reply.body,
     )
-    if inserted:
-        return None
+    if not inserted:
+        raise AlreadyDone(message_id)
+
+
+async def stored(conn: asyncpg.Connection, message_id: str, org_id: str, print_: str) -> Reply:
+    """The answer recorded for a known id; `KeyReused` when it came with another body or organisation."""
     row = await conn.fetchrow("SELECT fingerprint, org_id, status, reply FROM inbox WHERE message_id = $1", message_id)
     if row["fingerprint"] != print_ or row["org_id"] != org_id:
         raise KeyReused(message_id)
     return Reply(status=row["status"], body=row["reply"])
 
 
-async def complete(conn: asyncpg.Connection, message_id: str, reply: Reply) -> None:
-    await conn.execute("UPDATE inbox SET status = $2, reply = $3 WHERE message_id = $1", message_id, reply.status, reply.body)
-
-
 async def stored_reply(conn: asyncpg.Connection, message_id: str, org_id: str) -> Reply | None:
     """The final answer of a command, if it has one (and belongs to this org)."""
-    row = await conn.fetchrow(
-        "SELECT status, reply FROM inbox WHERE message_id = $1 AND org_id = $2 AND status IS NOT NULL", message_id, org_id
-    )
+    row = await conn.fetchrow("SELECT status, reply FROM inbox WHERE message_id = $1 AND org_id = $2",
+                              message_id, org_id)
     return Reply(status=row["status"], body=row["reply"]) if row else None
 
 

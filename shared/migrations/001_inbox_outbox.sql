@@ -5,8 +5,8 @@ CREATE TABLE inbox (
     org_id       text NOT NULL,
     command      text NOT NULL,
     fingerprint  text NOT NULL,
-    status       integer,
-    reply        jsonb,
+    status       integer NOT NULL,
+    reply        jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX inbox_created_at ON inbox (created_at);

@@ -5,17 +5,15 @@ const $ = (selector) => document.querySelector(selector);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const state = { leads: new Map(), order: [], rows: new Map(), cursor: null, selected: new Set(), busy: new Map() };
 const retryKeys = new Map(); // what a press sends -> its Idempotency-Key, kept while the outcome is unknown
-const seenEvents = new Set();
+const seenEvents = new Set(); // event ids already applied (the feed may repeat one after a reconnect)
 let ws = null, wsTimer = null, wsDelay = 500, welcomedBefore = false, loadSeq = 0;
 
 const token = () => localStorage.getItem("crm.jwt") || "";
 
-function el(tag, props = {}, ...children) {
+function el(tag, props = {}, ...children) { // props: on<event> listeners, class, or DOM properties
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
-    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k === "class") node.className = v;
-    else node[k] = v;
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v); else node[k === "class" ? "className" : k] = v;
   }
   node.append(...children.filter((c) => c != null));
   return node;
@@ -54,10 +52,8 @@ const leadName = (id) => (state.leads.get(id) ? `${state.leads.get(id).name} (${
 // The text of an error answer: title and detail of a problem+json body, its field errors and bulk failures.
 function describe(res) {
   const b = res.body && typeof res.body === "object" ? res.body : {};
-  if (!b.title && !b.detail) {
-    const raw = typeof res.body === "string" ? res.body.slice(0, 300) : "";
-    return [`HTTP ${res.status} ${res.statusText || ""}`.trim(), raw ? [raw] : []];
-  }
+  const raw = typeof res.body === "string" && res.body ? [res.body.slice(0, 300)] : [];
+  if (!b.title && !b.detail) return [`HTTP ${res.status} ${res.statusText || ""}`.trim(), raw];
   const details = (b.errors || []).map((e) => `${e.field || "body"}: ${e.message}`);
   for (const f of b.failed || []) details.push(`${leadName(f.leadId)}: ${f.reason}`);
   return [`${b.title || "Error"} (${res.status}): ${b.detail || ""}`, details];
@@ -108,12 +104,10 @@ async function command(label, path, body, button, leadIds = []) {
       res = await poll(res.location || `/api/commands/leads/${id}`);
       if (!res) return note.update("error", `${label}: still queued after 10 minutes; it will take effect, reload later.`), null;
     }
-    if (res.status >= 500) {
-      const [text, details] = describe(res);
-      return note.update("error", `${label} failed: ${text}. Press again to retry (same Idempotency-Key).`, details), null;
-    }
+    const [text, details] = describe(res);
+    if (res.status >= 500) return note.update("error", `${label} failed: ${text}. Press again to retry (same key).`, details), null;
     retryKeys.delete(signature);
-    if (res.status >= 400) return note.update("error", `${label} refused: ${describe(res)[0]}`, describe(res)[1]), null;
+    if (res.status >= 400) return note.update("error", `${label} refused: ${text}`, details), null;
     note.update("ok", `${label}: done${res.replayed ? " (replayed: it had already been done)" : ""}`);
     return res.body;
   } catch (err) {
@@ -127,9 +121,8 @@ async function command(label, path, body, button, leadIds = []) {
 }
 
 // Leads table -------------------------------------------------------------------
-function newer(lead, changedAt) {
-  return !lead.status_changed_at || !changedAt || new Date(changedAt) >= new Date(lead.status_changed_at);
-}
+// Replies and events may arrive in any order: a status only replaces an older one.
+const newer = (lead, at) => !lead.status_changed_at || !at || new Date(at) >= new Date(lead.status_changed_at);
 
 function upsert(lead) {
   const known = state.leads.get(lead.id);
@@ -137,6 +130,12 @@ function upsert(lead) {
     status_changed_at: known.status_changed_at }; // an event newer than this page already arrived
   state.leads.set(lead.id, { ...known, ...lead });
   if (!state.order.includes(lead.id)) state.order.push(lead.id);
+}
+
+function addLead(lead) { // a lead just created (by this page or another): shown at once, highlighted
+  const fresh = !state.leads.has(lead.id);
+  upsert(lead);
+  if (fresh) { renderAll(); state.rows.get(lead.id).classList.add("flash"); }
 }
 
 function setStatus(id, status, changedAt) {
@@ -151,6 +150,9 @@ function setBusy(ids, text) {
   for (const id of ids) { text ? state.busy.set(id, text) : state.busy.delete(id); refreshRow(id); }
 }
 
+const shortTime = (d) => (d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString()
+  : d.toLocaleString([], { dateStyle: "short", timeStyle: "short" }));
+
 function row(lead) {
   const busy = state.busy.get(lead.id);
   const when = lead.status_changed_at ? new Date(lead.status_changed_at) : null;
@@ -164,8 +166,7 @@ function row(lead) {
     el("td", { textContent: lead.email || "" }),
     el("td", {}, el("span", { class: "pill " + lead.status, textContent: lead.status }),
       busy ? el("span", { class: "busy", textContent: " " + busy }) : null),
-    el("td", { class: "nowrap", textContent: when ? when.toLocaleString([], { dateStyle: "short", timeStyle: "medium" })
-      : "", title: lead.status_changed_at || "" }),
+    el("td", { class: "nowrap", textContent: when ? shortTime(when) : "", title: lead.status_changed_at || "" }),
     el("td", { class: "moves" }, ...moves));
 }
 
@@ -173,19 +174,19 @@ function refreshRow(id, flash = false) {
   const lead = state.leads.get(id), old = state.rows.get(id);
   if (!lead || !old) return;
   const tr = row(lead);
-  state.rows.set(id, tr);
-  old.replaceWith(tr);
   if (flash) tr.classList.add("flash");
+  state.rows.set(id, tr); old.replaceWith(tr);
 }
 
 function renderAll() {
   state.rows = new Map(state.order.map((id) => [id, state.rows.get(id) || row(state.leads.get(id))]));
+  for (const id of [...state.selected]) if (!state.rows.has(id)) state.selected.delete(id);
+  for (const [id, tr] of state.rows) tr.querySelector("input").checked = state.selected.has(id);
   $("#rows").replaceChildren(...state.rows.values());
   $("#count").textContent = `${state.order.length} lead(s) loaded${state.cursor ? ", more available" : ""}`;
   $("#empty").hidden = state.order.length > 0;
   $("#empty").textContent = token() ? "No leads yet: create one above." : "Paste a JWT above to see your organisation's leads.";
   $("#more").hidden = !state.cursor;
-  for (const id of [...state.selected]) if (!state.leads.has(id) || !state.order.includes(id)) state.selected.delete(id);
   updateBulk();
 }
 
@@ -240,10 +241,8 @@ function onEvent(frame) {
   if (frame.id) { seenEvents.add(frame.id); if (seenEvents.size > 5000) seenEvents.clear(); }
   const d = frame.data || {};
   if (frame.topic === "leads.created") {
-    const fresh = !state.leads.has(d.leadId);
-    upsert({ id: d.leadId, name: d.name, phone: d.phone, email: d.email, status: d.status,
+    addLead({ id: d.leadId, name: d.name, phone: d.phone, email: d.email, status: d.status,
       created_at: d.createdAt, status_changed_at: d.createdAt });
-    if (fresh) { renderAll(); state.rows.get(d.leadId).classList.add("flash"); }
     feed(frame, `${d.name} (${d.phone}) created by ${d.by}`);
   } else if (frame.topic === "leads.status_changed") {
     setStatus(d.leadId, d.to, d.changedAt);
@@ -287,22 +286,16 @@ function connect() {
 }
 
 // Wiring ------------------------------------------------------------------------
-function start() {
+function start() { // (re)start with the stored token
   welcomedBefore = false;
   state.leads.clear(); state.order = []; state.rows.clear(); state.selected.clear(); state.cursor = null;
-  renderAll();
-  connect();
-  loadLeads();
+  renderAll(); connect(); loadLeads();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const s of STATUSES) $("#bulk-status").append(el("option", { value: s, textContent: s }));
   $("#token").value = token();
-  $("#token-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    localStorage.setItem("crm.jwt", $("#token").value.trim());
-    start();
-  });
+  $("#token-form").addEventListener("submit", (e) => { e.preventDefault(); localStorage.setItem("crm.jwt", $("#token").value.trim()); start(); });
   $("#forget").addEventListener("click", () => { localStorage.removeItem("crm.jwt"); $("#token").value = ""; start(); });
   $("#create").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -310,20 +303,11 @@ document.addEventListener("DOMContentLoaded", () => {
     const body = { name: data.get("name").trim(), phone: data.get("phone").trim() };
     if (data.get("email").trim()) body.email = data.get("email").trim();
     const answer = await command(`Create lead ${body.name}`, "/api/leads", body, form.querySelector("button"));
-    if (!answer || !answer.lead) return;
-    form.reset();
-    const fresh = !state.leads.has(answer.lead.id);
-    upsert(answer.lead);
-    renderAll();
-    if (fresh) state.rows.get(answer.lead.id).classList.add("flash");
+    if (answer && answer.lead) { form.reset(); addLead(answer.lead); }
   });
   $("#bulk-apply").addEventListener("click", (e) => changeStatus([...state.selected], $("#bulk-status").value, e.target));
-  $("#bulk-clear").addEventListener("click", () => { state.selected.clear(); state.rows.clear(); renderAll(); });
-  $("#select-all").addEventListener("change", (e) => {
-    state.selected = new Set(e.target.checked ? state.order : []);
-    state.rows.clear();
-    renderAll();
-  });
+  $("#bulk-clear").addEventListener("click", () => { state.selected.clear(); renderAll(); });
+  $("#select-all").addEventListener("change", (e) => { state.selected = new Set(e.target.checked ? state.order : []); renderAll(); });
   $("#more").addEventListener("click", () => loadLeads(true));
   $("#reload").addEventListener("click", () => loadLeads());
   start();
