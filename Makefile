@@ -1,5 +1,5 @@
 # The two commands: `make run` (the system) and `make test` (the suite).
-# Both create .venv and install requirements.txt when needed.
+# Both create .venv and install requirements-dev.txt (runtime + tools) when needed.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -18,11 +18,11 @@ USER ?= agent
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
 $(SECRET_FILE):

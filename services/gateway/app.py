@@ -11,7 +11,7 @@ from services.gateway.bus import Bus
 from services.gateway.keys import BUS, HUB, SERVICES, SETTINGS
 from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
-from services.gateway.ws import Hub
+from services.gateway.ws import TOO_SLOW, Hub
 from shared import logging
 
 ROUTED_SERVICES = ["leads"]
@@ -51,8 +51,17 @@ async def authenticate(request: web.Request, handler):  # type: ignore[no-untype
 async def broker(app: web.Application) -> AsyncIterator[None]:
     await app[BUS].start()
     yield
-    await app[HUB].close_all()
     await app[BUS].stop()
+
+
+async def close_screens(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for open handlers: websockets would hold it up.
+    await app[HUB].close_all()
+
+
+async def screens_missed_events(app: web.Application) -> None:
+    """While the broker connection was down, this gateway's events queue was gone: make screens reload."""
+    await app[HUB].close_all(TOO_SLOW, b"events may have been missed; reconnect and reload")
 
 
 def init_app(settings: GatewaySettings) -> web.Application:
@@ -61,7 +70,9 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app[SETTINGS] = settings
     app[HUB] = hub
     app[SERVICES] = ROUTED_SERVICES
-    app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, hub.dispatch)
+    app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, hub.dispatch,
+                   on_reconnect=lambda: screens_missed_events(app))
     app.cleanup_ctx.append(broker)
+    app.on_shutdown.append(close_screens)
     setup_routes(app)
     return app

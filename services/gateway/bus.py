@@ -11,7 +11,7 @@ connection: while the broker is unreachable, `call` fails fast with
 """
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +39,10 @@ class Answer:
 
 
 class Bus:
-    def __init__(self, url: str, services: list[str], publish_timeout: float, on_event: EventSink):
+    def __init__(self, url: str, services: list[str], publish_timeout: float, on_event: EventSink,
+                 on_reconnect: Callable[[], Awaitable[None]] | None = None):
         self._url, self._services, self._publish_timeout, self._on_event = url, services, publish_timeout, on_event
+        self._on_reconnect = on_reconnect
         self._instance = uuid4().hex[:12]
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -89,7 +91,13 @@ class Bus:
         await events.consume(self._on_event_message, no_ack=True)
         self._exchanges = {name: await channel.get_exchange(name) for name in (topology.COMMANDS, topology.QUERIES)}
         self._connection, self._channel = connection, channel
+        connection.reconnect_callbacks.add(self._reconnected)
         log.info("bus.connected")
+
+    async def _reconnected(self, *_: object) -> None:
+        log.warning("bus.reconnected")
+        if self._on_reconnect is not None:
+            await self._on_reconnect()
 
     async def call(self, exchange: str, routing_key: str, body: bytes, *, message_id: str, correlation_id: str,
                    org: str, user: str, wait: float, persistent: bool) -> Answer | None:

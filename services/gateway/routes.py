@@ -8,15 +8,23 @@ from services.gateway.keys import HUB
 STATIC = Path(__file__).parent / "static"
 
 
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    return await request.app[HUB].handle(request)
+
+
+async def console(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/api/openapi.json", openapi.serve)
     app.router.add_post("/api/leads", views.create_lead)
     app.router.add_get("/api/leads", views.list_leads)
-    app.router.add_get("/api/leads/{lead_id}", views.get_lead)
     app.router.add_post("/api/leads/update-status", views.update_lead_status)
+    app.router.add_get("/api/leads/{lead_id}", views.get_lead)
     app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
-    app.router.add_get("/ws", lambda request: request.app[HUB].handle(request))
-    app.router.add_get("/", lambda _: web.FileResponse(STATIC / "index.html"))
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/", console)
     app.router.add_static("/static", STATIC)

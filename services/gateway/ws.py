@@ -99,7 +99,8 @@ class Hub:
         finally:
             self.clients.get(client.org, set()).discard(client)
             sender.cancel()
-            with suppress(asyncio.CancelledError):
+            # A client that vanished makes the sender fail: that is a goodbye, not an error.
+            with suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                 await sender
         return ws
 
@@ -131,7 +132,11 @@ class Hub:
             frame = await client.queue.get()
             await client.ws.send_str(frame)
 
-    async def close_all(self) -> None:
-        for clients in list(self.clients.values()):
-            for client in list(clients):
-                await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: bytes = b"gateway shutting down",
+                        timeout: float = 5) -> None:
+        """Close every open screen at once (shutdown, or after events may have been missed)."""
+        closing = [client.ws.close(code=code, message=reason) for clients in self.clients.values() for client in clients]
+        if closing:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*closing, return_exceptions=True)
