@@ -114,3 +114,26 @@ async def test_killed_between_commit_and_ack_the_command_takes_effect_once(
     assert len(await history(infra, lead)) == 1
     await probe.barrier(org)
     assert len(probe.events_of(org, "leads.status_changed", lead)) == 1
+
+
+async def test_a_graceful_stop_with_a_command_in_flight_loses_nothing(
+        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    lead = await create(probe, org)
+    watcher = await asyncpg.connect(infra.database_url)
+    try:
+        async with row_locked(infra, lead):
+            correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org,
+                                              message_id=uuid4().hex)
+            await eventually(lambda: watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'leads' AND wait_event_type = 'Lock'"),
+                10, 0.02, "the command to be in flight, waiting for the lead's lock")
+            returncode = await asyncio.to_thread(stack.processes["leads"].stop)  # SIGTERM
+        assert returncode == 0, "the service must stop cleanly, not be killed"
+        assert await history(infra, lead) == []
+    finally:
+        await watcher.close()
+        stack.start("leads")
+        await stack.wait_started("leads")
+    replies = await probe.reply(correlation_id)
+    assert [r.status for r in replies] == [200]
+    assert len(await history(infra, lead)) == 1
