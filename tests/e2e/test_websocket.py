@@ -96,3 +96,28 @@ async def test_a_malformed_hello_closes_with_4400(api: Api) -> None:
     assert await close_code(api, "not json") == 4400
     assert await close_code(api, json.dumps({"type": "subscribe"})) == 4400
     assert await close_code(api, json.dumps({"type": "hello", "token": "t", "topics": "leads.*"})) == 4400
+
+
+async def test_two_gateways_side_by_side_each_deliver_every_event(api: Api, org: str, stack) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.stack import free_port
+
+    port = free_port()
+    second = stack.start("gateway-2", "services.gateway", GATEWAY_PORT=str(port))
+    try:
+        other = Api(api.http, f"http://127.0.0.1:{port}", api.token)
+
+        async def ready() -> bool:
+            try:
+                async with api.http.get(other.url + "/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, 20, 0.1, "the second gateway")
+        async with screen(api, org, ["leads.*"]) as first, screen(other, org, ["leads.*"]) as there:
+            lead = (await api.create_lead())["id"]
+            for opened in (first, there):
+                (event,) = await eventually(lambda o=opened: o.events("leads.created"), 10, what="the event")
+                assert event["data"]["leadId"] == lead
+    finally:
+        second.stop()
