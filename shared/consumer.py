@@ -54,6 +54,13 @@ class Meta:
         return cls(raw.message_id, str(headers[Header.ORG]), str(headers[Header.USER]), command,
                    raw.correlation_id, raw.reply_to, int(headers.get(Header.ATTEMPT, 1)), headers)
 
+    @classmethod
+    def of_event(cls, msg: RabbitMessage, event: Event) -> "Meta":
+        """An event consumed like a command: its id is the dedupe key, its type the command."""
+        headers = dict(msg.raw_message.headers or {})
+        return cls(str(event.id), event.org_id, "events", str(headers.get(Header.ROUTING_KEY) or event.type),
+                   event.correlation_id, None, int(headers.get(Header.ATTEMPT, 1)), headers)
+
     def event(self, type_: str, data: BaseModel) -> Event:
         return Event(type=type_, org_id=self.org_id, command_id=self.message_id, correlation_id=self.correlation_id,
                      data=data.model_dump(mode="json", by_alias=True))
@@ -79,6 +86,13 @@ class Commands:
             meta = Meta.of(msg)
         except Rejected as exc:
             return await self.refuse(msg, exc)
+        await self._run(msg, meta, command, handler)
+
+    async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler) -> None:
+        """An event this service subscribed to: at most one effect per event id, retried like a command."""
+        await self._run(msg, Meta.of_event(msg, event), event, handler)
+
+    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, handler: Handler) -> None:
         with logging.bind(command_id=meta.message_id, correlation_id=meta.correlation_id, org_id=meta.org_id):
             try:
                 reply, replayed = await self._execute(meta, command, handler)

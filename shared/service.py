@@ -62,6 +62,7 @@ class Service:
         self.commands.pool = self.pool
 
     async def _started(self) -> None:
+        await self.topology.bind_subscriptions(await self.broker.declare_queue(self.topology.work.faststream()))
         for tier in range(len(self.topology.retry_delays)):
             await self.broker.declare_queue(self.topology.delay(tier).faststream())
         await self.broker.declare_queue(self.topology.parked.faststream())

@@ -1,6 +1,7 @@
 """RabbitMQ topology, declared from one place by everyone who needs it.
 
     producer ──► [commands] topic ──leads.*──► leads.commands (quorum)  ◄──────┐
+    (a service's subscribed event types are bound to its work queue from [events])
                                                    │ transient failure        │ TTL expires,
                                                    ▼                          │ dead-lettered back
                                   default exchange ──► leads.retry.<ms> (classic, TTL) ─┘
@@ -26,6 +27,14 @@ QUERIES = "queries"
 EXCHANGES = (COMMANDS, EVENTS, QUERIES)
 QUERY_TTL_MS = 30_000
 
+# The events each service consumes. They are bound to its work queue, so an event
+# gets the same inbox (dedupe on the event id), retry and parking as a command.
+# Declared by the service and by the gateway, so none is lost before the service first runs.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "bookings": ("leads.created",),
+    "sms": ("leads.created", "appointments.confirmed"),
+}
+
 
 @dataclass(frozen=True)
 class QueueSpec:
@@ -45,10 +54,11 @@ class QueueSpec:
             self.name, queue_type=queue_type, durable=True, arguments=dict(self.arguments), routing_key=self.binding
         )
 
-    async def declare(self, channel: aio_pika.abc.AbstractChannel) -> None:
+    async def declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
         queue = await channel.declare_queue(self.name, durable=True, arguments=self.declare_arguments)
         if self.exchange:
             await queue.bind(self.exchange, self.binding)
+        return queue
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,14 @@ class ServiceTopology:
             arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work.name},
         )
 
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        return SUBSCRIPTIONS.get(self.service, ())
+
+    async def bind_subscriptions(self, queue: aio_pika.abc.AbstractQueue) -> None:
+        for event_type in self.subscriptions:
+            await queue.bind(EVENTS, event_type)
+
     def entry_queues(self) -> list[QueueSpec]:
         """What must exist for a message sent to the service to wait for it."""
         return [self.work, self.queries, self.parked]
@@ -108,5 +126,8 @@ async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> None:
 async def declare_entry(channel: aio_pika.abc.AbstractChannel, service: str) -> None:
     """What the gateway declares for a service it routes to."""
     await declare_exchanges(channel)
-    for spec in ServiceTopology(service, ()).entry_queues():
-        await spec.declare(channel)
+    topology = ServiceTopology(service, ())
+    for spec in topology.entry_queues():
+        queue = await spec.declare(channel)
+        if spec == topology.work:
+            await topology.bind_subscriptions(queue)
