@@ -75,6 +75,17 @@ class Outcome:
 Handler = Callable[[asyncpg.Connection, Any, Meta], Awaitable[Outcome]]
 
 
+def of_type(message_type: str) -> Callable[[RabbitMessage], Awaitable[bool]]:
+    """A FastStream filter: the message is a command (or event) of this type, also after a delay queue."""
+
+    # async on purpose: FastStream runs a sync filter in a worker thread, a hop per message.
+    async def matches(message: RabbitMessage) -> bool:
+        raw = message.raw_message
+        return (raw.headers or {}).get(Header.ROUTING_KEY, raw.routing_key) == message_type
+
+    return matches
+
+
 class Commands:
     def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, crash_after_commit: str = ""):
         self.broker, self.pool, self.topology = broker, pool, topology

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import asyncpg
 from faststream import AckPolicy, FastStream
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, create_model
 
 from shared import db, inbox, logging, topology
-from shared.consumer import Commands
-from shared.contracts.envelope import Event
+from shared.consumer import Commands, of_type
+from shared.contracts.envelope import Event, GetCommand, Reply
+from shared.retry import invalid
 from shared.outbox import Relay
 from shared.settings import ServiceSettings
 
@@ -46,6 +47,29 @@ class Service:
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, on_startup=[self._open], after_startup=[self._started],
                               on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
+
+    def finish_routing(self) -> None:
+        """Register after the service's own handlers: what every service answers the same way.
+
+        `<service>.query.command` gives an accepted command's final answer (202 until it has one);
+        a command or query of a type no handler took is answered 422.
+        """
+        commands = self.commands
+
+        @self.queries_in(filter=of_type(f"{self.name}.query.command"))
+        async def command_status(body: GetCommand, msg: RabbitMessage) -> None:
+            """The stored answer of a command, or 202 while it has none."""
+            await commands.answer(msg, lambda conn, org: _command_status(conn, body.commandId, org))
+
+        @self.commands_in
+        async def unknown_command(msg: RabbitMessage) -> None:
+            """Any other routing key: answered 422."""
+            await commands.refuse(msg, invalid(f"unknown command {msg.raw_message.routing_key}"))
+
+        @self.queries_in
+        async def unknown_query(msg: RabbitMessage) -> None:
+            """Any other routing key: answered 422."""
+            await commands.refuse(msg, invalid(f"unknown query {msg.raw_message.routing_key}"))
 
     def document_events(self, events: dict[str, type[BaseModel]]) -> None:
         """Describe the events this service publishes (through its outbox) in its AsyncAPI document."""
@@ -94,3 +118,8 @@ class Service:
         if self.pool is not None:
             await self.pool.close()
         log.info("service.stopped", service=self.name)
+
+
+async def _command_status(conn: asyncpg.Connection, command_id: str, org: str) -> Reply:
+    stored = await inbox.stored_reply(conn, command_id, org)
+    return stored or Reply(status=202, body={"command": {"id": command_id, "status": "accepted"}})

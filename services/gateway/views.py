@@ -13,8 +13,9 @@ from services.gateway.bus import Answer, Bus, Unavailable
 from services.gateway.errors import Problem, json_response, unavailable, validation_problem
 from services.gateway.keys import BUS, SETTINGS, SERVICES
 from shared import logging, topology
+from shared.contracts.envelope import GetCommand
 from shared.contracts.leads import (
-    BulkUpdateLeadStatus, CreateLead, GetCommand, GetLead, ListLeads, UpdateLeadStatus,
+    BulkUpdateLeadStatus, CreateLead, GetLead, ListLeads, UpdateLeadStatus,
 )
 
 M = TypeVar("M", bound=BaseModel)

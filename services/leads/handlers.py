@@ -15,10 +15,10 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 
 from services.leads import domain, repository
 from shared import inbox
-from shared.consumer import Commands, Meta, Outcome
+from shared.consumer import Commands, Meta, Outcome, of_type
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import (
-    BulkFailure, BulkReply, BulkUpdateLeadStatus, CreateLead, GetCommand, GetLead, LeadCreated, LeadPage, LeadReply,
+    BulkFailure, BulkReply, BulkUpdateLeadStatus, CreateLead, GetLead, LeadCreated, LeadPage, LeadReply,
     LeadStatus, LeadStatusChanged, LeadStatusReply, LeadStatusView, LeadView, ListLeads, UpdateLeadStatus,
 )
 from shared.retry import Rejected, invalid, not_found
@@ -91,10 +91,6 @@ class LeadHandlers:
         cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return ok(LeadPage(leads=[LeadView(**r) for r in rows], next_cursor=cursor))
 
-    async def command_status(self, conn: asyncpg.Connection, query: GetCommand, org: str) -> Reply:
-        stored = await inbox.stored_reply(conn, query.commandId, org)
-        return stored or Reply(status=202, body={"command": {"id": query.commandId, "status": "accepted"}})
-
 
 def encode_cursor(created_at: datetime, lead_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), lead_id]).encode()).decode().rstrip("=")
@@ -111,50 +107,27 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
 
 
 def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands, leads: LeadHandlers) -> None:
-    def routed(key: str):  # type: ignore[no-untyped-def]
-        # async on purpose: FastStream runs a sync filter in a worker thread, a hop per message.
-        async def matches(message: RabbitMessage) -> bool:
-            raw = message.raw_message
-            return (raw.headers or {}).get("x-routing-key", raw.routing_key) == key
-
-        return matches
-
-    @commands(filter=routed("leads.create"))
+    @commands(filter=of_type("leads.create"))
     async def create_lead(body: CreateLead, msg: RabbitMessage) -> None:
         """Create a lead (phone stored as E.164). Emits leads.created."""
         await pipeline.handle(msg, body, leads.create)
 
-    @commands(filter=routed("leads.update_status"))
+    @commands(filter=of_type("leads.update_status"))
     async def update_lead_status(body: UpdateLeadStatus, msg: RabbitMessage) -> None:
         """Move one lead to a status. Emits leads.status_changed when it changes."""
         await pipeline.handle(msg, body, leads.update_status)
 
-    @commands(filter=routed("leads.bulk_update_status"))
+    @commands(filter=of_type("leads.bulk_update_status"))
     async def bulk_update_lead_status(body: BulkUpdateLeadStatus, msg: RabbitMessage) -> None:
         """Move many leads at once, all or nothing. One leads.status_changed per changed lead."""
         await pipeline.handle(msg, body, leads.bulk_update_status)
 
-    @commands
-    async def unknown_command(msg: RabbitMessage) -> None:
-        """Any other routing key: answered 422."""
-        await pipeline.refuse(msg, invalid(f"unknown command {msg.raw_message.routing_key}"))
-
-    @queries(filter=routed("leads.query.get"))
+    @queries(filter=of_type("leads.query.get"))
     async def get_lead(body: GetLead, msg: RabbitMessage) -> None:
         """One lead of the caller's organisation."""
         await pipeline.answer(msg, lambda conn, org: leads.get(conn, body, org))
 
-    @queries(filter=routed("leads.query.list"))
+    @queries(filter=of_type("leads.query.list"))
     async def list_leads(body: ListLeads, msg: RabbitMessage) -> None:
         """A page of leads, stable order (created_at, id)."""
         await pipeline.answer(msg, lambda conn, org: leads.list(conn, body, org))
-
-    @queries(filter=routed("leads.query.command"))
-    async def get_command(body: GetCommand, msg: RabbitMessage) -> None:
-        """The stored answer of a command, or 202 while it has none."""
-        await pipeline.answer(msg, lambda conn, org: leads.command_status(conn, body, org))
-
-    @queries
-    async def unknown_query(msg: RabbitMessage) -> None:
-        """Any other routing key: answered 422."""
-        await pipeline.refuse(msg, invalid(f"unknown query {msg.raw_message.routing_key}"))

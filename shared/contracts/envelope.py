@@ -37,6 +37,12 @@ class Outgoing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class GetCommand(Incoming):
+    """Query `<service>.query.command`: the final answer of an accepted command."""
+
+    commandId: str
+
+
 class Reply(BaseModel):
     status: int
     body: dict[str, Any]

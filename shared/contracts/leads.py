@@ -66,10 +66,6 @@ class ListLeads(Incoming):
     cursor: str | None = None
 
 
-class GetCommand(Incoming):
-    commandId: str
-
-
 # Views (reply bodies) -------------------------------------------------------
 class LeadView(BaseModel):
     id: str
