@@ -5,8 +5,10 @@ A service module builds one `Service`, registers its handlers on
 """
 import asyncio
 import logging as stdlib_logging
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from faststream import AckPolicy, FastStream
@@ -19,15 +21,17 @@ from shared.consumer import Commands, of_type
 from shared.contracts.envelope import Event, GetCommand, Reply
 from shared.retry import invalid
 from shared.outbox import Relay
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, load
 
 PRUNE_EVERY_SECONDS = 600
 log = logging.get("service")
 
 
 class Service:
-    def __init__(self, name: str, settings: ServiceSettings, migrations: Path):
-        self.name, self.settings, self.migrations = name, settings, migrations
+    def __init__(self, name: str, settings: ServiceSettings, migrations: Path | list[Path]):
+        """`migrations`: the service's SQL folder(s), applied after the shared ones, in this order."""
+        self.name, self.settings = name, settings
+        self.migrations = [db.SHARED_MIGRATIONS, *(migrations if isinstance(migrations, list) else [migrations])]
         self.topology = topology.ServiceTopology(name, tuple(settings.retry_delays))
         # FastStream's per-message "Received/Processed" lines go to DEBUG: our own
         # structured `command.done` line says more, once.
@@ -82,7 +86,7 @@ class Service:
         s = self.settings
         self.pool = await db.create_pool(s.database_url, self.name, size=s.db_pool_size,
                                          lock_timeout_ms=s.lock_timeout_ms, statement_timeout_ms=s.statement_timeout_ms)
-        await db.migrate(self.pool, self.name, [db.SHARED_MIGRATIONS, self.migrations])
+        await db.migrate(self.pool, self.name, self.migrations)
         self.commands.pool = self.pool
 
     async def _started(self) -> None:
@@ -123,3 +127,10 @@ class Service:
 async def _command_status(conn: asyncpg.Connection, command_id: str, org: str) -> Reply:
     stored = await inbox.stored_reply(conn, command_id, org)
     return stored or Reply(status=202, body={"command": {"id": command_id, "status": "accepted"}})
+
+
+def run(settings_cls: type[ServiceSettings], build: Callable[[Any], Service]) -> None:
+    """A service's `__main__`: settings (exit naming a bad variable), logging, run until stopped."""
+    config = load(settings_cls)
+    logging.configure(config.log_level, config.log_json)
+    asyncio.run(build(config).app.run())

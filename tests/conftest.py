@@ -26,6 +26,9 @@ STACK_ENV = {
 }
 
 
+SERVICES = ("leads", "bookings")
+
+
 @pytest.fixture(scope="session")
 async def infra() -> AsyncIterator[infra_mod.Infra]:
     provisioned = await infra_mod.provision()
@@ -36,8 +39,10 @@ async def infra() -> AsyncIterator[infra_mod.Infra]:
 @pytest.fixture(scope="session")
 async def stack(infra: infra_mod.Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     running = Stack({**infra.env(), **STACK_ENV}, tmp_path_factory.mktemp("logs"))
-    running.start("leads")
-    await running.wait_started("leads")
+    for service in SERVICES:
+        running.start(service)
+    for service in SERVICES:
+        await running.wait_started(service)
     running.start("gateway")
     await running.wait_gateway_ready()
     yield running

@@ -14,7 +14,7 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.ws import TOO_SLOW, Hub
 from shared import logging
 
-ROUTED_SERVICES = ["leads"]
+ROUTED_SERVICES = ["leads", "bookings", "sms"]
 PUBLIC_API = {"/api/openapi.json"}
 log = logging.get("gateway")
 

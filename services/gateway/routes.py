@@ -2,7 +2,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import openapi, views
+from services.gateway import buttons, openapi, views
 from services.gateway.keys import HUB
 
 STATIC = Path(__file__).parent / "static"
@@ -20,10 +20,14 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/api/openapi.json", openapi.serve)
-    app.router.add_post("/api/leads", views.create_lead)
-    app.router.add_get("/api/leads", views.list_leads)
-    app.router.add_post("/api/leads/update-status", views.update_lead_status)
-    app.router.add_get("/api/leads/{lead_id}", views.get_lead)
+    app.router.add_post("/api/leads", buttons.create_lead)
+    app.router.add_get("/api/leads", buttons.list_leads)
+    app.router.add_post("/api/leads/update-status", buttons.update_lead_status)
+    app.router.add_get("/api/leads/{lead_id}", buttons.get_lead)
+    app.router.add_get("/api/leads/{lead_id}/appointments", buttons.lead_appointments)
+    app.router.add_post("/api/appointments", buttons.create_appointment)
+    app.router.add_get("/api/appointments/{appointment_id}", buttons.get_appointment)
+    app.router.add_post("/api/bookings/confirm", buttons.confirm_appointment)
     app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/", console)

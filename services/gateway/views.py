@@ -1,4 +1,4 @@
-"""Thin views: parse the request, send a command or a query, map the answer."""
+"""What every view does: parse the request, send a command or a query, map the answer; and operations."""
 import json
 import re
 import time
@@ -14,9 +14,6 @@ from services.gateway.errors import Problem, json_response, unavailable, validat
 from services.gateway.keys import BUS, SETTINGS, SERVICES
 from shared import logging, topology
 from shared.contracts.envelope import GetCommand
-from shared.contracts.leads import (
-    BulkUpdateLeadStatus, CreateLead, GetLead, ListLeads, UpdateLeadStatus,
-)
 
 M = TypeVar("M", bound=BaseModel)
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-.:]{1,255}$")
@@ -84,29 +81,6 @@ async def ask(request: web.Request, service: str, name: str, query: BaseModel) -
     if answer is None:
         raise unavailable(f"the {service} service did not answer in time")
     return json_response(answer.status, answer.body)
-
-
-# Leads ----------------------------------------------------------------------
-async def create_lead(request: web.Request) -> web.Response:
-    return await send_command(request, "leads.create", parse(CreateLead, await read_json(request)))
-
-
-async def update_lead_status(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    if "leadIds" in data and "leadId" in data:
-        raise Problem(422, "Invalid request", "give either leadId (one lead) or leadIds (bulk), not both",
-                      "/problems/validation", errors=[{"field": "leadIds", "message": "not with leadId"}])
-    if "leadIds" in data:
-        return await send_command(request, "leads.bulk_update_status", parse(BulkUpdateLeadStatus, data))
-    return await send_command(request, "leads.update_status", parse(UpdateLeadStatus, data))
-
-
-async def get_lead(request: web.Request) -> web.Response:
-    return await ask(request, "leads", "get", GetLead(leadId=request.match_info["lead_id"]))
-
-
-async def list_leads(request: web.Request) -> web.Response:
-    return await ask(request, "leads", "list", parse(ListLeads, dict(request.query)))
 
 
 async def command_status(request: web.Request) -> web.Response:

@@ -1,9 +1,5 @@
-import asyncio
-
 from services.leads.app import LeadsSettings, build
-from shared import logging, settings
+from shared.service import run
 
 if __name__ == "__main__":
-    config = settings.load(LeadsSettings)
-    logging.configure(config.log_level, config.log_json)
-    asyncio.run(build(config).app.run())
+    run(LeadsSettings, build)

@@ -1,0 +1,24 @@
+"""Wiring of the bookings service."""
+from pathlib import Path
+
+from services.bookings.handlers import BookingHandlers, register
+from shared import lead_directory
+from shared.contracts.bookings import EVENTS, SERVICE
+from shared.service import Service
+from shared.settings import ServiceSettings
+
+
+class BookingsSettings(ServiceSettings):
+    pass
+
+
+def build(settings: BookingsSettings) -> Service:
+    service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
+    handlers = BookingHandlers(lead_directory.Directory(service.broker))
+    register(service.commands_in, service.queries_in, service.commands, handlers)
+    service.finish_routing()
+    service.document_events(EVENTS)
+    return service
+
+
+SETTINGS = BookingsSettings

@@ -1,0 +1,93 @@
+"""Bookings subscribers: decode, apply the rules, persist, answer."""
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import asyncpg
+from faststream.rabbit import RabbitMessage
+from faststream.rabbit.subscriber import RabbitSubscriber
+
+from services.bookings import domain, repository
+from shared import inbox, lead_directory
+from shared.consumer import Commands, Meta, Outcome, of_type
+from shared.contracts.bookings import (
+    AppointmentConfirmed, AppointmentCreated, AppointmentList, AppointmentReply, AppointmentView, ConfirmAppointment,
+    ConfirmedView, ConfirmReply, CreateAppointment, GetAppointment, LeadAppointments,
+)
+from shared.contracts.envelope import Event, Reply
+from shared.lead_directory import Directory
+from shared.retry import not_found
+
+
+def ok(model, status: int = 200) -> Reply:  # type: ignore[no-untyped-def]
+    return Reply(status=status, body=inbox.as_body(model))
+
+
+class BookingHandlers:
+    def __init__(self, directory: Directory):
+        self.directory = directory
+
+    async def create(self, conn: asyncpg.Connection, cmd: CreateAppointment, meta: Meta) -> Outcome:
+        if await self.directory.find(conn, meta.org_id, cmd.leadId) is None:
+            raise not_found("lead", cmd.leadId)
+        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.leadId, cmd.startsAt, cmd.durationMinutes,
+                                      cmd.title, datetime.now(UTC), meta.user_id)
+        appointment = AppointmentView(**row)
+        created = AppointmentCreated(appointmentId=appointment.id, leadId=appointment.lead_id,
+                                     startsAt=appointment.starts_at, durationMinutes=appointment.duration_minutes,
+                                     title=appointment.title, by=meta.user_id)
+        return Outcome(ok(AppointmentReply(appointment=appointment), 201), [meta.event("appointments.created", created)])
+
+    async def confirm(self, conn: asyncpg.Connection, cmd: ConfirmAppointment, meta: Meta) -> Outcome:
+        row = await repository.get(conn, meta.org_id, cmd.appointmentId, lock=True)
+        if row is None:
+            raise not_found("appointment", cmd.appointmentId)
+        now = datetime.now(UTC)
+        if not domain.check_confirm(cmd.appointmentId, row["status"], row["starts_at"], now):
+            return Outcome(ok(ConfirmReply(appointment=ConfirmedView(**row))))
+        by = cmd.confirmedBy or meta.user_id
+        row = await repository.confirm(conn, cmd.appointmentId, now, by, cmd.notes)
+        confirmed = AppointmentConfirmed(appointmentId=row["id"], leadId=row["lead_id"], confirmedAt=now,
+                                         confirmedBy=by, sendSms=cmd.sendSms, startsAt=row["starts_at"])
+        return Outcome(ok(ConfirmReply(appointment=ConfirmedView(**row))),
+                       [meta.event("appointments.confirmed", confirmed)])
+
+    # Queries -------------------------------------------------------------------
+    async def get(self, conn: asyncpg.Connection, query: GetAppointment, org: str) -> Reply:
+        row = await repository.get(conn, org, query.appointmentId)
+        if row is None:
+            raise not_found("appointment", query.appointmentId)
+        return ok(AppointmentReply(appointment=AppointmentView(**row)))
+
+    async def of_lead(self, conn: asyncpg.Connection, query: LeadAppointments, org: str) -> Reply:
+        if await self.directory.find(conn, org, query.leadId) is None:
+            raise not_found("lead", query.leadId)
+        rows = await repository.of_lead(conn, org, query.leadId)
+        return ok(AppointmentList(appointments=[AppointmentView(**r) for r in rows]))
+
+
+def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands,
+             bookings: BookingHandlers) -> None:
+    @commands(filter=of_type("bookings.create"))
+    async def create_appointment(body: CreateAppointment, msg: RabbitMessage) -> None:
+        """Book an appointment with a lead of the caller's organisation. Emits appointments.created."""
+        await pipeline.handle(msg, body, bookings.create)
+
+    @commands(filter=of_type("bookings.confirm"))
+    async def confirm_appointment(body: ConfirmAppointment, msg: RabbitMessage) -> None:
+        """Confirm a scheduled appointment that has not started. Emits appointments.confirmed."""
+        await pipeline.handle(msg, body, bookings.confirm)
+
+    @commands(filter=of_type("leads.created"))
+    async def lead_created(body: Event, msg: RabbitMessage) -> None:
+        """Learn of a new lead (the bookings projection of leads)."""
+        await pipeline.handle_event(msg, body, lead_directory.remember_created)
+
+    @queries(filter=of_type("bookings.query.get"))
+    async def get_appointment(body: GetAppointment, msg: RabbitMessage) -> None:
+        """One appointment of the caller's organisation."""
+        await pipeline.answer(msg, lambda conn, org: bookings.get(conn, body, org))
+
+    @queries(filter=of_type("bookings.query.of_lead"))
+    async def lead_appointments(body: LeadAppointments, msg: RabbitMessage) -> None:
+        """A lead's appointments, by start time."""
+        await pipeline.answer(msg, lambda conn, org: bookings.of_lead(conn, body, org))

@@ -1,0 +1,47 @@
+"""The buttons and their reads, one thin view each (the helpers are in views.py)."""
+from aiohttp import web
+
+from services.gateway.errors import Problem
+from services.gateway.views import ask, parse, read_json, send_command
+from shared.contracts.bookings import ConfirmAppointment, CreateAppointment, GetAppointment, LeadAppointments
+from shared.contracts.leads import BulkUpdateLeadStatus, CreateLead, GetLead, ListLeads, UpdateLeadStatus
+
+
+# Leads ----------------------------------------------------------------------
+async def create_lead(request: web.Request) -> web.Response:
+    return await send_command(request, "leads.create", parse(CreateLead, await read_json(request)))
+
+
+async def update_lead_status(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    if "leadIds" in data and "leadId" in data:
+        raise Problem(422, "Invalid request", "give either leadId (one lead) or leadIds (bulk), not both",
+                      "/problems/validation", errors=[{"field": "leadIds", "message": "not with leadId"}])
+    if "leadIds" in data:
+        return await send_command(request, "leads.bulk_update_status", parse(BulkUpdateLeadStatus, data))
+    return await send_command(request, "leads.update_status", parse(UpdateLeadStatus, data))
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    return await ask(request, "leads", "get", GetLead(leadId=request.match_info["lead_id"]))
+
+
+async def list_leads(request: web.Request) -> web.Response:
+    return await ask(request, "leads", "list", parse(ListLeads, dict(request.query)))
+
+
+# Bookings -------------------------------------------------------------------
+async def create_appointment(request: web.Request) -> web.Response:
+    return await send_command(request, "bookings.create", parse(CreateAppointment, await read_json(request)))
+
+
+async def confirm_appointment(request: web.Request) -> web.Response:
+    return await send_command(request, "bookings.confirm", parse(ConfirmAppointment, await read_json(request)))
+
+
+async def get_appointment(request: web.Request) -> web.Response:
+    return await ask(request, "bookings", "get", GetAppointment(appointmentId=request.match_info["appointment_id"]))
+
+
+async def lead_appointments(request: web.Request) -> web.Response:
+    return await ask(request, "bookings", "of_lead", LeadAppointments(leadId=request.match_info["lead_id"]))
