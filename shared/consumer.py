@@ -15,8 +15,9 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from faststream import BaseMiddleware
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import db, inbox, logging, outbox
 from shared.contracts.envelope import Event, Header, Reply, problem
-from shared.retry import Rejected, RetryPolicy, invalid
+from shared.retry import Pending, Rejected, RetryPolicy, invalid
 from shared.topology import ServiceTopology
 
 log = logging.get("consumer")
@@ -75,6 +76,21 @@ class Outcome:
 Handler = Callable[[asyncpg.Connection, Any, Meta], Awaitable[Outcome]]
 
 
+class Effect(Protocol):
+    """A command whose effect leaves the database (a message sent through a provider).
+
+    `perform` runs first, outside any transaction, and must itself be safe to run again
+    for the same message id (it records its attempt before acting, and looks before
+    acting twice); `record` then writes its result in the command's transaction, with
+    the inbox row, like any handler. Either may raise `Rejected`; `perform` may raise
+    `Pending` to answer "later" and be retried.
+    """
+
+    async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> Any: ...
+
+    async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Any) -> Outcome: ...
+
+
 def of_type(message_type: str) -> Callable[[RabbitMessage], Awaitable[bool]]:
     """A FastStream filter: the message is a command (or event) of this type, also after a delay queue."""
 
@@ -92,23 +108,27 @@ class Commands:
         self.policy = RetryPolicy(topology.retry_delays)
         self._crash_after_commit = crash_after_commit
 
-    async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler) -> None:
+    async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler | Effect) -> None:
         try:
             meta = Meta.of(msg)
         except Rejected as exc:
             return await self.refuse(msg, exc)
         await self._run(msg, meta, command, handler)
 
-    async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler) -> None:
+    async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler | Effect) -> None:
         """An event this service subscribed to: at most one effect per event id, retried like a command."""
         await self._run(msg, Meta.of_event(msg, event), event, handler)
 
-    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, handler: Handler) -> None:
+    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, handler: Handler | Effect) -> None:
         with logging.bind(command_id=meta.message_id, correlation_id=meta.correlation_id, org_id=meta.org_id):
             try:
                 reply, replayed = await self._execute(meta, command, handler)
             except Rejected as exc:
                 reply, replayed = exc.reply(), False
+            except Pending as exc:
+                if meta.attempt == 1:
+                    await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
+                return await self._retry_or_park(msg, meta, exc)
             except Exception as exc:  # transient by definition: see shared.retry
                 return await self._retry_or_park(msg, meta, exc)
             if self._crash_after_commit == meta.command:
@@ -117,10 +137,13 @@ class Commands:
             await self.reply(meta.reply_to, meta.correlation_id, reply, replayed=replayed, attempt=meta.attempt)
             await msg.ack()
 
-    async def _execute(self, meta: Meta, command: BaseModel, handler: Handler) -> tuple[Reply, bool]:
+    async def _execute(self, meta: Meta, command: BaseModel, handler: Handler | Effect) -> tuple[Reply, bool]:
         print_ = inbox.fingerprint(meta.command, command)
         try:
             try:
+                if hasattr(handler, "perform"):  # an Effect: act first, then record as a handler would
+                    result = await handler.perform(self.pool, command, meta)
+                    handler = partial(_record, handler, result)
                 async with db.transaction(self.pool) as conn:
                     outcome = await handler(conn, command, meta)
                     await outbox.add(conn, outcome.events)
@@ -205,3 +228,7 @@ class Commands:
                     await commands.refuse(msg, invalid(f"the message body is not valid JSON: {exc}"))
 
         return RefuseInvalid
+
+
+async def _record(effect: Effect, result: Any, conn: asyncpg.Connection, command: Any, meta: Meta) -> Outcome:
+    return await effect.record(conn, command, meta, result)

@@ -3,6 +3,8 @@
 - `Rejected` is an expected, permanent refusal (bad input, not found, a move the
   rules forbid): answered at once with its problem body, stored in the inbox like
   any answer, never retried.
+- `Pending` is transient with an interim answer (e.g. "queued" while an SMS
+  provider is down): the caller gets it at once, the retries go on behind it.
 - Anything else is treated as transient (database unreachable, serialization
   failure, lock or statement timeout, broker hiccup, and also a bug): retried
   through the delay queues with exponential tiers and jitter, counting attempts in
@@ -27,6 +29,15 @@ class Rejected(Exception):
 
     def reply(self) -> Reply:
         return Reply(status=self.status, body=self.body)
+
+
+class Pending(Exception):
+    """Transient, with an answer meanwhile: the caller hears `reply` now (on the first attempt),
+    and the command is retried through the delay queues like any transient failure."""
+
+    def __init__(self, reply: Reply, reason: str):
+        super().__init__(reason)
+        self.reply = reply
 
 
 def not_found(what: str, ident: str) -> Rejected:

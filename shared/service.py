@@ -5,7 +5,7 @@ A service module builds one `Service`, registers its handlers on
 """
 import asyncio
 import logging as stdlib_logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -47,10 +47,19 @@ class Service:
             ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.queries.name)
         self.pool: asyncpg.Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._health: list[Callable[[], dict[str, Any]]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, on_startup=[self._open], after_startup=[self._started],
                               on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
+
+    def health(self, detail: Callable[[], dict[str, Any]]) -> None:
+        """Add to what `<service>.query.health` answers (shown in the gateway's /readyz)."""
+        self._health.append(detail)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        self._closers.append(closer)
 
     def finish_routing(self) -> None:
         """Register after the service's own handlers: what every service answers the same way.
@@ -64,6 +73,12 @@ class Service:
         async def command_status(body: GetCommand, msg: RabbitMessage) -> None:
             """The stored answer of a command, or 202 while it has none."""
             await commands.answer(msg, lambda conn, org: _command_status(conn, body.commandId, org))
+
+        @self.queries_in(filter=of_type(f"{self.name}.query.health"))
+        async def health(msg: RabbitMessage) -> None:
+            """How this instance is doing (e.g. a circuit breaker's state)."""
+            detail = {"service": self.name, **{k: v for d in self._health for k, v in d().items()}}
+            await commands.answer(msg, lambda conn, org: _healthy(detail))
 
         @self.commands_in
         async def unknown_command(msg: RabbitMessage) -> None:
@@ -119,9 +134,15 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _close(self) -> None:
+        for closer in self._closers:
+            await closer()
         if self.pool is not None:
             await self.pool.close()
         log.info("service.stopped", service=self.name)
+
+
+async def _healthy(detail: dict[str, Any]) -> Reply:
+    return Reply(status=200, body=detail)
 
 
 async def _command_status(conn: asyncpg.Connection, command_id: str, org: str) -> Reply:

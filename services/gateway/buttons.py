@@ -5,6 +5,7 @@ from services.gateway.errors import Problem
 from services.gateway.views import ask, parse, read_json, send_command
 from shared.contracts.bookings import ConfirmAppointment, CreateAppointment, GetAppointment, LeadAppointments
 from shared.contracts.leads import BulkUpdateLeadStatus, CreateLead, GetLead, ListLeads, UpdateLeadStatus
+from shared.contracts.sms import CreateTemplate, ListTemplates, SendSms, SmsHistory
 
 
 # Leads ----------------------------------------------------------------------
@@ -45,3 +46,20 @@ async def get_appointment(request: web.Request) -> web.Response:
 
 async def lead_appointments(request: web.Request) -> web.Response:
     return await ask(request, "bookings", "of_lead", LeadAppointments(leadId=request.match_info["lead_id"]))
+
+
+# SMS ------------------------------------------------------------------------
+async def send_sms(request: web.Request) -> web.Response:
+    return await send_command(request, "sms.send", parse(SendSms, await read_json(request)))
+
+
+async def sms_history(request: web.Request) -> web.Response:
+    return await ask(request, "sms", "history", SmsHistory(leadId=request.match_info["lead_id"]))
+
+
+async def create_template(request: web.Request) -> web.Response:
+    return await send_command(request, "sms.create_template", parse(CreateTemplate, await read_json(request)))
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    return await ask(request, "sms", "templates", ListTemplates())

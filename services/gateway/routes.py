@@ -2,7 +2,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import buttons, openapi, views
+from services.gateway import buttons, openapi, views, webhooks
 from services.gateway.keys import HUB
 
 STATIC = Path(__file__).parent / "static"
@@ -28,6 +28,12 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/appointments", buttons.create_appointment)
     app.router.add_get("/api/appointments/{appointment_id}", buttons.get_appointment)
     app.router.add_post("/api/bookings/confirm", buttons.confirm_appointment)
+    app.router.add_post("/api/leads/send-sms", buttons.send_sms)
+    app.router.add_get("/api/leads/{lead_id}/sms-history", buttons.sms_history)
+    app.router.add_post("/api/sms/templates", buttons.create_template)
+    app.router.add_get("/api/sms/templates", buttons.list_templates)
+    app.router.add_post("/webhooks/twilio/status", webhooks.twilio_status)
+    app.router.add_post("/webhooks/twilio/inbound", webhooks.twilio_inbound)
     app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/", console)

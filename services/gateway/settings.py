@@ -19,6 +19,11 @@ class GatewaySettings(CommonSettings):
     # Comma-separated Origins allowed to open a websocket; empty allows any.
     ws_allowed_origins: str = ""
 
+    # The URL the provider calls us at: webhook signatures are computed over it.
+    public_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
+    # Checks the provider's webhook signatures (the sandbox's token unless set).
+    twilio_auth_token: str = Field("sandbox-auth-token", min_length=1, repr=False)
+
     @field_validator("jwt_secret")
     @classmethod
     def _not_placeholder(cls, value: str) -> str:

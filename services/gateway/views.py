@@ -1,4 +1,5 @@
 """What every view does: parse the request, send a command or a query, map the answer; and operations."""
+import asyncio
 import json
 import re
 import time
@@ -99,6 +100,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the broker and the database answer; each service's own detail is shown, not judged."""
     import asyncpg  # only here: the gateway has no other use for the database
 
     checks = {"broker": request.app[BUS].ready, "database": False}
@@ -109,6 +111,19 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = True
     except (OSError, asyncpg.PostgresError, TimeoutError):
         pass
+    services = dict(zip(request.app[SERVICES], await asyncio.gather(
+        *(service_health(request.app[BUS], name) for name in request.app[SERVICES])), strict=True))
     status = 200 if all(checks.values()) else 503
     return web.json_response({"status": "ready" if status == 200 else "not ready", "checks": checks,
-                              "took_ms": round((time.monotonic() - started) * 1000, 1)}, status=status)
+                              "services": services, "took_ms": round((time.monotonic() - started) * 1000, 1)},
+                             status=status)
+
+
+async def service_health(bus: Bus, service: str) -> dict[str, Any]:
+    try:
+        answer = await bus.call(topology.QUERIES, f"{service}.query.health", b"{}", message_id=str(uuid4()),
+                                correlation_id=uuid4().hex, org="_gateway", user="_gateway", wait=1.0,
+                                persistent=False)
+    except Unavailable:
+        answer = None
+    return answer.body if answer is not None and answer.status == 200 else {"service": service, "answer": None}

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, Literal
 
+from aiohttp import web
+
 API_VERSION = "2010-04-01"
 Mode = Literal["ok", "error", "slow"]
 Delivery = Literal["delivered", "undelivered", "failed"]
@@ -51,6 +53,11 @@ class Message:
     def uri(self) -> str:
         return f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}.json"
 
+    @property
+    def counted_segments(self) -> int:
+        # Twilio counts segments once a sender is assigned: 0 while a Messaging Service message is "accepted".
+        return 0 if self.status == "accepted" else self.segments
+
     def move(self, status: str, error_code: int | None = None) -> None:
         self.status, self.error_code, self.updated = status, error_code, datetime.now(UTC)
 
@@ -60,7 +67,7 @@ class Message:
             "date_created": rfc2822(self.created), "date_sent": rfc2822(self.created),
             "date_updated": rfc2822(self.updated or self.created), "direction": "outbound-api",
             "error_code": self.error_code, "error_message": None, "from": self.from_,
-            "messaging_service_sid": self.messaging_service_sid, "num_media": "0", "num_segments": str(self.segments),
+            "messaging_service_sid": self.messaging_service_sid, "num_media": "0", "num_segments": str(self.counted_segments),
             "price": None, "price_unit": "USD", "sid": self.sid, "status": self.status,
             "subresource_uris": {"media": self.uri.removesuffix(".json") + "/Media.json",
                                  "feedback": self.uri.removesuffix(".json") + "/Feedback.json"},
@@ -84,8 +91,8 @@ class Behaviour:
 
 
 class Sandbox:
-    def __init__(self, account_sid: str, auth_token: str):
-        self.account_sid, self.auth_token = account_sid, auth_token
+    def __init__(self, account_sid: str, auth_token: str, inbound_url: str | None = None):
+        self.account_sid, self.auth_token, self.inbound_url = account_sid, auth_token, inbound_url
         self.reset()
 
     def reset(self) -> None:
@@ -106,3 +113,6 @@ class Sandbox:
     def accept(self, message: Message) -> Message:
         self.messages[message.sid] = message
         return message
+
+
+SANDBOX = web.AppKey("sandbox", Sandbox)

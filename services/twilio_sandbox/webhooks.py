@@ -10,10 +10,11 @@ moves on regardless.
 """
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import aiohttp
+from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from services.twilio_sandbox.state import API_VERSION, DELIVERY_ERRORS, Message, new_sid
@@ -21,14 +22,17 @@ from shared import logging
 
 log = logging.get("twilio_sandbox")
 TIMEOUT = aiohttp.ClientTimeout(total=15)  # Twilio gives a webhook 15 s
+T = TypeVar("T")
 
 
 class Webhooks:
+    """Posts webhooks, and owns the work the sandbox does after it answered (callbacks, slow answers)."""
+
     def __init__(self, auth_token: str, delay: float):
         self._validator = RequestValidator(auth_token)
         self._delay = delay
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(timeout=TIMEOUT)
@@ -54,7 +58,7 @@ class Webhooks:
 
     def follow(self, message: Message, delivery: str) -> None:
         """Move an accepted message to sent, then to `delivery`, posting a status callback for each step."""
-        self._spawn(self._progress(message, delivery))
+        self.spawn(self._progress(message, delivery))
 
     async def _progress(self, message: Message, delivery: str) -> None:
         for status in ("sent", delivery):
@@ -79,10 +83,15 @@ class Webhooks:
             log.warning("sandbox.status_callback_failed", sid=message.sid, status=message.status, url=url,
                         error=repr(exc))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
+        """Run `work` in the background, cancelled by `cancel_pending` (reset) and `close` (shutdown)."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 
 def inbound_form(account_sid: str, from_: str, to: str, body: str) -> dict[str, str]:

@@ -1,0 +1,65 @@
+"""SMS rules: templates, opt-out keywords, forward-only statuses. Pure, no I/O."""
+import re
+from datetime import datetime
+
+from shared.contracts.sms import MAX_LENGTH
+from shared.contracts.sms import SmsStatus as S
+from shared.retry import Rejected, invalid
+
+FIELD = re.compile(r"{{\s*([a-z_]+)\s*}}")
+FIELDS = ("first_name", "last_name", "name", "phone")
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"}
+START_WORDS = {"START", "YES", "UNSTOP"}
+RANK = {S.queued: 0, S.sending: 1, S.sent: 2, S.delivered: 3, S.undelivered: 3, S.failed: 3}
+FINAL = {S.sent, S.delivered, S.undelivered, S.failed}
+
+
+def template_fields(body: str) -> list[str]:
+    """The fields a template uses; 422 naming any this service cannot fill."""
+    fields = list(dict.fromkeys(FIELD.findall(body)))
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise invalid(f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}",
+                      [{"field": "body", "message": f"unknown field {f}"} for f in unknown])
+    return fields
+
+
+def render(body: str, name: str, phone: str) -> str:
+    first, _, last = name.partition(" ")
+    values = {"first_name": first, "last_name": last, "name": name, "phone": phone}
+    text = FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), body)
+    template_fields(body)  # refuses a field it could not fill
+    return checked_message(text)
+
+
+def checked_message(text: str) -> str:
+    text = text.strip()
+    if not 1 <= len(text) <= MAX_LENGTH:
+        raise invalid(f"the message must be 1 to {MAX_LENGTH} characters after trimming; it is {len(text)}",
+                      [{"field": "message", "message": "length out of range"}])
+    return text
+
+
+def confirmation_text(name: str, starts_at: datetime) -> str:
+    when = starts_at.strftime("%a %d %b %Y at %H:%M UTC")
+    return f"Hi {name.partition(' ')[0]}, your appointment on {when} is confirmed. Reply STOP to opt out."
+
+
+def keyword(body: str) -> bool | None:
+    """True: opt out; False: opt back in; None: an ordinary message."""
+    word = " ".join(body.split()).upper()
+    if word in STOP_WORDS:
+        return True
+    if word in START_WORDS:
+        return False
+    return None
+
+
+def moves_forward(current: S, new: S) -> bool:
+    """A late or repeated callback never moves a status back (nor sideways between final ones)."""
+    return RANK[new] > RANK[current]
+
+
+def opted_out(lead_id: str) -> Rejected:
+    return Rejected(409, "Lead opted out", f"lead {lead_id} has opted out of SMS; nothing was sent",
+                    "/problems/opted-out")

@@ -1,0 +1,144 @@
+"""SMS subscribers: sends (through `sending.Sender`), templates, provider callbacks, inbound, queries."""
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+from faststream.rabbit import RabbitMessage
+from faststream.rabbit.subscriber import RabbitSubscriber
+
+from services.sms import domain, repository
+from services.sms.sending import Sender, event
+from shared import inbox, lead_directory
+from shared.consumer import Commands, Meta, Outcome, of_type
+from shared.contracts.bookings import AppointmentConfirmed
+from shared.contracts.envelope import Event, Reply
+from shared.contracts.sms import (
+    CreateTemplate, InboundSms, ListTemplates, OptOutChanged, ProviderStatus, SendSms, SmsHistory, SmsHistoryReply,
+    SmsRecord, SmsStatus, SmsStatusChanged, TemplateList, TemplateReply, TemplateView,
+)
+from shared.retry import Rejected, not_found
+
+IGNORED = Reply(status=200, body={"applied": False})
+# Twilio's message statuses, mapped onto ours (accepted/queued/sending are all "on its way").
+PROVIDER_STATUS = {"accepted": SmsStatus.sending, "queued": SmsStatus.sending, "sending": SmsStatus.sending,
+                   "sent": SmsStatus.sent, "delivered": SmsStatus.delivered, "undelivered": SmsStatus.undelivered,
+                   "failed": SmsStatus.failed}
+
+
+def ok(model: Any, status: int = 200) -> Reply:
+    return Reply(status=status, body=inbox.as_body(model))
+
+
+def template_view(row: asyncpg.Record) -> TemplateView:
+    return TemplateView(**row, fields=domain.template_fields(row["body"]))
+
+
+class ConfirmationSender(Sender):
+    """The SMS that confirms an appointment: keyed by the event's id, so a redelivered event sends once."""
+
+    async def compose(self, conn: asyncpg.Connection, command: Any, meta: Meta, lead: asyncpg.Record) -> str:
+        confirmed = AppointmentConfirmed.model_validate(command.data)
+        return domain.confirmation_text(lead["name"], confirmed.startsAt)
+
+    def lead_of(self, command: Any) -> str:
+        return AppointmentConfirmed.model_validate(command.data).leadId
+
+
+async def create_template(conn: asyncpg.Connection, cmd: CreateTemplate, meta: Meta) -> Outcome:
+    domain.template_fields(cmd.body)
+    row = await repository.insert_template(conn, uuid4(), meta.org_id, cmd.name, cmd.body)
+    if row is None:
+        raise Rejected(409, "Template exists", f"a template named {cmd.name!r} exists already", "/problems/conflict")
+    return Outcome(ok(TemplateReply(template=template_view(row)), 201))
+
+
+async def provider_status(conn: asyncpg.Connection, cmd: ProviderStatus, meta: Meta) -> Outcome:
+    """Forward only: a late or repeated callback never moves a status back."""
+    row = await repository.by_sid(conn, cmd.sid)
+    new = PROVIDER_STATUS.get(cmd.status)
+    if row is None or new is None or not domain.moves_forward(row["status"], new):
+        return Outcome(IGNORED)
+    now = datetime.now(UTC)
+    updated = await repository.set_status(conn, row["id"], new, error_code=cmd.errorCode,
+                                          sent_at=now if new == SmsStatus.sent else None,
+                                          delivered_at=now if new == SmsStatus.delivered else None)
+    data = SmsStatusChanged(smsId=row["id"], leadId=row["lead_id"], from_=row["status"], to=new, errorCode=cmd.errorCode)
+    return Outcome(Reply(status=200, body={"applied": True, "status": updated["status"]}),
+                   [event(row, meta, "sms.status_changed", data)])
+
+
+async def inbound(conn: asyncpg.Connection, cmd: InboundSms, meta: Meta) -> Outcome:
+    """STOP-like words opt the number out, START-like words back in; anything else is not ours to read."""
+    opt_out = domain.keyword(cmd.body)
+    if opt_out is None:
+        return Outcome(IGNORED)
+    word = " ".join(cmd.body.split()).upper()
+    await repository.set_opt_out(conn, cmd.from_, opt_out, word)
+    events = [Event(type="sms.opt_out_changed", org_id=lead["org_id"], command_id=meta.message_id,
+                    data=OptOutChanged(leadId=lead["lead_id"], phone=cmd.from_, optedOut=opt_out,
+                                       keyword=word).model_dump(mode="json"))
+              for lead in await repository.leads_with_phone(conn, cmd.from_)]
+    return Outcome(Reply(status=200, body={"applied": True, "optedOut": opt_out}), events)
+
+
+async def nothing_to_send(conn: asyncpg.Connection, event_: Event, meta: Meta) -> Outcome:
+    return Outcome(IGNORED)
+
+
+class Queries:
+    def __init__(self, directory: lead_directory.Directory):
+        self.directory = directory
+
+    async def history(self, conn: asyncpg.Connection, query: SmsHistory, org: str) -> Reply:
+        if await self.directory.find(conn, org, query.leadId) is None:
+            raise not_found("lead", query.leadId)
+        rows = await repository.history(conn, org, query.leadId)
+        return ok(SmsHistoryReply(sms_messages=[SmsRecord(**r) for r in rows]))
+
+    async def templates(self, conn: asyncpg.Connection, query: ListTemplates, org: str) -> Reply:
+        return ok(TemplateList(templates=[template_view(r) for r in await repository.templates(conn, org)]))
+
+
+def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands, sender: Sender,
+             confirmation: ConfirmationSender, reads: Queries) -> None:
+    @commands(filter=of_type("sms.send"))
+    async def send_sms(body: SendSms, msg: RabbitMessage) -> None:
+        """Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed."""
+        await pipeline.handle(msg, body, sender)
+
+    @commands(filter=of_type("sms.create_template"))
+    async def create_sms_template(body: CreateTemplate, msg: RabbitMessage) -> None:
+        """Store a template whose {{fields}} are filled from the lead."""
+        await pipeline.handle(msg, body, create_template)
+
+    @commands(filter=of_type("sms.provider_status"))
+    async def provider_status_changed(body: ProviderStatus, msg: RabbitMessage) -> None:
+        """A provider status callback (deduped on its idempotency token). Emits sms.status_changed."""
+        await pipeline.handle(msg, body, provider_status)
+
+    @commands(filter=of_type("sms.inbound"))
+    async def inbound_sms(body: InboundSms, msg: RabbitMessage) -> None:
+        """A message from a lead: STOP / START. Emits sms.opt_out_changed."""
+        await pipeline.handle(msg, body, inbound)
+
+    @commands(filter=of_type("leads.created"))
+    async def lead_created(body: Event, msg: RabbitMessage) -> None:
+        """Learn of a new lead (the SMS projection of leads)."""
+        await pipeline.handle_event(msg, body, lead_directory.remember_created)
+
+    @commands(filter=of_type("appointments.confirmed"))
+    async def appointment_confirmed(body: Event, msg: RabbitMessage) -> None:
+        """Text the lead a confirmation when the agent asked for one (one SMS per event)."""
+        wanted = AppointmentConfirmed.model_validate(body.data).sendSms
+        await pipeline.handle_event(msg, body, confirmation if wanted else nothing_to_send)
+
+    @queries(filter=of_type("sms.query.history"))
+    async def sms_history(body: SmsHistory, msg: RabbitMessage) -> None:
+        """A lead's SMS, newest first."""
+        await pipeline.answer(msg, lambda conn, org: reads.history(conn, body, org))
+
+    @queries(filter=of_type("sms.query.templates"))
+    async def sms_templates(body: ListTemplates, msg: RabbitMessage) -> None:
+        """The organisation's templates."""
+        await pipeline.answer(msg, lambda conn, org: reads.templates(conn, body, org))

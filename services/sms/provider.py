@@ -1,0 +1,191 @@
+"""The SMS provider: Twilio's official client, with errors sorted into what the service can act on.
+
+Guarantees:
+- every call ends within `TWILIO_TIMEOUT` seconds (the async client applies no
+  timeout of its own), and is never retried here: a POST the client retried
+  blindly could send the SMS twice. Retrying is the service's decision.
+- every failure is one of three exceptions:
+    PermanentFailure(code, message)  the provider refused this message for good (bad number, landline, ...)
+    OptedOut (a PermanentFailure)    the recipient replied STOP (21610): never text them again
+    TransientFailure(reason)         429, 5xx, timeout, connection error: try again later
+  A timeout or a lost connection after a send may hide a message Twilio did
+  accept: before sending again, ask `find_sent`.
+- with `TWILIO_BASE_URL` set (the default: the local sandbox) no request goes
+  anywhere else, whatever TWILIO_EDGE / TWILIO_REGION say.
+"""
+import asyncio
+import json
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Self, TypeVar
+
+import aiohttp
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from services.sms.segments import segments
+
+SANDBOX_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
+SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
+OPTED_OUT = 21610
+# Twilio prefixes the bodies a trial account sends.
+TRIAL_PREFIX = "Sent from your Twilio trial account - "
+T = TypeVar("T")
+
+
+class ProviderSettings(BaseSettings):
+    """Defaults match the sandbox's: with no credentials set, the service talks to the sandbox."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    twilio_account_sid: str = Field(SANDBOX_ACCOUNT_SID, min_length=1)
+    twilio_auth_token: str = Field(SANDBOX_AUTH_TOKEN, min_length=1, repr=False)
+    # The sender: a number (default: Twilio's valid test sender), unless a Messaging Service is set.
+    twilio_from_number: str = "+15005550006"
+    twilio_messaging_service_sid: str = Field("", pattern=r"^(MG[0-9a-fA-F]{32})?$")
+    # Empty: the real Twilio (api.twilio.com, TWILIO_EDGE / TWILIO_REGION apply).
+    twilio_base_url: str = Field("http://127.0.0.1:8089", pattern=r"^(https?://.+)?$")
+    twilio_timeout: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _real_twilio_needs_credentials(self) -> Self:
+        sandbox_credentials = SANDBOX_ACCOUNT_SID == self.twilio_account_sid or SANDBOX_AUTH_TOKEN == self.twilio_auth_token
+        if not self.twilio_base_url and sandbox_credentials:
+            raise ValueError("TWILIO_BASE_URL is empty (the real Twilio): set TWILIO_ACCOUNT_SID and "
+                             "TWILIO_AUTH_TOKEN too")
+        return self
+
+
+class ProviderError(Exception):
+    pass
+
+
+class PermanentFailure(ProviderError):
+    def __init__(self, code: int | None, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class OptedOut(PermanentFailure):
+    def __init__(self, message: str = "Attempt to send to unsubscribed recipient", code: int = OPTED_OUT):
+        super().__init__(code, message)
+
+
+class TransientFailure(ProviderError):
+    def __init__(self, reason: str, code: int | None = None):
+        super().__init__(reason)
+        self.reason, self.code = reason, code
+
+
+@dataclass(frozen=True)
+class Sent:
+    sid: str
+    status: str
+    segments: int
+
+
+class HttpClient(AsyncTwilioHttpClient):
+    """The official async HTTP client, sending the credentials as an Authorization header.
+
+    Its `request()` wraps them in `aiohttp.BasicAuth`, deprecated since aiohttp
+    3.14: a DeprecationWarning on every call (an error where warnings are).
+    """
+
+    async def request(self, method: str, url: str, params: dict[str, object] | None = None,  # type: ignore[override]
+                      data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+                      auth: tuple[str, str] | None = None, timeout: float | None = None,
+                      allow_redirects: bool = False) -> Response:
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth, encoding="latin1")}
+        return await super().request(method, url, params=params, data=data, headers=headers, auth=None,
+                                     timeout=timeout, allow_redirects=allow_redirects)
+
+
+class Provider:
+    """Build it inside the running event loop (the client opens its aiohttp session at once); `close()` it."""
+
+    def __init__(self, settings: ProviderSettings):
+        self._settings = settings
+        self._http = HttpClient()  # no max_retries: it would retry POSTs blindly
+        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
+        if settings.twilio_base_url:
+            self._client.api.base_url = settings.twilio_base_url
+            # The client rewrites every host when these are set (from TWILIO_EDGE / TWILIO_REGION by default),
+            # which would send sandbox traffic to "127.<edge>.<region>.0.1".
+            self._client.edge = self._client.region = None
+
+    async def send(self, to: str, body: str, status_callback: str | None) -> Sent:
+        s = self._settings
+        sender = {"messaging_service_sid": s.twilio_messaging_service_sid} if s.twilio_messaging_service_sid \
+            else {"from_": s.twilio_from_number}
+        if status_callback:
+            sender["status_callback"] = status_callback
+        message = await self._call(self._client.messages.create_async(to=to, body=body, **sender))
+        # Through a Messaging Service, Twilio counts segments only once it picked a sender: count them here then.
+        counted = int(message.num_segments or 0) or segments(body)[1]
+        return Sent(sid=str(message.sid), status=str(message.status), segments=counted)
+
+    async def find_sent(self, to: str, since: datetime, body: str) -> str | None:
+        """The sid of a message Twilio accepted for `to` with `body`, sent at or after `since` (aware), if any.
+
+        Twilio's date filter may be coarser than a second (its documentation
+        speaks of days), so the dates are checked here again. The oldest match
+        wins: it is the attempt a redelivery repeats.
+        """
+        if since.tzinfo is None:
+            raise ValueError("since must be an aware datetime")
+        # The client formats the time as "%Y-%m-%dT%H:%M:%SZ" without converting it to UTC: convert it first.
+        since = since.astimezone(UTC).replace(microsecond=0)
+        found = await self._call(self._client.messages.list_async(to=to, date_sent_after=since, page_size=100))
+        for message in reversed(found):  # Twilio lists newest first
+            when = message.date_sent or message.date_created
+            if message.body in (body, TRIAL_PREFIX + body) and (when is None or when >= since):
+                return str(message.sid)
+        return None
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._settings.twilio_timeout):
+                return await call
+        except TimeoutError:
+            raise TransientFailure(f"no answer from Twilio within {self._settings.twilio_timeout}s") from None
+        except TwilioRestException as exc:
+            raise classify(exc.status, exc.code, exc.msg) from exc
+        except TwilioServiceException as exc:
+            raise classify(exc.status, exc.code, exc.detail or exc.title) from exc
+        except TwilioException as exc:  # a list page that failed: the client keeps only the response
+            raise unreadable_page(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransientFailure(f"cannot reach Twilio: {exc!r}") from exc
+        except ValueError as exc:  # a 2xx answer that is not the JSON it should be
+            raise TransientFailure(f"unreadable answer from Twilio: {exc!r}") from exc
+
+
+def classify(status: int, code: int | None, message: str) -> ProviderError:
+    """Twilio's answer, sorted: what to try again, what to give up on, who opted out."""
+    if status == 429 or status >= 500:
+        return TransientFailure(f"Twilio answered {status} (code {code}): {message}", code)
+    if status == 401:  # wrong credentials refuse every message alike: a configuration to fix, not a message to drop
+        return TransientFailure(f"Twilio refused the credentials (code {code}): {message}", code)
+    if code == OPTED_OUT:
+        return OptedOut(message)
+    return PermanentFailure(code or status, message)
+
+
+def unreadable_page(exc: TwilioException) -> ProviderError:
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = getattr(response, "status_code", 500)
+    try:
+        body = json.loads(getattr(response, "text", "") or "{}")
+        code, message = body.get("code"), body.get("message", str(exc))
+    except (ValueError, AttributeError):
+        code, message = None, str(exc)
+    return classify(status, code, message)

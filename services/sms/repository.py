@@ -1,0 +1,79 @@
+"""SQL for the SMS tables. Functions take a connection and never commit."""
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+MESSAGE = ("id::text AS id, org_id, lead_id::text AS lead_id, command_id, to_phone, body, encoding, segments, status, "
+           "provider_sid, error_code, attempt_started_at, created_at, sent_at, delivered_at")
+TEMPLATE = "id::text AS id, name, body, created_at"
+
+
+async def by_command(conn: asyncpg.Connection, command_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {MESSAGE} FROM sms_messages WHERE command_id = $1", command_id)
+
+
+async def by_sid(conn: asyncpg.Connection, sid: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {MESSAGE} FROM sms_messages WHERE provider_sid = $1 FOR UPDATE", sid)
+
+
+async def insert(conn: asyncpg.Connection, sms_id: UUID, org: str, lead_id: str, command_id: str, to: str, body: str,
+                 encoding: str, segments: int) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"INSERT INTO sms_messages (id, org_id, lead_id, command_id, to_phone, body, encoding, segments, status) "
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') RETURNING {MESSAGE}",
+        sms_id, org, UUID(lead_id), command_id, to, body, encoding, segments)
+
+
+async def start_attempt(conn: asyncpg.Connection, sms_id: str, at: datetime) -> None:
+    await conn.execute("UPDATE sms_messages SET status = 'sending', attempt_started_at = $2 WHERE id = $1",
+                       UUID(sms_id), at)
+
+
+async def set_status(conn: asyncpg.Connection, sms_id: str, status: str, *, sid: str | None = None,
+                     error_code: int | None = None, sent_at: datetime | None = None,
+                     delivered_at: datetime | None = None) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"UPDATE sms_messages SET status = $2, provider_sid = coalesce($3, provider_sid), "
+        f"error_code = coalesce($4, error_code), sent_at = coalesce(sent_at, $5), "
+        f"delivered_at = coalesce(delivered_at, $6) WHERE id = $1 RETURNING {MESSAGE}",
+        UUID(sms_id), status, sid, error_code, sent_at, delivered_at)
+
+
+async def history(conn: asyncpg.Connection, org: str, lead_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {MESSAGE} FROM sms_messages WHERE org_id = $1 AND lead_id = $2 "
+                            f"ORDER BY created_at DESC, id DESC", org, UUID(lead_id))
+
+
+async def insert_template(conn: asyncpg.Connection, template_id: UUID, org: str, name: str,
+                          body: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"INSERT INTO sms_templates (id, org_id, name, body) VALUES ($1, $2, $3, $4) "
+                               f"ON CONFLICT (org_id, name) DO NOTHING RETURNING {TEMPLATE}",
+                               template_id, org, name, body)
+
+
+async def template(conn: asyncpg.Connection, org: str, template_id: str) -> asyncpg.Record | None:
+    try:
+        ident = UUID(template_id)
+    except ValueError:
+        return None
+    return await conn.fetchrow(f"SELECT {TEMPLATE} FROM sms_templates WHERE id = $1 AND org_id = $2", ident, org)
+
+
+async def templates(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {TEMPLATE} FROM sms_templates WHERE org_id = $1 ORDER BY name", org)
+
+
+async def is_opted_out(conn: asyncpg.Connection, phone: str) -> bool:
+    return bool(await conn.fetchval("SELECT opted_out FROM sms_opt_outs WHERE phone = $1", phone))
+
+
+async def set_opt_out(conn: asyncpg.Connection, phone: str, opted_out: bool, keyword: str) -> None:
+    await conn.execute(
+        "INSERT INTO sms_opt_outs (phone, opted_out, keyword) VALUES ($1, $2, $3) ON CONFLICT (phone) "
+        "DO UPDATE SET opted_out = excluded.opted_out, keyword = excluded.keyword, changed_at = now()",
+        phone, opted_out, keyword)
+
+
+async def leads_with_phone(conn: asyncpg.Connection, phone: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT lead_id::text AS lead_id, org_id FROM lead_directory WHERE phone = $1", phone)

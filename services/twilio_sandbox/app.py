@@ -1,0 +1,100 @@
+"""Wiring of the Twilio sandbox: `init_app()` builds the aiohttp application.
+
+Every call to Twilio's API goes through the front door first, in Twilio's order:
+count it, misbehave if a test asked for it (error or delay), check HTTP Basic
+credentials (AccountSid:AuthToken, and the account in the path), then answer.
+"""
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import BasicAuth, hdrs, web
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.twilio_sandbox import api, control
+from services.twilio_sandbox.state import API_VERSION, SANDBOX, STATUS_CODES, Sandbox, twilio_error
+from services.twilio_sandbox.webhooks import WEBHOOKS, Webhooks
+from shared import logging
+
+log = logging.get("twilio_sandbox")
+DEFAULT_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
+DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
+
+
+class SandboxSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    host: str = Field("127.0.0.1", validation_alias="SANDBOX_HOST")
+    port: int = Field(8089, ge=0, le=65535, validation_alias="SANDBOX_PORT")
+    account_sid: str = Field(DEFAULT_ACCOUNT_SID, min_length=1, validation_alias="TWILIO_ACCOUNT_SID")
+    auth_token: str = Field(DEFAULT_AUTH_TOKEN, min_length=1, repr=False, validation_alias="TWILIO_AUTH_TOKEN")
+    # Where inbound messages (POST /_sandbox/inbound) are posted, like a number's messaging webhook.
+    inbound_url: str | None = Field(None, pattern=r"^https?://", validation_alias="SANDBOX_INBOUND_URL")
+    # Seconds between accepted -> sent -> delivered (each step posts a status callback).
+    callback_delay: float = Field(0.2, ge=0, le=60, validation_alias="SANDBOX_CALLBACK_DELAY")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_json: bool | None = None
+
+
+def unauthorized() -> web.Response:
+    body = twilio_error(401, 20003, "Authenticate")
+    return web.json_response(body, status=401, headers={hdrs.WWW_AUTHENTICATE: 'Basic realm="Twilio API"'})
+
+
+def authorized(request: web.Request, sandbox: Sandbox) -> bool:
+    try:
+        credentials = BasicAuth.decode(request.headers.get(hdrs.AUTHORIZATION, ""))
+    except ValueError:
+        return False
+    return (credentials.login, credentials.password) == (sandbox.account_sid, sandbox.auth_token)
+
+
+@web.middleware
+async def front_door(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    if not request.path.startswith(f"/{API_VERSION}/"):
+        return await handler(request)
+    sandbox = request.app[SANDBOX]
+    if request.method == "POST":
+        sandbox.calls += 1
+    misbehaviour = sandbox.take_misbehaviour()
+    if misbehaviour and misbehaviour.mode == "error":
+        code, message = STATUS_CODES[misbehaviour.status]
+        log.info("sandbox.misbehaved", mode="error", status=misbehaviour.status, path=request.path)
+        return web.json_response(twilio_error(misbehaviour.status, code, message), status=misbehaviour.status)
+    if misbehaviour and misbehaviour.mode == "slow":
+        log.info("sandbox.misbehaved", mode="slow", delay=misbehaviour.delay, path=request.path)
+        # As at Twilio, a request that arrived whole takes effect even if the client stops waiting for the answer.
+        await request.read()
+        return await asyncio.shield(request.app[WEBHOOKS].spawn(answer_later(request, handler, misbehaviour.delay)))
+    return await answer(request, handler)
+
+
+async def answer_later(request: web.Request, handler, delay: float) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+    await asyncio.sleep(delay)
+    return await answer(request, handler)
+
+
+async def answer(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+    sandbox = request.app[SANDBOX]
+    if not authorized(request, sandbox):
+        return unauthorized()
+    if request.match_info.get("account_sid") != sandbox.account_sid:
+        return web.json_response(twilio_error(404, 20404, f"The requested resource {request.path} was not found"),
+                                 status=404)
+    return await handler(request)
+
+
+async def webhooks(app: web.Application) -> AsyncIterator[None]:
+    await app[WEBHOOKS].open()
+    yield
+    await app[WEBHOOKS].close()
+
+
+def init_app(settings: SandboxSettings) -> web.Application:
+    app = web.Application(middlewares=[front_door])
+    app[SANDBOX] = Sandbox(settings.account_sid, settings.auth_token, settings.inbound_url)
+    app[WEBHOOKS] = Webhooks(settings.auth_token, settings.callback_delay)
+    app.cleanup_ctx.append(webhooks)
+    api.setup(app)
+    control.setup(app)
+    return app

@@ -1,0 +1,95 @@
+"""The control API tests use (not part of Twilio's): misbehaviour, reset, what was received, inbound messages.
+
+    POST /_sandbox/behaviour {"mode": "ok"|"error"|"slow", "status": 429|5xx, "delay": s, "count": n,
+                              "delivery": "delivered"|"undelivered"|"failed"}
+    POST /_sandbox/reset     behaviour ok, messages forgotten, pending callbacks cancelled
+    GET  /_sandbox/messages  {"calls": POSTs received (refused ones too), "messages": [oldest first]}
+    POST /_sandbox/inbound   {"from", "to", "body", "url"?} ─► signed webhook to SANDBOX_INBOUND_URL (or "url")
+                             ─► {"status": that endpoint's answer}
+"""
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from services.twilio_sandbox.state import SANDBOX, STATUS_CODES, Behaviour
+from services.twilio_sandbox.webhooks import WEBHOOKS, inbound_form
+from shared import logging
+
+log = logging.get("twilio_sandbox")
+
+
+def bad(detail: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": detail}, status=status)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "the body is not JSON"}', content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error": "the body is not a JSON object"}', content_type="application/json")
+    return data
+
+
+def behaviour_of(data: dict[str, Any]) -> Behaviour:
+    """A Behaviour from the JSON a test sent, or ValueError saying what is wrong with it."""
+    mode, status, delay, count = data.get("mode", "ok"), data.get("status", 500), data.get("delay", 0), data.get("count")
+    delivery = data.get("delivery", "delivered")
+    if mode not in ("ok", "error", "slow"):
+        raise ValueError("mode must be ok, error or slow")
+    if mode == "error" and status not in STATUS_CODES:
+        raise ValueError(f"status must be one of {sorted(STATUS_CODES)}")
+    if not isinstance(delay, int | float) or delay < 0:
+        raise ValueError("delay must be a number of seconds, at least 0")
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise ValueError("count must be a positive integer (omit it: until reset)")
+    if delivery not in ("delivered", "undelivered", "failed"):
+        raise ValueError("delivery must be delivered, undelivered or failed")
+    return Behaviour(mode=mode, status=status, delay=float(delay), count=count, delivery=delivery)
+
+
+async def set_behaviour(request: web.Request) -> web.Response:
+    try:
+        behaviour = behaviour_of(await json_object(request))
+    except ValueError as exc:
+        return bad(str(exc))
+    request.app[SANDBOX].behaviour = behaviour
+    log.info("sandbox.behaviour", **behaviour.public())
+    return web.json_response(behaviour.public())
+
+
+async def reset(request: web.Request) -> web.Response:
+    await request.app[WEBHOOKS].cancel_pending()
+    request.app[SANDBOX].reset()
+    return web.json_response({"reset": True})
+
+
+async def messages(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX]
+    return web.json_response({"calls": sandbox.calls, "messages": [m.resource() for m in sandbox.messages.values()]})
+
+
+async def inbound(request: web.Request) -> web.Response:
+    data = await json_object(request)
+    sandbox = request.app[SANDBOX]
+    url = data.get("url") or sandbox.inbound_url
+    if not url:
+        return bad("no inbound URL: set SANDBOX_INBOUND_URL or give \"url\"", 409)
+    if not all(isinstance(data.get(k), str) and data[k] for k in ("from", "to", "body")):
+        return bad('"from", "to" and "body" are required strings')
+    form = inbound_form(sandbox.account_sid, data["from"], data["to"], data["body"])
+    try:
+        status = await request.app[WEBHOOKS].post(url, form)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return bad(f"the inbound webhook {url} could not be reached: {exc!r}", 502)
+    log.info("sandbox.inbound_posted", sid=form["MessageSid"], url=url, answer=status)
+    return web.json_response({"status": status, "sid": form["MessageSid"]})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/_sandbox/behaviour", set_behaviour)
+    app.router.add_post("/_sandbox/reset", reset)
+    app.router.add_get("/_sandbox/messages", messages)
+    app.router.add_post("/_sandbox/inbound", inbound)

@@ -1,0 +1,165 @@
+"""SMS: commands (`sms.*` on `commands`), queries, events, views."""
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from shared.contracts.envelope import Incoming
+from shared.contracts.leads import LeadId
+
+SERVICE = "sms"
+MAX_LENGTH = 1600
+
+
+class SmsStatus(StrEnum):
+    """Forward only: queued → sending → sent → delivered | undelivered | failed."""
+
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    undelivered = "undelivered"
+    failed = "failed"
+
+
+# Commands ------------------------------------------------------------------
+class SendSms(Incoming):
+    """`sms.send`: `message`, or a stored template (`templateId`) filled from the lead."""
+
+    leadId: LeadId
+    message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH)] | None = None
+    templateId: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SendSms":
+        if self.message is None and self.templateId is None:
+            raise ValueError("give message (1 to 1600 characters) or templateId")
+        return self
+
+
+class CreateTemplate(Incoming):
+    """`sms.create_template`: fields like {{first_name}} are filled from the lead when sending."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH)]
+
+
+class ProviderStatus(Incoming):
+    """`sms.provider_status`: a status callback from the provider (signature checked by the gateway)."""
+
+    sid: str
+    status: str
+    errorCode: int | None = None
+
+
+class InboundSms(Incoming):
+    """`sms.inbound`: a message a lead sent us (STOP, START, ...), signature checked by the gateway."""
+
+    sid: str
+    from_: str = Field(alias="from")
+    to: str
+    body: str
+
+    model_config = {"populate_by_name": True}
+
+
+COMMANDS = {"sms.send": SendSms, "sms.create_template": CreateTemplate, "sms.provider_status": ProviderStatus,
+            "sms.inbound": InboundSms}
+
+
+# Queries -------------------------------------------------------------------
+class SmsHistory(Incoming):
+    leadId: LeadId
+
+
+class ListTemplates(Incoming):
+    pass
+
+
+# Views ---------------------------------------------------------------------
+class SmsView(BaseModel):
+    id: str
+    status: SmsStatus
+    sentAt: datetime | None
+
+
+class SmsReply(BaseModel):
+    sms: SmsView
+
+
+class SmsRecord(BaseModel):
+    id: str
+    body: str
+    status: SmsStatus
+    provider_sid: str | None
+    error_code: int | None
+    segments: int
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class SmsHistoryReply(BaseModel):
+    sms_messages: list[SmsRecord]
+
+
+class TemplateView(BaseModel):
+    id: str
+    name: str
+    body: str
+    fields: list[str]
+    created_at: datetime
+
+
+class TemplateReply(BaseModel):
+    template: TemplateView
+
+
+class TemplateList(BaseModel):
+    templates: list[TemplateView]
+
+
+# Events --------------------------------------------------------------------
+class SmsSent(BaseModel):
+    """data of `sms.sent`"""
+
+    smsId: str
+    leadId: str
+    providerSid: str
+    segments: int
+    sentAt: datetime
+
+
+class SmsFailed(BaseModel):
+    """data of `sms.failed`"""
+
+    smsId: str
+    leadId: str
+    errorCode: int | None
+    reason: str
+
+
+class SmsStatusChanged(BaseModel):
+    """data of `sms.status_changed`"""
+
+    smsId: str
+    leadId: str
+    from_: SmsStatus = Field(alias="from")
+    to: SmsStatus
+    errorCode: int | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class OptOutChanged(BaseModel):
+    """data of `sms.opt_out_changed`"""
+
+    leadId: str
+    phone: str
+    optedOut: bool
+    keyword: str
+
+
+EVENTS: dict[str, type[BaseModel]] = {"sms.sent": SmsSent, "sms.failed": SmsFailed,
+                                      "sms.status_changed": SmsStatusChanged, "sms.opt_out_changed": OptOutChanged}
