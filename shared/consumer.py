@@ -11,6 +11,7 @@ committed, and every caller who waits gets an answer.
     other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
 """
 import json
+from contextlib import suppress
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -141,14 +142,7 @@ class Commands:
         print_ = inbox.fingerprint(meta.command, command)
         try:
             try:
-                if hasattr(handler, "perform"):  # an Effect: act first, then record as a handler would
-                    result = await handler.perform(self.pool, command, meta)
-                    handler = partial(_record, handler, result)
-                async with db.transaction(self.pool) as conn:
-                    outcome = await handler(conn, command, meta)
-                    await outbox.add(conn, outcome.events)
-                    await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply)
-                return outcome.reply, False
+                return await self._attempt(meta, command, handler, print_), False
             except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
                 async with db.transaction(self.pool) as conn:
                     await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, refusal.reply())
@@ -156,6 +150,19 @@ class Commands:
         except inbox.AlreadyDone:
             async with self.pool.acquire() as conn:
                 return await inbox.stored(conn, meta.message_id, meta.org_id, print_), True
+
+    async def _attempt(self, meta: Meta, command: BaseModel, handler: Handler | Effect, print_: str) -> Reply:
+        try:
+            if hasattr(handler, "perform"):  # an Effect: act first, then record as a handler would
+                result = await handler.perform(self.pool, command, meta)
+                handler = partial(_record, handler, result)
+            async with db.transaction(self.pool) as conn:
+                outcome = await handler(conn, command, meta)
+                await outbox.add(conn, outcome.events)
+                await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply)
+            return outcome.reply
+        except asyncpg.DataError as exc:  # a value the database cannot hold (a NUL character...): bad input
+            raise invalid(f"a value in the command cannot be stored: {exc}") from exc
 
     async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception) -> None:
         raw = msg.raw_message
@@ -173,10 +180,14 @@ class Commands:
         else:
             headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
             log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
+            failure = Reply(status=503, body=problem(
+                503, "Command parked", f"the command failed {meta.attempt} times and was parked for an operator "
+                f"to replay: {exc!r}"[:1000], "/problems/command-parked"))
+            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the database may be the fault
+                async with db.transaction(self.pool) as conn:
+                    await inbox.park(conn, meta.message_id, meta.org_id, failure)
             await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers, **common)
-            failure = problem(503, "Command parked", f"the command failed {meta.attempt} times and was parked "
-                              f"for an operator to replay: {exc!r}"[:1000], "/problems/command-parked")
-            await self.reply(meta.reply_to, meta.correlation_id, Reply(status=503, body=failure), attempt=meta.attempt)
+            await self.reply(meta.reply_to, meta.correlation_id, failure, attempt=meta.attempt)
         await msg.ack()
 
     async def answer(self, msg: RabbitMessage, query: Callable[[asyncpg.Connection, str], Awaitable[Reply]]) -> None:
@@ -190,6 +201,8 @@ class Commands:
                 reply = await query(conn, str(org))
         except Rejected as exc:
             reply = exc.reply()
+        except asyncpg.DataError as exc:
+            reply = invalid(f"a value in the query cannot be used: {exc}").reply()
         except Exception as exc:
             log.warning("query.failed", routing_key=raw.routing_key, error=repr(exc))
             reply = Reply(status=503, body=problem(503, "Service unavailable", "the query failed; try again",
@@ -199,7 +212,8 @@ class Commands:
 
     async def refuse(self, msg: RabbitMessage, exc: Rejected) -> None:
         raw = msg.raw_message
-        log.info("command.refused", routing_key=raw.routing_key, detail=exc.body["detail"])
+        log.info("command.refused", routing_key=raw.routing_key, detail=exc.body["detail"], command_id=raw.message_id,
+                 correlation_id=raw.correlation_id, org_id=(raw.headers or {}).get(Header.ORG))
         await self.reply(raw.reply_to, raw.correlation_id, exc.reply())
         await msg.ack()
 

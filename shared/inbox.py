@@ -61,10 +61,18 @@ async def stored(conn: asyncpg.Connection, message_id: str, org_id: str, print_:
 
 
 async def stored_reply(conn: asyncpg.Connection, message_id: str, org_id: str) -> Reply | None:
-    """The final answer of a command, if it has one (and belongs to this org)."""
-    row = await conn.fetchrow("SELECT status, reply FROM inbox WHERE message_id = $1 AND org_id = $2",
-                              message_id, org_id)
+    """The final answer of a command, if it has one (and belongs to this org): its inbox row,
+    else the failure it was parked with (until a replay gives it an inbox row)."""
+    row = await conn.fetchrow(
+        "SELECT 0 AS rank, status, reply FROM inbox WHERE message_id = $1 AND org_id = $2 UNION ALL "
+        "SELECT 1, 503, reply FROM parked WHERE message_id = $1 AND org_id = $2 ORDER BY rank LIMIT 1",
+        message_id, org_id)
     return Reply(status=row["status"], body=row["reply"]) if row else None
+
+
+async def park(conn: asyncpg.Connection, message_id: str, org_id: str, reply: Reply) -> None:
+    await conn.execute("INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) ON CONFLICT (message_id) "
+                       "DO UPDATE SET reply = excluded.reply, parked_at = now()", message_id, org_id, reply.body)
 
 
 async def prune(conn: asyncpg.Connection, older_than_hours: float) -> int:

@@ -84,7 +84,7 @@ class Relay:
                 log.warning("outbox.publish_failed", count=len(failed), error=failed[0][1])
                 await conn.executemany(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2, "
-                    "next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '5 minutes') "
+                    "next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '10 seconds') "
                     "WHERE id = $1",
                     failed,
                 )

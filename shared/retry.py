@@ -2,7 +2,8 @@
 
 - `Rejected` is an expected, permanent refusal (bad input, not found, a move the
   rules forbid): answered at once with its problem body, stored in the inbox like
-  any answer, never retried.
+  any answer, never retried. A value the database refuses (`asyncpg.DataError`,
+  e.g. a NUL character) is bad input too: a 422 refusal.
 - `Pending` is transient with an interim answer (e.g. "queued" while an SMS
   provider is down): the caller gets it at once, the retries go on behind it.
 - Anything else is treated as transient (database unreachable, serialization

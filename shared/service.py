@@ -34,9 +34,10 @@ class Service:
         self.migrations = [db.SHARED_MIGRATIONS, *(migrations if isinstance(migrations, list) else [migrations])]
         self.topology = topology.ServiceTopology(name, tuple(settings.retry_delays))
         # FastStream's per-message "Received/Processed" lines go to DEBUG: our own
-        # structured `command.done` line says more, once.
+        # structured `command.done` line says more, once. A mandatory publish that no
+        # queue takes (a retry, a park) raises instead of being acked away.
         self.broker = RabbitBroker(settings.amqp_url, graceful_timeout=30, log_level=stdlib_logging.DEBUG,
-                                   default_channel=Channel(prefetch_count=settings.prefetch))
+                                   default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
         self.commands = Commands(self.broker, None, self.topology, settings.fault_crash_after_commit)  # type: ignore[arg-type]
         self.broker.add_middleware(self.commands.middleware())
         self.commands_in = self.broker.subscriber(
@@ -103,12 +104,9 @@ class Service:
                                          lock_timeout_ms=s.lock_timeout_ms, statement_timeout_ms=s.statement_timeout_ms)
         await db.migrate(self.pool, self.name, self.migrations)
         self.commands.pool = self.pool
+        await topology.declare_all(s.amqp_url, self.topology)
 
     async def _started(self) -> None:
-        await self.topology.bind_subscriptions(await self.broker.declare_queue(self.topology.work.faststream()))
-        for tier in range(len(self.topology.retry_delays)):
-            await self.broker.declare_queue(self.topology.delay(tier).faststream())
-        await self.broker.declare_queue(self.topology.parked.faststream())
         relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]
                       batch=self.settings.relay_batch)
         self._tasks = [asyncio.create_task(relay.run()), asyncio.create_task(self._prune())]

@@ -123,6 +123,19 @@ async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> None:
         await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
+async def declare_all(url: str, topology: ServiceTopology) -> None:
+    """Everything a service consumes from or publishes to, before it consumes anything:
+    a retry must never be published to a delay queue that does not exist yet."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await declare_exchanges(channel)
+        for spec in topology.all_queues():
+            queue = await spec.declare(channel)
+            if spec == topology.work:
+                await topology.bind_subscriptions(queue)
+
+
 async def declare_entry(channel: aio_pika.abc.AbstractChannel, service: str) -> None:
     """What the gateway declares for a service it routes to."""
     await declare_exchanges(channel)

@@ -39,12 +39,16 @@ async def infra() -> AsyncIterator[infra_mod.Infra]:
 @pytest.fixture(scope="session")
 async def stack(infra: infra_mod.Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     running = Stack({**infra.env(), **STACK_ENV}, tmp_path_factory.mktemp("logs"))
-    for service in SERVICES:
-        running.start(service)
-    for service in SERVICES:
-        await running.wait_started(service)
-    running.start("gateway")
-    await running.wait_gateway_ready()
+    try:
+        for service in SERVICES:
+            running.start(service)
+        for service in SERVICES:
+            await running.wait_started(service)
+        running.start("gateway")
+        await running.wait_gateway_ready()
+    except BaseException:
+        running.stop_all()  # a stack that failed to start must not outlive the run
+        raise
     yield running
     running.stop_all()
 

@@ -27,6 +27,8 @@ def decode(token: str, secret: str) -> Principal:
         raise BadToken("the token's signature is not valid") from None
     except jwt.PyJWTError as exc:
         raise BadToken(f"the token is not valid: {exc}") from None
+    except (ValueError, UnicodeError):  # bytes that are no token at all
+        raise BadToken("the token is not valid") from None
     if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str) or not claims["sub"] or not claims["org"]:
         raise BadToken("the token's sub and org claims must be non-empty strings")
     return Principal(user=claims["sub"], org=claims["org"])

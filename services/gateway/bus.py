@@ -119,9 +119,15 @@ class Bus:
             try:
                 async with asyncio.timeout(self._publish_timeout):
                     await self._exchanges[exchange].publish(message, routing_key, mandatory=True)
-            except (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
+            except TimeoutError:
+                # Written but not confirmed in time: it may well be queued. Not a 503 (a client
+                # retrying without a key would act twice): the caller answers 202 and the status
+                # resource tells what became of it.
+                log.warning("bus.confirm_late", routing_key=routing_key)
+                return None
+            except (aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
                 log.warning("bus.publish_failed", routing_key=routing_key, error=repr(exc))
-                raise Unavailable("the message broker did not confirm the message") from exc
+                raise Unavailable("the message broker refused the message") from exc
             try:
                 return await asyncio.wait_for(future, wait)
             except TimeoutError:

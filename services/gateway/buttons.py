@@ -2,7 +2,7 @@
 from aiohttp import web
 
 from services.gateway.errors import Problem
-from services.gateway.views import ask, parse, read_json, send_command
+from services.gateway.views import ask, parse, path_ids, read_json, send_command
 from shared.contracts.bookings import ConfirmAppointment, CreateAppointment, GetAppointment, LeadAppointments
 from shared.contracts.leads import BulkUpdateLeadStatus, CreateLead, GetLead, ListLeads, UpdateLeadStatus
 from shared.contracts.sms import CreateTemplate, ListTemplates, SendSms, SmsHistory
@@ -24,11 +24,12 @@ async def update_lead_status(request: web.Request) -> web.Response:
 
 
 async def get_lead(request: web.Request) -> web.Response:
-    return await ask(request, "leads", "get", GetLead(leadId=request.match_info["lead_id"]))
+    return await ask(request, "leads", "get", path_ids(GetLead, leadId=request.match_info["lead_id"]))
 
 
 async def list_leads(request: web.Request) -> web.Response:
-    return await ask(request, "leads", "list", parse(ListLeads, dict(request.query)))
+    present = {k: v for k, v in request.query.items() if v != ""}  # ?status=&limit= : empty means absent
+    return await ask(request, "leads", "list", parse(ListLeads, present))
 
 
 # Bookings -------------------------------------------------------------------
@@ -41,11 +42,11 @@ async def confirm_appointment(request: web.Request) -> web.Response:
 
 
 async def get_appointment(request: web.Request) -> web.Response:
-    return await ask(request, "bookings", "get", GetAppointment(appointmentId=request.match_info["appointment_id"]))
+    return await ask(request, "bookings", "get", path_ids(GetAppointment, appointmentId=request.match_info["appointment_id"]))
 
 
 async def lead_appointments(request: web.Request) -> web.Response:
-    return await ask(request, "bookings", "of_lead", LeadAppointments(leadId=request.match_info["lead_id"]))
+    return await ask(request, "bookings", "of_lead", path_ids(LeadAppointments, leadId=request.match_info["lead_id"]))
 
 
 # SMS ------------------------------------------------------------------------
@@ -54,7 +55,7 @@ async def send_sms(request: web.Request) -> web.Response:
 
 
 async def sms_history(request: web.Request) -> web.Response:
-    return await ask(request, "sms", "history", SmsHistory(leadId=request.match_info["lead_id"]))
+    return await ask(request, "sms", "history", path_ids(SmsHistory, leadId=request.match_info["lead_id"]))
 
 
 async def create_template(request: web.Request) -> web.Response:

@@ -26,7 +26,7 @@ KEY_NAMESPACE = UUID("6f1c3a52-8a41-4f0e-9a0f-5b8d2f6c1e77")
 async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Problem(400, "Malformed JSON", "the request body is not valid JSON", "/problems/malformed-json") from None
     if not isinstance(data, dict):
         raise Problem(400, "Malformed JSON", "the request body must be a JSON object", "/problems/malformed-json")
@@ -38,6 +38,15 @@ def parse(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+
+
+def path_ids(model: type[M], **fields: str) -> M:
+    """Ids from the path: one that cannot be an id names nothing, so 404 (not 422)."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError:
+        raise Problem(404, "Not found", f"there is nothing at {', '.join(fields.values())}",
+                      "/problems/not-found") from None
 
 
 def message_id_for(request: web.Request, principal: Principal) -> str:
@@ -88,10 +97,13 @@ async def command_status(request: web.Request) -> web.Response:
     service = request.match_info["service"]
     if service not in request.app[SERVICES]:
         raise Problem(404, "Not found", f"there is no service {service!r}", "/problems/not-found")
-    response = await ask(request, service, "command", GetCommand(commandId=request.match_info["command_id"]))
-    if response.status == 202:
-        response.headers["Location"] = request.path
-    return response
+    query = path_ids(GetCommand, commandId=request.match_info["command_id"])
+    pending = json_response(202, {"command": {"id": query.commandId, "status": "accepted"}}, {"Location": request.path})
+    try:
+        response = await ask(request, service, "command", query)
+    except web.HTTPServiceUnavailable:
+        return pending  # the service is down: the command is still accepted, and waits for it
+    return pending if response.status == 202 else response
 
 
 # Operations -----------------------------------------------------------------

@@ -121,7 +121,7 @@ class Hub:
             return None
         try:
             principal = decode(str(hello.get("token") or ""), self.secret)
-        except BadToken as exc:
+        except BadToken as exc:  # (decode turns any unreadable token into BadToken)
             await ws.close(code=BAD_TOKEN, message=str(exc).encode()[:120])
             return None
         await ws.send_json({"type": "welcome", "org": principal.org, "user": principal.user, "topics": topics})

@@ -42,18 +42,23 @@ class LeadHandlers:
         return Outcome(ok(LeadReply(lead=lead), 201), [meta.event("leads.created", created)])
 
     async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:
-        lead = (await repository.lock_statuses(conn, meta.org_id, [cmd.leadId])).get(cmd.leadId)
+        lead_id = repository.canonical(cmd.leadId)
+        lead = (await repository.lock_statuses(conn, meta.org_id, [lead_id])).get(lead_id) if lead_id else None
         if lead is None:
             raise not_found("lead", cmd.leadId)
-        if not domain.check_move(cmd.leadId, lead["status"], cmd.status, cmd.expectedStatus):
+        if not domain.check_move(lead_id, lead["status"], cmd.status, cmd.expectedStatus):
             return Outcome(ok(LeadStatusReply(lead=LeadStatusView(**lead))))
-        changed, events = await self._apply(conn, meta, {cmd.leadId: lead["status"]}, cmd.status)
-        return Outcome(ok(LeadStatusReply(lead=changed[cmd.leadId])), events)
+        changed, events = await self._apply(conn, meta, {lead_id: lead["status"]}, cmd.status)
+        return Outcome(ok(LeadStatusReply(lead=changed[lead_id])), events)
 
     async def bulk_update_status(self, conn: asyncpg.Connection, cmd: BulkUpdateLeadStatus, meta: Meta) -> Outcome:
-        ids = list(dict.fromkeys(cmd.leadIds))  # a repeated id counts once, first order kept
+        # A repeated id counts once (in any spelling of the same uuid); failures name the id as given.
+        given: dict[str, str] = {}
+        for raw in cmd.leadIds:
+            given.setdefault(repository.canonical(raw) or raw, raw)
+        ids = list(given)
         current = await repository.lock_statuses(conn, meta.org_id, ids)
-        failed = [BulkFailure(leadId=i, reason=r) for i in ids
+        failed = [BulkFailure(leadId=given[i], reason=r) for i in ids
                   if (r := domain.bulk_failure_reason(current[i]["status"] if i in current else None, cmd.status))]
         if failed:
             raise Rejected(409, "Bulk status change refused",

@@ -15,6 +15,12 @@ def as_uuid(value: str) -> UUID | None:
         return None
 
 
+def canonical(value: str) -> str | None:
+    """The one spelling of a lead id (lower case, hyphens); None when it is no uuid at all."""
+    ident = as_uuid(value)
+    return str(ident) if ident else None
+
+
 async def insert(conn: asyncpg.Connection, lead_id: UUID, org: str, name: str, phone: str, email: str | None,
                  at: datetime, by: str) -> asyncpg.Record:
     return await conn.fetchrow(

@@ -54,8 +54,9 @@ class ProviderSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_twilio_needs_credentials(self) -> Self:
-        sandbox_credentials = SANDBOX_ACCOUNT_SID == self.twilio_account_sid or SANDBOX_AUTH_TOKEN == self.twilio_auth_token
-        if not self.twilio_base_url and sandbox_credentials:
+        sandbox_credentials = (self.twilio_account_sid, self.twilio_auth_token)
+        if not self.twilio_base_url and (SANDBOX_ACCOUNT_SID in sandbox_credentials
+                                         or SANDBOX_AUTH_TOKEN in sandbox_credentials):
             raise ValueError("TWILIO_BASE_URL is empty (the real Twilio): set TWILIO_ACCOUNT_SID and "
                              "TWILIO_AUTH_TOKEN too")
         return self
@@ -107,17 +108,26 @@ class HttpClient(AsyncTwilioHttpClient):
 
 
 class Provider:
-    """Build it inside the running event loop (the client opens its aiohttp session at once); `close()` it."""
+    """One per process; `close()` it. Cheap to build outside the event loop: the client is made on first use."""
 
     def __init__(self, settings: ProviderSettings):
         self._settings = settings
-        self._http = HttpClient()  # no max_retries: it would retry POSTs blindly
-        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
-        if settings.twilio_base_url:
-            self._client.api.base_url = settings.twilio_base_url
-            # The client rewrites every host when these are set (from TWILIO_EDGE / TWILIO_REGION by default),
-            # which would send sandbox traffic to "127.<edge>.<region>.0.1".
-            self._client.edge = self._client.region = None
+        self._http: HttpClient | None = None
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        """The official client, configured; made inside the running loop (its aiohttp session needs one)."""
+        if self._client is None:
+            s = self._settings
+            self._http = HttpClient()  # no max_retries: it would retry POSTs blindly
+            self._client = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=self._http)
+            if s.twilio_base_url:
+                self._client.api.base_url = s.twilio_base_url
+                # The client rewrites every host when these are set (from TWILIO_EDGE / TWILIO_REGION by default),
+                # which would send sandbox traffic to "127.<edge>.<region>.0.1".
+                self._client.edge = self._client.region = None
+        return self._client
 
     async def send(self, to: str, body: str, status_callback: str | None) -> Sent:
         s = self._settings
@@ -125,7 +135,7 @@ class Provider:
             else {"from_": s.twilio_from_number}
         if status_callback:
             sender["status_callback"] = status_callback
-        message = await self._call(self._client.messages.create_async(to=to, body=body, **sender))
+        message = await self._call(self.client.messages.create_async(to=to, body=body, **sender))
         # Through a Messaging Service, Twilio counts segments only once it picked a sender: count them here then.
         counted = int(message.num_segments or 0) or segments(body)[1]
         return Sent(sid=str(message.sid), status=str(message.status), segments=counted)
@@ -141,7 +151,7 @@ class Provider:
             raise ValueError("since must be an aware datetime")
         # The client formats the time as "%Y-%m-%dT%H:%M:%SZ" without converting it to UTC: convert it first.
         since = since.astimezone(UTC).replace(microsecond=0)
-        found = await self._call(self._client.messages.list_async(to=to, date_sent_after=since, page_size=100))
+        found = await self._call(self.client.messages.list_async(to=to, date_sent_after=since, page_size=100))
         for message in reversed(found):  # Twilio lists newest first
             when = message.date_sent or message.date_created
             if message.body in (body, TRIAL_PREFIX + body) and (when is None or when >= since):
@@ -149,7 +159,8 @@ class Provider:
         return None
 
     async def close(self) -> None:
-        await self._http.close()
+        if self._http is not None:
+            await self._http.close()
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from yarl import URL
 
 from services.sms.segments import segments
@@ -20,6 +21,7 @@ from shared import logging
 
 log = logging.get("twilio_sandbox")
 E164 = re.compile(r"\+[1-9]\d{6,14}")
+URL_PATTERN = re.compile(r"https?://[^\s/]+\S*")
 MAX_BODY = 1600
 TEST_TO = {
     "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
@@ -43,7 +45,7 @@ def refused(status: int, code: int, message: str) -> web.Response:
     return web.json_response(twilio_error(status, code, message), status=status)
 
 
-def refusal(to: str, from_: str, service: str, body: str) -> tuple[int, str] | None:
+def refusal(to: str, from_: str, service: str, body: str, callback: str) -> tuple[int, str] | None:
     """The error code and message Twilio gives these fields, or None when it would accept them."""
     if not to:
         return 21604, "A 'To' phone number is required."
@@ -53,6 +55,8 @@ def refusal(to: str, from_: str, service: str, body: str) -> tuple[int, str] | N
         return 21602, "Message body is required."
     if len(body) > MAX_BODY:
         return 21617, "The concatenated message body exceeds the 1600 character limit."
+    if callback and not URL_PATTERN.fullmatch(callback):
+        return 21609, f"The StatusCallback URL {callback} is not a valid URL."
     if to in TEST_TO:
         return TEST_TO[to]
     if not E164.fullmatch(to):
@@ -62,9 +66,9 @@ def refusal(to: str, from_: str, service: str, body: str) -> tuple[int, str] | N
 
 async def create(request: web.Request) -> web.Response:
     form = await request.post()
-    fields = {name: str(form.get(name, "")).strip() for name in ("To", "From", "MessagingServiceSid", "Body")}
-    to, from_, service, body = fields.values()
-    problem = refusal(to, from_, service, body)
+    names = ("To", "From", "MessagingServiceSid", "Body", "StatusCallback")
+    to, from_, service, body, callback = (str(form.get(name, "")).strip() for name in names)
+    problem = refusal(to, from_, service, body, callback)
     if problem:
         log.info("sandbox.message_refused", to=to, code=problem[0])
         return refused(400, *problem)
@@ -73,7 +77,7 @@ async def create(request: web.Request) -> web.Response:
     message = sandbox.accept(Message(
         account_sid=sandbox.account_sid, to=to, from_=from_ or None, messaging_service_sid=service or None,
         body=body, segments=segments(body)[1], status="queued" if from_ else "accepted",
-        status_callback=str(form.get("StatusCallback", "")) or None))
+        status_callback=callback or None))
     request.app[WEBHOOKS].follow(message, sandbox.behaviour.delivery)
     log.info("sandbox.message_accepted", sid=message.sid, to=to, segments=message.segments)
     return web.json_response(message.resource(), status=201)
@@ -116,7 +120,7 @@ async def list_(request: web.Request) -> web.Response:
 Filter = Callable[[Message], bool]
 
 
-def filters(query: "web.MultiDictProxy[str]") -> list[Filter]:
+def filters(query: MultiDictProxy[str]) -> list[Filter]:
     """Twilio's list filters. The twilio client sends `DateSent>` / `DateSent<` (which read `DateSent>=` / `DateSent<=`
     on the wire) with `YYYY-MM-DDTHH:MM:SSZ`; Twilio documents `YYYY-MM-DD`. Both bounds include their day or second."""
     keep: list[Filter] = []

@@ -5,7 +5,7 @@ count it, misbehave if a test asked for it (error or delay), check HTTP Basic
 credentials (AccountSid:AuthToken, and the account in the path), then answer.
 """
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import BasicAuth, hdrs, web
 from pydantic import Field
@@ -19,6 +19,7 @@ from shared import logging
 log = logging.get("twilio_sandbox")
 DEFAULT_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SandboxSettings(BaseSettings):
@@ -50,7 +51,7 @@ def authorized(request: web.Request, sandbox: Sandbox) -> bool:
 
 
 @web.middleware
-async def front_door(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def front_door(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(f"/{API_VERSION}/"):
         return await handler(request)
     sandbox = request.app[SANDBOX]
@@ -69,12 +70,12 @@ async def front_door(request: web.Request, handler):  # type: ignore[no-untyped-
     return await answer(request, handler)
 
 
-async def answer_later(request: web.Request, handler, delay: float) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+async def answer_later(request: web.Request, handler: Handler, delay: float) -> web.StreamResponse:
     await asyncio.sleep(delay)
     return await answer(request, handler)
 
 
-async def answer(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     sandbox = request.app[SANDBOX]
     if not authorized(request, sandbox):
         return unauthorized()

@@ -35,8 +35,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 def behaviour_of(data: dict[str, Any]) -> Behaviour:
     """A Behaviour from the JSON a test sent, or ValueError saying what is wrong with it."""
-    mode, status, delay, count = data.get("mode", "ok"), data.get("status", 500), data.get("delay", 0), data.get("count")
-    delivery = data.get("delivery", "delivered")
+    mode, status, delay = data.get("mode", "ok"), data.get("status", 500), data.get("delay", 0)
+    count, delivery = data.get("count"), data.get("delivery", "delivered")
     if mode not in ("ok", "error", "slow"):
         raise ValueError("mode must be ok, error or slow")
     if mode == "error" and status not in STATUS_CODES:

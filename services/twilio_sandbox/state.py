@@ -22,7 +22,8 @@ DELIVERY_ERRORS = {"undelivered": 30003, "failed": 30008}  # unreachable handset
 
 def twilio_error(status: int, code: int, message: str) -> dict[str, Any]:
     """An error body in Twilio's (legacy, non RFC 9457) shape: the client raises TwilioRestException for it."""
-    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status}
 
 
 def rfc2822(moment: datetime) -> str:
@@ -67,7 +68,8 @@ class Message:
             "date_created": rfc2822(self.created), "date_sent": rfc2822(self.created),
             "date_updated": rfc2822(self.updated or self.created), "direction": "outbound-api",
             "error_code": self.error_code, "error_message": None, "from": self.from_,
-            "messaging_service_sid": self.messaging_service_sid, "num_media": "0", "num_segments": str(self.counted_segments),
+            "messaging_service_sid": self.messaging_service_sid, "num_media": "0",
+            "num_segments": str(self.counted_segments),
             "price": None, "price_unit": "USD", "sid": self.sid, "status": self.status,
             "subresource_uris": {"media": self.uri.removesuffix(".json") + "/Media.json",
                                  "feedback": self.uri.removesuffix(".json") + "/Feedback.json"},

@@ -6,10 +6,19 @@ CREATE TABLE inbox (
     command      text NOT NULL,
     fingerprint  text NOT NULL,
     status       integer NOT NULL,
-    reply        jsonb NOT NULL,
+    reply        json NOT NULL,  -- json, not jsonb: the text as given, so a replay is byte-identical
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX inbox_created_at ON inbox (created_at);
+
+-- Commands that exhausted their retries: the status resource's failure answer
+-- until an operator replays them (a later inbox row then takes precedence).
+CREATE TABLE parked (
+    message_id text PRIMARY KEY,
+    org_id     text NOT NULL,
+    reply      json NOT NULL,
+    parked_at  timestamptz NOT NULL DEFAULT now()
+);
 
 -- The outbox: events written in the same transaction as the change, published by
 -- the relay, deleted once the broker confirmed them.

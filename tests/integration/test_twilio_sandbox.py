@@ -153,7 +153,7 @@ async def test_a_slow_answer_is_a_transient_failure_and_find_sent_sees_the_messa
     since = datetime.now(UTC)
     slow = Provider(settings_for(sandbox, twilio_timeout=0.3))
     try:
-        await behave(control, mode="slow", delay=1.0, count=1)
+        await behave(control, mode="slow", delay=2.0, count=1)
         started = time.monotonic()
         with pytest.raises(TransientFailure, match="within 0.3s"):
             await slow.send("+14155550111", "did it go?", None)
@@ -205,7 +205,8 @@ async def test_find_sent_finds_only_that_body_to_that_number_since_then(provider
     # Any time zone: the client would send a local time marked "Z" if the adapter did not convert it.
     in_sydney = since.astimezone(timezone(timedelta(hours=10)))
     assert await provider.find_sent("+14155550100", in_sydney, "Reminder: tomorrow 10:00") == sent.sid
-    assert await provider.find_sent("+14155550100", in_sydney + timedelta(minutes=5), "Reminder: tomorrow 10:00") is None
+    later_in_sydney = in_sydney + timedelta(minutes=5)
+    assert await provider.find_sent("+14155550100", later_in_sydney, "Reminder: tomorrow 10:00") is None
     with pytest.raises(ValueError):
         await provider.find_sent("+14155550100", datetime.now(), "Reminder: tomorrow 10:00")
 
@@ -220,7 +221,7 @@ async def test_find_sent_returns_the_oldest_match(provider: Provider) -> None:
 async def test_the_sandbox_filters_and_pages_like_twilio(provider: Provider, sandbox: TestServer) -> None:
     sids = [(await provider.send("+14155550100", f"n{i}", None)).sid for i in range(5)]
     await provider.send("+14155550101", "other", None)
-    client = provider._client  # the official client, as the adapter configured it
+    client = provider.client  # the official client, as the adapter configured it
     listed = await client.messages.list_async(to="+14155550100", page_size=2)  # three pages
     assert [m.sid for m in listed] == sids[::-1]  # newest first
     today, later = datetime.now(UTC).strftime("%Y-%m-%d"), datetime.now(UTC) + timedelta(minutes=1)
@@ -255,6 +256,7 @@ async def test_edge_and_region_settings_cannot_redirect_the_sandbox(
     opened = Provider(settings_for(sandbox))
     try:
         await opened.send("+14155550100", "hello", None)
+        assert opened.client.edge is None and opened.client.region is None
     finally:
         await opened.close()
     assert len((await recorded(control))["messages"]) == 1
@@ -278,7 +280,7 @@ async def test_status_callbacks_arrive_signed_and_the_status_follows(
         assert not RequestValidator("another-token").validate(url, form, headers["X-Twilio-Signature"])
     tokens = {headers["I-Twilio-Idempotency-Token"] for _, _, headers in receiver.received}
     assert len(tokens) == 2
-    fetched = await provider._client.messages(sent.sid).fetch_async()
+    fetched = await provider.client.messages(sent.sid).fetch_async()
     assert fetched.status == "delivered"
 
 
@@ -312,13 +314,15 @@ async def test_inbound_messages_are_posted_signed(control: aiohttp.ClientSession
     ({"To": "+14155550100", "Body": "hi"}, 21603),
     ({"To": "+14155550100", "From": "+15005550006", "Body": "x" * 1601}, 21617),
     ({"To": "+14155550100", "From": "+15005550007", "Body": "hi"}, 21606),
+    ({"To": "+14155550100", "From": "+15005550006", "Body": "hi", "StatusCallback": "nowhere"}, 21609),
 ])
 async def test_invalid_requests_get_twilios_error_bodies(control: aiohttp.ClientSession, form: dict, code: int) -> None:
     async with control.post(MESSAGES.lstrip("/"), data=form, headers=AUTH) as answer:
         assert answer.status == 400
         body = await answer.json()
     assert set(body) == {"code", "message", "more_info", "status"}
-    assert (body["code"], body["status"], body["more_info"]) == (code, 400, f"https://www.twilio.com/docs/errors/{code}")
+    assert (body["code"], body["status"]) == (code, 400)
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
 
 
 async def test_missing_or_wrong_credentials_get_20003(control: aiohttp.ClientSession) -> None:
@@ -343,3 +347,23 @@ async def test_the_control_api(control: aiohttp.ClientSession, provider: Provide
     assert await recorded(control) == {"calls": 0, "messages": []}
     await provider.send("+14155550100", "hello", None)
     assert (await recorded(control))["calls"] == 1
+
+
+def test_a_provider_can_be_built_outside_the_event_loop() -> None:
+    Provider(ProviderSettings())  # the service builds it before asyncio.run; the client comes on first use
+
+
+def test_real_twilio_needs_real_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_BASE_URL", "TWILIO_MESSAGING_SERVICE_SID"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = ProviderSettings()
+    assert (defaults.twilio_account_sid, defaults.twilio_auth_token) == (SID, TOKEN)  # the sandbox's defaults
+    assert (defaults.twilio_base_url, defaults.twilio_from_number) == ("http://127.0.0.1:8089", "+15005550006")
+    monkeypatch.setenv("TWILIO_BASE_URL", "")
+    with pytest.raises(ValueError, match="TWILIO_ACCOUNT_SID"):
+        ProviderSettings()
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    with pytest.raises(ValueError, match="TWILIO_AUTH_TOKEN"):
+        ProviderSettings()
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "a-real-token")
+    assert ProviderSettings().twilio_base_url == ""
