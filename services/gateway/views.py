@@ -101,7 +101,9 @@ async def command_status(request: web.Request) -> web.Response:
     pending = json_response(202, {"command": {"id": query.commandId, "status": "accepted"}}, {"Location": request.path})
     try:
         response = await ask(request, service, "command", query)
-    except web.HTTPServiceUnavailable:
+    except Problem as exc:
+        if exc.status != 503:
+            raise
         return pending  # the service is down: the command is still accepted, and waits for it
     return pending if response.status == 202 else response
 

@@ -24,6 +24,8 @@ async def test_accepted_while_the_service_is_stopped_then_done_once_it_starts(
         location = headers["Location"]
         assert location == f"/api/commands/leads/{body['command']['id']}"
         assert await history(infra, lead) == []
+        still = await api.get(location)  # the service is down: still accepted, not an error
+        assert (still[0], still[2]["command"]["status"], still[1]["Location"]) == (202, "accepted", location)
     finally:
         stack.start("leads")
         await stack.wait_started("leads")
@@ -75,5 +77,23 @@ async def test_broker_unreachable_is_503_within_a_bounded_time(stack: Stack, api
             assert response.headers["Retry-After"]
             assert (await response.json())["status"] == 503
         assert time.monotonic() - started < 5
+    finally:
+        gateway.stop()
+
+
+async def test_readyz_is_503_while_the_database_is_unreachable(stack: Stack, api: Api) -> None:
+    port = free_port()
+    gateway = stack.start("gateway-no-db", "services.gateway", DATABASE_URL="postgresql://postgres@127.0.0.1:1/x",
+                          GATEWAY_PORT=str(port))
+    try:
+        async def answer() -> dict | None:
+            try:
+                async with api.http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    return {**(await response.json()), "http_status": response.status}
+            except aiohttp.ClientError:
+                return None
+
+        readiness = await eventually(answer, 20, 0.1, "the gateway without a database to answer")
+        assert readiness["http_status"] == 503 and readiness["checks"]["database"] is False
     finally:
         gateway.stop()

@@ -16,9 +16,11 @@ pytestmark = pytest.mark.skipif(not shutil.which("rabbitmqctl"), reason="needs r
 
 
 def close_gateway_connections(vhost: str) -> int:
-    listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "-p", vhost, "--no-table-headers",
-                              "pid", "client_properties"], capture_output=True, text=True, check=True, timeout=60)
-    pids = [line.split()[0] for line in listing.stdout.splitlines() if "gateway." in line]
+    # list_connections lists every vhost's: keep only this run's gateway, never another run's or `make run`'s.
+    listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "--no-table-headers",
+                              "pid", "vhost", "client_properties"], capture_output=True, text=True, check=True, timeout=60)
+    pids = [line.split()[0] for line in listing.stdout.splitlines()
+            if len(line.split()) > 1 and line.split()[1] == vhost and "gateway." in line]
     for pid in pids:
         subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: cut"], check=True, timeout=60)
     return len(pids)

@@ -189,3 +189,35 @@ async def test_health_readiness_and_openapi(api: Api) -> None:
     assert doc["openapi"].startswith("3.1")
     assert {"/api/leads", "/api/leads/{leadId}", "/api/leads/update-status"} <= set(doc["paths"])
     assert {"CreateLead", "UpdateLeadStatus", "BulkUpdateLeadStatus", "Problem"} <= set(doc["components"]["schemas"])
+
+
+async def test_odd_input_never_gets_a_500(api: Api) -> None:
+    lead = (await api.create_lead())["id"]
+    assert (await api.get("/api/leads/" + "x" * 65))[0] == 404
+    assert (await api.post("/api/leads", b"[" * 100_000))[0] == 400
+    status, _, problem = await api.post("/api/leads", {"name": "A\u0000B", "phone": "+14155550100"})
+    assert status == 422, problem  # a value the database cannot hold is bad input, not a transient failure
+    async with api.http.get(api.url + "/api/leads", headers={"Authorization": b"Bearer \xc3\xa9\xff".decode("latin-1")}) as r:
+        assert r.status == 401
+    assert (await api.get("/api/leads?status=&limit=&cursor="))[0] == 200  # empty means absent
+    forged = "WyI5OTk5LTEyLTMxVDIzOjU5OjU5LTA1OjAwIiwgIjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJd"
+    assert (await api.get(f"/api/leads?cursor={forged}"))[0] == 422
+    assert (await api.get(f"/api/leads/{lead.upper()}"))[0] == 200
+
+
+async def test_a_lead_id_in_any_spelling_is_the_same_lead(api: Api, infra: Infra) -> None:
+    lead = (await api.create_lead())["id"]
+    status, _, body = await api.post("/api/leads/update-status", {"leadId": lead.upper(), "status": "contacted"})
+    assert status == 200 and body["lead"]["id"] == lead
+    status, _, body = await api.post("/api/leads/update-status", {"leadIds": [lead, lead.replace("-", "")],
+                                                                  "status": "qualified"})
+    assert status == 200 and body["updated"] == 1 and [x["id"] for x in body["leads"]] == [lead]
+    assert len(await history(infra, lead)) == 2
+
+
+async def test_moving_to_the_same_status_emits_no_event(api: Api, probe, org: str) -> None:  # type: ignore[no-untyped-def]
+    lead = (await api.create_lead())["id"]
+    await api.post("/api/leads/update-status", {"leadId": lead, "status": "new"})
+    await api.post("/api/leads/update-status", {"leadIds": [lead], "status": "new"})
+    await probe.barrier(org)
+    assert probe.events_of(org, "leads.status_changed") == []

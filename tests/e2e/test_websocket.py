@@ -92,6 +92,35 @@ async def test_a_bad_or_missing_token_closes_with_4401(api: Api, org: str) -> No
     assert await close_code(api, json.dumps({"type": "hello", "token": forged, "topics": ["#"]})) == 4401
 
 
+async def test_no_hello_in_time_closes_with_4408(api: Api, stack) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.stack import free_port
+
+    port = free_port()
+    quick = stack.start("gateway-quick-hello", "services.gateway", GATEWAY_PORT=str(port), WS_HELLO_TIMEOUT="0.5")
+    try:
+        other = Api(api.http, f"http://127.0.0.1:{port}", api.token)
+
+        async def connected() -> int | None:
+            try:
+                return await close_code(other, None)
+            except aiohttp.ClientError:
+                return None
+
+        assert await eventually(connected, 20, 0.1, "the quick gateway") == 4408
+    finally:
+        quick.stop()
+
+
+async def test_an_expired_or_unreadable_token_in_the_hello_closes_with_4401(api: Api, org: str) -> None:
+    import time
+
+    import jwt
+
+    expired = jwt.encode({"sub": "u", "org": org, "exp": int(time.time()) - 5}, TEST_SECRET, algorithm="HS256")
+    assert await close_code(api, json.dumps({"type": "hello", "token": expired, "topics": ["#"]})) == 4401
+    assert await close_code(api, json.dumps({"type": "hello", "token": "\ud800", "topics": ["#"]})) == 4401
+
+
 async def test_a_malformed_hello_closes_with_4400(api: Api) -> None:
     assert await close_code(api, "not json") == 4400
     assert await close_code(api, json.dumps({"type": "subscribe"})) == 4400

@@ -13,6 +13,7 @@ from uuid import uuid4
 
 import asyncpg
 
+from tests.conftest import Api
 from tests.integration.test_delivery import create, history
 from tests.support.broker import Probe
 from tests.support.infra import Infra
@@ -71,7 +72,7 @@ def parked(action: str, infra: Infra) -> str:
 
 
 async def test_exhausted_retries_are_parked_then_replayed_from_the_parking_queue(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+        probe: Probe, infra: Infra, stack: Stack, org: str, api: Api) -> None:
     lead = await create(probe, org)
     message_id = uuid4().hex
     async with row_locked(infra, lead):
@@ -81,6 +82,8 @@ async def test_exhausted_retries_are_parked_then_replayed_from_the_parking_queue
         assert failure.status == 503
         assert failure.body["type"] == "/problems/command-parked"
         assert failure.headers["x-attempt"] == 4  # 1 + three delay tiers
+    status, _, answer = await api.get(f"/api/commands/leads/{message_id}")  # the status resource's failure answer
+    assert status == 503 and answer["type"] == "/problems/command-parked"
     listed = await asyncio.to_thread(parked, "list", infra)
     assert message_id in listed and "LockNotAvailable" in listed
     assert await history(infra, lead) == []
@@ -91,6 +94,8 @@ async def test_exhausted_retries_are_parked_then_replayed_from_the_parking_queue
     assert ok.status == 200 and ok.body["lead"]["status"] == "proposal"
     assert len(await history(infra, lead)) == 1
     assert message_id not in await asyncio.to_thread(parked, "list", infra)
+    status, _, answer = await api.get(f"/api/commands/leads/{message_id}")
+    assert status == 200 and answer["lead"]["status"] == "proposal"
 
 
 async def test_killed_between_commit_and_ack_the_command_takes_effect_once(
@@ -125,7 +130,8 @@ async def test_a_graceful_stop_with_a_command_in_flight_loses_nothing(
             correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org,
                                               message_id=uuid4().hex)
             await eventually(lambda: watcher.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'leads' AND wait_event_type = 'Lock'"),
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'leads' AND wait_event_type = 'Lock' "
+                "AND datname = current_database()"),
                 10, 0.02, "the command to be in flight, waiting for the lead's lock")
             returncode = await asyncio.to_thread(stack.processes["leads"].stop)  # SIGTERM
         assert returncode == 0, "the service must stop cleanly, not be killed"
