@@ -36,7 +36,10 @@ class Service:
         # FastStream's per-message "Received/Processed" lines go to DEBUG: our own
         # structured `command.done` line says more, once. A mandatory publish that no
         # queue takes (a retry, a park) raises instead of being acked away.
+        # Not "faststream": that logger comes with its own colourising handler.
+        framework_log = logging.library_logger("framework", settings.log_level)
         self.broker = RabbitBroker(settings.amqp_url, graceful_timeout=30, log_level=stdlib_logging.DEBUG,
+                                   logger=framework_log,
                                    default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
         self.commands = Commands(self.broker, None, self.topology, settings.fault_crash_after_commit)  # type: ignore[arg-type]
         self.broker.add_middleware(self.commands.middleware())
@@ -52,7 +55,7 @@ class Service:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
-        self.app = FastStream(self.broker, specification=spec, on_startup=[self._open], after_startup=[self._started],
+        self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
                               on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
 
     def health(self, detail: Callable[[], dict[str, Any]]) -> None:

@@ -1,4 +1,5 @@
 """Reply or accept: 202 while the service is down, 503 while the broker is unreachable."""
+import asyncio
 import time
 from uuid import uuid4, uuid5
 
@@ -97,3 +98,17 @@ async def test_readyz_is_503_while_the_database_is_unreachable(stack: Stack, api
         assert readiness["http_status"] == 503 and readiness["checks"]["database"] is False
     finally:
         gateway.stop()
+
+
+async def test_the_health_tool_asks_a_service_over_the_broker(stack: Stack, infra: Infra) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.stack import ROOT
+
+    def health(service: str) -> int:
+        return subprocess.run([sys.executable, "-m", "shared.tools.health", service], cwd=ROOT, timeout=60,
+                              env={"AMQP_URL": infra.amqp_url, "PATH": "/usr/bin:/bin"}, capture_output=True).returncode
+
+    assert await asyncio.to_thread(health, "leads") == 0
+    assert await asyncio.to_thread(health, "nosuchservice") == 1

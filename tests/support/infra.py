@@ -52,33 +52,50 @@ async def _reachable(database_url: str, amqp_url: str) -> bool:
 
 def _containers() -> tuple[str, str, tuple]:
     """Fallback for machines without local servers but with Docker."""
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.rabbitmq import RabbitMqContainer
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
 
     pg = PostgresContainer("postgres:16-alpine", driver=None).start()
-    mq = RabbitMqContainer("rabbitmq:3.13-management-alpine").start()
+    mq = DockerContainer("rabbitmq:3.13-alpine").with_exposed_ports(5672).start()
+    wait_for_logs(mq, "Server startup complete", timeout=120)
     amqp = f"amqp://guest:guest@{mq.get_container_host_ip()}:{mq.get_exposed_port(5672)}/"
     return pg.get_connection_url(), amqp, (pg, mq)
 
 
-def _vhost_admin(amqp_url: str, action: str, vhost: str) -> None:
-    user = urlsplit(amqp_url).username or "guest"
-    if shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost", "::1"):
-        commands = [["add_vhost", vhost], ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]]
-        for args in commands if action == "add" else [["delete_vhost", vhost]]:
-            subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-        return
-    # Otherwise the management API (present on the broker images testcontainers runs).
+def _rabbitmqctl(amqp_url: str, containers: tuple, *args: str) -> None:
+    """rabbitmqctl in the broker's container, or on this machine for a local broker;
+    the management API (port 15672 of the broker's host) for a remote one."""
+    broker = next((c for c in containers if "rabbitmq" in c.image), None)
+    if broker is not None:
+        code, output = broker.exec(["rabbitmqctl", "-q", *args])
+        if code != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed in the container: {output!r}")
+    elif shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    else:
+        _management_api(amqp_url, *args)
+
+
+def _management_api(amqp_url: str, action: str, *args: str) -> None:
     parts = urlsplit(amqp_url)
-    base = f"http://{parts.hostname}:15672/api"
-    auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
-    requests = [("PUT", f"/vhosts/{quote(vhost, safe='')}", None),
-                ("PUT", f"/permissions/{quote(vhost, safe='')}/{user}", {"configure": ".*", "write": ".*", "read": ".*"})]
-    for method, path, body in requests if action == "add" else [("DELETE", f"/vhosts/{quote(vhost, safe='')}", None)]:
-        data = json.dumps(body).encode() if body else None
-        req = urllib.request.Request(base + path, data=data, method=method,
+    vhost = quote(args[-1] if action != "set_permissions" else args[1], safe="")
+    user = parts.username or "guest"
+    auth = b64encode(f"{user}:{parts.password or 'guest'}".encode()).decode()
+    method, path, body = {"add_vhost": ("PUT", f"/vhosts/{vhost}", None),
+                          "delete_vhost": ("DELETE", f"/vhosts/{vhost}", None),
+                          "set_permissions": ("PUT", f"/permissions/{vhost}/{user}",
+                                              {"configure": ".*", "write": ".*", "read": ".*"})}[action]
+    request = urllib.request.Request(f"http://{parts.hostname}:15672/api{path}", method=method,
+                                     data=json.dumps(body).encode() if body else None,
                                      headers={"Authorization": f"Basic {auth}", "content-type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).close()
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _add_vhost(amqp_url: str, containers: tuple, vhost: str) -> None:
+    user = urlsplit(amqp_url).username or "guest"
+    _rabbitmqctl(amqp_url, containers, "add_vhost", vhost)
+    _rabbitmqctl(amqp_url, containers, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 
 
 async def provision(prefix: str = "crm_test") -> Infra:
@@ -97,13 +114,13 @@ async def provision(prefix: str = "crm_test") -> Infra:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    await asyncio.to_thread(_vhost_admin, amqp_url, "add", name)
+    await asyncio.to_thread(_add_vhost, amqp_url, containers, name)
     return Infra(_with_path(database_url, f"/{name}"), _with_path(amqp_url, f"/{name}"), admin, name, containers)
 
 
 async def release(infra: Infra) -> None:
     with suppress(Exception):
-        await asyncio.to_thread(_vhost_admin, infra.amqp_url, "delete", infra._vhost)
+        await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "delete_vhost", infra._vhost)
     conn = await asyncpg.connect(infra._admin_db_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{infra._vhost}" WITH (FORCE)')

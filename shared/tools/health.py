@@ -1,0 +1,39 @@
+"""Is a service up and answering? python -m shared.tools.health leads  (exit 0 yes, 1 no)
+
+Asks the service's `<service>.query.health` over the broker, as the gateway's
+/readyz does; used as the containers' health check.
+"""
+import asyncio
+import json
+import sys
+from uuid import uuid4
+
+import aio_pika
+
+from shared import topology
+from shared.contracts.envelope import Header
+from shared.settings import CommonSettings, load
+
+
+async def ask(url: str, service: str, timeout: float = 5) -> dict | None:
+    connection = await aio_pika.connect(url, timeout=timeout)
+    async with connection:
+        channel = await connection.channel()
+        replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+        answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        await replies.consume(lambda m: answer.done() or answer.set_result(json.loads(m.body)), no_ack=True)
+        exchange = await channel.get_exchange(topology.QUERIES)
+        await exchange.publish(aio_pika.Message(b"{}", correlation_id=uuid4().hex, reply_to=replies.name,
+                                                headers={Header.ORG: "_health", Header.USER: "_health"},
+                                                content_type="application/json", expiration=timeout),
+                               f"{service}.query.health")
+        try:
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            return None
+
+
+if __name__ == "__main__":
+    reply = asyncio.run(ask(load(CommonSettings).amqp_url, sys.argv[1]))
+    print(json.dumps(reply))
+    sys.exit(0 if reply and reply.get("status") == 200 else 1)
