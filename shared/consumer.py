@@ -127,7 +127,7 @@ class Commands:
             except Rejected as exc:
                 reply, replayed = exc.reply(), False
             except Pending as exc:
-                if meta.attempt == 1:
+                if Header.LAST_ERROR not in meta.headers:  # the caller has not heard from us yet
                     await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
                 return await self._retry_or_park(msg, meta, exc)
             except Exception as exc:  # transient by definition: see shared.retry
@@ -166,11 +166,12 @@ class Commands:
 
     async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception) -> None:
         raw = msg.raw_message
-        headers = {**meta.headers, Header.ROUTING_KEY: meta.command, Header.ATTEMPT: meta.attempt + 1,
+        used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
+        headers = {**meta.headers, Header.ROUTING_KEY: meta.command, Header.ATTEMPT: meta.attempt + used,
                    Header.LAST_ERROR: repr(exc)[:500]}
         common = dict(message_id=meta.message_id, correlation_id=meta.correlation_id, reply_to=meta.reply_to,
                       content_type=raw.content_type, persist=True)
-        step = self.policy.delay(meta.attempt)
+        step = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
         if step is not None:
             tier, wait = step
             log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt, delay=wait.total_seconds(),

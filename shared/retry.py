@@ -33,12 +33,16 @@ class Rejected(Exception):
 
 
 class Pending(Exception):
-    """Transient, with an answer meanwhile: the caller hears `reply` now (on the first attempt),
-    and the command is retried through the delay queues like any transient failure."""
+    """Transient, with an answer meanwhile: the caller hears `reply` now (the first time),
+    and the command is retried through the delay queues like any transient failure.
 
-    def __init__(self, reply: Reply, reason: str):
+    `attempted=False` says nothing was tried (a circuit breaker kept the call from the
+    provider): the wait does not use up one of the command's attempts.
+    """
+
+    def __init__(self, reply: Reply, reason: str, *, attempted: bool = True):
         super().__init__(reason)
-        self.reply = reply
+        self.reply, self.attempted = reply, attempted
 
 
 def not_found(what: str, ident: str) -> Rejected:

@@ -23,10 +23,17 @@ STACK_ENV = {
     "REPLY_TIMEOUT": "3",
     "PUBLISH_TIMEOUT": "2",
     "QUERY_TIMEOUT": "3",
+    # A breaker that opens after 4 failed calls in a row and tries again 1.5 s later.
+    "BREAKER_WINDOW": "4",
+    "BREAKER_MIN_CALLS": "4",
+    "BREAKER_WAIT_OPEN_SECONDS": "1.5",
+    "BREAKER_HALF_OPEN_CALLS": "1",
+    "TWILIO_TIMEOUT": "2",
+    "SANDBOX_CALLBACK_DELAY": "0.05",
 }
 
 
-SERVICES = ("leads", "bookings")
+SERVICES = ("leads", "bookings", "sms")
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +47,8 @@ async def infra() -> AsyncIterator[infra_mod.Infra]:
 async def stack(infra: infra_mod.Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     running = Stack({**infra.env(), **STACK_ENV}, tmp_path_factory.mktemp("logs"))
     try:
+        running.start("twilio_sandbox")
+        await running.wait_sandbox_ready()
         for service in SERVICES:
             running.start(service)
         for service in SERVICES:
@@ -118,3 +127,21 @@ async def probe(amqp: aio_pika.abc.AbstractChannel, stack: Stack) -> "Probe":
     from tests.support.broker import Probe
 
     return await Probe(amqp).start()
+
+
+@pytest.fixture
+async def sandbox(http: aiohttp.ClientSession, stack: Stack, api: Api) -> AsyncIterator["Sandbox"]:
+    """The Twilio sandbox, behaving well, and an SMS service whose circuit breaker is closed."""
+    from tests.support.sandbox import Sandbox
+    from tests.support.stack import eventually
+
+    handle = Sandbox(http, stack.sandbox_url)
+    await handle.behave(mode="ok")
+
+    async def breaker_closed() -> bool:
+        async with http.get(stack.url + "/readyz") as response:
+            return (await response.json())["services"]["sms"].get("breaker") == "closed"
+
+    await eventually(breaker_closed, 30, 0.2, "the SMS circuit breaker to be closed")
+    yield handle
+    await handle.behave(mode="ok")

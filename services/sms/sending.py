@@ -107,7 +107,7 @@ class Sender:
 
     async def _send(self, pool: asyncpg.Pool, row: asyncpg.Record) -> Result:
         if not self.breaker.allow():
-            raise Pending(answer(row, "queued"), "circuit breaker open: the provider is not called")
+            raise Pending(answer(row, "queued"), "circuit breaker open: the provider is not called", attempted=False)
         async with db.transaction(pool) as conn:
             await repository.start_attempt(conn, row["id"], datetime.now(UTC))
         started = time.monotonic()

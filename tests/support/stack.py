@@ -92,15 +92,23 @@ class Stack:
     base_env: dict[str, str]
     log_dir: Path
     port: int = field(default_factory=free_port)
+    sandbox_port: int = field(default_factory=free_port)
     processes: dict[str, Process] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def sandbox_url(self) -> str:
+        """The local fake of Twilio's API that the SMS service talks to."""
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "JWT_SECRET": TEST_SECRET, "GATEWAY_PORT": str(self.port), "LOG_JSON": "true",
-                **self.base_env, **extra}
+        wiring = {"JWT_SECRET": TEST_SECRET, "GATEWAY_PORT": str(self.port), "LOG_JSON": "true",
+                  "PUBLIC_URL": self.url, "TWILIO_BASE_URL": self.sandbox_url, "SANDBOX_PORT": str(self.sandbox_port),
+                  "SANDBOX_INBOUND_URL": f"{self.url}/webhooks/twilio/inbound"}
+        return {**os.environ, **wiring, **self.base_env, **extra}
 
     def start(self, name: str, module: str | None = None, **extra_env: str) -> Process:
         process = Process(name, module or f"services.{name}", self.env(**extra_env), self.log_dir / f"{name}.log")
@@ -115,15 +123,22 @@ class Stack:
         assert process.running, f"{name} exited: {process.log_path.read_text()[-2000:]}"
 
     async def wait_gateway_ready(self, timeout: float = 30) -> None:
-        async with aiohttp.ClientSession() as http:
-            async def ready() -> bool:
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        return response.status == 200
-                except aiohttp.ClientError:
-                    return False
-            await eventually(ready, timeout, 0.1, "the gateway to be ready")
+        await wait_http(f"{self.url}/readyz", timeout, "the gateway to be ready")
+
+    async def wait_sandbox_ready(self, timeout: float = 30) -> None:
+        await wait_http(f"{self.sandbox_url}/_sandbox/messages", timeout, "the Twilio sandbox to answer")
 
     def stop_all(self) -> None:
         for process in self.processes.values():
             process.stop()
+
+
+async def wait_http(url: str, timeout: float, what: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async def ok() -> bool:
+            try:
+                async with http.get(url) as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+        await eventually(ok, timeout, 0.1, what)
