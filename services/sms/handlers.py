@@ -53,11 +53,17 @@ async def create_template(conn: asyncpg.Connection, cmd: CreateTemplate, meta: M
     return Outcome(ok(TemplateReply(template=template_view(row)), 201))
 
 
+class SidNotYetKnown(Exception):
+    """A callback can overtake the commit of its sid (or a crash delayed it): retried, like any transient failure."""
+
+
 async def provider_status(conn: asyncpg.Connection, cmd: ProviderStatus, meta: Meta) -> Outcome:
     """Forward only: a late or repeated callback never moves a status back."""
     row = await repository.by_sid(conn, cmd.sid)
+    if row is None:
+        raise SidNotYetKnown(cmd.sid)
     new = PROVIDER_STATUS.get(cmd.status)
-    if row is None or new is None or not domain.moves_forward(row["status"], new):
+    if new is None or not domain.moves_forward(row["status"], new):
         return Outcome(IGNORED)
     now = datetime.now(UTC)
     updated = await repository.set_status(conn, row["id"], new, error_code=cmd.errorCode,
