@@ -11,6 +11,9 @@ export JWT_SECRET ?= $(shell cat $(SECRET_FILE) 2>/dev/null)
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/crm
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export GATEWAY_PORT ?= 8080
+# Where the Twilio sandbox (or Twilio) calls the gateway back.
+export PUBLIC_URL ?= http://127.0.0.1:$(GATEWAY_PORT)
+export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 
@@ -36,7 +39,8 @@ run: $(STAMP) $(SECRET_FILE)
 	@echo "Token for user $(USER) of organisation $(ORG):"
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER) | tail -1
 	@echo "Ctrl-C stops everything."
-	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start -f Procfile
+	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} BOOKINGS_DEMO_ORG=$(ORG) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(VENV)/bin/honcho start -f Procfile
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

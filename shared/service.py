@@ -53,6 +53,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._health: list[Callable[[], dict[str, Any]]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._background: list[Callable[[], Awaitable[None]]] = []
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
@@ -61,6 +62,10 @@ class Service:
     def health(self, detail: Callable[[], dict[str, Any]]) -> None:
         """Add to what `<service>.query.health` answers (shown in the gateway's /readyz)."""
         self._health.append(detail)
+
+    def in_background(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` once the service consumes; cancelled at shutdown."""
+        self._background.append(job)
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         self._closers.append(closer)
@@ -112,7 +117,8 @@ class Service:
     async def _started(self) -> None:
         relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]
                       batch=self.settings.relay_batch)
-        self._tasks = [asyncio.create_task(relay.run()), asyncio.create_task(self._prune())]
+        self._tasks = [asyncio.create_task(relay.run()), asyncio.create_task(self._prune()),
+                       *(asyncio.create_task(job()) for job in self._background)]
         log.info("service.started", service=self.name)
 
     async def _publish_event(self, routing_key: str, body: bytes, headers: dict, message_id: str,  # type: ignore[type-arg]
