@@ -56,7 +56,7 @@ parked: $(STAMP)
 	$(PY) -m shared.tools.parked $(CMD) --service $(SERVICE)
 
 asyncapi: $(STAMP)
-	JWT_SECRET=unused $(PY) -m shared.tools.asyncapi leads > docs/asyncapi/leads.json
+	for service in leads bookings sms; do $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,7 +5,9 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from shared.contracts import bookings as B
 from shared.contracts import leads as L
+from shared.contracts import sms as S
 
 REF = "#/components/schemas/{model}"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -38,10 +40,27 @@ def _command(summary: str, body: dict[str, Any], ok: tuple[int, dict[str, Any]])
                           **_problems(400, 401, 404, 409, 422, 503)}}
 
 
+def _read(summary: str, model: type, *path: str) -> dict[str, Any]:
+    return {"summary": summary,
+            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in path],
+            "responses": {"200": _json(_ref(model), summary), **_problems(401, 404, 503)}}
+
+
+def _webhook(summary: str) -> dict[str, Any]:
+    return {"summary": summary, "security": [],
+            "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True,
+                            "schema": {"type": "string"}}],
+            "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
+            "responses": {"204": {"description": "Accepted"}, "200": {"description": "Accepted (TwiML)"},
+                          "403": {"description": "Bad signature: nothing changes"}}}
+
+
 @cache
 def document() -> dict[str, Any]:
     models = [L.CreateLead, L.UpdateLeadStatus, L.BulkUpdateLeadStatus, L.LeadReply, L.LeadStatusReply, L.BulkReply,
-              L.LeadPage]
+              L.LeadPage, B.CreateAppointment, B.ConfirmAppointment, B.AppointmentReply, B.ConfirmReply,
+              B.AppointmentList, S.SendSms, S.SmsReply, S.SmsHistoryReply, S.CreateTemplate, S.TemplateReply,
+              S.TemplateList]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = defs.get("$defs", {})
     schemas["Problem"] = {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
@@ -76,6 +95,26 @@ def document() -> dict[str, Any]:
                 "Change the status of one lead, or of many at once (all or nothing)",
                 {"oneOf": [_ref(L.UpdateLeadStatus), _ref(L.BulkUpdateLeadStatus)]},
                 (200, {"oneOf": [_ref(L.LeadStatusReply), _ref(L.BulkReply)]}))},
+            "/api/leads/{leadId}/appointments": {"get": _read("A lead's appointments", B.AppointmentList, "leadId")},
+            "/api/appointments": {"post": _command("Book an appointment with a lead", _ref(B.CreateAppointment),
+                                                   (201, _ref(B.AppointmentReply)))},
+            "/api/appointments/{appointmentId}": {"get": _read("One appointment", B.AppointmentReply,
+                                                               "appointmentId")},
+            "/api/bookings/confirm": {"post": _command(
+                "Confirm a scheduled appointment (optionally texting the lead)", _ref(B.ConfirmAppointment),
+                (200, _ref(B.ConfirmReply)))},
+            "/api/leads/send-sms": {"post": _command(
+                "Text a lead (status sent, or queued while the provider is unavailable)", _ref(S.SendSms),
+                (200, _ref(S.SmsReply)))},
+            "/api/leads/{leadId}/sms-history": {"get": _read("A lead's SMS, newest first", S.SmsHistoryReply,
+                                                             "leadId")},
+            "/api/sms/templates": {
+                "post": _command("Store an SMS template ({{first_name}}-style fields)", _ref(S.CreateTemplate),
+                                 (201, _ref(S.TemplateReply))),
+                "get": {"summary": "The organisation's SMS templates",
+                        "responses": {"200": _json(_ref(S.TemplateList), "Templates"), **_problems(401, 503)}}},
+            "/webhooks/twilio/status": {"post": _webhook("Twilio status callback (X-Twilio-Signature checked)")},
+            "/webhooks/twilio/inbound": {"post": _webhook("Twilio inbound message: STOP / START (signature checked)")},
             "/api/commands/{service}/{commandId}": {"get": {
                 "summary": "The final answer of an accepted command (202 until it exists)",
                 "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
