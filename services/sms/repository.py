@@ -19,15 +19,22 @@ async def by_sid(conn: asyncpg.Connection, sid: str) -> asyncpg.Record | None:
 
 async def insert(conn: asyncpg.Connection, sms_id: UUID, org: str, lead_id: str, command_id: str, to: str, body: str,
                  encoding: str, segments: int) -> asyncpg.Record:
-    return await conn.fetchrow(
+    """The row of this command; a concurrent delivery of the same command gets the one that won."""
+    inserted = await conn.fetchrow(
         f"INSERT INTO sms_messages (id, org_id, lead_id, command_id, to_phone, body, encoding, segments, status) "
-        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') RETURNING {MESSAGE}",
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') ON CONFLICT (command_id) DO NOTHING RETURNING {MESSAGE}",
         sms_id, org, UUID(lead_id), command_id, to, body, encoding, segments)
+    return inserted or await by_command(conn, command_id)
 
 
-async def start_attempt(conn: asyncpg.Connection, sms_id: str, at: datetime) -> None:
-    await conn.execute("UPDATE sms_messages SET status = 'sending', attempt_started_at = $2 WHERE id = $1",
-                       UUID(sms_id), at)
+async def claim_attempt(conn: asyncpg.Connection, sms_id: str, seen: datetime | None, at: datetime) -> bool:
+    """Start an attempt only if nobody started another since we read the row (compare and set):
+    two deliveries of one command never both call the provider."""
+    claimed = await conn.fetchval(
+        "UPDATE sms_messages SET status = 'sending', attempt_started_at = $3 WHERE id = $1 "
+        "AND attempt_started_at IS NOT DISTINCT FROM $2 AND status IN ('queued', 'sending') RETURNING true",
+        UUID(sms_id), seen, at)
+    return bool(claimed)
 
 
 async def set_status(conn: asyncpg.Connection, sms_id: str, status: str, *, sid: str | None = None,

@@ -3,8 +3,8 @@
     perform (no transaction open while the provider is called):
       tx: find the row of this command ── none ──► validate, insert it (queued)
       row final?  ──► nothing to do (a redelivery)
+      breaker open? ──► Pending: "queued", waits in the delay queues (no attempt used)
       row had an attempt? ──► ask the provider whether it was sent (Messages list); yes ──► adopt the sid
-      breaker open? ──► Pending: "queued", retried through the delay queues
       tx: mark the attempt started (committed)  ──►  provider.send
     record (the command's transaction, with the inbox row): sent / failed / opted out, its event, the answer
 
@@ -34,6 +34,10 @@ from shared.retry import Pending, Rejected, not_found
 
 log = logging.get("sms.sending")
 RECONCILE_MARGIN = timedelta(seconds=30)  # clock skew between us and the provider
+
+
+class AttemptElsewhere(Exception):
+    """Another delivery of the same command is sending right now: retried, it will find the outcome."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,21 @@ class Sender:
         row = await self._prepare(pool, command, meta)
         if row["status"] in domain.FINAL:
             return Result(row, "done")
-        if row["attempt_started_at"] is not None:
-            sid = await self._already_sent(row)
-            if sid is not None:
-                log.warning("sms.reconciled", sms_id=row["id"], sid=sid)
-                return Result(row, "sent", sid=sid)
-        return await self._send(pool, row)
+        if not self.breaker.allow():
+            raise Pending(answer(row, "queued"), "circuit breaker open: the provider is not called", attempted=False)
+        started = time.monotonic()
+        try:
+            result = await self._deliver(pool, row)
+        except TransientFailure as exc:
+            self.breaker.record_failure(time.monotonic() - started)
+            raise Pending(answer(row, "queued"), f"provider unavailable: {exc}") from exc
+        except BaseException:
+            self.breaker.record_success(0.0)  # not the provider's failure; the breaker's permit is given back
+            raise
+        self.breaker.record_success(time.monotonic() - started)  # a refusal too: the provider answered
+        if self._crash and result.outcome == "sent":
+            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die after the provider accepted, before recording
+        return result
 
     async def _prepare(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> asyncpg.Record:
         async with db.transaction(pool) as conn:
@@ -98,33 +111,22 @@ class Sender:
             return await repository.insert(conn, uuid4(), meta.org_id, lead_id, meta.message_id, lead["phone"], body,
                                            encoding, count)
 
-    async def _already_sent(self, row: asyncpg.Record) -> str | None:
-        try:
-            return await self.provider.find_sent(row["to_phone"], row["attempt_started_at"] - RECONCILE_MARGIN,
-                                                 row["body"])
-        except TransientFailure as exc:
-            raise Pending(answer(row, "queued"), f"cannot ask the provider yet: {exc}") from exc
-
-    async def _send(self, pool: asyncpg.Pool, row: asyncpg.Record) -> Result:
-        if not self.breaker.allow():
-            raise Pending(answer(row, "queued"), "circuit breaker open: the provider is not called", attempted=False)
-        async with db.transaction(pool) as conn:
-            await repository.start_attempt(conn, row["id"], datetime.now(UTC))
-        started = time.monotonic()
+    async def _deliver(self, pool: asyncpg.Pool, row: asyncpg.Record) -> Result:
+        if row["attempt_started_at"] is not None:  # an earlier attempt may have reached the provider
+            sid = await self.provider.find_sent(row["to_phone"], row["attempt_started_at"] - RECONCILE_MARGIN,
+                                                row["body"])
+            if sid is not None:
+                log.warning("sms.reconciled", sms_id=row["id"], sid=sid)
+                return Result(row, "sent", sid=sid)
+        async with db.transaction(pool) as conn:  # committed before the call: a redelivery will look first
+            if not await repository.claim_attempt(conn, row["id"], row["attempt_started_at"], datetime.now(UTC)):
+                raise AttemptElsewhere(row["id"])
         try:
             sent = await self.provider.send(row["to_phone"], row["body"], self.status_callback)
-        except TransientFailure as exc:
-            self.breaker.record_failure(time.monotonic() - started)
-            raise Pending(answer(row, "queued"), f"provider unavailable: {exc}") from exc
         except OptedOut as exc:
-            self.breaker.record_success(time.monotonic() - started)  # the provider answered: not its failure
             return Result(row, "opted_out", code=exc.code, reason=str(exc))
         except PermanentFailure as exc:
-            self.breaker.record_success(time.monotonic() - started)
             return Result(row, "failed", code=exc.code, reason=str(exc))
-        self.breaker.record_success(time.monotonic() - started)
-        if self._crash:
-            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die after the provider accepted, before recording
         return Result(row, "sent", sid=sent.sid)
 
     async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Result) -> Outcome:
