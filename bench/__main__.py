@@ -9,7 +9,15 @@ Measured, in one run on the same PostgreSQL server:
   latency (send -> arrival of that lead's `leads.status_changed` event on a
   websocket opened on the gateway);
 - baseline: the same N changes on other leads through `bench.baseline`, a plain
-  aiohttp app doing the same transaction straight on PostgreSQL (no broker).
+  aiohttp app doing the same transaction straight on PostgreSQL (no broker);
+- two more buttons on the same stack, after the status changes (`bench.buttons`):
+  confirm an appointment (POST /api/bookings/confirm) and send an SMS
+  (POST /api/leads/send-sms, through the SMS service and the Twilio sandbox),
+  `--button-requests` each, HTTP latency and press -> websocket event.
+
+The stack is the full one (Twilio sandbox, leads, bookings, sms, gateway). The
+bookings and sms services take in every lead created; the run waits until they
+did before it measures, so their catching up is not measured with the presses.
 
 Both are driven by the same code: one aiohttp ClientSession, `--concurrency`
 requests in flight, after a warm-up that is not measured. The processes run with
@@ -21,17 +29,15 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-from bench import report, seed
+from bench import buttons, checks, report, seed
 from bench.driver import Listener, client, drive, update_jobs
 from bench.processes import start_baseline, start_pipeline
-from services.gateway.auth import issue
 from tests.support import infra as infra_mod
-from tests.support.stack import TEST_SECRET
 
 TOPIC = "leads.status_changed"
 
@@ -43,26 +49,28 @@ def parse_args() -> argparse.Namespace:
                         help="measured status changes per system (env BENCH_REQUESTS; default 2000)")
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)),
                         help="requests in flight (env BENCH_CONCURRENCY; default 32)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured changes first (default 100)")
+    parser.add_argument("--button-requests", type=int, default=int(os.environ.get("BENCH_BUTTON_REQUESTS", 500)),
+                        help="measured presses of confirm and of send-sms each (env BENCH_BUTTON_REQUESTS; "
+                             "default 500)")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="unmeasured presses first, per system and per button (default 100)")
     parser.add_argument("--event-timeout", type=float, default=60, help="max wait for missing events, s")
     parser.add_argument("--request-timeout", type=float, default=30, help="client timeout per request, s")
     parser.add_argument("--timeout", type=float, default=900, help="the whole run's time limit, s")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs also after a clean run")
     args = parser.parse_args()
-    if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--requests and --concurrency must be >= 1, --warmup >= 0")
+    if args.requests < 1 or args.button_requests < 1 or args.concurrency < 1 or args.warmup < 0:
+        parser.error("--requests, --button-requests and --concurrency must be >= 1, --warmup >= 0")
     return args
 
 
-def tenant() -> tuple[str, str]:
-    org = f"bench-{uuid4().hex[:8]}"
-    return org, issue(TEST_SECRET, org, "bench-agent")
-
-
-async def measure_pipeline(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    _, token = tenant()
+async def measure_pipeline(url: str, database_url: str,
+                           args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    org, token = seed.tenant()
     async with client(args.concurrency, args.request_timeout) as http, client(1, None) as ws_http:
         ids = await seed.via_gateway(http, url, token, args.warmup + args.requests, args.concurrency)
+        await checks.wait_projected(database_url, org, len(ids), args.event_timeout)
         warm, measured = ids[: args.warmup], ids[args.warmup:]
         events = Listener()
         await events.open(ws_http, url, token, [TOPIC])
@@ -78,7 +86,7 @@ async def measure_pipeline(url: str, args: argparse.Namespace) -> tuple[dict[str
 
 
 async def measure_baseline(url: str, database_url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    org, token = tenant()
+    org, token = seed.tenant()
     ids = await seed.via_sql(database_url, org, "bench-agent", args.warmup + args.requests)
     warm, measured = ids[: args.warmup], ids[args.warmup:]
     async with client(args.concurrency, args.request_timeout) as http:
@@ -91,7 +99,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
     machine = report.machine()  # before the run, so that its load average is the machine's, not ours
     stack = await start_pipeline(infra, log_dir)
     try:
-        pipeline, events, pipeline_ids = await measure_pipeline(stack.url, args)
+        pipeline, events, pipeline_ids = await measure_pipeline(stack.url, infra.database_url, args)
+        other_buttons = await buttons.measure(stack.url, stack.sandbox_url, infra.database_url, args)
     finally:
         await asyncio.to_thread(stack.stop_all)
     baseline_process, url = await start_baseline(infra, log_dir)
@@ -103,10 +112,12 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
                "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted")}
     return {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
             "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
-            "db_changed": changed, "ratios": report.ratios(pipeline, baseline)}
+            "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons}
 
 
 async def main(args: argparse.Namespace) -> int:
+    # SIGTERM ends the run like Ctrl-C: processes stopped, database and vhost dropped.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
     infra = await infra_mod.provision(prefix="crm_bench")
     log_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     ok = False
@@ -120,11 +131,12 @@ async def main(args: argparse.Namespace) -> int:
         print(report.render(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
-        ok = not (result["pipeline"]["errors"] or result["baseline"]["errors"] or result["events"]["missing"])
+        ok = not (result["pipeline"]["errors"] or result["baseline"]["errors"] or result["events"]["missing"]
+                  or report.buttons_failed(result["buttons"]))
         return 0 if ok else 1
     finally:
         await infra_mod.release(infra)
-        if ok:
+        if ok and not args.keep_logs:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:
             print(f"process logs kept in {log_dir}")
@@ -135,3 +147,5 @@ if __name__ == "__main__":
         raise SystemExit(asyncio.run(main(parse_args())))
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except asyncio.CancelledError:  # SIGTERM
+        raise SystemExit(143) from None

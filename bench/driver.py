@@ -59,8 +59,10 @@ async def drive(http: aiohttp.ClientSession, url: str, token: str, jobs: list[Jo
 
 @dataclass
 class Listener:
-    """One websocket on the gateway; records when the first event of each lead arrived."""
+    """One websocket on the gateway; records when the first event of each lead (or other `key` of
+    the event's data, e.g. appointmentId) arrived."""
 
+    key: str = "leadId"
     arrivals: dict[str, float] = field(default_factory=dict)
     frames: int = 0
     closed: str | None = None  # set when the gateway closed the websocket
@@ -85,7 +87,7 @@ class Listener:
             frame = json.loads(message.data)
             if frame.get("type") == "event":
                 self.frames += 1
-                self.arrivals.setdefault(str((frame.get("data") or {}).get("leadId")), now)
+                self.arrivals.setdefault(str((frame.get("data") or {}).get(self.key)), now)
         if not self._closing:
             self.closed = f"closed by the gateway, code {self._ws.close_code}"
 

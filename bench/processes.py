@@ -1,7 +1,12 @@
-"""Start the measured processes: the real stack (leads + gateway) and the baseline app.
+"""Start the measured processes: the real stack and the baseline app.
 
-Both run with production settings except LOG_LEVEL=WARNING (so that per-request
-log lines do not dominate). At that level the leads service does not log
+The stack is started as tests/conftest.py starts it, with the `Stack` wiring
+(PUBLIC_URL, TWILIO_BASE_URL, SANDBOX_PORT, SANDBOX_INBOUND_URL): the Twilio
+sandbox (waited for), the leads, bookings and sms services (each waited for),
+then the gateway (waited for on /readyz).
+
+Everything runs with production settings except LOG_LEVEL=WARNING (so that
+per-request log lines do not dominate). At that level a service does not log
 `service.started` (an INFO line), so its readiness is read from the broker
 instead: its work queue has a consumer and the queues it declares once started
 exist.
@@ -17,6 +22,7 @@ from tests.support.infra import Infra
 from tests.support.stack import TEST_SECRET, Process, Stack, eventually, free_port
 
 QUIET = {"LOG_LEVEL": "WARNING"}
+SERVICES = ("leads", "bookings", "sms")
 
 
 def _tail(process: Process) -> str:
@@ -49,7 +55,15 @@ async def wait_consuming(process: Process, amqp_url: str, service: str, timeout:
 async def start_pipeline(infra: Infra, log_dir: Path) -> Stack:
     stack = Stack({**infra.env(), **QUIET}, log_dir)
     try:
-        await wait_consuming(stack.start("leads"), infra.amqp_url, "leads")
+        sandbox = stack.start("twilio_sandbox")
+        await eventually(lambda: _healthy(stack.sandbox_url, "/_sandbox/messages") if sandbox.running else True,
+                         30, 0.1, "the Twilio sandbox to answer")
+        if not sandbox.running:
+            raise RuntimeError(f"the Twilio sandbox exited:\n{_tail(sandbox)}")
+        for service in SERVICES:
+            stack.start(service)
+        for service in SERVICES:
+            await wait_consuming(stack.processes[service], infra.amqp_url, service)
         stack.start("gateway")
         await stack.wait_gateway_ready()
     except BaseException:
@@ -58,9 +72,9 @@ async def start_pipeline(infra: Infra, log_dir: Path) -> Stack:
     return stack
 
 
-async def _healthy(url: str) -> bool:
+async def _healthy(url: str, path: str = "/healthz") -> bool:
     try:
-        async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as response:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}{path}") as response:
             return response.status == 200
     except aiohttp.ClientError:
         return False

@@ -68,9 +68,9 @@ def _row(name: str, f: dict[str, Any]) -> str:
             f"{_ms(lat['p50']):>9}{_ms(lat['p95']):>9}{_ms(lat['p99']):>9}")
 
 
-def _events_line(e: dict[str, Any]) -> str:
+def _events_line(e: dict[str, Any], label: str = "pipeline press -> websocket event") -> str:
     lat = e["latency_ms"]
-    return (f"pipeline press -> websocket event: {e['arrived']}/{e['expected']} events arrived ({e['missing']} missing),"
+    return (f"{label}: {e['arrived']}/{e['expected']} events arrived ({e['missing']} missing),"
             f" p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"
             + (f"; websocket {e['websocket_closed']}" if e["websocket_closed"] else ""))
 
@@ -92,7 +92,34 @@ def render(result: dict[str, Any]) -> str:
               f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
               f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
               "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]
-    return "\n".join(lines)
+    return "\n".join(lines + _buttons(result["buttons"], result["concurrency"]))
+
+
+def _buttons(b: dict[str, Any], concurrency: int) -> list[str]:
+    c, s = b["confirm"], b["send_sms"]
+    lines = ["", f"other buttons, same stack (gateway, leads, bookings, sms, Twilio sandbox): {b['requests']} presses "
+             f"each, concurrency {concurrency}, warm-up {b['warmup']} (not measured)", "",
+             f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
+             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}",
+             _row("confirm", c["http"]), _row("send-sms", s["http"]), ""]
+    lines += [f"{name} errors by status: {f['http']['error_statuses']}" for name, f in (("confirm", c),
+                                                                                         ("send-sms", s))
+              if f["http"]["errors"]]
+    answers = ", ".join(f"{k} {v}" for k, v in sorted(s["answers"].items())) or "none"
+    statuses = ", ".join(f"{k} {v}" for k, v in s["db_statuses"].items()) or "none"
+    lines += [_events_line(c["events"], "confirm press -> websocket appointments.confirmed"),
+              _events_line(s["events"], "send-sms press -> websocket sms.sent"),
+              f"send-sms 200 answers by sms.status: {answers}",
+              f"in the database: confirmed {c['db_confirmed']}/{b['requests']}; measured SMS by status: {statuses}",
+              f"the Twilio sandbox accepted {s['sandbox_messages']} messages for {s['sandbox_expected']} sends "
+              f"(warm-up included)"]
+    return lines
+
+
+def buttons_failed(b: dict[str, Any]) -> bool:
+    c, s = b["confirm"], b["send_sms"]
+    return bool(c["http"]["errors"] or c["events"]["missing"] or s["http"]["errors"] or s["events"]["missing"]
+                or s["sandbox_messages"] != s["sandbox_expected"])
 
 
 def _ratio(value: float | None) -> str:

@@ -59,6 +59,39 @@ class Service:
         self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
                               on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
 
+    def command(self, type_: str, model: type[BaseModel], handler: Any, doc: str) -> None:
+        """Route commands of `type_` (validated as `model`, the contract) through the pipeline to `handler`."""
+        commands = self.commands
+
+        async def on_command(body: model, msg: RabbitMessage) -> None:  # type: ignore[valid-type]
+            await commands.handle(msg, body, handler)
+
+        self._route(self.commands_in, type_, on_command, doc)
+
+    def event(self, type_: str, handler: Callable[[Event], Any], doc: str) -> None:
+        """Route a subscribed event type (see topology.SUBSCRIPTIONS); `handler(event)` picks the handler."""
+        commands = self.commands
+
+        async def on_event(body: Event, msg: RabbitMessage) -> None:
+            await commands.handle_event(msg, body, handler(body))
+
+        self._route(self.commands_in, type_, on_event, doc)
+
+    def query(self, type_: str, model: type[BaseModel], answer: Callable[..., Awaitable[Reply]], doc: str) -> None:
+        """Answer queries `<service>.query.<type_>` with `answer(conn, query, org)`."""
+        commands = self.commands
+
+        async def on_query(body: model, msg: RabbitMessage) -> None:  # type: ignore[valid-type]
+            await commands.answer(msg, lambda conn, org: answer(conn, body, org))
+
+        self._route(self.queries_in, f"{self.name}.query.{type_}", on_query, doc)
+
+    @staticmethod
+    def _route(subscriber: Any, type_: str, call: Callable[..., Awaitable[None]], doc: str) -> None:
+        call.__name__ = call.__qualname__ = type_.replace(".", "_")  # names the operation in AsyncAPI
+        call.__doc__ = doc
+        subscriber(filter=of_type(type_))(call)
+
     def health(self, detail: Callable[[], dict[str, Any]]) -> None:
         """Add to what `<service>.query.health` answers (shown in the gateway's /readyz)."""
         self._health.append(detail)

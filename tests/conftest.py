@@ -13,7 +13,9 @@ import pytest
 
 from services.gateway.auth import issue
 from tests.support import infra as infra_mod
-from tests.support.stack import TEST_SECRET, Stack
+from tests.support.broker import Probe
+from tests.support.sandbox import Sandbox
+from tests.support.stack import TEST_SECRET, Stack, eventually
 
 # Fast retry tiers and short lock timeouts so that retry and parking finish in
 # seconds; the gateway waits 3 s for an answer before it says 202.
@@ -123,17 +125,13 @@ def log_dir(stack: Stack) -> Path:
 
 
 @pytest.fixture
-async def probe(amqp: aio_pika.abc.AbstractChannel, stack: Stack) -> "Probe":
-    from tests.support.broker import Probe
-
+async def probe(amqp: aio_pika.abc.AbstractChannel, stack: Stack) -> Probe:
     return await Probe(amqp).start()
 
 
 @pytest.fixture
-async def sandbox(http: aiohttp.ClientSession, stack: Stack, api: Api) -> AsyncIterator["Sandbox"]:
+async def sandbox(http: aiohttp.ClientSession, stack: Stack, api: Api) -> AsyncIterator[Sandbox]:
     """The Twilio sandbox, behaving well, and an SMS service whose circuit breaker is closed."""
-    from tests.support.sandbox import Sandbox
-    from tests.support.stack import eventually
 
     handle = Sandbox(http, stack.sandbox_url)
     await handle.behave(mode="ok")

@@ -17,7 +17,7 @@ class BookingsSettings(ServiceSettings):
 def build(settings: BookingsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
     handlers = BookingHandlers(lead_directory.Directory(service.broker))
-    register(service.commands_in, service.queries_in, service.commands, handlers)
+    register(service, handlers)
     if settings.bookings_demo_org:
         service.in_background(lambda: book_demo(service.broker, settings.bookings_demo_org))
     service.finish_routing()

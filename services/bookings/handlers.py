@@ -3,19 +3,18 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
-from faststream.rabbit import RabbitMessage
-from faststream.rabbit.subscriber import RabbitSubscriber
 
 from services.bookings import domain, repository
 from shared import inbox, lead_directory
-from shared.consumer import Commands, Meta, Outcome, of_type
+from shared.consumer import Meta, Outcome
 from shared.contracts.bookings import (
     AppointmentConfirmed, AppointmentCreated, AppointmentList, AppointmentReply, AppointmentView, ConfirmAppointment,
     ConfirmedView, ConfirmReply, CreateAppointment, GetAppointment, LeadAppointments,
 )
-from shared.contracts.envelope import Event, Reply
+from shared.contracts.envelope import Reply
 from shared.lead_directory import Directory
 from shared.retry import not_found
+from shared.service import Service
 
 
 def ok(model, status: int = 200) -> Reply:  # type: ignore[no-untyped-def]
@@ -65,29 +64,12 @@ class BookingHandlers:
         return ok(AppointmentList(appointments=[AppointmentView(**r) for r in rows]))
 
 
-def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands,
-             bookings: BookingHandlers) -> None:
-    @commands(filter=of_type("bookings.create"))
-    async def create_appointment(body: CreateAppointment, msg: RabbitMessage) -> None:
-        """Book an appointment with a lead of the caller's organisation. Emits appointments.created."""
-        await pipeline.handle(msg, body, bookings.create)
-
-    @commands(filter=of_type("bookings.confirm"))
-    async def confirm_appointment(body: ConfirmAppointment, msg: RabbitMessage) -> None:
-        """Confirm a scheduled appointment that has not started. Emits appointments.confirmed."""
-        await pipeline.handle(msg, body, bookings.confirm)
-
-    @commands(filter=of_type("leads.created"))
-    async def lead_created(body: Event, msg: RabbitMessage) -> None:
-        """Learn of a new lead (the bookings projection of leads)."""
-        await pipeline.handle_event(msg, body, lead_directory.remember_created)
-
-    @queries(filter=of_type("bookings.query.get"))
-    async def get_appointment(body: GetAppointment, msg: RabbitMessage) -> None:
-        """One appointment of the caller's organisation."""
-        await pipeline.answer(msg, lambda conn, org: bookings.get(conn, body, org))
-
-    @queries(filter=of_type("bookings.query.of_lead"))
-    async def lead_appointments(body: LeadAppointments, msg: RabbitMessage) -> None:
-        """A lead's appointments, by start time."""
-        await pipeline.answer(msg, lambda conn, org: bookings.of_lead(conn, body, org))
+def register(service: Service, bookings: BookingHandlers) -> None:
+    service.command("bookings.create", CreateAppointment, bookings.create,
+                    "Book an appointment with a lead of the caller's organisation. Emits appointments.created.")
+    service.command("bookings.confirm", ConfirmAppointment, bookings.confirm,
+                    "Confirm a scheduled appointment that has not started. Emits appointments.confirmed.")
+    service.event("leads.created", lambda event: lead_directory.remember_created,
+                  "Learn of a new lead (the bookings projection of leads).")
+    service.query("get", GetAppointment, bookings.get, "One appointment of the caller's organisation.")
+    service.query("of_lead", LeadAppointments, bookings.of_lead, "A lead's appointments, by start time.")

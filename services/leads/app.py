@@ -16,7 +16,7 @@ class LeadsSettings(ServiceSettings):
 
 def build(settings: LeadsSettings) -> Service:
     service = Service(SERVICE, settings, Path(__file__).parent / "migrations")
-    register(service.commands_in, service.queries_in, service.commands, LeadHandlers(settings.phone_default_region))
+    register(service, LeadHandlers(settings.phone_default_region))
     service.finish_routing()
     service.document_events(EVENTS)
     return service

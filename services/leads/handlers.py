@@ -10,18 +10,17 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
-from faststream.rabbit import RabbitMessage
-from faststream.rabbit.subscriber import RabbitSubscriber
 
 from services.leads import domain, repository
 from shared import inbox
-from shared.consumer import Commands, Meta, Outcome, of_type
+from shared.consumer import Meta, Outcome
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import (
     BulkFailure, BulkReply, BulkUpdateLeadStatus, CreateLead, GetLead, LeadCreated, LeadPage, LeadReply,
     LeadStatus, LeadStatusChanged, LeadStatusReply, LeadStatusView, LeadView, ListLeads, UpdateLeadStatus,
 )
 from shared.retry import Rejected, invalid, not_found
+from shared.service import Service
 
 
 def ok(model, status: int = 200) -> Reply:  # type: ignore[no-untyped-def]
@@ -111,28 +110,12 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
         raise invalid("cursor is not one this API gave out", [{"field": "cursor", "message": "invalid cursor"}]) from None
 
 
-def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands, leads: LeadHandlers) -> None:
-    @commands(filter=of_type("leads.create"))
-    async def create_lead(body: CreateLead, msg: RabbitMessage) -> None:
-        """Create a lead (phone stored as E.164). Emits leads.created."""
-        await pipeline.handle(msg, body, leads.create)
-
-    @commands(filter=of_type("leads.update_status"))
-    async def update_lead_status(body: UpdateLeadStatus, msg: RabbitMessage) -> None:
-        """Move one lead to a status. Emits leads.status_changed when it changes."""
-        await pipeline.handle(msg, body, leads.update_status)
-
-    @commands(filter=of_type("leads.bulk_update_status"))
-    async def bulk_update_lead_status(body: BulkUpdateLeadStatus, msg: RabbitMessage) -> None:
-        """Move many leads at once, all or nothing. One leads.status_changed per changed lead."""
-        await pipeline.handle(msg, body, leads.bulk_update_status)
-
-    @queries(filter=of_type("leads.query.get"))
-    async def get_lead(body: GetLead, msg: RabbitMessage) -> None:
-        """One lead of the caller's organisation."""
-        await pipeline.answer(msg, lambda conn, org: leads.get(conn, body, org))
-
-    @queries(filter=of_type("leads.query.list"))
-    async def list_leads(body: ListLeads, msg: RabbitMessage) -> None:
-        """A page of leads, stable order (created_at, id)."""
-        await pipeline.answer(msg, lambda conn, org: leads.list(conn, body, org))
+def register(service: Service, leads: LeadHandlers) -> None:
+    service.command("leads.create", CreateLead, leads.create,
+                    "Create a lead (phone stored as E.164). Emits leads.created.")
+    service.command("leads.update_status", UpdateLeadStatus, leads.update_status,
+                    "Move one lead to a status. Emits leads.status_changed when it changes.")
+    service.command("leads.bulk_update_status", BulkUpdateLeadStatus, leads.bulk_update_status,
+                    "Move many leads at once, all or nothing. One leads.status_changed per changed lead.")
+    service.query("get", GetLead, leads.get, "One lead of the caller's organisation.")
+    service.query("list", ListLeads, leads.list, "A page of leads, stable order (created_at, id).")

@@ -48,7 +48,7 @@ def build(settings: SmsSettings) -> Service:
     circuit = breaker(settings)
     sender = Sender(directory, provider, circuit, callback, settings.fault_crash_after_provider)
     confirmation = ConfirmationSender(directory, provider, circuit, callback)
-    register(service.commands_in, service.queries_in, service.commands, sender, confirmation, Queries(directory))
+    register(service, sender, confirmation, Queries(directory))
     service.health(lambda: {"breaker": str(circuit.state)})
     service.on_close(provider.close)
     service.finish_routing()

@@ -4,13 +4,11 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
-from faststream.rabbit import RabbitMessage
-from faststream.rabbit.subscriber import RabbitSubscriber
 
 from services.sms import domain, repository
 from services.sms.sending import Sender, event
 from shared import inbox, lead_directory
-from shared.consumer import Commands, Meta, Outcome, of_type
+from shared.consumer import Meta, Outcome
 from shared.contracts.bookings import AppointmentConfirmed
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.sms import (
@@ -18,6 +16,7 @@ from shared.contracts.sms import (
     SmsRecord, SmsStatus, SmsStatusChanged, TemplateList, TemplateReply, TemplateView,
 )
 from shared.retry import Rejected, not_found
+from shared.service import Service
 
 IGNORED = Reply(status=200, body={"applied": False})
 # Twilio's message statuses, mapped onto ours (accepted/queued/sending are all "on its way").
@@ -106,45 +105,21 @@ class Queries:
         return ok(TemplateList(templates=[template_view(r) for r in await repository.templates(conn, org)]))
 
 
-def register(commands: RabbitSubscriber, queries: RabbitSubscriber, pipeline: Commands, sender: Sender,
-             confirmation: ConfirmationSender, reads: Queries) -> None:
-    @commands(filter=of_type("sms.send"))
-    async def send_sms(body: SendSms, msg: RabbitMessage) -> None:
-        """Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed."""
-        await pipeline.handle(msg, body, sender)
+def register(service: Service, sender: Sender, confirmation: ConfirmationSender, reads: Queries) -> None:
+    service.command("sms.send", SendSms, sender,
+                    "Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed.")
+    service.command("sms.create_template", CreateTemplate, create_template,
+                    "Store a template whose {{fields}} are filled from the lead.")
+    service.command("sms.provider_status", ProviderStatus, provider_status,
+                    "A provider status callback (deduped on its idempotency token). Emits sms.status_changed.")
+    service.command("sms.inbound", InboundSms, inbound, "A message from a lead: STOP / START. Emits sms.opt_out_changed.")
+    service.event("leads.created", lambda event: lead_directory.remember_created,
+                  "Learn of a new lead (the SMS projection of leads).")
+    service.event("appointments.confirmed", lambda event: confirmation if wants_sms(event) else nothing_to_send,
+                  "Text the lead a confirmation when the agent asked for one (one SMS per event).")
+    service.query("history", SmsHistory, reads.history, "A lead's SMS, newest first.")
+    service.query("templates", ListTemplates, reads.templates, "The organisation's templates.")
 
-    @commands(filter=of_type("sms.create_template"))
-    async def create_sms_template(body: CreateTemplate, msg: RabbitMessage) -> None:
-        """Store a template whose {{fields}} are filled from the lead."""
-        await pipeline.handle(msg, body, create_template)
 
-    @commands(filter=of_type("sms.provider_status"))
-    async def provider_status_changed(body: ProviderStatus, msg: RabbitMessage) -> None:
-        """A provider status callback (deduped on its idempotency token). Emits sms.status_changed."""
-        await pipeline.handle(msg, body, provider_status)
-
-    @commands(filter=of_type("sms.inbound"))
-    async def inbound_sms(body: InboundSms, msg: RabbitMessage) -> None:
-        """A message from a lead: STOP / START. Emits sms.opt_out_changed."""
-        await pipeline.handle(msg, body, inbound)
-
-    @commands(filter=of_type("leads.created"))
-    async def lead_created(body: Event, msg: RabbitMessage) -> None:
-        """Learn of a new lead (the SMS projection of leads)."""
-        await pipeline.handle_event(msg, body, lead_directory.remember_created)
-
-    @commands(filter=of_type("appointments.confirmed"))
-    async def appointment_confirmed(body: Event, msg: RabbitMessage) -> None:
-        """Text the lead a confirmation when the agent asked for one (one SMS per event)."""
-        wanted = AppointmentConfirmed.model_validate(body.data).sendSms
-        await pipeline.handle_event(msg, body, confirmation if wanted else nothing_to_send)
-
-    @queries(filter=of_type("sms.query.history"))
-    async def sms_history(body: SmsHistory, msg: RabbitMessage) -> None:
-        """A lead's SMS, newest first."""
-        await pipeline.answer(msg, lambda conn, org: reads.history(conn, body, org))
-
-    @queries(filter=of_type("sms.query.templates"))
-    async def sms_templates(body: ListTemplates, msg: RabbitMessage) -> None:
-        """The organisation's templates."""
-        await pipeline.answer(msg, lambda conn, org: reads.templates(conn, body, org))
+def wants_sms(event: Event) -> bool:
+    return AppointmentConfirmed.model_validate(event.data).sendSms

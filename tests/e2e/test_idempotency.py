@@ -6,7 +6,6 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.test_delivery import history
-from tests.support.broker import Probe
 from tests.support.infra import Infra
 from tests.support.stack import Stack
 

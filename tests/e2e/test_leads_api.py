@@ -1,9 +1,7 @@
 """The leads buttons through HTTP, against the running gateway and leads service."""
-import asyncio
 import time
 from uuid import uuid4
 
-import asyncpg
 import jwt
 import pytest
 

@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import Api
 from tests.support.broker import Probe
 from tests.support.sandbox import Sandbox
-from tests.support.stack import Stack, eventually
+from tests.support.stack import eventually
 
 
 async def lead_with(api: Api, phone: str, name: str = "Grace Hopper") -> str:

@@ -9,7 +9,7 @@ import asyncpg
 
 from tests.support.broker import Probe
 from tests.support.infra import Infra
-from tests.support.stack import Stack, eventually
+from tests.support.stack import Stack
 
 
 async def create(probe: Probe, org: str, name: str = "Lin Clark") -> str:
