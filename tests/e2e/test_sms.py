@@ -85,7 +85,8 @@ async def test_templates_fill_fields_from_the_lead(api: Api, sandbox: Sandbox) -
     assert status == 404
 
 
-@pytest.mark.parametrize(("phone", "code"), [("+15005550001", 21211), ("+15005550009", 21614)])
+@pytest.mark.parametrize(("phone", "code"), [("+15005550001", 21211), ("+15005550009", 21614), ("+15005550002", 21612),
+                                           ("+15005550003", 21408)])
 async def test_a_permanent_provider_error_fails_the_sms_once(api: Api, sandbox: Sandbox, phone: str,
                                                              code: int) -> None:
     lead = await lead_with(api, phone)
