@@ -86,6 +86,8 @@ class Sender:
             result = await self._deliver(pool, row)
         except TransientFailure as exc:
             self.breaker.record_failure(time.monotonic() - started)
+            async with db.transaction(pool) as conn:  # what the history shows until the retry
+                await repository.set_status(conn, row["id"], "queued")
             raise Pending(answer(row, "queued"), f"provider unavailable: {exc}") from exc
         except BaseException:
             self.breaker.record_success(0.0)  # not the provider's failure; the breaker's permit is given back
