@@ -10,10 +10,11 @@ SECRET_FILE := .dev-secret
 export JWT_SECRET ?= $(shell cat $(SECRET_FILE) 2>/dev/null)
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/crm
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
-export GATEWAY_PORT ?= 8080
-# Where the Twilio sandbox (or Twilio) calls the gateway back.
-export PUBLIC_URL ?= http://127.0.0.1:$(GATEWAY_PORT)
-export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
+GATEWAY_PORT ?= 8080
+# For `make run` only (the tests wire their own): where the Twilio sandbox (or Twilio) calls the gateway back.
+run: export GATEWAY_PORT := $(GATEWAY_PORT)
+run: export PUBLIC_URL ?= http://127.0.0.1:$(GATEWAY_PORT)
+run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 

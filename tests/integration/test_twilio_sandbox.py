@@ -32,7 +32,9 @@ class Receiver:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[TestServer]:
-    settings = SandboxSettings(TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN, SANDBOX_CALLBACK_DELAY=0.01)
+    # Explicit: nothing from the environment (make exports SANDBOX_INBOUND_URL for `make run`).
+    settings = SandboxSettings(TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN, SANDBOX_CALLBACK_DELAY=0.01,
+                               SANDBOX_INBOUND_URL=None)
     server = TestServer(init_app(settings), host="127.0.0.1")
     await server.start_server()
     yield server
