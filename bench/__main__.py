@@ -15,14 +15,14 @@ Measured, in one run on the same PostgreSQL server:
   (POST /api/leads/send-sms, through the SMS service and the Twilio sandbox),
   `--button-requests` each, HTTP latency and press -> websocket event.
 
+All are driven by the same code: one aiohttp ClientSession, `--concurrency`
+requests in flight, after a warm-up that is not measured. The processes run with
+production settings, logging at WARNING. Everything is provisioned in an
+isolated database and vhost, released at the end (also on error, Ctrl-C or SIGTERM).
+
 The stack is the full one (Twilio sandbox, leads, bookings, sms, gateway). The
 bookings and sms services take in every lead created; the run waits until they
 did before it measures, so their catching up is not measured with the presses.
-
-Both are driven by the same code: one aiohttp ClientSession, `--concurrency`
-requests in flight, after a warm-up that is not measured. The processes run with
-production settings, logging at WARNING. Everything is provisioned in an
-isolated database and vhost, released at the end.
 """
 import argparse
 import asyncio

@@ -62,6 +62,10 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+HEADER = (f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
+          f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+
+
 def _row(name: str, f: dict[str, Any]) -> str:
     lat = f["latency_ms"]
     return (f"{name:<24}{f['requests']:>9}{f['errors']:>8}{f['wall_s']:>9.2f}{f['throughput_rps']:>9.1f}"
@@ -80,9 +84,7 @@ def render(result: dict[str, Any]) -> str:
     lines = [f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}, "
              f"load average before the run {m['loadavg']}",
              f"run: {result['requests']} status changes per system, concurrency {result['concurrency']}, "
-             f"warm-up {result['warmup']} (not measured)", "",
-             f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
-             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}",
+             f"warm-up {result['warmup']} (not measured)", "", HEADER,
              _row("pipeline", p), _row("baseline (no broker)", b), ""]
     lines += [f"{name} errors by status: {f['error_statuses']}" for name, f in (("pipeline", p), ("baseline", b))
               if f["errors"]]
@@ -98,14 +100,12 @@ def render(result: dict[str, Any]) -> str:
 def _buttons(b: dict[str, Any], concurrency: int) -> list[str]:
     c, s = b["confirm"], b["send_sms"]
     lines = ["", f"other buttons, same stack (gateway, leads, bookings, sms, Twilio sandbox): {b['requests']} presses "
-             f"each, concurrency {concurrency}, warm-up {b['warmup']} (not measured)", "",
-             f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
-             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}",
+             f"each, concurrency {concurrency}, warm-up {b['warmup']} (not measured)", "", HEADER,
              _row("confirm", c["http"]), _row("send-sms", s["http"]), ""]
     lines += [f"{name} errors by status: {f['http']['error_statuses']}" for name, f in (("confirm", c),
                                                                                          ("send-sms", s))
               if f["http"]["errors"]]
-    answers = ", ".join(f"{k} {v}" for k, v in sorted(s["answers"].items())) or "none"
+    answers = ", ".join(f"{k} {v}" for k, v in {"sent": 0, "queued": 0, **s["answers"]}.items())
     statuses = ", ".join(f"{k} {v}" for k, v in s["db_statuses"].items()) or "none"
     lines += [_events_line(c["events"], "confirm press -> websocket appointments.confirmed"),
               _events_line(s["events"], "send-sms press -> websocket sms.sent"),
