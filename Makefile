@@ -44,7 +44,7 @@ run: $(STAMP) $(SECRET_FILE)
 		$(VENV)/bin/honcho start -f Procfile
 
 test: $(STAMP)
-	$(PY) -m ruff check --quiet --select F,E9 shared services tests bench
+	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

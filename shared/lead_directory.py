@@ -14,9 +14,9 @@ import asyncpg
 from faststream.rabbit import RabbitBroker
 
 from shared import topology
-from shared.consumer import Meta, Outcome
 from shared.contracts.envelope import Event, Header, Reply
 from shared.contracts.leads import GetLead, LeadCreated
+from shared.messages import Meta, Outcome
 
 MIGRATIONS = Path(__file__).parent / "lead_directory_migrations"
 ASK_TIMEOUT_SECONDS = 5

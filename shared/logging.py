@@ -9,7 +9,6 @@ import sys
 import structlog
 from structlog.contextvars import bound_contextvars as bind  # noqa: F401  (re-exported)
 
-
 SHARED = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,

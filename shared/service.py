@@ -17,10 +17,11 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel, create_model
 
 from shared import db, inbox, logging, topology
-from shared.consumer import Commands, of_type
+from shared.consumer import Commands
 from shared.contracts.envelope import Event, GetCommand, Reply
-from shared.retry import invalid
+from shared.messages import of_type
 from shared.outbox import Relay
+from shared.retry import invalid
 from shared.settings import ServiceSettings, load
 
 PRUNE_EVERY_SECONDS = 600

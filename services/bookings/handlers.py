@@ -6,13 +6,22 @@ import asyncpg
 
 from services.bookings import domain, repository
 from shared import inbox, lead_directory
-from shared.consumer import Meta, Outcome
 from shared.contracts.bookings import (
-    AppointmentConfirmed, AppointmentCreated, AppointmentList, AppointmentReply, AppointmentView, ConfirmAppointment,
-    ConfirmedView, ConfirmReply, CreateAppointment, GetAppointment, LeadAppointments,
+    AppointmentConfirmed,
+    AppointmentCreated,
+    AppointmentList,
+    AppointmentReply,
+    AppointmentView,
+    ConfirmAppointment,
+    ConfirmedView,
+    ConfirmReply,
+    CreateAppointment,
+    GetAppointment,
+    LeadAppointments,
 )
 from shared.contracts.envelope import Reply
 from shared.lead_directory import Directory
+from shared.messages import Meta, Outcome
 from shared.retry import not_found
 from shared.service import Service
 

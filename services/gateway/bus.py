@@ -18,7 +18,11 @@ from typing import Any
 from uuid import uuid4
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 
 from shared import logging, topology
 from shared.contracts.envelope import Header

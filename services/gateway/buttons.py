@@ -3,8 +3,19 @@ from aiohttp import web
 
 from services.gateway.errors import Problem
 from services.gateway.views import ask, parse, path_ids, read_json, send_command
-from shared.contracts.bookings import ConfirmAppointment, CreateAppointment, GetAppointment, LeadAppointments
-from shared.contracts.leads import BulkUpdateLeadStatus, CreateLead, GetLead, ListLeads, UpdateLeadStatus
+from shared.contracts.bookings import (
+    ConfirmAppointment,
+    CreateAppointment,
+    GetAppointment,
+    LeadAppointments,
+)
+from shared.contracts.leads import (
+    BulkUpdateLeadStatus,
+    CreateLead,
+    GetLead,
+    ListLeads,
+    UpdateLeadStatus,
+)
 from shared.contracts.sms import CreateTemplate, ListTemplates, SendSms, SmsHistory
 
 

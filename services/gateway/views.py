@@ -11,8 +11,13 @@ from pydantic import BaseModel, ValidationError
 
 from services.gateway.auth import Principal
 from services.gateway.bus import Answer, Bus, Unavailable
-from services.gateway.errors import Problem, json_response, unavailable, validation_problem
-from services.gateway.keys import BUS, SETTINGS, SERVICES
+from services.gateway.errors import (
+    Problem,
+    json_response,
+    unavailable,
+    validation_problem,
+)
+from services.gateway.keys import BUS, SERVICES, SETTINGS
 from shared import logging, topology
 from shared.contracts.envelope import GetCommand
 

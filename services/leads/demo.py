@@ -13,8 +13,8 @@ from uuid import uuid4
 from services.leads.app import LeadsSettings
 from services.leads.handlers import LeadHandlers
 from shared import db, outbox
-from shared.consumer import Meta
 from shared.contracts.leads import SERVICE, CreateLead
+from shared.messages import Meta
 from shared.settings import load
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances", "Niklaus", "Radia", "John"]

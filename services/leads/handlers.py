@@ -13,12 +13,25 @@ import asyncpg
 
 from services.leads import domain, repository
 from shared import inbox
-from shared.consumer import Meta, Outcome
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import (
-    BulkFailure, BulkReply, BulkUpdateLeadStatus, CreateLead, GetLead, LeadCreated, LeadPage, LeadReply,
-    LeadStatus, LeadStatusChanged, LeadStatusReply, LeadStatusView, LeadView, ListLeads, UpdateLeadStatus,
+    BulkFailure,
+    BulkReply,
+    BulkUpdateLeadStatus,
+    CreateLead,
+    GetLead,
+    LeadCreated,
+    LeadPage,
+    LeadReply,
+    LeadStatus,
+    LeadStatusChanged,
+    LeadStatusReply,
+    LeadStatusView,
+    LeadView,
+    ListLeads,
+    UpdateLeadStatus,
 )
+from shared.messages import Meta, Outcome
 from shared.retry import Rejected, invalid, not_found
 from shared.service import Service
 

@@ -8,13 +8,25 @@ import asyncpg
 from services.sms import domain, repository
 from services.sms.sending import Sender, event
 from shared import inbox, lead_directory
-from shared.consumer import Meta, Outcome
 from shared.contracts.bookings import AppointmentConfirmed
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.sms import (
-    CreateTemplate, InboundSms, ListTemplates, OptOutChanged, ProviderStatus, SendSms, SmsHistory, SmsHistoryReply,
-    SmsRecord, SmsStatus, SmsStatusChanged, TemplateList, TemplateReply, TemplateView,
+    CreateTemplate,
+    InboundSms,
+    ListTemplates,
+    OptOutChanged,
+    ProviderStatus,
+    SendSms,
+    SmsHistory,
+    SmsHistoryReply,
+    SmsRecord,
+    SmsStatus,
+    SmsStatusChanged,
+    TemplateList,
+    TemplateReply,
+    TemplateView,
 )
+from shared.messages import Meta, Outcome
 from shared.retry import Rejected, not_found
 from shared.service import Service
 

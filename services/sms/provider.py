@@ -23,7 +23,11 @@ from typing import Self, TypeVar
 import aiohttp
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client

@@ -26,10 +26,17 @@ from services.sms.provider import OptedOut, PermanentFailure, Provider, Transien
 from services.sms.segments import segments
 from shared import db, logging
 from shared.breaker import CircuitBreaker
-from shared.consumer import Meta, Outcome
 from shared.contracts.envelope import Event, Reply
-from shared.contracts.sms import OptOutChanged, SendSms, SmsFailed, SmsReply, SmsSent, SmsView
+from shared.contracts.sms import (
+    OptOutChanged,
+    SendSms,
+    SmsFailed,
+    SmsReply,
+    SmsSent,
+    SmsView,
+)
 from shared.lead_directory import Directory
+from shared.messages import Meta, Outcome
 from shared.retry import Pending, Rejected, not_found
 
 log = logging.get("sms.sending")

@@ -12,7 +12,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.twilio_sandbox import api, control
-from services.twilio_sandbox.state import API_VERSION, SANDBOX, STATUS_CODES, Sandbox, twilio_error
+from services.twilio_sandbox.state import (
+    API_VERSION,
+    SANDBOX,
+    STATUS_CODES,
+    Sandbox,
+    twilio_error,
+)
 from services.twilio_sandbox.webhooks import WEBHOOKS, Webhooks
 from shared import logging
 

@@ -6,7 +6,6 @@ from uuid import uuid4, uuid5
 import aiohttp
 
 from services.gateway.views import KEY_NAMESPACE
-
 from tests.conftest import Api
 from tests.integration.test_delivery import history
 from tests.support.infra import Infra

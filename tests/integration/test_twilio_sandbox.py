@@ -10,8 +10,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from twilio.request_validator import RequestValidator
 
-from services.sms.provider import (OptedOut, PermanentFailure, Provider, ProviderSettings, Sent, TransientFailure)
-from services.twilio_sandbox.app import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SandboxSettings, init_app
+from services.sms.provider import (
+    OptedOut,
+    PermanentFailure,
+    Provider,
+    ProviderSettings,
+    Sent,
+    TransientFailure,
+)
+from services.twilio_sandbox.app import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    SandboxSettings,
+    init_app,
+)
 from tests.support.stack import eventually
 
 SID, TOKEN = DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN

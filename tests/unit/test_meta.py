@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared.consumer import Meta
+from shared.messages import Meta
 from shared.retry import Rejected
 
 
