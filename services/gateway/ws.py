@@ -13,6 +13,7 @@ is shutting down. A slow client is dropped instead of slowing the others.
 """
 import asyncio
 import json
+from collections import OrderedDict
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,8 +64,23 @@ class Hub:
     hello_timeout: float
     allowed_origins: set[str]
     clients: dict[str, set[Client]] = field(default_factory=dict)
+    # Events are published at least once (an outbox relay that dies after the broker's
+    # confirm publishes the row again): screens get each event id once.
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    remember: int = 10_000
+
+    def first_time(self, event_id: object) -> bool:
+        key = str(event_id)
+        if key in self.seen:
+            return False
+        self.seen[key] = None
+        if len(self.seen) > self.remember:
+            self.seen.popitem(last=False)
+        return True
 
     def dispatch(self, topic: str, event: dict[str, Any]) -> None:
+        if not self.first_time(event.get("id")):
+            return
         org = event.get("org_id")
         clients = self.clients.get(org) if isinstance(org, str) else None
         if not clients:

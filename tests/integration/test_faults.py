@@ -118,7 +118,9 @@ async def test_killed_between_commit_and_ack_the_command_takes_effect_once(
     assert reply.status == 200 and reply.headers["x-replayed"] == "true"
     assert len(await history(infra, lead)) == 1
     await probe.barrier(org)
-    assert len(probe.events_of(org, "leads.status_changed", lead)) == 1
+    # One event. On the broker it may come twice with the same id if the relay died after the
+    # broker's confirm and before deleting its row (at least once; consumers and screens dedupe on id).
+    assert len({e["id"] for e in probe.events_of(org, "leads.status_changed", lead)}) == 1
 
 
 async def test_a_graceful_stop_with_a_command_in_flight_loses_nothing(

@@ -57,6 +57,10 @@ async def rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT event_id::text, routing_key, attempts, last_error FROM outbox ORDER BY id")
 
 
+async def empty(pool: asyncpg.Pool) -> bool:
+    return await rows(pool) == []
+
+
 async def run_relay(relay: Relay) -> asyncio.Task[None]:
     return asyncio.create_task(relay.run())
 
@@ -72,7 +76,7 @@ async def test_committed_events_are_published_and_rolled_back_ones_never(
         # poll_seconds is 30: publishing this soon proves the NOTIFY woke the relay.
         await eventually(lambda: len(broker.published) == 2, 10, what="both committed events")
         assert broker.published == kept
-        assert await rows(pool) == []
+        await eventually(lambda: empty(pool), 10, what="the published rows to be deleted")
     finally:
         task.cancel()
 

@@ -37,3 +37,12 @@ async def test_events_without_an_organisation_go_nowhere() -> None:
     hub.clients = {"org": {client}}
     hub.dispatch("leads.created", {"id": "1", "data": {}})
     assert client.queue.qsize() == 0
+
+
+async def test_an_event_published_twice_reaches_a_screen_once() -> None:
+    hub = Hub("s" * 40, queue_size=10, hello_timeout=1, allowed_origins=set())
+    client = Client(StuckSocket(), "org", ["#"], asyncio.Queue(10))  # type: ignore[arg-type]
+    hub.clients = {"org": {client}}
+    for event_id in ("a", "b", "a"):
+        hub.dispatch("leads.created", {"org_id": "org", "id": event_id, "data": {}})
+    assert client.queue.qsize() == 2
