@@ -13,7 +13,6 @@ the same way, so the same command is refused the same way again.
 """
 import hashlib
 import json
-from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
@@ -80,7 +79,3 @@ async def prune(conn: asyncpg.Connection, older_than_hours: float) -> int:
         "DELETE FROM inbox WHERE created_at < now() - make_interval(secs => $1)", older_than_hours * 3600
     )
     return int(result.split()[-1])
-
-
-def as_body(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True)

@@ -84,3 +84,8 @@ def of_type(message_type: str) -> Callable[[RabbitMessage], Awaitable[bool]]:
         return (raw.headers or {}).get(Header.ROUTING_KEY, raw.routing_key) == message_type
 
     return matches
+
+
+def ok(view: BaseModel, status: int = 200) -> Reply:
+    """An answer from a view model (by alias, JSON types), as every handler gives one."""
+    return Reply(status=status, body=view.model_dump(mode="json", by_alias=True))

@@ -5,7 +5,7 @@ from uuid import uuid4
 import asyncpg
 
 from services.bookings import domain, repository
-from shared import inbox, lead_directory
+from shared import lead_directory
 from shared.contracts.bookings import (
     AppointmentConfirmed,
     AppointmentCreated,
@@ -21,13 +21,9 @@ from shared.contracts.bookings import (
 )
 from shared.contracts.envelope import Reply
 from shared.lead_directory import Directory
-from shared.messages import Meta, Outcome
+from shared.messages import Meta, Outcome, ok
 from shared.retry import not_found
 from shared.service import Service
-
-
-def ok(model, status: int = 200) -> Reply:  # type: ignore[no-untyped-def]
-    return Reply(status=status, body=inbox.as_body(model))
 
 
 class BookingHandlers:

@@ -12,7 +12,6 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.leads import domain, repository
-from shared import inbox
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import (
     BulkFailure,
@@ -31,13 +30,9 @@ from shared.contracts.leads import (
     ListLeads,
     UpdateLeadStatus,
 )
-from shared.messages import Meta, Outcome
+from shared.messages import Meta, Outcome, ok
 from shared.retry import Rejected, invalid, not_found
 from shared.service import Service
-
-
-def ok(model, status: int = 200) -> Reply:  # type: ignore[no-untyped-def]
-    return Reply(status=status, body=inbox.as_body(model))
 
 
 class LeadHandlers:

@@ -7,7 +7,7 @@ import asyncpg
 
 from services.sms import domain, repository
 from services.sms.sending import Sender, event
-from shared import inbox, lead_directory
+from shared import lead_directory
 from shared.contracts.bookings import AppointmentConfirmed
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.sms import (
@@ -26,7 +26,7 @@ from shared.contracts.sms import (
     TemplateReply,
     TemplateView,
 )
-from shared.messages import Meta, Outcome
+from shared.messages import Meta, Outcome, ok
 from shared.retry import Rejected, not_found
 from shared.service import Service
 
@@ -36,9 +36,6 @@ PROVIDER_STATUS = {"accepted": SmsStatus.sending, "queued": SmsStatus.sending, "
                    "sent": SmsStatus.sent, "delivered": SmsStatus.delivered, "undelivered": SmsStatus.undelivered,
                    "failed": SmsStatus.failed}
 
-
-def ok(model: Any, status: int = 200) -> Reply:
-    return Reply(status=status, body=inbox.as_body(model))
 
 
 def template_view(row: asyncpg.Record) -> TemplateView:
