@@ -87,6 +87,11 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """Give back a permit whose call never reached the provider (our own failure): no outcome is recorded."""
+        if self._state is State.HALF_OPEN and self._permits > 0:
+            self._permits -= 1
+
     def retry_in(self) -> float:
         """Seconds until an OPEN breaker lets trial calls through (0 when it is not OPEN)."""
         self._tick()

@@ -57,7 +57,7 @@ class Commands:
             except Rejected as exc:
                 reply, replayed = exc.reply(), False
             except Pending as exc:
-                if Header.LAST_ERROR not in meta.headers:  # the caller has not heard from us yet
+                if exc.reply is not None and Header.LAST_ERROR not in meta.headers:  # not heard from us yet
                     await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
                 return await self._retry_or_park(msg, meta, exc)
             except Exception as exc:  # transient by definition: see shared.retry

@@ -44,7 +44,7 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
     """The last write of a command's transaction; raises `AlreadyDone` when the id is known."""
     inserted = await conn.fetchval(
         "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (message_id) DO NOTHING RETURNING true",
+        "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
         message_id, org_id, command, print_, reply.status, reply.body,
     )
     if not inserted:
@@ -52,9 +52,10 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
 
 
 async def stored(conn: asyncpg.Connection, message_id: str, org_id: str, print_: str) -> Reply:
-    """The answer recorded for a known id; `KeyReused` when it came with another body or organisation."""
-    row = await conn.fetchrow("SELECT fingerprint, org_id, status, reply FROM inbox WHERE message_id = $1", message_id)
-    if row["fingerprint"] != print_ or row["org_id"] != org_id:
+    """The answer recorded for a known id; `KeyReused` when it came with another body."""
+    row = await conn.fetchrow("SELECT fingerprint, status, reply FROM inbox WHERE org_id = $1 AND message_id = $2",
+                              org_id, message_id)
+    if row["fingerprint"] != print_:
         raise KeyReused(message_id)
     return Reply(status=row["status"], body=row["reply"])
 
@@ -70,7 +71,7 @@ async def stored_reply(conn: asyncpg.Connection, message_id: str, org_id: str) -
 
 
 async def park(conn: asyncpg.Connection, message_id: str, org_id: str, reply: Reply) -> None:
-    await conn.execute("INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) ON CONFLICT (message_id) "
+    await conn.execute("INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) ON CONFLICT (org_id, message_id) "
                        "DO UPDATE SET reply = excluded.reply, parked_at = now()", message_id, org_id, reply.body)
 
 

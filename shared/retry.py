@@ -36,11 +36,12 @@ class Pending(Exception):
     """Transient, with an answer meanwhile: the caller hears `reply` now (the first time),
     and the command is retried through the delay queues like any transient failure.
 
+    `reply=None`: no interim answer (the real one is moments away).
     `attempted=False` says nothing was tried (a circuit breaker kept the call from the
     provider): the wait does not use up one of the command's attempts.
     """
 
-    def __init__(self, reply: Reply, reason: str, *, attempted: bool = True):
+    def __init__(self, reply: Reply | None, reason: str, *, attempted: bool = True):
         super().__init__(reason)
         self.reply, self.attempted = reply, attempted
 

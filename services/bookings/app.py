@@ -19,7 +19,7 @@ def build(settings: BookingsSettings) -> Service:
     handlers = BookingHandlers(lead_directory.Directory(service.broker))
     register(service, handlers)
     if settings.bookings_demo_org:
-        service.in_background(lambda: book_demo(service.broker, settings.bookings_demo_org))
+        service.in_background(lambda: book_demo(service.broker, lambda: service.pool, settings.bookings_demo_org))
     service.finish_routing()
     service.document_events(EVENTS)
     return service

@@ -6,10 +6,13 @@ their message ids made from the lead ids, so running it again books nothing twic
 """
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from faststream.rabbit import RabbitBroker
 
+from services.bookings import repository
 from shared import logging, topology
 from shared.contracts.bookings import CreateAppointment
 from shared.contracts.envelope import Header
@@ -30,7 +33,10 @@ async def first_leads(broker: RabbitBroker, org: str, count: int) -> list[dict]:
     return []
 
 
-async def book_demo(broker: RabbitBroker, org: str, count: int = 8) -> None:
+async def book_demo(broker: RabbitBroker, pool: Callable[[], asyncpg.Pool], org: str, count: int = 8) -> None:
+    async with pool().acquire() as conn:
+        if await repository.count(conn, org):
+            return  # booked on an earlier run (the inbox forgets its ids after a day: don't rely on it)
     tomorrow = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=1)
     leads = await first_leads(broker, org, count)
     for day, lead in enumerate(leads):

@@ -1,4 +1,5 @@
 """Wiring of the SMS service."""
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -46,8 +47,10 @@ def build(settings: SmsSettings) -> Service:
     provider, directory = Provider(settings), lead_directory.Directory(service.broker)
     callback = f"{settings.public_url}/webhooks/twilio/status" if settings.public_url else None
     circuit = breaker(settings)
-    sender = Sender(directory, provider, circuit, callback, settings.fault_crash_after_provider)
-    confirmation = ConfirmationSender(directory, provider, circuit, callback)
+    # How long a started attempt may still be answered: past it, ask the provider before sending again.
+    lease = timedelta(seconds=settings.twilio_timeout + 5)
+    sender = Sender(directory, provider, circuit, callback, lease, settings.fault_crash_after_provider)
+    confirmation = ConfirmationSender(directory, provider, circuit, callback, lease)
     register(service, sender, confirmation, Queries(directory))
     service.health(lambda: {"breaker": str(circuit.state)})
     service.on_close(provider.close)

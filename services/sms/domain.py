@@ -6,7 +6,7 @@ from shared.contracts.sms import MAX_LENGTH
 from shared.contracts.sms import SmsStatus as S
 from shared.retry import Rejected, invalid
 
-FIELD = re.compile(r"{{\s*([a-z_]+)\s*}}")
+FIELD = re.compile(r"{{(.*?)}}", re.DOTALL)  # anything between braces: a name we cannot fill is refused
 FIELDS = ("first_name", "last_name", "name", "phone")
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
@@ -15,20 +15,22 @@ FINAL = {S.sent, S.delivered, S.undelivered, S.failed}
 
 
 def template_fields(body: str) -> list[str]:
-    """The fields a template uses; 422 naming any this service cannot fill."""
-    fields = list(dict.fromkeys(FIELD.findall(body)))
+    """The fields a template uses; 422 naming any this service cannot fill, or a brace left open."""
+    fields = list(dict.fromkeys(name.strip() for name in FIELD.findall(body)))
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
-        raise invalid(f"unknown template field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}",
-                      [{"field": "body", "message": f"unknown field {f}"} for f in unknown])
+        raise invalid(f"unknown template field(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}",
+                      [{"field": "body", "message": f"unknown field {f!r}"} for f in unknown])
+    if "{{" in FIELD.sub("", body) or "}}" in FIELD.sub("", body):
+        raise invalid("the template has an unmatched {{ or }}", [{"field": "body", "message": "unmatched braces"}])
     return fields
 
 
 def render(body: str, name: str, phone: str) -> str:
     first, _, last = name.partition(" ")
     values = {"first_name": first, "last_name": last, "name": name, "phone": phone}
-    text = FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), body)
     template_fields(body)  # refuses a field it could not fill
+    text = FIELD.sub(lambda m: values[m.group(1).strip()], body)
     return checked_message(text)
 
 

@@ -15,7 +15,7 @@ Guarantees:
 """
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Self, TypeVar
@@ -82,9 +82,12 @@ class OptedOut(PermanentFailure):
 
 
 class TransientFailure(ProviderError):
-    def __init__(self, reason: str, code: int | None = None):
+    """`maybe_accepted`: the request may have reached Twilio (a timeout, a connection lost mid-way),
+    so it may still accept it; a 429 or a 5xx answer means it did not."""
+
+    def __init__(self, reason: str, code: int | None = None, *, maybe_accepted: bool = False):
         super().__init__(reason)
-        self.reason, self.code = reason, code
+        self.reason, self.code, self.maybe_accepted = reason, code, maybe_accepted
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,10 @@ class Provider:
         counted = int(message.num_segments or 0) or segments(body)[1]
         return Sent(sid=str(message.sid), status=str(message.status), segments=counted)
 
-    async def find_sent(self, to: str, since: datetime, body: str) -> str | None:
-        """The sid of a message Twilio accepted for `to` with `body`, sent at or after `since` (aware), if any.
+    async def find_sent(self, to: str, since: datetime, body: str, until: datetime | None = None,
+                        exclude: Collection[str] = ()) -> str | None:
+        """The sid of a message Twilio accepted for `to` with `body`, sent between `since` and `until`
+        (aware), and not in `exclude` (sids already accounted for), if any.
 
         Twilio's date filter may be coarser than a second (its documentation
         speaks of days), so the dates are checked here again. The oldest match
@@ -158,7 +163,8 @@ class Provider:
         found = await self._call(self.client.messages.list_async(to=to, date_sent_after=since, page_size=100))
         for message in reversed(found):  # Twilio lists newest first
             when = message.date_sent or message.date_created
-            if message.body in (body, TRIAL_PREFIX + body) and (when is None or when >= since):
+            in_window = when is None or (when >= since and (until is None or when <= until))
+            if message.body in (body, TRIAL_PREFIX + body) and in_window and str(message.sid) not in exclude:
                 return str(message.sid)
         return None
 
@@ -171,15 +177,18 @@ class Provider:
             async with asyncio.timeout(self._settings.twilio_timeout):
                 return await call
         except TimeoutError:
-            raise TransientFailure(f"no answer from Twilio within {self._settings.twilio_timeout}s") from None
+            raise TransientFailure(f"no answer from Twilio within {self._settings.twilio_timeout}s",
+                                   maybe_accepted=True) from None
         except TwilioRestException as exc:
             raise classify(exc.status, exc.code, exc.msg) from exc
         except TwilioServiceException as exc:
             raise classify(exc.status, exc.code, exc.detail or exc.title) from exc
         except TwilioException as exc:  # a list page that failed: the client keeps only the response
             raise unreadable_page(exc) from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             raise TransientFailure(f"cannot reach Twilio: {exc!r}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransientFailure(f"lost Twilio mid-call: {exc!r}", maybe_accepted=True) from exc
         except ValueError as exc:  # a 2xx answer that is not the JSON it should be
             raise TransientFailure(f"unreadable answer from Twilio: {exc!r}") from exc
 

@@ -9,8 +9,9 @@ MESSAGE = ("id::text AS id, org_id, lead_id::text AS lead_id, command_id, to_pho
 TEMPLATE = "id::text AS id, name, body, created_at"
 
 
-async def by_command(conn: asyncpg.Connection, command_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {MESSAGE} FROM sms_messages WHERE command_id = $1", command_id)
+async def by_command(conn: asyncpg.Connection, org: str, command_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {MESSAGE} FROM sms_messages WHERE org_id = $1 AND command_id = $2",
+                               org, command_id)
 
 
 async def by_sid(conn: asyncpg.Connection, sid: str) -> asyncpg.Record | None:
@@ -22,9 +23,9 @@ async def insert(conn: asyncpg.Connection, sms_id: UUID, org: str, lead_id: str,
     """The row of this command; a concurrent delivery of the same command gets the one that won."""
     inserted = await conn.fetchrow(
         f"INSERT INTO sms_messages (id, org_id, lead_id, command_id, to_phone, body, encoding, segments, status) "
-        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') ON CONFLICT (command_id) DO NOTHING RETURNING {MESSAGE}",
-        sms_id, org, UUID(lead_id), command_id, to, body, encoding, segments)
-    return inserted or await by_command(conn, command_id)
+        f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') ON CONFLICT (org_id, command_id) DO NOTHING "
+        f"RETURNING {MESSAGE}", sms_id, org, UUID(lead_id), command_id, to, body, encoding, segments)
+    return inserted or await by_command(conn, org, command_id)
 
 
 async def claim_attempt(conn: asyncpg.Connection, sms_id: str, seen: datetime | None, at: datetime) -> bool:
@@ -69,6 +70,12 @@ async def template(conn: asyncpg.Connection, org: str, template_id: str) -> asyn
 
 async def templates(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {TEMPLATE} FROM sms_templates WHERE org_id = $1 ORDER BY name", org)
+
+
+async def sids_to(conn: asyncpg.Connection, phone: str) -> set[str]:
+    """The provider sids already recorded for messages to this number (none of them is a lost attempt)."""
+    return {r["provider_sid"] for r in await conn.fetch(
+        "SELECT provider_sid FROM sms_messages WHERE to_phone = $1 AND provider_sid IS NOT NULL", phone)}
 
 
 async def is_opted_out(conn: asyncpg.Connection, phone: str) -> bool:

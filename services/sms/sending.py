@@ -1,15 +1,20 @@
 """Sending an SMS exactly once: the attempt is committed before the provider is called.
 
     perform (no transaction open while the provider is called):
-      tx: find the row of this command ── none ──► validate, insert it (queued)
-      row final?  ──► nothing to do (a redelivery)
+      tx: find this command's row ── none ──► validate, insert it (queued)
+      row final? ──► nothing to do (a redelivery)          number opted out since? ──► refused, nothing sent
       breaker open? ──► Pending: "queued", waits in the delay queues (no attempt used)
-      row had an attempt? ──► ask the provider whether it was sent (Messages list); yes ──► adopt the sid
-      tx: mark the attempt started (committed)  ──►  provider.send
+      row "sending" (an attempt was started)?
+          started less than a lease ago ──► in progress elsewhere, or its answer may still come: wait
+          older ──► ask the provider (Messages list, that number, that body, that attempt's window,
+                    sids not already ours); found ──► adopt its sid
+      tx: claim the attempt by compare-and-set on its start time (committed) ──► provider.send
     record (the command's transaction, with the inbox row): sent / failed / opted out, its event, the answer
 
-A crash after the provider accepted and before `record` committed is healed by
-the redelivery's question to the provider: it never sends twice.
+Whoever loses the compare-and-set waits: two deliveries of one command never
+both call the provider. A crash after the provider accepted, or a timeout whose
+message the provider accepted late, is healed by the question asked once the
+lease is over: never two SMS.
 """
 import os
 import signal
@@ -40,11 +45,12 @@ from shared.messages import Meta, Outcome
 from shared.retry import Pending, Rejected, not_found
 
 log = logging.get("sms.sending")
-RECONCILE_MARGIN = timedelta(seconds=30)  # clock skew between us and the provider
+RECONCILE_MARGIN = timedelta(seconds=10)  # clock skew between us and the provider
 
 
-class AttemptElsewhere(Exception):
-    """Another delivery of the same command is sending right now: retried, it will find the outcome."""
+class AttemptInProgress(Exception):
+    """Another delivery of this command is sending right now, or a started attempt may still be
+    answered: wait (without using up an attempt), then look again."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,8 @@ class Sender:
     """The `Effect` behind `sms.send` (and the confirmation SMS of an appointment)."""
 
     def __init__(self, directory: Directory, provider: Provider, breaker: CircuitBreaker,
-                 status_callback: str | None, crash_after_provider: bool = False):
-        self.directory, self.provider, self.breaker = directory, provider, breaker
+                 status_callback: str | None, lease: timedelta, crash_after_provider: bool = False):
+        self.directory, self.provider, self.breaker, self.lease = directory, provider, breaker, lease
         self.status_callback, self._crash = status_callback, crash_after_provider
 
     async def compose(self, conn: asyncpg.Connection, command: Any, meta: Meta, lead: asyncpg.Record) -> str:
@@ -86,6 +92,8 @@ class Sender:
         row = await self._prepare(pool, command, meta)
         if row["status"] in domain.FINAL:
             return Result(row, "done")
+        if await self._opted_out(pool, row):
+            return Result(row, "stopped", reason="the number opted out before the SMS could be sent")
         if not self.breaker.allow():
             raise Pending(answer(row, "queued"), "circuit breaker open: the provider is not called", attempted=False)
         started = time.monotonic()
@@ -93,11 +101,13 @@ class Sender:
             result = await self._deliver(pool, row)
         except TransientFailure as exc:
             self.breaker.record_failure(time.monotonic() - started)
-            async with db.transaction(pool) as conn:  # what the history shows until the retry
-                await repository.set_status(conn, row["id"], "queued")
+            await self._after_failure(pool, row, exc)
             raise Pending(answer(row, "queued"), f"provider unavailable: {exc}") from exc
+        except AttemptInProgress as exc:  # the answer comes from the attempt under way: no interim one
+            self.breaker.release()
+            raise Pending(None, str(exc), attempted=False) from exc
         except BaseException:
-            self.breaker.record_success(0.0)  # not the provider's failure; the breaker's permit is given back
+            self.breaker.release()  # not the provider's doing: nothing to judge it by
             raise
         self.breaker.record_success(time.monotonic() - started)  # a refusal too: the provider answered
         if self._crash and result.outcome == "sent":
@@ -106,7 +116,7 @@ class Sender:
 
     async def _prepare(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> asyncpg.Record:
         async with db.transaction(pool) as conn:
-            row = await repository.by_command(conn, meta.message_id)
+            row = await repository.by_command(conn, meta.org_id, meta.message_id)
             if row is not None:
                 return row
             lead_id = self.lead_of(command)
@@ -120,16 +130,25 @@ class Sender:
             return await repository.insert(conn, uuid4(), meta.org_id, lead_id, meta.message_id, lead["phone"], body,
                                            encoding, count)
 
+    async def _opted_out(self, pool: asyncpg.Pool, row: asyncpg.Record) -> bool:
+        async with pool.acquire() as conn:
+            return await repository.is_opted_out(conn, row["to_phone"])
+
     async def _deliver(self, pool: asyncpg.Pool, row: asyncpg.Record) -> Result:
-        if row["attempt_started_at"] is not None:  # an earlier attempt may have reached the provider
-            sid = await self.provider.find_sent(row["to_phone"], row["attempt_started_at"] - RECONCILE_MARGIN,
-                                                row["body"])
+        seen = row["attempt_started_at"]
+        if row["status"] == "sending":  # an attempt was started, and nobody recorded how it ended
+            if seen > datetime.now(UTC) - self.lease:
+                raise AttemptInProgress(f"an attempt started at {seen.isoformat()} may still be answered")
+            async with pool.acquire() as conn:
+                ours = await repository.sids_to(conn, row["to_phone"])
+            sid = await self.provider.find_sent(row["to_phone"], seen - RECONCILE_MARGIN, row["body"],
+                                                until=seen + self.lease, exclude=ours)
             if sid is not None:
                 log.warning("sms.reconciled", sms_id=row["id"], sid=sid)
                 return Result(row, "sent", sid=sid)
         async with db.transaction(pool) as conn:  # committed before the call: a redelivery will look first
-            if not await repository.claim_attempt(conn, row["id"], row["attempt_started_at"], datetime.now(UTC)):
-                raise AttemptElsewhere(row["id"])
+            if not await repository.claim_attempt(conn, row["id"], seen, datetime.now(UTC)):
+                raise AttemptInProgress("another delivery of this command claimed the attempt")
         try:
             sent = await self.provider.send(row["to_phone"], row["body"], self.status_callback)
         except OptedOut as exc:
@@ -137,6 +156,13 @@ class Sender:
         except PermanentFailure as exc:
             return Result(row, "failed", code=exc.code, reason=str(exc))
         return Result(row, "sent", sid=sent.sid)
+
+    async def _after_failure(self, pool: asyncpg.Pool, row: asyncpg.Record, exc: TransientFailure) -> None:
+        """A definite "not accepted" (429, 5xx) makes the SMS queued again; an ambiguous failure (timeout,
+        connection lost) leaves it "sending", so that no one sends it again before the lease is over."""
+        if not exc.maybe_accepted:
+            async with db.transaction(pool) as conn:
+                await repository.set_status(conn, row["id"], "queued")
 
     async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Result) -> Outcome:
         row = result.row
@@ -151,6 +177,9 @@ class Sender:
         row = await repository.set_status(conn, row["id"], "failed", error_code=result.code)
         events = [event(row, meta, "sms.failed", SmsFailed(smsId=row["id"], leadId=row["lead_id"],
                                                               errorCode=result.code, reason=result.reason))]
+        if result.outcome == "stopped":
+            refusal = domain.opted_out(row["lead_id"])
+            return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"]}), events)
         if result.outcome == "opted_out":
             await repository.set_opt_out(conn, row["to_phone"], True, f"provider {result.code}")
             events.append(event(row, meta, "sms.opt_out_changed", OptOutChanged(

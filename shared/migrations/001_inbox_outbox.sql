@@ -1,23 +1,26 @@
--- The inbox: one row per command message id, written in the same transaction as
--- the command's effect, holding the reply to give again on redelivery.
+-- The inbox: one row per command message id (per organisation: one organisation's
+-- ids never collide with another's), written in the same transaction as the
+-- command's effect, holding the reply to give again on redelivery.
 CREATE TABLE inbox (
-    message_id   text PRIMARY KEY,
     org_id       text NOT NULL,
+    message_id   text NOT NULL,
     command      text NOT NULL,
     fingerprint  text NOT NULL,
     status       integer NOT NULL,
     reply        json NOT NULL,  -- json, not jsonb: the text as given, so a replay is byte-identical
-    created_at   timestamptz NOT NULL DEFAULT now()
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, message_id)
 );
 CREATE INDEX inbox_created_at ON inbox (created_at);
 
 -- Commands that exhausted their retries: the status resource's failure answer
 -- until an operator replays them (a later inbox row then takes precedence).
 CREATE TABLE parked (
-    message_id text PRIMARY KEY,
     org_id     text NOT NULL,
+    message_id text NOT NULL,
     reply      json NOT NULL,
-    parked_at  timestamptz NOT NULL DEFAULT now()
+    parked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, message_id)
 );
 
 -- The outbox: events written in the same transaction as the change, published by

@@ -158,3 +158,16 @@ def test_state_changes_are_reported(clock: Clock) -> None:
 def test_a_nonsensical_config_is_refused(config: dict) -> None:
     with pytest.raises(ValueError):
         BreakerConfig(**config)
+
+
+def test_a_released_permit_records_nothing_and_can_be_used_again() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BreakerConfig(window=2, min_calls=2, wait_open=10, half_open_calls=1), clock=clock)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure(0.1)
+    clock.now += 10
+    assert breaker.allow() and not breaker.allow()  # the one trial permit is taken
+    breaker.release()  # the call never reached the provider
+    assert breaker.state is State.HALF_OPEN
+    assert breaker.allow()

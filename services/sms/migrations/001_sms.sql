@@ -4,7 +4,7 @@ CREATE TABLE sms_messages (
     id                 uuid PRIMARY KEY,
     org_id             text NOT NULL,
     lead_id            uuid NOT NULL,
-    command_id         text NOT NULL UNIQUE,
+    command_id         text NOT NULL,
     to_phone           text NOT NULL,
     body               text NOT NULL,
     encoding           text NOT NULL,
@@ -15,7 +15,8 @@ CREATE TABLE sms_messages (
     attempt_started_at timestamptz,
     created_at         timestamptz NOT NULL DEFAULT now(),
     sent_at            timestamptz,
-    delivered_at       timestamptz
+    delivered_at       timestamptz,
+    UNIQUE (org_id, command_id)
 );
 CREATE INDEX sms_messages_lead ON sms_messages (org_id, lead_id, created_at DESC);
 
