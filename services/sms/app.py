@@ -23,6 +23,7 @@ class SmsSettings(ServiceSettings, ProviderSettings):
     breaker_min_calls: int = Field(10, ge=1)
     breaker_failure_rate: float = Field(50, gt=0, le=100)
     breaker_slow_call_seconds: float | None = Field(None, gt=0)
+    breaker_slow_call_rate: float = Field(100, gt=0, le=100)
     breaker_wait_open_seconds: float = Field(30, ge=0)
     breaker_half_open_calls: int = Field(3, ge=1)
     # Test hook: SIGKILL right after the provider accepted a message, before it is recorded.
@@ -34,6 +35,7 @@ def breaker(settings: SmsSettings) -> CircuitBreaker:
     config = BreakerConfig(window=settings.breaker_window, min_calls=settings.breaker_min_calls,
                            failure_rate=settings.breaker_failure_rate,
                            slow_call_duration=settings.breaker_slow_call_seconds,
+                           slow_call_rate=settings.breaker_slow_call_rate,
                            wait_open=settings.breaker_wait_open_seconds, half_open_calls=settings.breaker_half_open_calls)
 
     def changed(old: State, new: State) -> None:
