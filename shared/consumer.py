@@ -59,9 +59,9 @@ class Commands:
             except Pending as exc:
                 if exc.reply is not None and Header.LAST_ERROR not in meta.headers:  # not heard from us yet
                     await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
-                return await self._retry_or_park(msg, meta, exc)
+                return await self._retry_or_park(msg, meta, exc, handler)
             except Exception as exc:  # transient by definition: see shared.retry
-                return await self._retry_or_park(msg, meta, exc)
+                return await self._retry_or_park(msg, meta, exc, handler)
             if self._crash_after_commit == meta.command:
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between commit and ack
             log.info("command.done", command=meta.command, status=reply.status, replayed=replayed, attempt=meta.attempt)
@@ -94,7 +94,7 @@ class Commands:
         except asyncpg.DataError as exc:  # a value the database cannot hold (a NUL character...): bad input
             raise invalid(f"a value in the command cannot be stored: {exc}") from exc
 
-    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception) -> None:
+    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception, handler: Handler | Effect) -> None:
         raw = msg.raw_message
         used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
         headers = {**meta.headers, Header.ROUTING_KEY: meta.command, Header.ATTEMPT: meta.attempt + used,
@@ -117,6 +117,8 @@ class Commands:
             with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the database may be the fault
                 async with db.transaction(self.pool) as conn:
                     await inbox.park(conn, meta.message_id, meta.org_id, failure)
+                    if hasattr(handler, "parked"):  # an Effect says what its parked attempt now is
+                        await outbox.add(conn, await handler.parked(conn, meta))
             await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers, **common)
             await self.reply(meta.reply_to, meta.correlation_id, failure, attempt=meta.attempt)
         await msg.ack()

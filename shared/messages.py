@@ -67,12 +67,15 @@ class Effect(Protocol):
     for the same message id (it records its attempt before acting, and looks before
     acting twice); `record` then writes its result in the command's transaction, with
     the inbox row, like any handler. Either may raise `Rejected`; `perform` may raise
-    `Pending` to answer "later" and be retried.
+    `Pending` to answer "later" and be retried. `parked` (in the parking transaction)
+    marks what the parked command left behind and returns the events that say so.
     """
 
     async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> Any: ...
 
     async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Any) -> Outcome: ...
+
+    async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]: ...
 
 
 def of_type(message_type: str) -> Callable[[RabbitMessage], Awaitable[bool]]:

@@ -39,7 +39,7 @@ async def forward(request: web.Request, routing_key: str, command: BaseModel, me
     try:
         await bus.call(topology.COMMANDS, routing_key, command.model_dump_json(by_alias=True).encode(),
                        message_id=message_id, correlation_id=uuid4().hex, org=PROVIDER_ORG, user=PROVIDER_USER,
-                       wait=request.app[SETTINGS].reply_timeout, persistent=True)
+                       wait=0, persistent=True)  # accepted once the broker confirmed it: Twilio need not wait
     except Unavailable as exc:
         raise unavailable(str(exc)) from None  # Twilio retries a failed webhook
 

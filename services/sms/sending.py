@@ -190,6 +190,16 @@ class Sender:
                            "/problems/sms-refused", smsId=row["id"], code=result.code)
         return Outcome(refusal.reply(), events)
 
+    async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
+        """The send was given up (parked): its SMS is failed, not queued forever. A replay of the parked
+        command then answers from the row, which is final: the operator sends a new SMS if still wanted."""
+        row = await repository.by_command(conn, meta.org_id, meta.message_id)
+        if row is None or row["status"] in domain.FINAL or row["status"] == "sending":
+            return []  # nothing recorded, already final, or an attempt whose outcome is unknown: leave it
+        row = await repository.set_status(conn, row["id"], "failed")
+        return [event(row, meta, "sms.failed", SmsFailed(smsId=row["id"], leadId=row["lead_id"], errorCode=None,
+                                                         reason="gave up after the last retry (parked)"))]
+
 
 def event(row: asyncpg.Record, meta: Meta, type_: str, data: Any) -> Event:
     """An SMS event belongs to the SMS's organisation (a provider callback carries none of its own)."""

@@ -195,3 +195,14 @@ async def test_a_number_that_opted_out_while_its_sms_waited_is_not_texted(
     await sandbox.behave(mode="ok")
     await eventually(lambda: history_when(api, lead, "failed"), 20, what="the waiting SMS to be dropped")
     assert await sandbox.messages_to(phone) == []
+
+
+async def test_a_send_that_exhausts_its_retries_is_failed_not_queued_forever(
+        api: Api, sandbox: Sandbox, probe: Probe, org: str) -> None:
+    lead = await lead_with(api, fresh_phone())
+    await sandbox.behave(mode="error", status=503)
+    status, _, body = await api.post("/api/leads/send-sms", {"leadId": lead, "message": "never"})
+    assert status == 200 and body["sms"]["status"] == "queued"
+    await eventually(lambda: history_when(api, lead, "failed"), 20, what="the parked send to be failed")
+    (failed,) = await eventually(lambda: probe.events_of(org, "sms.failed"), 10, what="sms.failed")
+    assert failed["data"]["smsId"] == body["sms"]["id"]
