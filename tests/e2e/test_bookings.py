@@ -22,18 +22,11 @@ async def book(api: Api, lead_id: str, starts_at: str | None = None) -> dict:
     return body["appointment"]
 
 
-async def sql(infra: Infra, query: str, *args: object) -> str:
+async def sql(infra: Infra, query: str, *args: object, method: str = "execute") -> object:
+    """One statement on the test database, outside the services (setting up a case, or looking)."""
     conn = await asyncpg.connect(infra.database_url)
     try:
-        return await conn.execute(query, *args)
-    finally:
-        await conn.close()
-
-
-async def fetchval(infra: Infra, query: str, *args: object) -> object:
-    conn = await asyncpg.connect(infra.database_url)
-    try:
-        return await conn.fetchval(query, *args)
+        return await getattr(conn, method)(query, *args)
     finally:
         await conn.close()
 
@@ -52,7 +45,8 @@ async def test_book_and_read_an_appointment(api: Api) -> None:
 async def test_a_lead_the_projection_has_not_heard_of_yet_is_still_found(api: Api, infra: Infra) -> None:
     lead = (await api.create_lead())["id"]
     # Make the projection lag: once its event arrived, forget the lead, as if it had not.
-    await eventually(lambda: fetchval(infra, "SELECT count(*) FROM bookings.lead_directory WHERE lead_id = $1", lead),
+    await eventually(lambda: sql(infra, "SELECT count(*) FROM bookings.lead_directory WHERE lead_id = $1", lead,
+                                 method="fetchval"),
                      10, what="the lead to reach the bookings projection")
     await sql(infra, "DELETE FROM bookings.lead_directory WHERE lead_id = $1", lead)
     appointment = await book(api, lead)
