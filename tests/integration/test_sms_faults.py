@@ -206,3 +206,20 @@ async def test_a_send_that_exhausts_its_retries_is_failed_not_queued_forever(
     await eventually(lambda: history_when(api, lead, "failed"), 20, what="the parked send to be failed")
     (failed,) = await eventually(lambda: probe.events_of(org, "sms.failed"), 10, what="sms.failed")
     assert failed["data"]["smsId"] == body["sms"]["id"]
+
+
+async def test_a_callback_sent_twice_with_one_idempotency_token_is_applied_once(
+        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    lead = await lead_with(api, fresh_phone())
+    await api.post("/api/leads/send-sms", {"leadId": lead, "message": "hi"})
+    (record,) = await eventually(lambda: history_when(api, lead, "delivered"), 10, what="delivered")
+    url = api.url + "/webhooks/twilio/status"
+    params = {"MessageSid": record["provider_sid"], "MessageStatus": "delivered", "AccountSid": "ACsandbox"}
+    headers = signed(url, params)
+    assert await post_callback(api, params, headers) == 204
+    assert await post_callback(api, params, headers) == 204  # Twilio retrying the same callback
+    command_id = f"twilio-status:{headers['I-Twilio-Idempotency-Token']}"
+    sms = stack.processes["sms"]
+    await eventually(lambda: sms.logged("command.done", command_id=command_id, replayed=True), 10,
+                     what="the second delivery to be answered from the inbox")
+    assert len(sms.logged("command.done", command_id=command_id, replayed=False)) == 1
