@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from services.gateway.auth import BadToken, Principal, decode
 from services.leads import domain
-from services.leads.repository import as_uuid
 from shared import db
 from shared.contracts.leads import LeadStatus, UpdateLeadStatus
+from shared.db import as_uuid
 from shared.retry import Rejected, not_found
 
 POOL = web.AppKey("pool", asyncpg.Pool)

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 
@@ -52,6 +53,14 @@ async def ensure_schema(url: str, schema: str) -> None:
         pass  # another instance created it at the same moment
     finally:
         await conn.close()
+
+
+def as_uuid(value: str) -> UUID | None:
+    """An id from outside; None when it cannot be one (it then names nothing: not found, never a 500)."""
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from faststream.rabbit import RabbitBroker
 from shared import topology
 from shared.contracts.envelope import Event, Header, Reply
 from shared.contracts.leads import GetLead, LeadCreated
+from shared.db import as_uuid
 from shared.messages import Meta, Outcome
 
 MIGRATIONS = Path(__file__).parent / "lead_directory_migrations"
@@ -44,9 +45,7 @@ class Directory:
         self.broker = broker
 
     async def find(self, conn: asyncpg.Connection, org: str, lead_id: str) -> asyncpg.Record | None:
-        try:
-            UUID(lead_id)
-        except ValueError:
+        if as_uuid(lead_id) is None:
             return None  # lead ids are uuids: this one names no lead
         row = await self._known(conn, org, lead_id)
         if row is not None:

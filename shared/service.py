@@ -111,11 +111,7 @@ class Service:
         a command or query of a type no handler took is answered 422.
         """
         commands = self.commands
-
-        @self.queries_in(filter=of_type(f"{self.name}.query.command"))
-        async def command_status(body: GetCommand, msg: RabbitMessage) -> None:
-            """The stored answer of a command, or 202 while it has none."""
-            await commands.answer(msg, lambda conn, org: _command_status(conn, body.commandId, org))
+        self.query("command", GetCommand, _command_status, "The stored answer of a command, or 202 while it has none.")
 
         @self.queries_in(filter=of_type(f"{self.name}.query.health"))
         async def health(msg: RabbitMessage) -> None:
@@ -186,9 +182,9 @@ async def _healthy(detail: dict[str, Any]) -> Reply:
     return Reply(status=200, body=detail)
 
 
-async def _command_status(conn: asyncpg.Connection, command_id: str, org: str) -> Reply:
-    stored = await inbox.stored_reply(conn, command_id, org)
-    return stored or Reply(status=202, body={"command": {"id": command_id, "status": "accepted"}})
+async def _command_status(conn: asyncpg.Connection, query: GetCommand, org: str) -> Reply:
+    stored = await inbox.stored_reply(conn, query.commandId, org)
+    return stored or Reply(status=202, body={"command": {"id": query.commandId, "status": "accepted"}})
 
 
 def run(settings_cls: type[ServiceSettings], build: Callable[[Any], Service]) -> None:

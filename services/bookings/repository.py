@@ -4,15 +4,10 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import as_uuid
+
 COLUMNS = ("id::text AS id, lead_id::text AS lead_id, starts_at, duration_minutes, title, status, confirmed_at, "
            "confirmed_by, notes, created_at")
-
-
-def as_uuid(value: str) -> UUID | None:
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
 
 
 async def insert(conn: asyncpg.Connection, appointment_id: UUID, org: str, lead_id: str, starts_at: datetime,

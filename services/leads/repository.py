@@ -5,14 +5,9 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import as_uuid
+
 COLUMNS = "id::text AS id, name, phone, email, status, status_changed_at, created_at"
-
-
-def as_uuid(value: str) -> UUID | None:
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
 
 
 def canonical(value: str) -> str | None:

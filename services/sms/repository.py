@@ -4,6 +4,8 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import as_uuid
+
 MESSAGE = ("id::text AS id, org_id, lead_id::text AS lead_id, command_id, to_phone, body, encoding, segments, status, "
            "provider_sid, error_code, attempt_started_at, created_at, sent_at, delivered_at")
 TEMPLATE = "id::text AS id, name, body, created_at"
@@ -61,9 +63,8 @@ async def insert_template(conn: asyncpg.Connection, template_id: UUID, org: str,
 
 
 async def template(conn: asyncpg.Connection, org: str, template_id: str) -> asyncpg.Record | None:
-    try:
-        ident = UUID(template_id)
-    except ValueError:
+    ident = as_uuid(template_id)
+    if ident is None:
         return None
     return await conn.fetchrow(f"SELECT {TEMPLATE} FROM sms_templates WHERE id = $1 AND org_id = $2", ident, org)
 
