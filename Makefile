@@ -18,11 +18,11 @@ run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench token parked asyncapi venv clean
+.PHONY: run test bench token parked asyncapi venv clean browser
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -40,11 +40,16 @@ run: $(STAMP) $(SECRET_FILE)
 	@echo "Token for user $(USER) of organisation $(ORG):"
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER) | tail -1
 	@echo "Ctrl-C stops everything."
-	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} BOOKINGS_DEMO_ORG=$(ORG) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} BOOKINGS_DEMO_ORG=$(ORG) DEV_LOGIN=true DEV_LOGIN_ORG=$(ORG) DEV_LOGIN_USER=$(USER) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 		$(VENV)/bin/honcho start -f Procfile
 
-test: $(STAMP)
-	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench
+# The browser tests need Chromium: Debian's package, installed when missing (never a downloaded build).
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
+	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench clients/python
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

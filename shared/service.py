@@ -10,13 +10,14 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, create_model
 
-from shared import db, inbox, logging, topology
+from shared import db, event_log, inbox, logging, topology
 from shared.consumer import Commands
 from shared.contracts.envelope import Event, GetCommand, Reply
 from shared.messages import of_type
@@ -143,6 +144,10 @@ class Service:
         await db.migrate(self.pool, self.name, self.migrations)
         self.commands.pool = self.pool
         await topology.declare_all(s.amqp_url, self.topology)
+        # Before the relay publishes anything: no event of a fresh deployment misses the log.
+        connection = await aio_pika.connect(s.amqp_url)
+        async with connection, self.pool.acquire() as conn:
+            await event_log.ensure(connection, conn, s.retention)
 
     async def _started(self) -> None:
         relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]

@@ -9,6 +9,8 @@ from typing import Annotated, TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.event_log import Retention
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/crm"
 
@@ -21,6 +23,14 @@ class CommonSettings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # None: JSON when stderr is not a terminal, console lines when it is.
     log_json: bool | None = None
+    # The event log (shared/event_log.py): set when it is created; the same for every process.
+    event_log_max_age: str = Field("7D", pattern=r"^[0-9]+[YMDhms]$")
+    event_log_max_bytes: int = Field(1024**3, ge=1)
+    event_log_segment_bytes: int = Field(8 * 1024**2, ge=1)
+
+    @property
+    def retention(self) -> "Retention":
+        return Retention(self.event_log_max_age, self.event_log_max_bytes, self.event_log_segment_bytes)
 
 
 class ServiceSettings(CommonSettings):

@@ -1,4 +1,5 @@
 """Wiring of the gateway: `init_app()` builds the aiohttp application."""
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from uuid import uuid4
@@ -11,6 +12,7 @@ from services.gateway.bus import Bus
 from services.gateway.keys import BUS, HUB, SERVICES, SETTINGS
 from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
+from services.gateway.stream import Reader
 from services.gateway.ws import TOO_SLOW, Hub
 from shared import logging
 
@@ -49,8 +51,13 @@ async def authenticate(request: web.Request, handler):  # type: ignore[no-untype
 
 
 async def broker(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB]
     await app[BUS].start()
+    await hub.reader.start()  # type: ignore[union-attr]
+    pinger = asyncio.create_task(hub.ping())
     yield
+    pinger.cancel()
+    await hub.reader.stop()  # type: ignore[union-attr]
     await app[BUS].stop()
 
 
@@ -59,19 +66,18 @@ async def close_screens(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
-async def screens_missed_events(app: web.Application) -> None:
-    """While the broker connection was down, this gateway's events queue was gone: make screens reload."""
-    await app[HUB].close_all(TOO_SLOW, b"events may have been missed; reconnect and reload")
-
-
 def init_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[context, errors.problems, authenticate])
-    hub = Hub(settings.jwt_secret, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins)
+    instance = f"gateway.{uuid4().hex[:12]}"
+    hub = Hub(settings.jwt_secret, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins,
+              settings.ws_ping_interval)
+    # A new log (deleted, or another epoch): every position a screen holds is void; they resume and reload.
+    hub.reader = Reader(settings.amqp_url, settings.database_url, settings.retention, instance, hub.live,
+                        lambda: hub.close_all(TOO_SLOW, b"the event log was recreated: resume"))
     app[SETTINGS] = settings
     app[HUB] = hub
     app[SERVICES] = ROUTED_SERVICES
-    app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, hub.dispatch,
-                   on_reconnect=lambda: screens_missed_events(app))
+    app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, instance)
     app.cleanup_ctx.append(broker)
     app.on_shutdown.append(close_screens)
     setup_routes(app)

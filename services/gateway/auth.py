@@ -1,6 +1,6 @@
 """Bearer JWT (HS256): claims `sub` (user id), `org` (organisation id), `exp`."""
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 from aiohttp import web
@@ -12,6 +12,7 @@ from services.gateway.errors import unauthorized
 class Principal:
     user: str
     org: str
+    expires_at: float = field(default=float("inf"), compare=False)  # the token's `exp` (unix seconds)
 
 
 class BadToken(Exception):
@@ -31,7 +32,7 @@ def decode(token: str, secret: str) -> Principal:
         raise BadToken("the token is not valid") from None
     if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str) or not claims["sub"] or not claims["org"]:
         raise BadToken("the token's sub and org claims must be non-empty strings")
-    return Principal(user=claims["sub"], org=claims["org"])
+    return Principal(user=claims["sub"], org=claims["org"], expires_at=float(claims["exp"]))
 
 
 def issue(secret: str, org: str, user: str, ttl_seconds: int = 12 * 3600) -> str:

@@ -2,8 +2,8 @@
 
 One connection, one publisher-confirmed channel and one reply queue per gateway
 process; replies are matched to waiting requests by correlation id (a per-call
-temporary queue costs a declare per request and halves throughput). Each
-gateway also owns an exclusive queue bound to `events`, feeding its websockets.
+temporary queue costs a declare per request and halves throughput). Events
+reach the websockets through the event log instead (stream.py).
 
 The connection is opened in the background and re-opened by aio-pika's robust
 connection: while the broker is unreachable, `call` fails fast with
@@ -11,11 +11,9 @@ connection: while the broker is unreachable, `call` fails fast with
 """
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
 
 import aio_pika
 from aio_pika.abc import (
@@ -28,7 +26,6 @@ from shared import logging, topology
 from shared.contracts.envelope import Header
 
 log = logging.get("gateway.bus")
-EventSink = Callable[[str, dict[str, Any]], None]
 
 
 class Unavailable(Exception):
@@ -43,17 +40,15 @@ class Answer:
 
 
 class Bus:
-    def __init__(self, url: str, services: list[str], publish_timeout: float, on_event: EventSink,
-                 on_reconnect: Callable[[], Awaitable[None]] | None = None):
-        self._url, self._services, self._publish_timeout, self._on_event = url, services, publish_timeout, on_event
-        self._on_reconnect = on_reconnect
-        self._instance = uuid4().hex[:12]
+    def __init__(self, url: str, services: list[str], publish_timeout: float, instance: str):
+        self._url, self._services, self._publish_timeout = url, services, publish_timeout
+        self._instance = instance
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
         self._connector: asyncio.Task[None] | None = None
-        self.reply_queue = f"gateway.{self._instance}.replies"
+        self.reply_queue = f"{instance}.replies"
 
     @property
     def ready(self) -> bool:
@@ -90,18 +85,9 @@ class Bus:
             await topology.declare_entry(channel, service)
         replies = await channel.declare_queue(self.reply_queue, exclusive=True, auto_delete=True)
         await replies.consume(self._on_reply, no_ack=True)
-        events = await channel.declare_queue(f"gateway.{self._instance}.events", exclusive=True, auto_delete=True)
-        await events.bind(topology.EVENTS, "#")
-        await events.consume(self._on_event_message, no_ack=True)
         self._exchanges = {name: await channel.get_exchange(name) for name in (topology.COMMANDS, topology.QUERIES)}
         self._connection, self._channel = connection, channel
-        connection.reconnect_callbacks.add(self._reconnected)
         log.info("bus.connected")
-
-    async def _reconnected(self, *_: object) -> None:
-        log.warning("bus.reconnected")
-        if self._on_reconnect is not None:
-            await self._on_reconnect()
 
     async def call(self, exchange: str, routing_key: str, body: bytes, *, message_id: str, correlation_id: str,
                    org: str, user: str, wait: float, persistent: bool) -> Answer | None:
@@ -149,11 +135,3 @@ class Bus:
             future.set_result(Answer(int(reply["status"]), reply["body"], replayed))
         except (ValueError, KeyError, TypeError) as exc:
             future.set_exception(Unavailable(f"unreadable reply: {exc!r}"))
-
-    async def _on_event_message(self, message: AbstractIncomingMessage) -> None:
-        try:
-            event = json.loads(message.body)
-        except ValueError:
-            log.warning("bus.unreadable_event", routing_key=message.routing_key)
-            return
-        self._on_event(message.routing_key or "", event)

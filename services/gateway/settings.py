@@ -16,6 +16,8 @@ class GatewaySettings(CommonSettings):
     # Messages a websocket client may have waiting before it is dropped as too slow.
     ws_queue_size: int = Field(1000, ge=1)
     ws_hello_timeout: float = Field(10.0, gt=0)
+    # Pings (protocol and {"type": "ping"}) every interval; no pong within half of it closes the socket.
+    ws_ping_interval: float = Field(15.0, gt=0)
     # Comma-separated Origins allowed to open a websocket; empty allows any.
     ws_allowed_origins: str = ""
 
@@ -23,6 +25,12 @@ class GatewaySettings(CommonSettings):
     public_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
     # Checks the provider's webhook signatures (the sandbox's token unless set).
     twilio_auth_token: str = Field("sandbox-auth-token", min_length=1, repr=False)
+
+    # Development only: the console offers "sign in as demo agent" (POST /dev/token), a token for
+    # DEV_LOGIN_USER of DEV_LOGIN_ORG to anyone who asks. `make run` turns it on; never in production.
+    dev_login: bool = False
+    dev_login_org: str = Field("demo", min_length=1)
+    dev_login_user: str = Field("agent", min_length=1)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -17,7 +17,7 @@ from services.gateway.errors import (
     unavailable,
     validation_problem,
 )
-from services.gateway.keys import BUS, SERVICES, SETTINGS
+from services.gateway.keys import BUS, HUB, SERVICES, SETTINGS
 from shared import logging, topology
 from shared.contracts.envelope import GetCommand
 
@@ -122,7 +122,9 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready when the broker and the database answer; each service's own detail is shown, not judged."""
     import asyncpg  # only here: the gateway has no other use for the database
 
-    checks = {"broker": request.app[BUS].ready, "database": False}
+    hub = request.app[HUB]
+    checks = {"broker": request.app[BUS].ready, "database": False,
+              "event_log": bool(hub.reader and hub.reader.connected)}
     started = time.monotonic()
     try:
         conn = await asyncpg.connect(request.app[SETTINGS].database_url, timeout=2)

@@ -1,18 +1,24 @@
-"""Websockets: change events fanned out to the open screens of one organisation.
+"""Websockets: the event log fanned out to the open screens of one organisation, resumable without loss.
 
-Protocol: the client's first message is
-    {"type": "hello", "token": "<JWT>", "topics": ["leads.*"]}
-(AMQP topic patterns: `*` one word, `#` any number). The server answers
-{"type": "welcome", ...}, then sends {"type": "event", "topic", "id", "data", ...}
-for each matching event of the token's organisation, never another's.
+Protocol (docs/realtime.md): the client's first message is
+    {"type": "hello", "token": "<JWT>", "topics": ["leads.*"], "resume": {"epoch": E, "position": P}}
+The server answers {"type": "welcome", "epoch", "recovered", "position", ...}; with `recovered: true`
+every matching event of the organisation after P follows in position order (the replay), then live
+events, with no gap and no duplicate at the seam. Events: {"type": "event", "topic", "id", "position",
+"epoch", "data", "occurred_at", "command_id"}; never another organisation's.
 
-Close codes: 4400 the hello is malformed, 4401 the token is missing or not
-valid, 4408 no hello within the time allowed, 1013 the client read too slowly
-(its bounded queue filled up; it should reconnect and refetch), 1001 the gateway
-is shutting down. A slow client is dropped instead of slowing the others.
+The seam: a screen has a `position`, the last log position it has been brought past (sent, or not its
+business). A resuming screen reads the log from P on its own; live records are ignored for it until its
+replay reaches the live head, and afterwards only records past its position are sent. A record is put
+on the screen's queue before its position moves, so the live side never overtakes the replay.
+
+Close codes: 4400 malformed message, 4401 token missing, invalid or expired, 4403 a refresh for
+another principal, 4408 no hello in time, 1013 the client read too slowly (its queue filled: resume),
+1011 the event log is unavailable (retry), 1001 the gateway is stopping (resume).
 """
 import asyncio
 import json
+import time
 from collections import OrderedDict
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -21,12 +27,17 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from services.gateway.auth import BadToken, decode
+from services.gateway.auth import BadToken, Principal, decode
 from services.gateway.errors import Problem
+from services.gateway.stream import CONNECTION_ERRORS, Reader, Record
 from shared import logging
 
 log = logging.get("gateway.ws")
-BAD_HELLO, BAD_TOKEN, HELLO_TIMEOUT, TOO_SLOW = 4400, 4401, 4408, WSCloseCode.TRY_AGAIN_LATER
+BAD_MESSAGE, BAD_TOKEN, OTHER_PRINCIPAL, HELLO_TIMEOUT = 4400, 4401, 4403, 4408
+TOO_SLOW, LOG_UNAVAILABLE = WSCloseCode.TRY_AGAIN_LATER, WSCloseCode.INTERNAL_ERROR
+REMEMBER_IDS = 50_000  # event ids the hub remembers to send each once (the relay publishes at least once)
+REPLAY_REMEMBER_IDS = 10_000
+LAGGING_HEAD_WAIT = 2.0  # a position past our head may be one another gateway has read already
 
 
 @lru_cache(maxsize=4096)
@@ -45,16 +56,35 @@ def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
 
 
 @dataclass(eq=False)
-class Client:
+class Screen:
     ws: web.WebSocketResponse
-    org: str
+    principal: Principal
     patterns: list[str]
     queue: asyncio.Queue[str]
-    slow: bool = False
+    position: int = -1
+    live: bool = False
+    busy: bool = False  # its replay holds a record it has not queued yet
+    welcomed: bool = False  # nothing, not even a ping, goes before the welcome
+    replay: asyncio.Task[None] | None = None
     closing: asyncio.Task[None] | None = None
+    expiry: asyncio.TimerHandle | None = None  # closes the socket when its token expires
 
-    def wants(self, topic: str) -> bool:
-        return any(topic_matches(p, topic) for p in self.patterns)
+    @property
+    def org(self) -> str:
+        return self.principal.org
+
+    def wants(self, topic: str, event: dict[str, Any]) -> bool:
+        return event.get("org_id") == self.org and any(topic_matches(p, topic) for p in self.patterns)
+
+    def close(self, code: int, reason: bytes) -> None:
+        if self.closing is None and not self.ws.closed:
+            self.closing = asyncio.create_task(self.ws.close(code=code, message=reason))
+
+
+def event_frame(position: int, epoch: str | None, topic: str, event: dict[str, Any]) -> str:
+    return json.dumps({"type": "event", "topic": topic, "id": event.get("id"), "position": position, "epoch": epoch,
+                       "data": event.get("data"), "occurred_at": event.get("occurred_at"),
+                       "command_id": event.get("command_id")})
 
 
 @dataclass
@@ -63,64 +93,181 @@ class Hub:
     queue_size: int
     hello_timeout: float
     allowed_origins: set[str]
-    clients: dict[str, set[Client]] = field(default_factory=dict)
-    # Events are published at least once (an outbox relay that dies after the broker's
-    # confirm publishes the row again): screens get each event id once.
-    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    remember: int = 10_000
+    ping_interval: float = 15.0
+    reader: Reader | None = None
+    screens: dict[str, set[Screen]] = field(default_factory=dict)
+    replaying: set[Screen] = field(default_factory=set)
+    # event id -> the position it was first read at: a second copy (another position) is skipped
+    seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
-    def first_time(self, event_id: object) -> bool:
-        key = str(event_id)
-        if key in self.seen:
+    @property
+    def epoch(self) -> str | None:
+        return self.reader.epoch if self.reader else None
+
+    @property
+    def head(self) -> int | None:
+        return self.reader.head if self.reader else None
+
+    def duplicate(self, event: dict[str, Any], position: int) -> bool:
+        key = str(event.get("id"))
+        first = self.seen.get(key)
+        if first is None:
+            self.seen[key] = position
+            if len(self.seen) > REMEMBER_IDS:
+                self.seen.popitem(last=False)
             return False
-        self.seen[key] = None
-        if len(self.seen) > self.remember:
-            self.seen.popitem(last=False)
-        return True
+        return first != position
 
-    def dispatch(self, topic: str, event: dict[str, Any]) -> None:
-        if not self.first_time(event.get("id")):
+    # Live ---------------------------------------------------------------------------------
+    def live(self, record: Record) -> None:
+        """A record the live reader got (called in log order)."""
+        position, topic, event = record
+        for screen in list(self.replaying):
+            if not screen.busy and screen.position >= position:
+                self._go_live(screen)  # its replay is ahead of us: the live side takes over from here
+        if event is None or self.duplicate(event, position):
             return
-        org = event.get("org_id")
-        clients = self.clients.get(org) if isinstance(org, str) else None
-        if not clients:
-            return
-        frame = json.dumps({"type": "event", "topic": topic, "id": event.get("id"), "data": event.get("data"),
-                            "occurred_at": event.get("occurred_at"), "command_id": event.get("command_id"),
-                            "position": event.get("position")})
-        for client in clients:
-            if client.slow or not client.wants(topic):
+        frame = None
+        for screen in self.screens.get(event.get("org_id"), ()):  # type: ignore[arg-type]
+            if not screen.live or position <= screen.position:
                 continue
-            try:
-                client.queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                client.slow = True
-                client.closing = asyncio.create_task(client.ws.close(code=TOO_SLOW, message=b"too slow"))
+            screen.position = position
+            if not screen.wants(topic, event):
+                continue
+            frame = frame or event_frame(position, self.epoch, topic, event)
+            self._offer(screen, frame)
 
+    def _offer(self, screen: Screen, frame: str) -> None:
+        try:
+            screen.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            screen.close(TOO_SLOW, b"too slow: resume from your last position")
+
+    def _go_live(self, screen: Screen) -> None:
+        screen.live = True
+        self.replaying.discard(screen)
+        if screen.replay is not None and screen.replay is not asyncio.current_task():
+            screen.replay.cancel()
+
+    # Replay -------------------------------------------------------------------------------
+    async def _replay(self, screen: Screen, start: int) -> None:
+        """Send what came after `start`, then hand the screen to the live side. The first record
+        read must be `start` itself (or the one right after): otherwise the log no longer holds it."""
+        assert self.reader is not None
+        recent: OrderedDict[str, None] = OrderedDict()
+        first = True
+        try:
+            async for position, topic, event in self.reader.replay(start):
+                screen.busy = True
+                if first:
+                    first = False
+                    if position > start + 1:  # what came after `start` is gone (retention)
+                        self._from_head(screen)
+                        return
+                    await screen.queue.put(self._welcome(screen, recovered=True))
+                if position > screen.position:
+                    if event is not None and screen.wants(topic, event) and not self._seen_in_replay(
+                            event, position, recent):
+                        await screen.queue.put(event_frame(position, self.epoch, topic, event))
+                    screen.position = position
+                screen.busy = False
+                if self.head is not None and screen.position >= self.head:
+                    self._go_live(screen)
+                    return
+        except CONNECTION_ERRORS as exc:
+            log.warning("ws.replay_failed", error=repr(exc))
+            screen.close(LOG_UNAVAILABLE, b"the event log is unavailable: resume in a moment")
+        finally:
+            screen.busy = False
+            self.replaying.discard(screen)
+
+    def _seen_in_replay(self, event: dict[str, Any], position: int, recent: OrderedDict[str, None]) -> bool:
+        key = str(event.get("id"))
+        first = self.seen.get(key)
+        if (first is not None and first < position) or key in recent:
+            return True
+        recent[key] = None
+        if len(recent) > REPLAY_REMEMBER_IDS:
+            recent.popitem(last=False)
+        return False
+
+    def _welcome(self, screen: Screen, recovered: bool) -> str:
+        screen.welcomed = True
+        return json.dumps({"type": "welcome", "epoch": self.epoch, "recovered": recovered, "position": screen.position,
+                           "org": screen.org, "user": screen.principal.user, "topics": screen.patterns})
+
+    def _from_head(self, screen: Screen) -> None:
+        """Not recovered: the client reloads by REST and goes on live from the head."""
+        screen.position = self.head if self.head is not None else -1
+        self._offer(screen, self._welcome(screen, recovered=False))
+        self._go_live(screen)
+
+    async def _start(self, screen: Screen, resume: dict[str, Any] | None) -> None:
+        """Welcome the screen: from the live head, or resumed from its position.
+        Every frame, the welcome first, goes through the screen's queue: one order."""
+        if resume is None or resume.get("epoch") != self.epoch:
+            return self._from_head(screen)
+        start: int = resume["position"]
+        deadline = time.monotonic() + LAGGING_HEAD_WAIT
+        while self.head is not None and start > self.head and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # another gateway may have read further than we have
+        head = self.head
+        if head is None or start > head:
+            return self._from_head(screen)
+        screen.position = start
+        if start == head:
+            self._offer(screen, self._welcome(screen, recovered=True))
+            return self._go_live(screen)
+        self.replaying.add(screen)
+        screen.replay = asyncio.create_task(self._replay(screen, start))
+
+    # Connections --------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         origin = request.headers.get("Origin")
         if self.allowed_origins and origin not in self.allowed_origins:
             raise Problem(403, "Forbidden", f"origin {origin!r} may not open a websocket here", "/problems/origin")
-        ws = web.WebSocketResponse(heartbeat=30)
+        # Protocol pings every interval; no pong within half of it closes the socket (aiohttp's rule).
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval)
         await ws.prepare(request)
-        client = await self._greet(ws)
-        if client is None:
+        hello = await self._hello(ws)
+        if hello is None:
             return ws
-        self.clients.setdefault(client.org, set()).add(client)
-        sender = asyncio.create_task(self._send(client))
+        screen, resume = hello
+        if not await self._log_ready():
+            await ws.close(code=LOG_UNAVAILABLE, message=b"the event log is unavailable: try again")
+            return ws
+        self.screens.setdefault(screen.org, set()).add(screen)
+        sender = asyncio.create_task(self._send(screen))
+        screen.expiry = self._expire_at(screen)
         try:
-            async for message in ws:  # the client has nothing more to say; reading notices the close
-                if message.type == WSMsgType.ERROR:
+            await self._start(screen, resume)
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._on_message(screen, message.data)
+                elif message.type == WSMsgType.ERROR:
                     break
         finally:
-            self.clients.get(client.org, set()).discard(client)
-            sender.cancel()
-            # A client that vanished makes the sender fail: that is a goodbye, not an error.
-            with suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
-                await sender
+            if screen.expiry is not None:
+                screen.expiry.cancel()
+            self.screens.get(screen.org, set()).discard(screen)
+            self.replaying.discard(screen)
+            for task in (sender, screen.replay):
+                if task is not None:
+                    task.cancel()
+                    # A client that vanished makes the sender fail: that is a goodbye, not an error.
+                    with suppress(asyncio.CancelledError, *CONNECTION_ERRORS):
+                        await task
         return ws
 
-    async def _greet(self, ws: web.WebSocketResponse) -> Client | None:
+    async def _log_ready(self) -> bool:
+        if self.reader is None:
+            return False
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self.hello_timeout):
+                await self.reader.ready.wait()
+        return self.reader.ready.is_set()
+
+    async def _hello(self, ws: web.WebSocketResponse) -> tuple[Screen, dict[str, Any] | None] | None:
         try:
             message = await ws.receive(timeout=self.hello_timeout)
         except TimeoutError:
@@ -132,26 +279,68 @@ class Hub:
             topics = hello.get("topics", ["#"])
             assert isinstance(topics, list) and 0 < len(topics) <= 50
             assert all(isinstance(t, str) and 0 < len(t) <= 255 for t in topics)
+            resume = hello.get("resume")
+            assert resume is None or (isinstance(resume, dict) and isinstance(resume.get("epoch"), str)
+                                      and type(resume.get("position")) is int and resume["position"] >= -1)
         except (ValueError, AssertionError):
-            await ws.close(code=BAD_HELLO, message=b"the first message must be a hello")
+            await ws.close(code=BAD_MESSAGE, message=b"the first message must be a hello")
             return None
         try:
             principal = decode(str(hello.get("token") or ""), self.secret)
         except BadToken as exc:  # (decode turns any unreadable token into BadToken)
             await ws.close(code=BAD_TOKEN, message=str(exc).encode()[:120])
             return None
-        await ws.send_json({"type": "welcome", "org": principal.org, "user": principal.user, "topics": topics})
-        return Client(ws, principal.org, list(topics), asyncio.Queue(self.queue_size))
+        return Screen(ws, principal, list(topics), asyncio.Queue(self.queue_size)), resume
 
-    async def _send(self, client: Client) -> None:
-        while not client.ws.closed:
-            frame = await client.queue.get()
-            await client.ws.send_str(frame)
+    def _on_message(self, screen: Screen, data: str) -> None:
+        try:
+            message = json.loads(data)
+            kind = message.get("type") if isinstance(message, dict) else None
+        except ValueError:
+            kind = None
+        if kind == "refresh":
+            self._refresh(screen, message.get("token"))
+        elif kind not in ("pong", "ping"):
+            screen.close(BAD_MESSAGE, b"expected a refresh or a pong")
+
+    def _refresh(self, screen: Screen, token: object) -> None:
+        """A new token for the same organisation and user replaces the socket's (and its expiry)."""
+        try:
+            principal = decode(str(token or ""), self.secret)
+        except BadToken as exc:
+            return screen.close(BAD_TOKEN, str(exc).encode()[:120])
+        if (principal.org, principal.user) != (screen.org, screen.principal.user):
+            return screen.close(OTHER_PRINCIPAL, b"a refresh must be for the same organisation and user")
+        screen.principal = principal
+        if screen.expiry is not None:
+            screen.expiry.cancel()
+        screen.expiry = self._expire_at(screen)
+        self._offer(screen, json.dumps({"type": "refreshed", "expires_at": principal.expires_at}))
+
+    def _expire_at(self, screen: Screen) -> asyncio.TimerHandle:
+        delay = max(0.0, screen.principal.expires_at - time.time())
+        return asyncio.get_running_loop().call_later(delay, screen.close, BAD_TOKEN, b"token expired")
+
+    async def _send(self, screen: Screen) -> None:
+        while not screen.ws.closed:
+            frame = await screen.queue.get()
+            await screen.ws.send_str(frame)
+
+    async def ping(self) -> None:
+        """An application ping to every screen each interval: browsers cannot see protocol pings,
+        so a page that hears nothing for two intervals knows the server is gone."""
+        frame = json.dumps({"type": "ping"})
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            for screens in self.screens.values():
+                for screen in screens:
+                    if screen.welcomed and screen.queue.empty():  # a busy screen is hearing from us anyway
+                        self._offer(screen, frame)
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: bytes = b"gateway shutting down",
                         timeout: float = 5) -> None:
-        """Close every open screen at once (shutdown, or after events may have been missed)."""
-        closing = [client.ws.close(code=code, message=reason) for clients in self.clients.values() for client in clients]
+        """Close every open screen at once (shutdown, or a new log)."""
+        closing = [screen.ws.close(code=code, message=reason) for screens in self.screens.values() for screen in screens]
         if closing:
             with suppress(TimeoutError):
                 async with asyncio.timeout(timeout):

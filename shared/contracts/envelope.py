@@ -58,7 +58,8 @@ class Event(BaseModel):
     command_id: str | None = None
     correlation_id: str | None = None
     data: dict[str, Any]
-    # Room for the log position of realtime replay (a later issue); null for now.
+    # Always null in the body (kept for compatibility): an event's position is its offset in the
+    # event log (`x-stream-offset`, docs/realtime.md), known only once it is in the log.
     position: int | None = None
 
 

@@ -181,7 +181,7 @@ async def test_health_readiness_and_openapi(api: Api) -> None:
         assert response.status == 200
     async with api.http.get(api.url + "/readyz") as response:
         assert response.status == 200
-        assert (await response.json())["checks"] == {"broker": True, "database": True}
+        assert (await response.json())["checks"] == {"broker": True, "database": True, "event_log": True}
     async with api.http.get(api.url + "/api/openapi.json") as response:
         doc = await response.json()
     assert doc["openapi"].startswith("3.1")

@@ -1,0 +1,203 @@
+"""The gateway's reading of the event log (shared/event_log.py): one live reader, one replay per resuming screen.
+
+    events.log ──live reader (from where it stopped)──► Hub.live(position, topic, event) ──► live screens
+               └─replay(from P)── one channel per resuming screen ──► that screen, until it reaches the live head
+
+The live reader has a connection of its own (a stream consumer must not share a channel with
+anything else, and its offset must not be the robust connection's: aio-pika would re-consume from the
+original offset spec). After a broker outage it goes on from the position after the last one it read,
+so no screen misses anything and none has to reload.
+
+Where the log ended when the reader first started is learnt from a marker it publishes into the log:
+everything up to the marker is older than this gateway (`head` is unknown until then, `ready` is unset).
+A log found deleted (our consumer cancelled), or an epoch changed in the database, is another log:
+`on_new_log` closes the screens so they resume and are told `recovered: false`.
+"""
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from typing import Any
+from uuid import uuid4
+
+import aio_pika
+import aiormq
+import asyncpg
+
+from shared import event_log, logging
+
+log = logging.get("gateway.stream")
+Record = tuple[int, str, dict[str, Any] | None]  # position, topic, event (None: a marker or an unreadable body)
+LIVE_PREFETCH = 500
+REPLAY_PREFETCH = 200
+WATCH_SECONDS = 1.0
+EPOCH_CHECK_SECONDS = 5.0
+CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError,
+                     asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError, RuntimeError)
+
+
+class LogDeleted(Exception):
+    pass
+
+
+class NewEpoch(Exception):
+    pass
+
+
+def decode(message: aio_pika.abc.AbstractIncomingMessage) -> Record:
+    position = event_log.offset_of(message)
+    if event_log.is_marker(message):
+        return position, "", None
+    try:
+        event = json.loads(message.body)
+    except ValueError:
+        log.warning("stream.unreadable_event", position=position, routing_key=message.routing_key)
+        return position, "", None
+    return position, message.routing_key or "", event if isinstance(event, dict) else None
+
+
+class Reader:
+    def __init__(self, amqp_url: str, database_url: str, retention: event_log.Retention, name: str,
+                 on_record: Callable[[Record], None], on_new_log: Callable[[], Awaitable[None]]):
+        self._amqp_url, self._database_url, self._retention, self._name = amqp_url, database_url, retention, name
+        self._on_record, self._on_new_log = on_record, on_new_log
+        self.epoch: str | None = None
+        self.head: int | None = None  # the last position read live, once the start marker was seen
+        self.ready = asyncio.Event()
+        self._read_to: int | None = None  # the last position the live consumer got (also before the marker)
+        self._marker: str | None = None
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._deleted = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed and self.ready.is_set()
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._read()
+            except (LogDeleted, NewEpoch) as exc:
+                log.warning("stream.new_log", reason=type(exc).__name__)
+                self._deleted = isinstance(exc, LogDeleted)
+                delay = 0.2
+            except CONNECTION_ERRORS as exc:
+                log.warning("stream.reader_failed", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                self._connection = None
+
+    async def _read(self) -> None:
+        connection = await aio_pika.connect(self._amqp_url, timeout=5,
+                                            client_properties={"connection_name": f"{self._name}.log"})
+        async with connection:
+            db = await asyncpg.connect(self._database_url, timeout=5)
+            try:
+                await self._open(connection, db)
+                channel = await connection.channel()
+                await channel.set_qos(prefetch_count=LIVE_PREFETCH)
+                queue = await channel.declare_queue(event_log.LOG, passive=True)
+                start: int | str = "last" if self._read_to is None else self._read_to + 1
+                # No `async with`: leaving it would nack the buffered messages; closing the connection ends all.
+                records = queue.iterator(arguments={"x-stream-offset": start})
+                await records.consume()
+                if self.head is None:
+                    await self._publish_marker(connection)
+                self._connection = connection
+                log.info("stream.reading", epoch=self.epoch, start=start)
+                await _first_of(self._consume(records), self._watch(channel, records, db))
+            finally:
+                await db.close()
+
+    async def _open(self, connection: aio_pika.abc.AbstractConnection, db: asyncpg.Connection) -> None:
+        epoch = await event_log.ensure(connection, db, self._retention, deleted=self._deleted)
+        self._deleted = False
+        if epoch != self.epoch:
+            known = self.epoch is not None
+            self.epoch, self.head, self._read_to = epoch, None, None
+            self._marker = f"{self._name}.start.{uuid4().hex[:8]}"
+            self.ready.clear()
+            if known:
+                await self._on_new_log()
+
+    async def _publish_marker(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True)
+        try:
+            await channel.default_exchange.publish(event_log.marker(self._marker or ""), event_log.LOG)
+        finally:
+            await channel.close()
+
+    async def _consume(self, records: aio_pika.abc.AbstractQueueIterator) -> None:
+        async for message in records:
+            await message.ack()  # on a stream an ack only grants credit
+            position = event_log.offset_of(message)
+            if self._read_to is not None and position <= self._read_to:
+                continue  # `last` starts at the last chunk; a restart may overlap
+            self._read_to = position
+            if self.head is None:
+                if event_log.is_marker(message) and message.message_id == self._marker:
+                    self.head = position
+                    self.ready.set()
+                    log.info("stream.ready", epoch=self.epoch, head=position)
+                continue
+            self.head = position
+            self._on_record(decode(message))
+
+    async def _watch(self, channel: aio_pika.abc.AbstractChannel, records: aio_pika.abc.AbstractQueueIterator,
+                     db: asyncpg.Connection) -> None:
+        """A deleted log cancels our consumer without a word to the iterator; an epoch may change elsewhere."""
+        underlay = await channel.get_underlay_channel()
+        tag = records.consumer_tag  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        next_epoch_check = loop.time() + EPOCH_CHECK_SECONDS
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if tag not in underlay.consumers:
+                raise LogDeleted()
+            if loop.time() >= next_epoch_check:
+                next_epoch_check = loop.time() + EPOCH_CHECK_SECONDS
+                if await event_log.read_epoch(db) != self.epoch:
+                    raise NewEpoch()
+
+    async def replay(self, start: int) -> AsyncIterator[Record]:
+        """Every record from `start` on, in order, read as the caller takes them (credit-based: at most
+        REPLAY_PREFETCH wait in memory). Ends only when the caller stops or the connection fails."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            raise ConnectionError("the event log is not reachable")
+        channel = await connection.channel()
+        try:
+            await channel.set_qos(prefetch_count=REPLAY_PREFETCH)
+            queue = await channel.declare_queue(event_log.LOG, passive=True)
+            async for message in queue.iterator(arguments={"x-stream-offset": start}):
+                await message.ack()
+                yield decode(message)
+        finally:  # closing the channel cancels the consumer; what it still held is dropped, not requeued
+            if not channel.is_closed:
+                with suppress(*CONNECTION_ERRORS):
+                    await channel.close()
+
+
+async def _first_of(*jobs: Awaitable[None]) -> None:
+    """Run until the first job ends; its exception (if any) is raised, the others are cancelled."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
