@@ -157,31 +157,63 @@ async def test_a_position_from_another_epoch_or_beyond_the_head_is_not_recovered
     await screen.drop()
 
 
-async def test_a_position_older_than_the_retention_is_not_recovered(tmp_path_factory: pytest.TempPathFactory,
-                                                                   http: aiohttp.ClientSession) -> None:
-    """A deployment of its own whose log keeps about 20 kB in segments of 4 kB."""
+@pytest.fixture(scope="module")
+async def small_log(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Stack, infra_mod.Infra]]:
+    """A deployment of its own (only a gateway) whose log keeps about 20 kB in segments of 4 kB."""
     infra = await infra_mod.provision()
     small = Stack({**infra.env(), **STACK_ENV, "EVENT_LOG_MAX_BYTES": "20000", "EVENT_LOG_SEGMENT_BYTES": "4000"},
-                  tmp_path_factory.mktemp("retention"))
+                  tmp_path_factory.mktemp("small-log"))
     try:
         small.start("gateway")
         await small.wait_gateway_ready()
-        org = "org-retention"
-        screen = ResumingScreen(http, small.url, org)
-        await screen.connect()
-        connection = await aio_pika.connect(infra.amqp_url)
-        async with connection:
-            await publish_events(await connection.channel(), [envelope(org, n=0)])
-            await eventually(lambda: screen.events, 20, what="the first event")
-            oldest = dict(epoch=screen.epoch, position=screen.position)
-            await screen.drop()
-            await publish_events(await connection.channel(), [envelope(org, n=i, pad="x" * 200) for i in range(400)])
-        screen.epoch, screen.position = oldest["epoch"], oldest["position"]
-        assert (await screen.connect())["recovered"] is False
-        await screen.drop()
+        yield small, infra
     finally:
         small.stop_all()
         await infra_mod.release(infra)
+
+
+async def test_a_position_older_than_the_retention_is_not_recovered(
+        small_log: tuple[Stack, infra_mod.Infra], http: aiohttp.ClientSession) -> None:
+    small, infra = small_log
+    org = "org-retention"
+    screen = ResumingScreen(http, small.url, org)
+    await screen.connect()
+    connection = await aio_pika.connect(infra.amqp_url)
+    async with connection:
+        await publish_events(await connection.channel(), [envelope(org, n=0)])
+        await eventually(lambda: screen.events, 20, what="the first event")
+        oldest = dict(epoch=screen.epoch, position=screen.position)
+        await publish_events(await connection.channel(), [envelope(org, n=i, pad="x" * 200) for i in range(400)])
+        await eventually(lambda: len(screen.events) == 401, 20, what="every event live")
+        await screen.drop()
+    recent = dict(epoch=screen.epoch, position=screen.position)
+    screen.epoch, screen.position = oldest["epoch"], oldest["position"]
+    assert (await screen.connect())["recovered"] is False
+    await screen.drop()
+    screen.epoch, screen.position = recent["epoch"], recent["position"]
+    assert (await screen.connect())["recovered"] is True  # what the log still holds is recovered
+    await screen.drop()
+
+
+async def test_a_log_deleted_and_declared_again_is_a_new_epoch(
+        small_log: tuple[Stack, infra_mod.Infra], http: aiohttp.ClientSession) -> None:
+    small, infra = small_log
+    org = "org-recreated"
+    screen = ResumingScreen(http, small.url, org)
+    before = await screen.connect()
+    connection = await aio_pika.connect(infra.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete("events.log")
+        await eventually(lambda: screen.closed, 30, what="the gateway to close its screens on a new log")
+        assert screen.close_code == 1013
+        await small.wait_gateway_ready()
+        after = await screen.connect()  # resumes with the old epoch's position
+        assert after["recovered"] is False and after["epoch"] != before["epoch"]
+        await publish_events(channel, [envelope(org, n=1)])
+        await eventually(lambda: screen.events, 20, what="an event of the new log")
+        assert screen.events[0]["epoch"] == after["epoch"]
+    await screen.drop()
 
 
 async def test_a_peer_that_answers_no_ping_is_closed_and_a_live_one_hears_pings(
