@@ -11,7 +11,12 @@ import pytest
 from services.gateway.auth import issue
 from tests.conftest import STACK_ENV, Api
 from tests.support import infra as infra_mod
-from tests.support.realtime import ResumingScreen, assert_once_in_order, envelope, publish_events
+from tests.support.realtime import (
+    ResumingScreen,
+    assert_once_in_order,
+    envelope,
+    publish_events,
+)
 from tests.support.stack import TEST_SECRET, Stack, eventually, free_port, wait_http
 
 MOVES = ["contacted", "qualified", "proposal", "won"]
@@ -314,3 +319,26 @@ async def test_a_system_reading_the_log_straight_from_the_broker_catches_up_from
     mine = [e for e in seen if e["org_id"] == org]
     assert [e["id"] for e in mine] == [e["id"] for e in missed]
     assert all(e["position"] >= start for e in seen)
+
+
+async def test_a_screen_too_slow_for_its_queue_is_closed_and_resumes_without_loss(
+        org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel) -> None:
+    port = free_port()
+    stack.start("gateway-small-queue", "services.gateway", GATEWAY_PORT=str(port), WS_QUEUE_SIZE="20")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_http(url + "/readyz", 30, "the small-queue gateway")
+        slow = ResumingScreen(http, url, org, ["tests.*"])
+        await slow.connect()
+        slow._pump.cancel()  # type: ignore[union-attr]  # stops reading: TCP buffers fill, then its queue
+        burst = [envelope(org, n=i, pad="x" * 2000) for i in range(4_000)]
+        await publish_events(amqp, burst)
+        slow._pump = asyncio.create_task(slow._read(slow.ws))  # type: ignore[arg-type]  # reads again
+        await eventually(lambda: slow.closed, 60, what="the slow screen to be closed")
+        assert slow.close_code == 1013 and len(slow.events) < len(burst)
+        assert (await slow.connect())["recovered"] is True
+        await eventually(lambda: len(slow.events) >= len(burst), 60, 0.1, what="the rest after the resume")
+        assert_once_in_order(slow.events, [e["id"] for e in burst])
+        await slow.drop()
+    finally:
+        stack.processes["gateway-small-queue"].stop()
