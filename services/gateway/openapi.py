@@ -58,11 +58,13 @@ def _webhook(summary: str) -> dict[str, Any]:
 @cache
 def document() -> dict[str, Any]:
     models = [L.CreateLead, L.UpdateLeadStatus, L.BulkUpdateLeadStatus, L.LeadReply, L.LeadStatusReply, L.BulkReply,
-              L.LeadPage, B.CreateAppointment, B.ConfirmAppointment, B.AppointmentReply, B.ConfirmReply,
+              L.LeadPage, L.HistoryReply, L.StatusesReply, B.CreateAppointment, B.ConfirmAppointment, B.AppointmentReply, B.ConfirmReply,
               B.AppointmentList, S.SendSms, S.SmsReply, S.SmsHistoryReply, S.CreateTemplate, S.TemplateReply,
               S.TemplateList]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = defs.get("$defs", {})
+    moves = L.statuses_reply().model_dump(mode="json")
+    schemas["LeadStatus"]["x-moves"] = moves["moves"]  # the allowed moves, the same table the service enforces
     schemas["Problem"] = {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}}
@@ -95,6 +97,14 @@ def document() -> dict[str, Any]:
                 "Change the status of one lead, or of many at once (all or nothing)",
                 {"oneOf": [_ref(L.UpdateLeadStatus), _ref(L.BulkUpdateLeadStatus)]},
                 (200, {"oneOf": [_ref(L.LeadStatusReply), _ref(L.BulkReply)]}))},
+            "/api/leads/statuses": {"get": {
+                "summary": "The lead statuses and the moves allowed from each (the rule the service enforces)",
+                "responses": {"200": {**_json(_ref(L.StatusesReply), "Statuses and moves"),
+                                      "content": {"application/json": {"schema": _ref(L.StatusesReply),
+                                                                       "example": moves}}},
+                              **_problems(401)}}},
+            "/api/leads/{leadId}/history": {"get": _read("A lead's status changes, newest first", L.HistoryReply,
+                                                         "leadId")},
             "/api/leads/{leadId}/appointments": {"get": _read("A lead's appointments", B.AppointmentList, "leadId")},
             "/api/appointments": {"post": _command("Book an appointment with a lead", _ref(B.CreateAppointment),
                                                    (201, _ref(B.AppointmentReply)))},
@@ -115,6 +125,10 @@ def document() -> dict[str, Any]:
                         "responses": {"200": _json(_ref(S.TemplateList), "Templates"), **_problems(401, 503)}}},
             "/webhooks/twilio/status": {"post": _webhook("Twilio status callback (X-Twilio-Signature checked)")},
             "/webhooks/twilio/inbound": {"post": _webhook("Twilio inbound message: STOP / START (signature checked)")},
+            "/dev/token": {"post": {
+                "summary": "Development only (DEV_LOGIN): a token for the demo agent; 404 when off",
+                "security": [], "responses": {"200": {"description": "{token, org, user, expires_in}"},
+                                              "404": {"description": "DEV_LOGIN is off"}}}},
             "/api/commands/{service}/{commandId}": {"get": {
                 "summary": "The final answer of an accepted command (202 until it exists)",
                 "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}

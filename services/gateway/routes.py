@@ -16,6 +16,11 @@ async def console(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
+async def service_worker(request: web.Request) -> web.FileResponse:
+    """At the root, so that its scope is the whole console (it keeps the page's files for offline use)."""
+    return web.FileResponse(STATIC / "sw.js", headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
@@ -23,7 +28,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/leads", buttons.create_lead)
     app.router.add_get("/api/leads", buttons.list_leads)
     app.router.add_post("/api/leads/update-status", buttons.update_lead_status)
+    app.router.add_get("/api/leads/statuses", buttons.lead_statuses)  # before {lead_id}: routes match in order
     app.router.add_get("/api/leads/{lead_id}", buttons.get_lead)
+    app.router.add_get("/api/leads/{lead_id}/history", buttons.lead_history)
     app.router.add_get("/api/leads/{lead_id}/appointments", buttons.lead_appointments)
     app.router.add_post("/api/appointments", buttons.create_appointment)
     app.router.add_get("/api/appointments/{appointment_id}", buttons.get_appointment)
@@ -36,5 +43,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/webhooks/twilio/inbound", webhooks.twilio_inbound)
     app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
     app.router.add_get("/ws", websocket)
+    # Outside /api on purpose: public (no token yet), and 404 unless DEV_LOGIN is on.
+    app.router.add_get("/dev/login", buttons.dev_login)
+    app.router.add_post("/dev/token", buttons.dev_token)
     app.router.add_get("/", console)
+    app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static", STATIC)

@@ -1,22 +1,10 @@
 """Lead rules: pure functions, no I/O. Refusals are `Rejected` with a problem body."""
 import phonenumbers
 
+# The moves table is a published contract (shared.contracts.leads.MOVES): the gateway serves the same one.
 from shared.contracts.leads import LeadStatus as S
+from shared.contracts.leads import can_move
 from shared.retry import Rejected, invalid
-
-PIPELINE = [S.new, S.contacted, S.qualified, S.proposal, S.won]
-OPEN = {S.new, S.contacted, S.qualified, S.proposal}
-
-
-def can_move(current: S, target: S) -> bool:
-    """Forward along the pipeline (skipping allowed); any open status to lost; lost back to new; won is final."""
-    if current == S.won:
-        return False
-    if target == S.lost:
-        return current in OPEN
-    if current == S.lost:
-        return target == S.new
-    return PIPELINE.index(target) > PIPELINE.index(current)
 
 
 def forbidden_move(lead_id: str, current: S, target: S) -> Rejected:

@@ -19,7 +19,10 @@ from shared.contracts.leads import (
     BulkUpdateLeadStatus,
     CreateLead,
     GetLead,
+    HistoryEntry,
+    HistoryReply,
     LeadCreated,
+    LeadHistory,
     LeadPage,
     LeadReply,
     LeadStatus,
@@ -103,6 +106,15 @@ class LeadHandlers:
         cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return ok(LeadPage(leads=[LeadView(**r) for r in rows], next_cursor=cursor))
 
+    async def history(self, conn: asyncpg.Connection, query: LeadHistory, org: str) -> Reply:
+        lead = await repository.get(conn, org, query.leadId)
+        if lead is None:  # another organisation's lead answers like one that does not exist
+            raise not_found("lead", query.leadId)
+        rows = await repository.history(conn, org, lead["id"])
+        return ok(HistoryReply(history=[
+            HistoryEntry(from_=r["from_status"], to=r["to_status"], at=r["changed_at"], by=r["changed_by"],
+                         command_id=r["command_id"]) for r in rows]))
+
 
 def encode_cursor(created_at: datetime, lead_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), lead_id]).encode()).decode().rstrip("=")
@@ -127,3 +139,4 @@ def register(service: Service, leads: LeadHandlers) -> None:
                     "Move many leads at once, all or nothing. One leads.status_changed per changed lead.")
     service.query("get", GetLead, leads.get, "One lead of the caller's organisation.")
     service.query("list", ListLeads, leads.list, "A page of leads, stable order (created_at, id).")
+    service.query("history", LeadHistory, leads.history, "A lead's status changes, newest first.")

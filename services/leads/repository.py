@@ -66,8 +66,9 @@ async def page(conn: asyncpg.Connection, org: str, status: str | None, limit: in
     )
 
 
-async def history(conn: asyncpg.Connection, lead_id: str) -> list[asyncpg.Record]:
+async def history(conn: asyncpg.Connection, org: str, lead_id: str) -> list[asyncpg.Record]:
+    """A lead's status changes, newest first (one statement writes a bulk change's rows: id breaks the tie)."""
     return await conn.fetch(
         "SELECT from_status, to_status, changed_at, changed_by, command_id FROM lead_status_history "
-        "WHERE lead_id = $1 ORDER BY id", UUID(lead_id),
+        "WHERE lead_id = $1 AND org_id = $2 ORDER BY changed_at DESC, id DESC", UUID(lead_id), org,
     )

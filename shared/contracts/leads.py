@@ -19,6 +19,23 @@ class LeadStatus(StrEnum):
     lost = "lost"
 
 
+# The allowed status moves: the one copy of the rule. The leads domain enforces it;
+# the gateway publishes it (GET /api/leads/statuses, the OpenAPI document) so that
+# screens offer only these. Forward along the pipeline (skipping allowed), any open
+# status to lost, lost back to new; won is final.
+_S = LeadStatus
+PIPELINE = (_S.new, _S.contacted, _S.qualified, _S.proposal, _S.won)
+MOVES: dict[LeadStatus, tuple[LeadStatus, ...]] = {
+    **{s: (*PIPELINE[i + 1:], _S.lost) for i, s in enumerate(PIPELINE[:-1])},
+    _S.won: (),
+    _S.lost: (_S.new,),
+}
+
+
+def can_move(current: LeadStatus, target: LeadStatus) -> bool:
+    return target in MOVES[current]
+
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 LeadId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -57,6 +74,10 @@ COMMANDS: dict[str, type[Incoming]] = {
 
 # Queries (exchange `queries`; answered, never deduped) ---------------------
 class GetLead(Incoming):
+    leadId: LeadId
+
+
+class LeadHistory(Incoming):
     leadId: LeadId
 
 
@@ -105,6 +126,33 @@ class BulkReply(BaseModel):
 class LeadPage(BaseModel):
     leads: list[LeadView]
     next_cursor: str | None
+
+
+class HistoryEntry(BaseModel):
+    """One status change of a lead: who moved it, from what to what, when, by which command."""
+
+    from_: LeadStatus = Field(alias="from")
+    to: LeadStatus
+    at: datetime
+    by: str
+    command_id: str | None
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class HistoryReply(BaseModel):
+    history: list[HistoryEntry]
+
+
+class StatusesReply(BaseModel):
+    """The statuses and, for each, the statuses it may move to (MOVES)."""
+
+    statuses: list[LeadStatus]
+    moves: dict[LeadStatus, list[LeadStatus]]
+
+
+def statuses_reply() -> StatusesReply:
+    return StatusesReply(statuses=list(LeadStatus), moves={s: list(m) for s, m in MOVES.items()})
 
 
 # Events (exchange `events`, routing key = type) ----------------------------

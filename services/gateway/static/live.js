@@ -1,0 +1,125 @@
+// The live feed: one websocket, resumed from the last applied position after any drop.
+//
+// hello {token, topics, resume: {epoch, position}} ──► welcome {epoch, position, recovered}
+//   recovered: the events after our position follow, then live: nothing missed, nothing twice
+//   not recovered (or a first connection): onReload() — the page reads its data again by REST
+// Each event is applied once: skipped when its position is not past ours (same epoch) or its id
+// was seen. The state it reports is the truth: "live" only while welcomed on an open socket,
+// "offline" when the browser is offline or the server cannot be reached, "reconnecting" otherwise.
+
+const TOPICS = ["leads.*", "appointments.*", "sms.*"];
+const DEFAULT_PING_S = 15;
+
+export class Live {
+  constructor({ token, onEvent, onReload, onState, onAuthFailed, onWelcome = () => {} }) {
+    Object.assign(this, { token, onEvent, onReload, onState, onAuthFailed, onWelcome });
+    this.cursor = null; // {epoch, position} of the last event applied (or of the welcome)
+    this.seen = new Set(); this.ws = null; this.timer = null; this.delay = 300; this.failures = 0;
+    this.state = null; this.stopped = false; this.welcomed = false; this.lastFrame = 0; this.pingS = null;
+    this.onOnline = () => { this._set(); this.reconnectNow(); };
+    this.onOffline = () => { this._abandon("browser offline"); this._set(); };
+    this.watchdog = setInterval(() => this._checkAlive(), 1000);
+  }
+
+  start() {
+    addEventListener("online", this.onOnline); addEventListener("offline", this.onOffline);
+    this._connect();
+  }
+
+  stop() {
+    this.stopped = true; clearTimeout(this.timer); clearInterval(this.watchdog);
+    removeEventListener("online", this.onOnline); removeEventListener("offline", this.onOffline);
+    if (this.ws) this.ws.close(1000, "signed out");
+  }
+
+  reconnectNow() {
+    if (this.stopped || (this.ws && this.ws.readyState <= 1)) return;
+    clearTimeout(this.timer); this.delay = 300; this._connect();
+  }
+
+  _set() {
+    const state = !navigator.onLine || this.failures >= 3 ? "offline" : this.welcomed ? "live" : "reconnecting";
+    if (state !== this.state) { this.state = state; this.onState(state); }
+  }
+
+  _connect() {
+    this.timer = null;
+    if (this.stopped) return;
+    const sock = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    this.ws = sock; this.welcomed = false; this.lastPing = 0; this._set();
+    sock.onopen = () => {
+      const hello = { type: "hello", token: this.token, topics: TOPICS };
+      if (this.cursor && this.cursor.epoch != null && Number.isInteger(this.cursor.position)) hello.resume = this.cursor;
+      sock.send(JSON.stringify(hello));
+    };
+    sock.onmessage = (m) => this._frame(sock, m.data);
+    sock.onclose = (e) => this._closed(sock, e);
+  }
+
+  _frame(sock, data) {
+    if (sock !== this.ws) return;
+    this.lastFrame = Date.now();
+    let frame;
+    try { frame = JSON.parse(data); } catch { return; }
+    if (frame.type === "ping") { // the interval is the server's (WS_PING_INTERVAL): learn it from the pings
+      const now = Date.now();
+      this.pingS = this.lastPing ? Math.min(DEFAULT_PING_S, Math.max(1, (now - this.lastPing) / 1000)) : DEFAULT_PING_S;
+      this.lastPing = now;
+      try { sock.send('{"type":"pong"}'); } catch { /* closing */ }
+    } else if (frame.type === "welcome") this._welcome(frame);
+    else if (frame.type === "event") this._event(frame);
+  }
+
+  _welcome(frame) {
+    this.welcomed = true; this.failures = 0; this.delay = 300;
+    const interval = Number(frame.ping_interval ?? frame.pingInterval);
+    if (interval > 0) this.pingS = interval;
+    const recovered = frame.recovered === true && this.cursor !== null;
+    if (!recovered) this.cursor = frame.epoch != null && Number.isInteger(frame.position)
+      ? { epoch: frame.epoch, position: frame.position } : null;
+    this.onWelcome(frame);
+    this._set();
+    if (!recovered) this.onReload();
+  }
+
+  _event(frame) {
+    if (frame.id != null) {
+      if (this.seen.has(frame.id)) return;
+      this.seen.add(frame.id);
+      if (this.seen.size > 5000) this.seen = new Set([...this.seen].slice(-2500));
+    }
+    if (Number.isInteger(frame.position)) {
+      const epoch = frame.epoch ?? (this.cursor && this.cursor.epoch);
+      if (this.cursor && this.cursor.epoch === epoch && frame.position <= this.cursor.position) return;
+      this.onEvent(frame);
+      this.cursor = { epoch, position: frame.position };
+    } else this.onEvent(frame);
+  }
+
+  _closed(sock, e) {
+    if (sock !== this.ws) return;
+    this.ws = null;
+    const wasLive = this.welcomed; this.welcomed = false;
+    if (e.code === 4401 || e.code === 4403) { this.stop(); this._set(); return this.onAuthFailed(e.reason || "the token was refused"); }
+    if (!wasLive) this.failures++;
+    this._set();
+    if (this.stopped) return;
+    const wait = navigator.onLine ? Math.random() * this.delay : 5000;
+    this.delay = Math.min(this.delay * 2, 8000);
+    this.timer = setTimeout(() => this._connect(), wait);
+  }
+
+  _checkAlive() { // no frame at all for 2 pings and a bit: the server is gone though the socket looks open
+    if (!this.pingS || !this.ws || !this.welcomed) return;
+    if (Date.now() - this.lastFrame > (2 * this.pingS + 3) * 1000) this._abandon("no ping");
+  }
+
+  /** Give a socket up at once (a dead server never finishes the closing handshake), then reconnect. */
+  _abandon(reason) {
+    const sock = this.ws;
+    if (!sock) return;
+    sock.onclose = sock.onmessage = null;
+    try { sock.close(4000, reason); } catch { /* already closed */ }
+    this._closed(sock, { code: 4000, reason });
+  }
+}

@@ -1,0 +1,367 @@
+// Wiring: sign-in, the data the page shows, presses through the queue, events from the live feed.
+import { Unauthorized, get, newKey, request } from "./api.js";
+import { Live } from "./live.js";
+import { Queue } from "./queue.js";
+import { SmsBreaker, segments } from "./sms.js";
+import * as view from "./view.js";
+import { $ } from "./view.js";
+import { outcome, queuedWords } from "./words.js";
+
+const CONFIG = { smsBreakerThreshold: 3, smsBreakerCooldownMs: 30000, ...(globalThis.CRM_CONSOLE_CONFIG || {}) };
+const TOKEN_KEY = "crm.token";
+const S = { token: null, principal: null, leads: new Map(), statuses: [], moves: {}, filter: "", selected: new Set(),
+  open: null, appts: [], sms: [], history: [], templates: [], optedOut: new Set(), entries: [],
+  queue: null, live: null, breaker: null, loading: null, buffered: null, notices: new Map(), devLogin: null };
+const debug = (globalThis.crmConsole = { applied: [], welcomes: [], state: S }); // for tests: what was applied, in order
+
+// Sign-in ----------------------------------------------------------------------------
+function claims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const c = JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+    return typeof c.org === "string" && typeof c.sub === "string" ? c : null;
+  } catch { return null; }
+}
+
+function signIn(token) {
+  const c = claims(token);
+  if (!c) return signOut("That is not an access token. Paste the whole token, three parts separated by dots.");
+  if (c.exp && c.exp * 1000 <= Date.now()) return signOut("This token has expired. Sign in again with a new one.");
+  localStorage.setItem(TOKEN_KEY, token);
+  start(token, c);
+}
+
+function signOut(message, forget = true) {
+  if (forget) localStorage.removeItem(TOKEN_KEY);
+  if (S.live) S.live.stop();
+  if (S.queue) S.queue.stop(); // what it holds stays in IndexedDB, sent after the next sign-in
+  clearTimeout(S.expiry);
+  Object.assign(S, { token: null, principal: null, live: null, queue: null, open: null });
+  S.leads.clear(); S.selected.clear();
+  view.showConnection("offline");
+  view.showPending(0);
+  $("#notices").replaceChildren();
+  view.showSignIn(message, S.devLogin);
+}
+
+async function start(token, c) {
+  Object.assign(S, { token, principal: `${c.org}\n${c.sub}`, loaded: false });
+  view.showSignedIn({ org: c.org, user: c.sub });
+  if (c.exp) S.expiry = setTimeout(() => signOut("Your sign-in has expired. Sign in again."), Math.min(c.exp * 1000 - Date.now(), 2 ** 31 - 1));
+  restoreCache();
+  S.breaker = new SmsBreaker({ threshold: CONFIG.smsBreakerThreshold, cooldownMs: CONFIG.smsBreakerCooldownMs, onChange: showBreaker });
+  S.queue = new Queue({ principal: S.principal, token, onChange: queueChanged, onOutcome: answered, onQueued: queued,
+    onUnauthorized: expired });
+  await S.queue.open();
+  S.live = new Live({ token, onEvent: (f) => (S.loading ? S.buffered.push(f) : applyEvent(f)), onReload: loadAll,
+    onWelcome: (w) => debug.welcomes.push({ recovered: w.recovered, position: w.position }), onState: connectionChanged, onAuthFailed: expired });
+  S.live.start();
+  // The first load comes with the websocket's welcome (nothing between the two is missed); without one, load anyway.
+  setTimeout(() => { if (S.token === token && !S.loaded) loadAll(); }, 2500);
+}
+
+function expired(why) { signOut(`Your sign-in is no longer accepted (${why}). Sign in again.`); }
+
+function connectionChanged(state) {
+  view.showConnection(state);
+  if (state === "live" && S.queue) S.queue.kick(); // the server is reachable again: send what waits
+}
+
+// Data ---------------------------------------------------------------------------------
+const cacheKey = () => `crm.cache.${S.principal}`;
+
+function restoreCache() { // offline, the page still shows what it last knew
+  try {
+    const cached = JSON.parse(localStorage.getItem(cacheKey()) || "null");
+    if (!cached) return;
+    setStatuses(cached.statuses, cached.moves);
+    for (const l of cached.leads) S.leads.set(l.id, l);
+    S.templates = cached.templates || [];
+    view.renderTemplates(S.templates);
+    render();
+  } catch { /* a broken cache is no cache */ }
+}
+
+function saveCache() {
+  try {
+    localStorage.setItem(cacheKey(), JSON.stringify({ statuses: S.statuses, moves: S.moves, templates: S.templates,
+      leads: [...S.leads.values()].slice(0, 2000) }));
+  } catch { /* full: never mind */ }
+}
+
+function setStatuses(statuses, moves) {
+  S.statuses = statuses; S.moves = moves;
+  view.renderStatusChoices(statuses);
+  $("#status-filter").value = S.filter;
+}
+
+async function loadAll() {
+  const token = S.token;
+  S.loading = true; S.buffered = S.buffered || [];
+  try {
+    const statuses = await get("/api/leads/statuses", token);
+    if (statuses.status === 200) setStatuses(statuses.body.statuses, statuses.body.moves);
+    const leads = new Map();
+    let cursor = null;
+    do {
+      const page = await get(`/api/leads?limit=200${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`, token);
+      if (page.status !== 200) throw new Error(`leads: ${page.status}`);
+      for (const l of page.body.leads) leads.set(l.id, l);
+      cursor = page.body.next_cursor;
+    } while (cursor && leads.size < 5000);
+    if (S.token !== token) return;
+    S.leads = leads;
+    const templates = await get("/api/sms/templates", token);
+    if (templates.status === 200) { S.templates = templates.body.templates; view.renderTemplates(S.templates); }
+    S.loaded = true;
+    saveCache();
+  } catch (err) {
+    if (err instanceof Unauthorized) return expired(err.message);
+    if (S.token === token && !S.loaded) view.notify("error", "The leads could not be loaded: the server cannot be reached. What is shown is what this browser last saw.");
+  } finally {
+    if (S.token === token) {
+      S.loading = false;
+      const buffered = S.buffered || []; S.buffered = null;
+      for (const f of buffered) applyEvent(f);
+      render();
+      if (S.open) loadPanel();
+    }
+  }
+}
+
+async function loadPanel(which = ["appointments", "sms", "history"]) {
+  const id = S.open, token = S.token;
+  const paths = { appointments: `/api/leads/${id}/appointments`, sms: `/api/leads/${id}/sms-history`, history: `/api/leads/${id}/history` };
+  await Promise.all(which.map(async (kind) => {
+    let res;
+    try { res = await get(paths[kind], token); } catch (err) { if (err instanceof Unauthorized) expired(err.message); return; }
+    if (S.open !== id || res.status !== 200) return;
+    if (kind === "appointments") { S.appts = res.body.appointments; renderAppointments(); }
+    if (kind === "sms") { S.sms = res.body.sms_messages; view.renderSmsHistory(S.sms); }
+    if (kind === "history") { S.history = res.body.history; view.renderHistory(S.history); }
+  }));
+}
+
+const panelReloads = {};
+function reloadPanelSoon(kind) { // events come in bursts (sent, then delivered): one read for a burst
+  clearTimeout(panelReloads[kind]);
+  panelReloads[kind] = setTimeout(() => { if (S.open) loadPanel([kind]); }, 150);
+}
+
+function setLeadStatus(id, status, at) {
+  const lead = S.leads.get(id);
+  if (!lead) return false;
+  if (at && lead.status_changed_at && new Date(at) < new Date(lead.status_changed_at)) return false; // older news
+  Object.assign(lead, { status, status_changed_at: at || lead.status_changed_at, flash: true });
+  setTimeout(() => { lead.flash = false; }, 1500);
+  return true;
+}
+
+function applyEvent(frame) {
+  const d = frame.data || {};
+  debug.applied.push({ id: frame.id, topic: frame.topic, leadId: d.leadId, position: frame.position });
+  if (debug.applied.length > 5000) debug.applied.splice(0, 2500);
+  if (frame.topic === "leads.created" && !S.leads.has(d.leadId)) {
+    S.leads.set(d.leadId, { id: d.leadId, name: d.name, phone: d.phone, email: d.email, status: d.status,
+      created_at: d.createdAt, status_changed_at: d.createdAt });
+  } else if (frame.topic === "leads.status_changed") {
+    if (!setLeadStatus(d.leadId, d.to, d.changedAt) && !S.leads.has(d.leadId)) fetchLead(d.leadId);
+    if (d.leadId === S.open) reloadPanelSoon("history");
+  } else if (frame.topic.startsWith("appointments.") && d.leadId === S.open) reloadPanelSoon("appointments");
+  else if (frame.topic === "sms.opt_out_changed") {
+    if (d.optedOut) S.optedOut.add(d.leadId); else S.optedOut.delete(d.leadId);
+  } else if (frame.topic.startsWith("sms.") && d.leadId === S.open) reloadPanelSoon("sms");
+  renderSoon();
+}
+
+async function fetchLead(id) {
+  try {
+    const res = await get(`/api/leads/${id}`, S.token);
+    if (res.status === 200) { S.leads.set(id, res.body.lead); renderSoon(); }
+  } catch { /* the next reload brings it */ }
+}
+
+// Rendering ----------------------------------------------------------------------------
+let renderTimer = null;
+function renderSoon() { if (!renderTimer) renderTimer = requestAnimationFrame(() => { renderTimer = null; render(); }); }
+
+function render() {
+  const pending = new Map(), projected = new Map();
+  for (const e of S.entries) for (const id of e.leadIds || []) {
+    pending.set(id, (pending.get(id) || 0) + 1);
+    if (e.kind === "status") projected.set(id, e.body.status);
+  }
+  const leads = [...S.leads.values()];
+  view.renderRows({ leads, filter: S.filter, moves: S.moves, pending, projected, selected: S.selected, open: S.open },
+    { move, select, open: openLead, text: (id) => { openLead(id); $("#sms-message").focus(); } });
+  renderBulk();
+  const lead = S.leads.get(S.open);
+  view.renderPanel(lead, lead && S.optedOut.has(lead.id));
+}
+
+function bulkPlan() {
+  const target = $("#bulk-status").value, plan = { selected: 0, change: 0, blocked: [] };
+  for (const id of S.selected) {
+    const lead = S.leads.get(id);
+    if (!lead) continue;
+    plan.selected++;
+    if (lead.status === target) continue;
+    if ((S.moves[lead.status] || []).includes(target)) plan.change++;
+    else plan.blocked.push([lead, S.moves[lead.status] && S.moves[lead.status].length ? `is ${lead.status}` : `${lead.status} is final`]);
+  }
+  return plan;
+}
+
+function renderBulk() { view.renderBulk(bulkPlan(), $("#bulk-status").value); }
+
+function renderAppointments() {
+  const waiting = new Set(S.entries.filter((e) => e.kind === "confirm").map((e) => e.body.appointmentId));
+  view.renderAppointments(S.appts.map((a) => ({ ...a, pending: waiting.has(a.id) })), { confirm });
+}
+
+function showBreaker(state) {
+  view.renderBreaker(state, Math.ceil(S.breaker.remainingMs() / 1000));
+  if (state === "open") view.notify("error", `The SMS provider is down. Send SMS is paused for ${Math.ceil(CONFIG.smsBreakerCooldownMs / 1000)} s; the messages already accepted are sent when it is back.`);
+}
+
+// Presses ------------------------------------------------------------------------------
+const nameOf = (id) => (S.leads.get(id) ? S.leads.get(id).name : "this lead");
+
+async function press(kind, path, body, label, leadIds, extra = {}) {
+  const entry = await S.queue.add({ key: newKey(), method: "POST", path, body, kind, label, leadIds, ...extra });
+  S.notices.set(entry.seq, view.notify("pending", `${label}…`));
+  return entry;
+}
+
+function move(lead, to) {
+  const waiting = S.entries.filter((e) => e.kind === "status" && e.body.leadId === lead.id);
+  const from = waiting.length ? waiting[waiting.length - 1].body.status : lead.status; // what the agent saw
+  press("status", "/api/leads/update-status", { leadId: lead.id, status: to }, `Moving ${lead.name} to ${to}`, [lead.id],
+    { names: { [lead.id]: lead.name }, from });
+}
+
+function select(id, on) { if (on) S.selected.add(id); else S.selected.delete(id); render(); }
+
+function bulkApply() {
+  const ids = [...S.selected].filter((id) => S.leads.has(id)), to = $("#bulk-status").value;
+  if (!ids.length) return;
+  const names = Object.fromEntries(ids.map((id) => [id, nameOf(id)]));
+  press("bulk", "/api/leads/update-status", { leadIds: ids, status: to }, `Moving ${ids.length} lead${ids.length > 1 ? "s" : ""} to ${to}`, ids, { names });
+}
+
+function confirm(a) {
+  const sendSms = $("#confirm-sms").checked;
+  press("confirm", "/api/bookings/confirm", { appointmentId: a.id, sendSms }, `Confirming the appointment with ${nameOf(a.lead_id)}${sendSms ? " (and texting)" : ""}`, [a.lead_id]);
+}
+
+function sendSms(e) {
+  e.preventDefault();
+  const leadId = S.open, templateId = $("#sms-template").value, text = $("#sms-message").value.trim();
+  if (!leadId) return;
+  if (!templateId && !text) return void view.notify("error", "Write a message, or choose a template, before sending.");
+  if (!S.breaker.allows()) {
+    return void view.notify("error", `Not sent: the SMS provider is down. Try again in ${Math.ceil(S.breaker.remainingMs() / 1000)} s.`);
+  }
+  const body = templateId ? { leadId, templateId } : { leadId, message: text };
+  press("sms", "/api/leads/send-sms", body, `Texting ${nameOf(leadId)}`, [leadId]);
+  $("#sms-message").value = ""; smsCount();
+}
+
+function createLead(e) {
+  e.preventDefault();
+  const f = new FormData(e.target), body = { name: f.get("name").trim(), phone: f.get("phone").trim() };
+  if (f.get("email").trim()) body.email = f.get("email").trim();
+  press("create", "/api/leads", body, `Creating ${body.name}`, []);
+  e.target.reset();
+}
+
+function queueChanged(entries) {
+  S.entries = [...entries];
+  view.showPending(entries.length);
+  render();
+  if (S.open) renderAppointments();
+}
+
+function queued(entry, why) {
+  const handle = S.notices.get(entry.seq) || view.notify("pending", "");
+  S.notices.set(entry.seq, handle);
+  handle.update("pending", queuedWords(entry, why));
+}
+
+function answered(entry, answer) {
+  const [kind, text, details] = outcome(entry, answer, (id) => (entry.names && entry.names[id]) || nameOf(id));
+  const handle = S.notices.get(entry.seq);
+  S.notices.delete(entry.seq);
+  if (handle) handle.update(kind, text, details); else view.notify(kind, text, details);
+  const b = answer.body || {};
+  if (entry.kind === "status" && b.lead) setLeadStatus(b.lead.id, b.lead.status, b.lead.status_changed_at);
+  if (entry.kind === "bulk" && answer.status === 200) {
+    for (const l of b.leads || []) setLeadStatus(l.id, l.status, l.status_changed_at);
+    S.selected.clear();
+  }
+  if ((entry.kind === "status" || entry.kind === "bulk") && answer.status === 409) refreshLeads(entry.leadIds);
+  if (entry.kind === "create" && b.lead) S.leads.set(b.lead.id, b.lead);
+  if (entry.kind === "sms") {
+    if (b.sms && b.sms.status === "sent") S.breaker.providerUp();
+    else if ((b.sms && b.sms.status === "queued") || answer.status >= 500) S.breaker.providerDown();
+    if (b.type === "/problems/opted-out") S.optedOut.add(entry.body.leadId);
+  }
+  if (entry.leadIds && entry.leadIds.includes(S.open)) loadPanel();
+  render();
+}
+
+async function refreshLeads(ids) { for (const id of ids.slice(0, 20)) await fetchLead(id); }
+
+function openLead(id) {
+  S.open = id; S.appts = []; S.sms = []; S.history = [];
+  view.renderAppointments([], { confirm }); view.renderSmsHistory([]); view.renderHistory([]);
+  render();
+  if (id) loadPanel();
+  if (id && innerWidth < 1000) $("#lead-panel").scrollIntoView({ block: "start" }); // under the table when narrow
+}
+
+function smsCount() { const text = $("#sms-message").value; view.renderSmsCount(text, segments(text)); }
+
+// Start --------------------------------------------------------------------------------
+async function checkDevLogin() {
+  try {
+    const res = await request("GET", "/dev/login");
+    S.devLogin = res.status === 200 ? res.body : null;
+  } catch { S.devLogin = null; }
+  if (!S.token) {
+    $("#dev-sign-in").hidden = !S.devLogin;
+    if (S.devLogin) $("#dev-sign-in").textContent = `Sign in as demo agent (${S.devLogin.user} · ${S.devLogin.org})`;
+  }
+}
+
+async function devSignIn() {
+  try {
+    const res = await request("POST", "/dev/token");
+    if (res.status === 200) return signIn(res.body.token);
+    view.showSignIn("The demo sign-in is not available on this server.", null);
+  } catch { view.showSignIn("The server cannot be reached: try again in a moment.", S.devLogin); }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {}); // the page opens offline too
+  $("#sign-in-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("#token-input").value.trim()); });
+  $("#token-input").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#sign-in-form").requestSubmit(); } });
+  $("#dev-sign-in").addEventListener("click", devSignIn);
+  $("#sign-out").addEventListener("click", () => signOut("You signed out."));
+  $("#status-filter").addEventListener("change", (e) => { S.filter = e.target.value; render(); });
+  $("#bulk-status").addEventListener("change", renderBulk);
+  $("#bulk-apply").addEventListener("click", bulkApply);
+  $("#select-all").addEventListener("change", (e) => {
+    for (const l of S.leads.values()) if (!S.filter || l.status === S.filter) { if (e.target.checked) S.selected.add(l.id); else S.selected.delete(l.id); }
+    render();
+  });
+  $("#lead-close").addEventListener("click", () => openLead(null));
+  $("#sms-form").addEventListener("submit", sendSms);
+  $("#sms-message").addEventListener("input", smsCount);
+  $("#sms-template").addEventListener("change", () => { $("#sms-message").disabled = !!$("#sms-template").value; });
+  $("#create-lead").addEventListener("submit", createLead);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && S.open) openLead(null); });
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token); else view.showSignIn(null, null);
+  checkDevLogin();
+});

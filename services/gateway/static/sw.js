@@ -1,0 +1,18 @@
+// The console's shell (page, scripts, style) kept for opening the page offline.
+// Network first, so a new version shows at once; the cache only when the network fails.
+// The API, the websocket and the development sign-in are never touched: they go to the network as they are.
+const CACHE = "crm-console-v1";
+const SHELL = ["/", "/static/console.css", "/static/main.js", "/static/api.js", "/static/queue.js", "/static/live.js",
+  "/static/view.js", "/static/sms.js", "/static/words.js"];
+
+self.addEventListener("install", (e) => e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting())));
+self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+self.addEventListener("fetch", (e) => {
+  const url = new URL(e.request.url);
+  if (e.request.method !== "GET" || url.origin !== location.origin) return;
+  if (url.pathname !== "/" && !url.pathname.startsWith("/static/")) return;
+  e.respondWith(fetch(e.request).then((response) => {
+    if (response.ok) { const copy = response.clone(); caches.open(CACHE).then((c) => c.put(e.request, copy)); }
+    return response;
+  }).catch(() => caches.match(e.request, { ignoreSearch: true })));
+});

@@ -1,0 +1,121 @@
+"""Presses survive the network: kept in IndexedDB, replayed in order with their own keys, applied once."""
+from playwright.async_api import Page, Route, expect
+
+from tests.browser.conftest import Pages, live, row
+from tests.conftest import Api
+from tests.support.sandbox import Sandbox
+from tests.support.stack import eventually
+
+
+async def history(api: Api, lead_id: str) -> list[dict]:
+    status, _, body = await api.get(f"/api/leads/{lead_id}/history")
+    assert status == 200
+    return body["history"]
+
+
+async def pending(page: Page, count: int) -> None:
+    await expect(page.get_by_test_id("pending-count")).to_have_attribute("data-count", str(count))
+
+
+async def test_the_indicator_says_offline_within_five_seconds_and_live_again(pages: Pages, org: str) -> None:
+    page = await pages.open(org)
+    await live(page)
+    await page.context.set_offline(True)
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "offline", timeout=5000)
+    await page.context.set_offline(False)
+    await live(page)
+
+
+async def test_offline_presses_survive_a_reload_and_are_applied_once_in_order(pages: Pages, api: Api, org: str) -> None:
+    lead = (await api.create_lead("Offline Lead"))["id"]
+    page = await pages.open(org)
+    await live(page)
+    await page.wait_for_function("navigator.serviceWorker.controller !== null")  # the page opens offline too
+    await page.context.set_offline(True)
+    for status in ("contacted", "qualified", "proposal"):
+        await row(page, lead).get_by_test_id("status-control").select_option(status)
+    await pending(page, 3)
+    await expect(page.locator('[data-testid="notice"][data-kind="pending"]').first).to_be_visible()
+    await page.reload()
+    await pending(page, 3)
+    await expect(row(page, lead)).to_have_attribute("data-pending", "3")
+    assert await history(api, lead) == []
+    await page.context.set_offline(False)
+    await pending(page, 0)
+    moves = [(h["from"], h["to"]) for h in reversed(await history(api, lead))]
+    assert moves == [("new", "contacted"), ("contacted", "qualified"), ("qualified", "proposal")]
+    await expect(row(page, lead)).to_have_attribute("data-status", "proposal")
+
+
+async def test_a_replay_refused_meanwhile_is_shown_failed_and_the_next_still_goes(pages: Pages, api: Api,
+                                                                                 org: str) -> None:
+    moved = (await api.create_lead("Moved Meanwhile"))["id"]
+    other = (await api.create_lead("Other Lead"))["id"]
+    page = await pages.open(org)
+    await live(page)
+    await page.context.set_offline(True)
+    await row(page, moved).get_by_test_id("status-control").select_option("contacted")
+    await row(page, other).get_by_test_id("status-control").select_option("qualified")
+    await pending(page, 2)
+    assert (await api.post("/api/leads/update-status", {"leadId": moved, "status": "won"}))[0] == 200
+    await page.context.set_offline(False)
+    await pending(page, 0)
+    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_contain_text("Moved Meanwhile to won first")
+    assert [h["to"] for h in await history(api, moved)] == ["won"]
+    assert [h["to"] for h in await history(api, other)] == ["qualified"]
+
+
+class LoseAnswers:
+    """Lets the first request reach the gateway and cuts its answer; then blocks (or passes) the next ones."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.blocked = True
+
+    async def __call__(self, route: Route) -> None:
+        if route.request.method != "POST":
+            return await route.continue_()
+        self.keys.append(await route.request.header_value("idempotency-key") or "")
+        if len(self.keys) == 1:
+            await route.fetch()  # the gateway has it, and answers...
+            return await route.abort("connectionreset")  # ...but the page never hears it
+        if self.blocked:
+            return await route.abort("internetdisconnected")
+        await route.continue_()
+
+
+async def test_a_press_whose_answer_is_lost_is_retried_with_its_key_once(pages: Pages, api: Api, org: str) -> None:
+    lead = (await api.create_lead("Lost Answer"))["id"]
+    page = await pages.open(org, service_workers="block")
+    cut = LoseAnswers()
+    cut.blocked = False
+    await page.route("**/api/leads/update-status", cut)
+    await live(page)
+    await row(page, lead).get_by_test_id("status-control").select_option("contacted")
+    await expect(page.locator('[data-testid="notice"][data-kind="success"]').first).to_be_visible()
+    await pending(page, 0)
+    assert len(cut.keys) >= 2 and len(set(cut.keys)) == 1, cut.keys
+    assert [(h["from"], h["to"]) for h in await history(api, lead)] == [("new", "contacted")]
+
+
+async def test_a_lost_answer_then_a_reload_still_sends_one_sms(pages: Pages, api: Api, org: str,
+                                                               sandbox: Sandbox) -> None:
+    phone = "+14155550177"
+    lead = (await api.create_lead("Reload Texted", phone))["id"]
+    page = await pages.open(org, service_workers="block")
+    cut = LoseAnswers()
+    await page.route("**/api/leads/send-sms", cut)
+    await live(page)
+    await row(page, lead).get_by_role("button", name="open Reload Texted").click()
+    await page.get_by_test_id("sms-message").fill("Only once, please")
+    await page.get_by_test_id("sms-send").click()
+    await eventually(lambda: len(cut.keys) >= 1, 20, what="the SMS to reach the gateway")
+    await eventually(lambda: sandbox.messages_to(phone), 20, what="the SMS to be sent")
+    await page.reload()  # the answer was lost: only IndexedDB remembers the press, and its key
+    await pending(page, 1)
+    cut.blocked = False
+    await pending(page, 0)
+    assert len(set(cut.keys)) == 1 and len(cut.keys) >= 2, cut.keys
+    assert len(await sandbox.messages_to(phone)) == 1
+    _, _, sms = await api.get(f"/api/leads/{lead}/sms-history")
+    assert len(sms["sms_messages"]) == 1
