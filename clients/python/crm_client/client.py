@@ -1,0 +1,174 @@
+"""`Client`: the buttons, each press with one key, retried, queued offline when the gateway is away.
+
+    press ──► earlier presses still queued? ──► replay them first (order is kept); still queued ──► queue this one
+          └─► send with retries ──► answer / Refused
+                                └─► Unreachable ──► offline_db set? ──► committed to the queue ──► Queued
+                                                                  └─► no: raise
+    while open: a background task replays the queue whenever there is something in it.
+"""
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from crm_client import buttons
+from crm_client.breaker import SmsBreaker
+from crm_client.buttons import Press
+from crm_client.errors import Refused, ServerError, StillAccepted, Unreachable
+from crm_client.http import Http, RetryPolicy
+from crm_client.live import Event, Reload, Resume, subscribe
+from crm_client.offline import Outcome, Queued, Store, scope_of
+
+OnOutcome = Callable[[Outcome], Awaitable[None] | None]
+Result = dict[str, Any] | Queued
+
+
+class Client:
+    def __init__(self, url: str, token: str, offline_db: str | None = None, *, attempts: int = 6,
+                 total_time: float = 30.0, backoff: float = 0.25, backoff_max: float = 8.0,
+                 request_timeout: float = 30.0, follow_time: float = 120.0, sms_breaker_threshold: int = 3,
+                 sms_breaker_cooldown: float = 30.0, on_outcome: OnOutcome | None = None,
+                 replay_interval: float = 1.0, replay_in_background: bool = True, ping_interval: float = 15.0):
+        self.url, self.token, self.offline_db = url.rstrip("/"), token, offline_db
+        self.policy = RetryPolicy(attempts, total_time, backoff, backoff_max, request_timeout, follow_time)
+        self.http = Http(self.url, token, self.policy)
+        self.breaker = SmsBreaker(sms_breaker_threshold, sms_breaker_cooldown)
+        self.on_outcome, self.replay_interval, self.ping_interval = on_outcome, replay_interval, ping_interval
+        self.replay_in_background = replay_in_background
+        self.store: Store | None = None
+        self._flushing = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._replayer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Client":
+        await self.http.open()
+        if self.offline_db:
+            self.store = Store(self.offline_db, scope_of(self.url, self.token))
+            if self.replay_in_background:
+                self._replayer = asyncio.create_task(self._replay_in_background())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._replayer
+        await self.http.close()
+        if self.store is not None:
+            self.store.close()
+
+    # The buttons ----------------------------------------------------------------
+    async def create_lead(self, name: str, phone: str, email: str | None = None) -> Result:
+        return await self._press(buttons.create_lead(name, phone, email))
+
+    async def update_lead_status(self, lead_id: str, status: str, expected_status: str | None = None) -> Result:
+        return await self._press(buttons.update_lead_status(lead_id, status, expected_status))
+
+    async def bulk_update_lead_status(self, lead_ids: list[str], status: str) -> Result:
+        return await self._press(buttons.bulk_update_lead_status(lead_ids, status))
+
+    async def create_appointment(self, lead_id: str, starts_at: "str | datetime", duration_minutes: int | None = None,
+                                 title: str | None = None) -> Result:
+        return await self._press(buttons.create_appointment(lead_id, starts_at, duration_minutes, title))
+
+    async def confirm_booking(self, appointment_id: str, confirmed_by: str | None = None, notes: str | None = None,
+                              send_sms: bool = False) -> Result:
+        return await self._press(buttons.confirm_booking(appointment_id, confirmed_by, notes, send_sms))
+
+    async def send_sms(self, lead_id: str, message: str | None = None, template_id: str | None = None) -> Result:
+        """Through the SMS breaker: CircuitOpen (nothing sent) while it is open."""
+        return await self._press(buttons.send_sms(lead_id, message, template_id), through_breaker=True)
+
+    # Reads ------------------------------------------------------------------------
+    async def sms_history(self, lead_id: str) -> dict[str, Any]:
+        return (await self.http.query(buttons.sms_history_path(lead_id))).body
+
+    async def get_lead(self, lead_id: str) -> dict[str, Any]:
+        return (await self.http.query(buttons.lead_path(lead_id))).body
+
+    async def get_appointment(self, appointment_id: str) -> dict[str, Any]:
+        return (await self.http.query(buttons.appointment_path(appointment_id))).body
+
+    def subscribe(self, topics: list[str] | str, resume: Resume | dict[str, Any] | str | None = None,
+                  ) -> AsyncIterator[Event | Reload]:
+        """Events of `topics`, resumed across reconnections; a Reload when the server could not.
+        `resume`: a Resume, {"epoch", "position"}, or "EPOCH:POSITION" (the last position applied)."""
+        topics = [topics] if isinstance(topics, str) else list(topics)
+        return subscribe(self.url, self.token, topics, Resume.coerce(resume), self.ping_interval, self.policy)
+
+    # The offline queue -------------------------------------------------------------
+    def pending(self) -> list[Queued]:
+        return self.store.pending() if self.store else []
+
+    def outcomes(self) -> list[Outcome]:
+        return self.store.outcomes() if self.store else []
+
+    async def flush(self, attempts: int | None = None) -> list[Outcome]:
+        """Replay the queue in order, each press with its own key; stops at the first press that still
+        cannot be delivered (it stays first). Returns what was settled by this flush."""
+        if self.store is None:
+            return []
+        settled: list[Outcome] = []
+        async with self._flushing:
+            for queued in self.store.pending():
+                data = self.store.raw_body(queued.seq).encode()
+                try:
+                    answer = await self.http.command(queued.path, data, queued.key, attempts)
+                    outcome = self.store.settle(queued.seq, "done", answer.status, answer.body)
+                except (Refused, ServerError) as exc:  # final: recorded against the press, never retried
+                    outcome = self.store.settle(queued.seq, "failed", exc.status, exc.problem)
+                except (Unreachable, StillAccepted):
+                    break
+                settled.append(outcome)
+                await self._report(outcome)
+        return settled
+
+    async def _press(self, press: Press, through_breaker: bool = False) -> Result:
+        key = str(uuid4())  # one key for this press, whatever happens to it next
+        data = json.dumps(press.body, separators=(",", ":"))
+        if self.store is not None and self.store.pending():
+            await self.flush(attempts=1)  # earlier presses go first
+            if self.store.pending():
+                return self._queue(key, press, data)
+
+        async def send() -> dict[str, Any]:
+            return (await self.http.command(press.path, data.encode(), key)).body
+
+        try:
+            return await (self.breaker.call(send) if through_breaker else send())
+        except Unreachable:
+            if self.store is None:
+                raise
+            return self._queue(key, press, data)
+
+    def _queue(self, key: str, press: Press, data: str) -> Queued:
+        assert self.store is not None
+        queued = self.store.add(key, press.operation, press.path, data)  # committed before we return
+        self._wake.set()
+        return queued
+
+    async def _report(self, outcome: Outcome) -> None:
+        if self.on_outcome is not None:
+            result = self.on_outcome(outcome)
+            if inspect.isawaitable(result):
+                await result
+
+    async def _replay_in_background(self) -> None:
+        """Replay whenever something waits: one attempt per press each round, the rounds spaced out
+        (doubling up to 30 s while the gateway stays away)."""
+        assert self.store is not None
+        pause = self.replay_interval
+        while True:
+            if self.store.pending():
+                with suppress(Exception):  # a failing round is tried again; it never ends the task
+                    await self.flush(attempts=1)
+                pause = min(pause * 2, 30.0) if self.store.pending() else self.replay_interval
+            else:
+                pause = self.replay_interval
+            self._wake.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)

@@ -1,0 +1,197 @@
+"""The one HTTP core every button shares: a session, retries with one key, 202 followed.
+
+Guarantee: a call is sent with ONE Idempotency-Key, made by the caller once and
+reused on every retry, so however many times it reaches the gateway it has one
+effect (the gateway turns the key into the command's message id).
+
+    send ──► 2xx ─────────────────────────────────────────────► answer
+         ├─► 202 + Location ──► poll the status resource ───────► its final answer
+         ├─► network error, 409 + Retry-After, 429, 502/503/504 ─► wait (Retry-After, else full
+         │                                                        jitter), send again, same key
+         └─► 400/401/403/404/409/422 ────────────────────────────► Refused (never retried)
+
+Retries stop after `attempts` or before `total_time` would be passed; then Unreachable.
+"""
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+)
+from tenacity.wait import wait_base, wait_random_exponential
+
+from crm_client.errors import ServerError, StillAccepted, Unreachable, refusal
+
+T = TypeVar("T")
+RETRY_STATUSES = {429, 502, 503, 504}
+PARKED = "/problems/command-parked"  # a 503 of the status resource that no waiting will change
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # sends of one call, the first included
+    total_time: float = 30.0  # seconds a call may spend retrying
+    backoff: float = 0.25  # the first step of the exponential backoff (full jitter: 0..step)
+    backoff_max: float = 8.0
+    request_timeout: float = 30.0  # one request; the gateway itself answers 202 after REPLY_TIMEOUT
+    follow_time: float = 120.0  # how long a 202 is followed before StillAccepted
+    poll_max: float = 2.0  # the longest pause between two looks at the status resource
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+    @property
+    def replayed(self) -> bool:
+        return self.headers.get("Idempotent-Replayed") == "true"
+
+
+class Retryable(Exception):
+    """One attempt that may be repeated with the same key."""
+
+    def __init__(self, detail: str, status: int | None = None, body: Any = None, retry_after: float | None = None):
+        super().__init__(detail)
+        self.status, self.body, self.retry_after = status, body, retry_after
+
+
+class _NotYet(Exception):
+    """The status resource still says 202 (or could not be asked this time)."""
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After is seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class HonourRetryAfter(wait_base):
+    """Full jitter (AWS's "exponential backoff and jitter"), but never sooner than the server asked."""
+
+    def __init__(self, backoff: float, backoff_max: float):
+        self.jitter = wait_random_exponential(multiplier=backoff, max=backoff_max)
+
+    def __call__(self, retry_state: Any) -> float:
+        wait = self.jitter(retry_state)
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = getattr(exc, "retry_after", None)
+        return max(wait, asked) if asked is not None else wait
+
+
+def classify(status: int, headers: Mapping[str, str], body: Any) -> None:
+    """Raise Retryable for an answer that a repeat with the same key may change."""
+    in_flight = status == 409 and "Retry-After" in headers  # the same key is being worked on right now
+    parked = isinstance(body, dict) and body.get("type") == PARKED
+    if (status in RETRY_STATUSES and not parked) or in_flight:
+        raise Retryable(f"HTTP {status}", status, body, retry_after(headers.get("Retry-After")))
+
+
+def final(answer: Answer) -> Answer:
+    if answer.status < 400:
+        return answer
+    body = answer.body if isinstance(answer.body, dict) else {"detail": str(answer.body)}
+    if answer.status < 500:
+        raise refusal(answer.status, body)
+    raise ServerError(answer.status, body)
+
+
+class Http:
+    def __init__(self, url: str, token: str, policy: RetryPolicy):
+        self.url, self.token, self.policy = url.rstrip("/"), token, policy
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.policy.request_timeout))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def send_once(self, method: str, path: str, data: bytes | None = None, key: str | None = None) -> Answer:
+        """One attempt; Retryable when it may be repeated."""
+        assert self.session is not None, "use the client inside `async with`"
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        try:
+            async with self.session.request(method, self.url + path, data=data, headers=headers) as response:
+                text = await response.text()
+                status, got = response.status, dict(response.headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Retryable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            body = {"detail": text[:500]}
+        classify(status, got, body)
+        return Answer(status, body, got)
+
+    async def retrying(self, attempt: Callable[..., Awaitable[T]], *args: Any, attempts: int | None = None) -> T:
+        policy = self.policy
+        retryer = AsyncRetrying(
+            stop=stop_after_attempt(attempts or policy.attempts) | stop_before_delay(policy.total_time),
+            wait=HonourRetryAfter(policy.backoff, policy.backoff_max),
+            retry=retry_if_exception_type(Retryable), reraise=True)
+        try:
+            return await retryer(attempt, *args)  # a coroutine function: tenacity awaits each try
+        except Retryable as exc:
+            raise Unreachable(str(exc), exc.status, exc.body) from exc
+
+    async def command(self, path: str, data: bytes, key: str, attempts: int | None = None) -> Answer:
+        """POST a button press with its key; the final answer (202 followed), or an error."""
+        answer = await self.retrying(self.send_once, "POST", path, data, key, attempts=attempts)
+        if answer.status == 202 and "Location" in answer.headers:
+            answer = await self.follow(answer)
+        return final(answer)
+
+    async def query(self, path: str) -> Answer:
+        return final(await self.retrying(self.send_once, "GET", path))
+
+    async def follow(self, accepted: Answer) -> Answer:
+        """Poll the status resource until it gives the final answer (it says 202 while the service is down)."""
+        location = accepted.headers["Location"]
+        last: list[BaseException] = []
+
+        async def look() -> Answer:
+            try:
+                answer = await self.send_once("GET", location)
+            except Retryable as exc:
+                last[:] = [exc]
+                raise _NotYet() from exc
+            if answer.status == 202:
+                last.clear()
+                raise _NotYet()
+            return answer
+
+        retryer = AsyncRetrying(stop=stop_before_delay(self.policy.follow_time),
+                                wait=wait_random_exponential(multiplier=self.policy.backoff, max=self.policy.poll_max),
+                                retry=retry_if_exception_type(_NotYet), reraise=True)
+        try:
+            return await retryer(look)
+        except _NotYet:
+            if last:  # the gateway went away while we waited: repeating the call with its key is safe
+                raise Unreachable(f"lost the gateway while following {location}: {last[0]}") from last[0]
+            command = (accepted.body or {}).get("command", {}).get("id", location.rsplit("/", 1)[-1])
+            raise StillAccepted(command, location) from None
