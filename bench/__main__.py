@@ -13,7 +13,11 @@ Measured, in one run on the same PostgreSQL server:
 - two more buttons on the same stack, after the status changes (`bench.buttons`):
   confirm an appointment (POST /api/bookings/confirm) and send an SMS
   (POST /api/leads/send-sms, through the SMS service and the Twilio sandbox),
-  `--button-requests` each, HTTP latency and press -> websocket event.
+  `--button-requests` each, HTTP latency and press -> websocket event;
+- realtime on the same stack (`bench.realtime`, `--no-realtime` skips it): press -> event on
+  `--realtime-subscribers` websockets of one organisation on the one gateway, the frames delivered per
+  second, the gateway's memory per connection, and a replay of `--realtime-replay` events to one
+  reconnecting client.
 
 All are driven by the same code: one aiohttp ClientSession, `--concurrency`
 requests in flight, after a warm-up that is not measured. The processes run with
@@ -34,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import buttons, checks, report, seed
+from bench import buttons, checks, procfs, realtime, report, seed
 from bench.driver import Listener, client, drive, update_jobs
 from bench.processes import start_baseline, start_pipeline
 from tests.support import infra as infra_mod
@@ -52,6 +56,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--button-requests", type=int, default=int(os.environ.get("BENCH_BUTTON_REQUESTS", 500)),
                         help="measured presses of confirm and of send-sms each (env BENCH_BUTTON_REQUESTS; "
                              "default 500)")
+    parser.add_argument("--realtime-subscribers", type=int,
+                        default=int(os.environ.get("BENCH_SUBSCRIBERS", 1000)),
+                        help="websockets of one organisation on the gateway in the realtime section "
+                             "(env BENCH_SUBSCRIBERS; default 1000)")
+    parser.add_argument("--realtime-presses", type=int, default=300,
+                        help="measured status changes fanned out to them (default 300, 8 in flight)")
+    parser.add_argument("--realtime-replay", type=int, default=10_000,
+                        help="events replayed to one reconnecting client (default 10000)")
+    parser.add_argument("--no-realtime", dest="realtime", action="store_false", help="skip the realtime section")
     parser.add_argument("--warmup", type=int, default=100,
                         help="unmeasured presses first, per system and per button (default 100)")
     parser.add_argument("--event-timeout", type=float, default=60, help="max wait for missing events, s")
@@ -62,6 +75,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.requests < 1 or args.button_requests < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--requests, --button-requests and --concurrency must be >= 1, --warmup >= 0")
+    if args.realtime and min(args.realtime_subscribers, args.realtime_presses, args.realtime_replay) < 1:
+        parser.error("--realtime-subscribers, --realtime-presses and --realtime-replay must be >= 1")
     return args
 
 
@@ -97,10 +112,13 @@ async def measure_baseline(url: str, database_url: str, args: argparse.Namespace
 
 async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     machine = report.machine()  # before the run, so that its load average is the machine's, not ours
+    if args.realtime:  # before the stack starts: its processes inherit the limit
+        procfs.raise_fd_limit(args.realtime_subscribers)
     stack = await start_pipeline(infra, log_dir)
     try:
         pipeline, events, pipeline_ids = await measure_pipeline(stack.url, infra.database_url, args)
         other_buttons = await buttons.measure(stack.url, stack.sandbox_url, infra.database_url, args)
+        live = await realtime.measure(stack, infra.database_url, infra.amqp_url, args) if args.realtime else None
     finally:
         await asyncio.to_thread(stack.stop_all)
     baseline_process, url = await start_baseline(infra, log_dir)
@@ -112,7 +130,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
                "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted")}
     return {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
             "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
-            "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons}
+            "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons,
+            "realtime": live}
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -132,7 +151,7 @@ async def main(args: argparse.Namespace) -> int:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         ok = not (result["pipeline"]["errors"] or result["baseline"]["errors"] or result["events"]["missing"]
-                  or report.buttons_failed(result["buttons"]))
+                  or report.buttons_failed(result["buttons"]) or realtime.failed(result["realtime"]))
         return 0 if ok else 1
     finally:
         await infra_mod.release(infra)

@@ -94,7 +94,7 @@ def render(result: dict[str, Any]) -> str:
               f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
               f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
               "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]
-    return "\n".join(lines + _buttons(result["buttons"], result["concurrency"]))
+    return "\n".join(lines + _buttons(result["buttons"], result["concurrency"]) + _realtime(result["realtime"]))
 
 
 def _buttons(b: dict[str, Any], concurrency: int) -> list[str]:
@@ -114,6 +114,42 @@ def _buttons(b: dict[str, Any], concurrency: int) -> list[str]:
               f"the Twilio sandbox accepted {s['sandbox_messages']} messages for {s['sandbox_expected']} sends "
               f"(warm-up included)"]
     return lines
+
+
+def _p(spread_ms: dict[str, float | None]) -> str:
+    return f"p50 {_ms(spread_ms['p50'])} / p95 {_ms(spread_ms['p95'])} / p99 {_ms(spread_ms['p99'])} ms"
+
+
+def _realtime(r: dict[str, Any] | None) -> list[str]:
+    if r is None:
+        return ["", "realtime: skipped (--no-realtime)"]
+    f, e, m, p = r["fanout"], r["fanout"]["events"], r["fanout"]["memory"], r["replay"]
+    lines = ["", f"realtime, same stack, one gateway: {e['subscribers']} websockets of one organisation, all on "
+             f"leads.status_changed (opened in {f['open_s']:.1f} s); {f['presses']} status changes, concurrency "
+             f"{f['concurrency']}, warm-up {f['warmup']} (not measured)", "", HEADER, _row("status change", f["http"]),
+             "",
+             f"press -> event, all (press, subscriber) pairs: {e['arrived']}/{e['expected']} arrived "
+             f"({e['missing']} missing, {e['duplicated']} duplicated), {_p(e['latency_ms'])}",
+             f"press -> event at its first subscriber: {_p(e['first_ms'])}; at its last: {_p(e['last_ms'])}",
+             f"delivered: {e['frames']} event frames in {e['wall_s']:.2f} s = {e['frames_per_s']:.0f} events/s "
+             f"(all subscribers, first press sent -> last arrival)"]
+    lines.append(_cpu("CPU during the presses", f))
+    if e["closed"]:
+        lines.append(f"{e['closed']} websockets closed early, e.g. {e['closed_first']}")
+    lines += [f"gateway memory: VmRSS {m['rss_before_kib'] / 1024:.1f} MiB before, {m['rss_after_kib'] / 1024:.1f} MiB "
+              f"with the sockets open: {m['per_connection_kib']:.1f} KiB per connection",
+              f"replay to one reconnecting client: {p['received']}/{p['events']} events ({p['missing']} missing, "
+              f"{p['duplicated']} duplicated, {'in order' if p['in_order'] else 'OUT OF ORDER'}, recovered "
+              f"{p['recovered']}); hello -> welcome {p['welcome_ms']:.1f} ms, hello -> last event "
+              f"{p['replay_s'] * 1000:.0f} ms = {p['events_per_s']:.0f} events/s "
+              f"(published beforehand in {p['publish_s']:.1f} s)", _cpu("CPU during the replay", p)]
+    return lines
+
+
+def _cpu(label: str, f: dict[str, Any]) -> str:
+    per = f["cpu_us_per_frame"]
+    return f"{label}: " + ", ".join(f"{name} {used:.1f} s ({_ms(per[name])} us per event frame)"
+                                    for name, used in f["cpu_s"].items())
 
 
 def buttons_failed(b: dict[str, Any]) -> bool:
