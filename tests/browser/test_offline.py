@@ -60,8 +60,11 @@ async def test_a_replay_refused_meanwhile_is_shown_failed_and_the_next_still_goe
     assert (await api.post("/api/leads/update-status", {"leadId": moved, "status": "won"}))[0] == 200
     await page.context.set_offline(False)
     await pending(page, 0)
-    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_contain_text("Moved Meanwhile to won first")
-    assert [h["to"] for h in await history(api, moved)] == ["won"]
+    refused = page.locator('[data-testid="notice"][data-kind="error"]').filter(has_text="Moved Meanwhile")
+    await expect(refused).to_contain_text("Someone moved Moved Meanwhile to won first")
+    await expect(refused).not_to_contain_text("null")
+    notices = await page.locator('[data-testid="notice"]').all_inner_texts()
+    assert [h["to"] for h in await history(api, moved)] == ["won"], notices
     assert [h["to"] for h in await history(api, other)] == ["qualified"]
 
 

@@ -62,10 +62,11 @@ export function notify(kind, text, details = []) {
     update(k, t, d = []) {
       clearTimeout(handle.timer);
       box.dataset.kind = k; box.className = "notice " + k;
-      box.replaceChildren(el("span", { class: "text", textContent: t }),
+      box.setAttribute("role", k === "error" ? "alert" : "status");
+      box.replaceChildren(...[el("span", { class: "text", textContent: t }), // (replaceChildren writes a null as "null")
         d.length ? el("ul", {}, ...d.map((x) => el("li", { textContent: x }))) : null,
         k === "error" ? el("button", { type: "button", class: "dismiss", "aria-label": "dismiss", textContent: "×",
-          onclick: () => box.remove() }) : null);
+          onclick: () => box.remove() }) : null].filter(Boolean));
       if (!box.isConnected) { $("#notices").prepend(box); trim(); }
       if (k === "success") handle.timer = setTimeout(() => box.remove(), FADE_MS);
       return handle;
