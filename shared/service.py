@@ -63,30 +63,35 @@ class Service:
 
     def command(self, type_: str, model: type[BaseModel], handler: Any, doc: str) -> None:
         """Route commands of `type_` (validated as `model`, the contract) through the pipeline to `handler`."""
-        commands = self.commands
+        commands, message = self.commands, self._message
 
-        async def on_command(body: model, msg: RabbitMessage) -> None:  # type: ignore[valid-type]
-            await commands.handle(msg, body, handler)
+        async def on_command(body: model) -> None:  # type: ignore[valid-type]
+            await commands.handle(message(), body, handler)
 
         self._route(self.commands_in, type_, on_command, doc)
 
     def event(self, type_: str, handler: Callable[[Event], Any], doc: str) -> None:
         """Route a subscribed event type (see topology.SUBSCRIPTIONS); `handler(event)` picks the handler."""
-        commands = self.commands
+        commands, message = self.commands, self._message
 
-        async def on_event(body: Event, msg: RabbitMessage) -> None:
-            await commands.handle_event(msg, body, handler(body))
+        async def on_event(body: Event) -> None:
+            await commands.handle_event(message(), body, handler(body))
 
         self._route(self.commands_in, type_, on_event, doc)
 
     def query(self, type_: str, model: type[BaseModel], answer: Callable[..., Awaitable[Reply]], doc: str) -> None:
         """Answer queries `<service>.query.<type_>` with `answer(conn, query, org)`."""
-        commands = self.commands
+        commands, message = self.commands, self._message
 
-        async def on_query(body: model, msg: RabbitMessage) -> None:  # type: ignore[valid-type]
-            await commands.answer(msg, lambda conn, org: answer(conn, body, org))
+        async def on_query(body: model) -> None:  # type: ignore[valid-type]
+            await commands.answer(message(), lambda conn, org: answer(conn, body, org))
 
         self._route(self.queries_in, f"{self.name}.query.{type_}", on_query, doc)
+
+    def _message(self) -> RabbitMessage:
+        # Not a `msg: RabbitMessage` parameter: FastStream resolves such a context field with a sync
+        # call that fast_depends runs in a worker thread, a thread hop for every message.
+        return self.broker.context.get_local("message")
 
     @staticmethod
     def _route(subscriber: Any, type_: str, call: Callable[..., Awaitable[None]], doc: str) -> None:
