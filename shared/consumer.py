@@ -3,10 +3,10 @@
 Guarantee: a command takes effect exactly once, is acked only after its effect
 committed, and every caller who waits gets an answer.
 
-    message ─► meta (id, org, user) ─► BEGIN
-                 handler ─► effect + outbox events
-                 inbox.record(id, reply) ── known id ──► ROLLBACK ─► stored reply (replayed) ─┐
-               COMMIT ─► reply to reply_to ─► ack ◄───────────────────────────────────────────┘
+    message ─► meta (id, org, user) ─► BEGIN (shared with the commands beside it: group_commit.py)
+                 handler ─► effect
+                 inbox.record(id, reply) + outbox events ── known id ──► ROLLBACK ─► stored reply (replayed) ─┐
+               COMMIT ─► reply to reply_to ─► ack ◄───────────────────────────────────────────────────────────┘
     Rejected ─► ROLLBACK; the refusal is recorded in its own transaction, like any answer
     other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
 """
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import aio_pika
 import asyncpg
 from faststream import BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import db, inbox, logging, outbox
 from shared.contracts.envelope import Event, Header, Reply, problem
+from shared.group_commit import GroupCommit
 from shared.messages import Effect, Handler, Meta, Outcome
 from shared.retry import Pending, Rejected, RetryPolicy, invalid
 from shared.topology import ServiceTopology
@@ -37,6 +39,8 @@ class Commands:
     def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, crash_after_commit: str = ""):
         self.broker, self.pool, self.topology = broker, pool, topology
         self.policy = RetryPolicy(topology.retry_delays)
+        self.replies: aio_pika.abc.AbstractChannel | None = None  # set by the service once connected
+        self.group: GroupCommit = None  # type: ignore[assignment]  # set with the pool
         self._crash_after_commit = crash_after_commit
 
     async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler | Effect) -> None:
@@ -86,11 +90,14 @@ class Commands:
             if hasattr(handler, "perform"):  # an Effect: act first, then record as a handler would
                 result = await handler.perform(self.pool, command, meta)
                 handler = partial(_record, handler, result)
-            async with db.transaction(self.pool) as conn:
+
+            async def writes(conn: asyncpg.Connection) -> Reply:
                 outcome = await handler(conn, command, meta)
-                await outbox.add(conn, outcome.events)
-                await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply)
-            return outcome.reply
+                await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply,
+                                   outcome.events)
+                return outcome.reply
+
+            return await self.group.run(writes)  # in a transaction shared with the commands beside it
         except asyncpg.DataError as exc:  # a value the database cannot hold (a NUL character...): bad input
             raise invalid(f"a value in the command cannot be stored: {exc}") from exc
 
@@ -152,13 +159,19 @@ class Commands:
 
     async def reply(self, reply_to: str | None, correlation_id: str | None, reply: Reply, *, replayed: bool = False,
                     attempt: int = 1) -> None:
+        """Straight on a channel without publisher confirms, past FastStream's publish path: a lost reply
+        costs nothing but a 202 (the answer is in the inbox, and the status resource gives it)."""
         if not reply_to:
             return
-        await self.broker.publish(
-            json.dumps(reply.model_dump(mode="json")).encode(), routing_key=reply_to, correlation_id=correlation_id,
-            headers={Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt},
-            content_type="application/json", mandatory=False,
-        )
+        body = json.dumps(reply.model_dump(mode="json")).encode()
+        headers = {Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt}
+        if self.replies is None:
+            await self.broker.publish(body, routing_key=reply_to, correlation_id=correlation_id, headers=headers,
+                                      content_type="application/json", mandatory=False)
+            return
+        await self.replies.default_exchange.publish(
+            aio_pika.Message(body, correlation_id=correlation_id, headers=headers, content_type="application/json"),
+            reply_to, mandatory=False)
 
     def middleware(self) -> type[BaseMiddleware]:
         """Answers a body that is not JSON or does not match its contract with 422 (and acks it)."""

@@ -13,11 +13,12 @@ the same way, so the same command is refused the same way again.
 """
 import hashlib
 import json
+from collections.abc import Sequence
 
 import asyncpg
 from pydantic import BaseModel
 
-from shared.contracts.envelope import Reply
+from shared.contracts.envelope import Event, Reply
 from shared.retry import Rejected
 
 
@@ -40,13 +41,24 @@ def fingerprint(command: str, body: BaseModel) -> str:
 
 
 async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command: str, print_: str,
-                 reply: Reply) -> None:
-    """The last write of a command's transaction; raises `AlreadyDone` when the id is known."""
-    inserted = await conn.fetchval(
-        "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-        message_id, org_id, command, print_, reply.status, reply.body,
-    )
+                 reply: Reply, events: Sequence[Event] = ()) -> None:
+    """The last write of a command's transaction, with its outbox rows in the same statement (one round
+    trip); raises `AlreadyDone` when the id is known (the caller rolls back, outbox rows included)."""
+    if not events:
+        inserted = await conn.fetchval(
+            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
+            message_id, org_id, command, print_, reply.status, reply.body,
+        )
+    else:
+        inserted = await conn.fetchval(
+            "WITH events AS (INSERT INTO outbox (event_id, routing_key, payload) "
+            "                SELECT * FROM unnest($7::uuid[], $8::text[], $9::jsonb[])) "
+            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
+            message_id, org_id, command, print_, reply.status, reply.body,
+            [e.id for e in events], [e.type for e in events], [e.model_dump(mode="json") for e in events],
+        )
     if not inserted:
         raise AlreadyDone(message_id)
 

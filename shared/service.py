@@ -20,6 +20,7 @@ from pydantic import BaseModel, create_model
 from shared import db, event_log, inbox, logging, topology
 from shared.consumer import Commands
 from shared.contracts.envelope import Event, GetCommand, Reply
+from shared.group_commit import GroupCommit
 from shared.messages import of_type
 from shared.outbox import Relay
 from shared.retry import invalid
@@ -52,6 +53,7 @@ class Service:
             self.topology.queries.faststream(), topology.exchange(topology.QUERIES),
             ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.queries.name)
         self.pool: asyncpg.Pool | None = None
+        self._replies: aio_pika.abc.AbstractRobustConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._health: list[Callable[[], dict[str, Any]]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -148,7 +150,11 @@ class Service:
                                          lock_timeout_ms=s.lock_timeout_ms, statement_timeout_ms=s.statement_timeout_ms)
         await db.migrate(self.pool, self.name, self.migrations)
         self.commands.pool = self.pool
+        self.commands.group = GroupCommit(self.pool, s.group_commit_max, s.fault_crash_after_group_commit)
         await topology.declare_all(s.amqp_url, self.topology)
+        self._replies = await aio_pika.connect_robust(s.amqp_url, client_properties={
+            "connection_name": f"{self.name}.replies"})
+        self.commands.replies = await self._replies.channel(publisher_confirms=False)
         # Before the relay publishes anything: no event of a fresh deployment misses the log.
         connection = await aio_pika.connect(s.amqp_url)
         async with connection, self.pool.acquire() as conn:
@@ -185,6 +191,8 @@ class Service:
             await closer()
         if self.pool is not None:
             await self.pool.close()
+        if self._replies is not None:
+            await self._replies.close()
         log.info("service.stopped", service=self.name)
 
 

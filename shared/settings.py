@@ -46,9 +46,13 @@ class ServiceSettings(CommonSettings):
     # Inbox rows (and so idempotency keys) are kept at least this long.
     idempotency_ttl_hours: float = Field(24, ge=24)
     relay_batch: int = Field(200, ge=1, le=5000)
+    # Commands delivered together share one transaction (shared/group_commit.py), at most this many; 1: off.
+    group_commit_max: int = Field(64, ge=1, le=1000)
     # Test hook: kill the process with SIGKILL after the commit of a command of
     # this routing key and before its ack. Empty in every real deployment.
     fault_crash_after_commit: str = ""
+    # Test hook: SIGKILL once a batch of several commands committed, before any of them is acked.
+    fault_crash_after_group_commit: bool = False
 
     @field_validator("retry_delays", mode="before")
     @classmethod
