@@ -30,6 +30,7 @@ log = logging.get("gateway.stream")
 Record = tuple[int, str, dict[str, Any] | None]  # position, topic, event (None: a marker or an unreadable body)
 LIVE_PREFETCH = 500
 REPLAY_PREFETCH = 200
+ACK_EVERY = 50  # well below both prefetches: credit never runs out while acks are pending
 WATCH_SECONDS = 1.0
 EPOCH_CHECK_SECONDS = 5.0
 CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError,
@@ -140,8 +141,12 @@ class Reader:
             await channel.close()
 
     async def _consume(self, records: aio_pika.abc.AbstractQueueIterator) -> None:
+        unacked = 0
         async for message in records:
-            await message.ack()  # on a stream an ack only grants credit
+            unacked += 1
+            if unacked >= ACK_EVERY:  # on a stream an ack only grants credit: one for many
+                await message.ack(multiple=True)
+                unacked = 0
             position = event_log.offset_of(message)
             if self._read_to is not None and position <= self._read_to:
                 continue  # `last` starts at the last chunk; a restart may overlap
@@ -181,8 +186,12 @@ class Reader:
         try:
             await channel.set_qos(prefetch_count=REPLAY_PREFETCH)
             queue = await channel.declare_queue(event_log.LOG, passive=True)
+            unacked = 0
             async for message in queue.iterator(arguments={"x-stream-offset": start}):
-                await message.ack()
+                unacked += 1
+                if unacked >= ACK_EVERY:
+                    await message.ack(multiple=True)
+                    unacked = 0
                 yield decode(message)
         finally:  # closing the channel cancels the consumer; what it still held is dropped, not requeued
             if not channel.is_closed:
