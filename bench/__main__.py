@@ -10,14 +10,20 @@ Measured, in one run on the same PostgreSQL server:
   websocket opened on the gateway);
 - baseline: the same N changes on other leads through `bench.baseline`, a plain
   aiohttp app doing the same transaction straight on PostgreSQL (no broker);
+- the same status change one press at a time (`--idle-requests`), and at 8, 32 and 128 in flight
+  (`--growth-requests` each; `--no-growth` skips them), for both systems (`bench.levels`);
 - two more buttons on the same stack, after the status changes (`bench.buttons`):
   confirm an appointment (POST /api/bookings/confirm) and send an SMS
   (POST /api/leads/send-sms, through the SMS service and the Twilio sandbox),
   `--button-requests` each, HTTP latency and press -> websocket event;
+- a bulk change of 1,000 leads, `--bulk-presses` times, one at a time (`bench.bulk`);
 - realtime on the same stack (`bench.realtime`, `--no-realtime` skips it): press -> event on
   `--realtime-subscribers` websockets of one organisation on the one gateway, the frames delivered per
   second, the gateway's memory per connection, and a replay of `--realtime-replay` events to one
-  reconnecting client.
+  reconnecting client;
+- the VmRSS of every process of the stack once all of the above ran.
+
+It ends with issue 8's goals: each figure, its target, met or not (`bench.goals`).
 
 All are driven by the same code: one aiohttp ClientSession, `--concurrency`
 requests in flight, after a warm-up that is not measured. The processes run with
@@ -31,53 +37,19 @@ did before it measures, so their catching up is not measured with the presses.
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import buttons, checks, procfs, realtime, report, seed
+from bench import bulk, buttons, checks, goals, levels, procfs, realtime, report, seed
 from bench.driver import Listener, client, drive, update_jobs
+from bench.options import parse
 from bench.processes import start_baseline, start_pipeline
 from tests.support import infra as infra_mod
 
 TOPIC = "leads.status_changed"
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", 2000)),
-                        help="measured status changes per system (env BENCH_REQUESTS; default 2000)")
-    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("BENCH_CONCURRENCY", 32)),
-                        help="requests in flight (env BENCH_CONCURRENCY; default 32)")
-    parser.add_argument("--button-requests", type=int, default=int(os.environ.get("BENCH_BUTTON_REQUESTS", 500)),
-                        help="measured presses of confirm and of send-sms each (env BENCH_BUTTON_REQUESTS; "
-                             "default 500)")
-    parser.add_argument("--realtime-subscribers", type=int,
-                        default=int(os.environ.get("BENCH_SUBSCRIBERS", 1000)),
-                        help="websockets of one organisation on the gateway in the realtime section "
-                             "(env BENCH_SUBSCRIBERS; default 1000)")
-    parser.add_argument("--realtime-presses", type=int, default=300,
-                        help="measured status changes fanned out to them (default 300, 8 in flight)")
-    parser.add_argument("--realtime-replay", type=int, default=10_000,
-                        help="events replayed to one reconnecting client (default 10000)")
-    parser.add_argument("--no-realtime", dest="realtime", action="store_false", help="skip the realtime section")
-    parser.add_argument("--warmup", type=int, default=100,
-                        help="unmeasured presses first, per system and per button (default 100)")
-    parser.add_argument("--event-timeout", type=float, default=60, help="max wait for missing events, s")
-    parser.add_argument("--request-timeout", type=float, default=30, help="client timeout per request, s")
-    parser.add_argument("--timeout", type=float, default=900, help="the whole run's time limit, s")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs also after a clean run")
-    args = parser.parse_args()
-    if args.requests < 1 or args.button_requests < 1 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--requests, --button-requests and --concurrency must be >= 1, --warmup >= 0")
-    if args.realtime and min(args.realtime_subscribers, args.realtime_presses, args.realtime_replay) < 1:
-        parser.error("--realtime-subscribers, --realtime-presses and --realtime-replay must be >= 1")
-    return args
 
 
 async def measure_pipeline(url: str, database_url: str,
@@ -114,24 +86,33 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
     machine = report.machine()  # before the run, so that its load average is the machine's, not ours
     if args.realtime:  # before the stack starts: its processes inherit the limit
         procfs.raise_fd_limit(args.realtime_subscribers)
+    plan = levels.plan(args)
     stack = await start_pipeline(infra, log_dir)
     try:
         pipeline, events, pipeline_ids = await measure_pipeline(stack.url, infra.database_url, args)
+        pipeline_levels = await levels.pipeline(stack.url, infra.database_url, plan, args)
         other_buttons = await buttons.measure(stack.url, stack.sandbox_url, infra.database_url, args)
+        bulk_figures = await bulk.measure(stack.url, infra.database_url, args)
         live = await realtime.measure(stack, infra.database_url, infra.amqp_url, args) if args.realtime else None
+        pids = {name: p.popen.pid for name, p in stack.processes.items() if p.popen}
+        memory = {"when": "every section run, before the stack stopped", "rss_kib": procfs.stack_rss_kib(pids)}
     finally:
         await asyncio.to_thread(stack.stop_all)
     baseline_process, url = await start_baseline(infra, log_dir)
     try:
         baseline, baseline_ids = await measure_baseline(url, infra.database_url, args)
+        baseline_levels = await levels.baseline(url, infra.database_url, plan, args)
     finally:
         await asyncio.to_thread(baseline_process.stop)
     changed = {"pipeline": await seed.count_status(infra.database_url, pipeline_ids, "contacted"),
                "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted")}
-    return {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
-            "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
-            "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons,
-            "realtime": live}
+    result = {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
+              "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
+              "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons,
+              "growth": args.growth, "bulk": bulk_figures, "realtime": live, "memory": memory}
+    result["levels"] = levels.combine(result, pipeline_levels, baseline_levels)
+    result["goals"] = goals.evaluate(result)
+    return result
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -150,8 +131,8 @@ async def main(args: argparse.Namespace) -> int:
         print(report.render(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
-        ok = not (result["pipeline"]["errors"] or result["baseline"]["errors"] or result["events"]["missing"]
-                  or report.buttons_failed(result["buttons"]) or realtime.failed(result["realtime"]))
+        ok = not (levels.failed(result["levels"]) or report.buttons_failed(result["buttons"])
+                  or bulk.failed(result["bulk"]) or realtime.failed(result["realtime"]))
         return 0 if ok else 1
     finally:
         await infra_mod.release(infra)
@@ -163,7 +144,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     try:
-        raise SystemExit(asyncio.run(main(parse_args())))
+        raise SystemExit(asyncio.run(main(parse(__doc__))))
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except asyncio.CancelledError:  # SIGTERM

@@ -33,3 +33,14 @@ def cpu_use(pids: dict[str, int], before: dict[str, float], frames: int) -> dict
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def stack_rss_kib(pids: dict[str, int]) -> dict[str, int | None]:
+    """VmRSS of each named process (None when it is gone)."""
+    out: dict[str, int | None] = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = rss_kib(pid)
+        except (OSError, StopIteration):
+            out[name] = None
+    return out

@@ -5,6 +5,7 @@ import platform
 from collections import Counter
 from typing import Any
 
+from bench import goals, tables
 from bench.driver import Sample
 
 
@@ -94,7 +95,10 @@ def render(result: dict[str, Any]) -> str:
               f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
               f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
               "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]
-    return "\n".join(lines + _buttons(result["buttons"], result["concurrency"]) + _realtime(result["realtime"]))
+    lines += tables.growth(result["levels"], skipped=not result["growth"])
+    lines += _buttons(result["buttons"], result["concurrency"]) + tables.bulk(result["bulk"])
+    lines += _realtime(result["realtime"]) + tables.memory(result["memory"]) + goals.render(result["goals"])
+    return "\n".join(lines)
 
 
 def _buttons(b: dict[str, Any], concurrency: int) -> list[str]:
