@@ -41,7 +41,7 @@ run: $(STAMP) $(SECRET_FILE)
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER) | tail -1
 	@echo "Ctrl-C stops everything."
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} BOOKINGS_DEMO_ORG=$(ORG) DEV_LOGIN=true DEV_LOGIN_ORG=$(ORG) DEV_LOGIN_USER=$(USER) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
-		$(VENV)/bin/honcho start -f Procfile
+		exec $(PY) -m shared.tools.supervise Procfile
 
 # The browser tests need Chromium: Debian's package, installed when missing (never a downloaded build).
 browser:
