@@ -122,3 +122,42 @@ async def test_a_lost_answer_then_a_reload_still_sends_one_sms(pages: Pages, api
     assert len(await sandbox.messages_to(phone)) == 1
     _, _, sms = await api.get(f"/api/leads/{lead}/sms-history")
     assert len(sms["sms_messages"]) == 1
+
+
+async def test_presses_kept_offline_survive_a_browser_restart(playwright, api: Api, org: str,  # type: ignore[no-untyped-def]
+                                                              stack, tmp_path) -> None:
+    """The whole browser closed while two presses wait, started again on the same profile: each applied once."""
+    from tests.browser.conftest import chromium_path, token_for
+
+    lead = (await api.create_lead("Restart Lead"))["id"]
+    profile = tmp_path / "profile"
+
+    async def start():  # type: ignore[no-untyped-def]
+        context = await playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=chromium_path(), viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        page = context.pages[0] if context.pages else await context.new_page()
+        await page.add_init_script(f"localStorage.getItem('crm.token') || localStorage.setItem('crm.token', "
+                                   f"{token_for(org)!r})")
+        await page.goto(stack.url + "/")
+        return context, page
+
+    context, page = await start()
+    await live(page)
+    await page.context.set_offline(True)
+    for status in ("contacted", "qualified"):
+        await row(page, lead).get_by_test_id("status-control").select_option(status)
+    await pending(page, 2)
+    await context.close()  # the browser goes away with the presses undelivered
+    assert await history(api, lead) == []
+    context, page = await start()  # online again: the kept presses go by themselves
+    try:
+        await pending(page, 0)
+        async def both_applied() -> bool:
+            return len(await history(api, lead)) >= 2
+
+        await eventually(both_applied, 20, what="the two replayed presses")
+        moves = [(h["from"], h["to"]) for h in reversed(await history(api, lead))]
+        assert moves == [("new", "contacted"), ("contacted", "qualified")]
+    finally:
+        await context.close()
