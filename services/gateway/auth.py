@@ -38,8 +38,10 @@ def _verified(token: str, secret: str) -> Principal:
         raise BadToken("the token has expired") from None
     except jwt.InvalidSignatureError:
         raise BadToken("the token's signature is not valid") from None
-    except jwt.PyJWTError as exc:
-        raise BadToken(f"the token is not valid: {exc}") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise BadToken(f"the token lacks its {exc.claim!r} claim") from None
+    except jwt.PyJWTError:  # (its message tells the decoder's internals, not what to do)
+        raise BadToken("the token is not valid: it must be an HS256 JWT with sub, org and exp") from None
     except (ValueError, UnicodeError):  # bytes that are no token at all
         raise BadToken("the token is not valid") from None
     if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str) or not claims["sub"] or not claims["org"]:

@@ -44,7 +44,7 @@ async def get_lead(request: web.Request) -> web.Response:
 
 async def list_leads(request: web.Request) -> web.Response:
     present = {k: v for k, v in request.query.items() if v != ""}  # ?status=&limit= : empty means absent
-    return await ask(request, "leads", "list", parse(ListLeads, present))
+    return await ask(request, "leads", "list", parse(ListLeads, present, "the query string"))
 
 
 async def lead_history(request: web.Request) -> web.Response:

@@ -29,7 +29,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/leads", buttons.list_leads)
     app.router.add_post("/api/leads/update-status", buttons.update_lead_status)
     app.router.add_get("/api/leads/statuses", buttons.lead_statuses)  # before {lead_id}: routes match in order
-    app.router.add_get("/api/leads/{lead_id}", buttons.get_lead)
+    # Not the buttons' own paths: a GET /api/leads/update-status is a 405 with its Allow, not a lead "update-status".
+    app.router.add_get("/api/leads/{lead_id:(?!update-status$|send-sms$)[^/]+}", buttons.get_lead)
     app.router.add_get("/api/leads/{lead_id}/history", buttons.lead_history)
     app.router.add_get("/api/leads/{lead_id}/appointments", buttons.lead_appointments)
     app.router.add_post("/api/appointments", buttons.create_appointment)

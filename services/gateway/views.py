@@ -38,11 +38,11 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def parse(model: type[M], data: Any) -> M:
+def parse(model: type[M], data: Any, what: str = "the request body") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_problem(exc) from None
+        raise validation_problem(exc, f"{what} is not valid") from None
 
 
 def path_ids(model: type[M], **fields: str) -> M:

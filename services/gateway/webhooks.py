@@ -26,7 +26,12 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 async def signed_form(request: web.Request) -> dict[str, str]:
     settings = request.app[SETTINGS]
-    params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):  # e.g. multipart/form-data without its boundary
+        raise Problem(400, "Malformed form", "the body is not a readable form (Twilio posts "
+                      "application/x-www-form-urlencoded)", "/problems/malformed-form") from None
+    params = {k: v for k, v in form.items() if isinstance(v, str)}
     url = settings.public_url.rstrip("/") + request.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
