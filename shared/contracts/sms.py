@@ -3,7 +3,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.contracts.envelope import Incoming
 from shared.contracts.leads import LeadId
@@ -26,6 +26,10 @@ class SmsStatus(StrEnum):
 # Commands ------------------------------------------------------------------
 class SendSms(Incoming):
     """`sms.send`: `message`, or a stored template (`templateId`) filled from the lead."""
+
+    # The rule of `_one_source`, said in the published schemas (OpenAPI, AsyncAPI) too.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "anyOf": [{"required": ["message"]}, {"required": ["templateId"]}]})
 
     leadId: LeadId
     message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH)] | None = None
