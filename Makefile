@@ -34,6 +34,7 @@ $(SECRET_FILE):
 	@chmod 600 $@
 
 run: $(STAMP) $(SECRET_FILE)
+	@bash deploy/start-local-services.sh
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m shared.tools.preflight
 	@$(PY) -m services.leads.demo --org $(ORG)
 	@echo "Gateway:  http://127.0.0.1:$(GATEWAY_PORT)/   (console; API under /api, websocket at /ws)"

@@ -9,6 +9,7 @@ sandbox last. Each child runs in its own process group, so a Ctrl-C reaches only
 which then stops them in that order, each given its time to drain before a SIGKILL.
 
 The Procfile stays the one list of processes (also for honcho users and the container image).
+`SCALE=n` runs n instances of each (gateways on consecutive ports from GATEWAY_PORT; one sandbox).
 """
 import os
 import sys
@@ -31,7 +32,17 @@ def programs(procfile: Path) -> dict[str, str]:
     return entries
 
 
-def config(entries: dict[str, str], workdir: Path) -> str:
+def scaled(entries: dict[str, str], scale: int, gateway_port: int) -> dict[str, tuple[str, dict[str, str]]]:
+    """`scale` instances of every process but the sandbox; gateway i listens on gateway_port + i."""
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    for name, command in entries.items():
+        for i in range(1 if name == "twilio_sandbox" else scale):
+            env = {"GATEWAY_PORT": str(gateway_port + i)} if name == "gateway" else {}
+            out[name if i == 0 else f"{name}_{i + 1}"] = (command, env)
+    return out
+
+
+def config(entries: dict[str, str] | dict[str, tuple[str, dict[str, str]]], workdir: Path) -> str:
     # In the foreground supervisord writes its own log to stdout as well: no second copy in a file.
     lines = ["[supervisord]", "nodaemon=true", "logfile=/dev/null", "logfile_maxbytes=0", "loglevel=info",
              f"pidfile={workdir / 'supervisord.pid'}", "",
@@ -39,21 +50,33 @@ def config(entries: dict[str, str], workdir: Path) -> str:
              "[rpcinterface:supervisor]",
              "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
              "[supervisorctl]", f"serverurl=unix://{workdir / 'supervisor.sock'}", ""]
-    for name, command in entries.items():
+    for name, entry in entries.items():
+        command, env = entry if isinstance(entry, tuple) else (entry, {})
+        base = name.rsplit("_", 1)[0] if name.rsplit("_", 1)[-1].isdigit() else name
         lines += [f"[program:{name}]", f"command={command}", f"directory={ROOT}",
-                  f"priority={PRIORITY.get(name, 50)}", "autorestart=true",
+                  f"priority={PRIORITY.get(base, 50)}", "autorestart=true",
                   # A start counts once it has run 3 s; until then failures back off (1 s, 2 s, ...) up to 10 times.
                   "startsecs=3", "startretries=10", "stopsignal=TERM",
-                  f"stopwaitsecs={STOP_WAIT_SECONDS.get(name, DEFAULT_STOP_WAIT)}",
-                  "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0", "redirect_stderr=true", ""]
+                  f"stopwaitsecs={STOP_WAIT_SECONDS.get(base, DEFAULT_STOP_WAIT)}",
+                  "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0", "redirect_stderr=true",
+                  *([f"environment={_environment(env)}"] if env else []), ""]
     return "\n".join(lines)
+
+
+def _environment(env: dict[str, str]) -> str:
+    return ",".join(f'{key}="{value}"' for key, value in env.items())
 
 
 def main() -> None:
     procfile = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "Procfile"
     workdir = Path(tempfile.mkdtemp(prefix="crm-supervise-"))
     path = workdir / "supervisord.conf"
-    path.write_text(config(programs(procfile), workdir))
+    scale = int(os.environ.get("SCALE") or 1)
+    port = int(os.environ.get("GATEWAY_PORT") or 8080)
+    path.write_text(config(scaled(programs(procfile), scale, port), workdir))
+    if scale > 1:
+        print(f"SCALE={scale}: gateways on ports {', '.join(str(port + i) for i in range(scale))}; "
+              f"{scale} instances of each service", flush=True)
     print(f"supervisord config: {path} (status: .venv/bin/supervisorctl -c {path} status)", flush=True)
     supervisord = Path(sys.executable).with_name("supervisord")
     os.execv(supervisord, [str(supervisord), "-c", str(path)])

@@ -60,3 +60,14 @@ async def test_a_killed_service_is_restarted_and_sigterm_stops_everything(superv
     assert "stopped: bookings (exit status 0)" in text and '"service.stopped"' in text
     with pytest.raises(ProcessLookupError):
         os.kill(second[-1], 0)  # nothing left behind
+
+
+def test_scale_runs_n_of_each_service_and_gateways_on_consecutive_ports(tmp_path: Path) -> None:
+    from shared.tools.supervise import scaled
+
+    entries = scaled(programs(ROOT / "Procfile"), 3, 9000)
+    assert [name for name in entries if name.startswith("leads")] == ["leads", "leads_2", "leads_3"]
+    assert [env for name, (_, env) in entries.items() if name.startswith("gateway")] == [
+        {"GATEWAY_PORT": "9000"}, {"GATEWAY_PORT": "9001"}, {"GATEWAY_PORT": "9002"}]
+    assert [name for name in entries if name.startswith("twilio_sandbox")] == ["twilio_sandbox"]
+    assert 'environment=GATEWAY_PORT="9002"' in config(entries, tmp_path)
