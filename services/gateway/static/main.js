@@ -115,9 +115,15 @@ async function loadAll() {
     if (templates.status === 200) { S.templates = templates.body.templates; view.renderTemplates(S.templates); }
     S.loaded = true;
     saveCache();
+    S.loadRetryMs = 0;
+    if (S.loadNotice) { S.loadNotice.remove(); S.loadNotice = null; }
   } catch (err) {
     if (err instanceof Unauthorized) return expired(err.message);
-    if (S.token === token && !S.loaded) view.notify("error", "The leads could not be loaded: the server cannot be reached. What is shown is what this browser last saw.");
+    if (S.token === token) { // never give up on the data: try again with backoff (a busy server answers 503 now and then)
+      if (!S.loaded && !S.loadNotice) S.loadNotice = view.notify("error", "The leads could not be loaded: the server cannot be reached. What is shown is what this browser last saw; trying again.");
+      S.loadRetryMs = Math.min(30000, (S.loadRetryMs || 500) * 2);
+      setTimeout(() => { if (S.token === token && !S.loading) loadAll(); }, 500 + Math.random() * S.loadRetryMs);
+    }
   } finally {
     if (S.token === token) {
       S.loading = false;
