@@ -39,8 +39,9 @@ class Commands:
     def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, crash_after_commit: str = ""):
         self.broker, self.pool, self.topology = broker, pool, topology
         self.policy = RetryPolicy(topology.retry_delays)
-        self.replies: aio_pika.abc.AbstractChannel | None = None  # set by the service once connected
-        self.group: GroupCommit = None  # type: ignore[assignment]  # set with the pool
+        # Set by the service once it has its pool and connections, before it consumes.
+        self.replies: aio_pika.abc.AbstractChannel = None  # type: ignore[assignment]
+        self.group: GroupCommit = None  # type: ignore[assignment]
         self._crash_after_commit = crash_after_commit
 
     async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler | Effect) -> None:
@@ -163,14 +164,10 @@ class Commands:
         costs nothing but a 202 (the answer is in the inbox, and the status resource gives it)."""
         if not reply_to:
             return
-        body = json.dumps(reply.model_dump(mode="json")).encode()
         headers = {Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt}
-        if self.replies is None:
-            await self.broker.publish(body, routing_key=reply_to, correlation_id=correlation_id, headers=headers,
-                                      content_type="application/json", mandatory=False)
-            return
         await self.replies.default_exchange.publish(
-            aio_pika.Message(body, correlation_id=correlation_id, headers=headers, content_type="application/json"),
+            aio_pika.Message(json.dumps(reply.model_dump(mode="json")).encode(), correlation_id=correlation_id,
+                             headers=headers, content_type="application/json"),
             reply_to, mandatory=False)
 
     def middleware(self) -> type[BaseMiddleware]:

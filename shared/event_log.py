@@ -99,7 +99,7 @@ async def ensure(connection: aio_pika.abc.AbstractConnection, conn: asyncpg.Conn
     try:
         await declare_exchanges(channel)
         queue = await channel.declare_queue(LOG, durable=True, arguments=retention.arguments()) if not exists \
-            else await channel.declare_queue(LOG, passive=True)
+            else await channel.get_queue(LOG, ensure=False)  # found a moment ago: no second declare
         await queue.bind(EVENTS, "#")
     finally:
         await channel.close()

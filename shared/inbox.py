@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import asyncpg
 from pydantic import BaseModel
 
+from shared import outbox
 from shared.contracts.envelope import Event, Reply
 from shared.retry import Rejected
 
@@ -52,12 +53,10 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
         )
     else:
         inserted = await conn.fetchval(
-            "WITH events AS (INSERT INTO outbox (event_id, routing_key, payload) "
-            "                SELECT * FROM unnest($7::uuid[], $8::text[], $9::jsonb[])) "
+            f"WITH events AS ({outbox.insert(7)}) "
             "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-            message_id, org_id, command, print_, reply.status, reply.body,
-            [e.id for e in events], [e.type for e in events], [e.model_dump(mode="json") for e in events],
+            message_id, org_id, command, print_, reply.status, reply.body, *outbox.rows(events),
         )
     if not inserted:
         raise AlreadyDone(message_id)

@@ -42,7 +42,6 @@ class Answer:
 class Bus:
     def __init__(self, url: str, services: list[str], publish_timeout: float, instance: str):
         self._url, self._services, self._publish_timeout = url, services, publish_timeout
-        self._instance = instance
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}

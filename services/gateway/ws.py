@@ -55,6 +55,13 @@ def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
     return bool(words) and head in ("*", words[0]) and _match(rest, words[1:])
 
 
+def remember(memory: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    """Keep the last `limit` keys (ids of events seen) and forget the oldest."""
+    memory[key] = value
+    if len(memory) > limit:
+        memory.popitem(last=False)
+
+
 @dataclass(eq=False)
 class Screen:
     ws: web.WebSocketResponse
@@ -112,9 +119,7 @@ class Hub:
         key = str(event.get("id"))
         first = self.seen.get(key)
         if first is None:
-            self.seen[key] = position
-            if len(self.seen) > REMEMBER_IDS:
-                self.seen.popitem(last=False)
+            remember(self.seen, key, position, REMEMBER_IDS)
             return False
         return first != position
 
@@ -186,9 +191,7 @@ class Hub:
         first = self.seen.get(key)
         if (first is not None and first < position) or key in recent:
             return True
-        recent[key] = None
-        if len(recent) > REPLAY_REMEMBER_IDS:
-            recent.popitem(last=False)
+        remember(recent, key, None, REPLAY_REMEMBER_IDS)
         return False
 
     def _welcome(self, screen: Screen, recovered: bool) -> str:

@@ -39,14 +39,19 @@ CREATE INDEX IF NOT EXISTS presses_pending ON presses (scope, state, seq);
 
 
 @dataclass(frozen=True)
-class Queued:
-    """The result of a press that could not be delivered now: it waits in the offline queue."""
+class _Press:
+    """A press as the queue keeps it: its order, its key and its request."""
     seq: int
     key: str
     operation: str
     path: str
     body: dict[str, Any]
     made_at: str
+
+
+@dataclass(frozen=True)
+class Queued(_Press):
+    """The result of a press that could not be delivered now: it waits in the offline queue."""
     status: str = "queued"
 
     @property
@@ -58,14 +63,8 @@ class Queued:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Outcome(_Press):
     """How a queued press ended when it was replayed: done (its answer) or failed (the refusal)."""
-    seq: int
-    key: str
-    operation: str
-    path: str
-    body: dict[str, Any]
-    made_at: str
     state: str
     status: int | None
     answer: Any
