@@ -18,7 +18,7 @@ run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench token parked asyncapi venv clean browser
+.PHONY: run test bench token parked asyncapi client venv clean browser
 
 venv: $(STAMP)
 
@@ -64,7 +64,11 @@ parked: $(STAMP)
 	$(PY) -m shared.tools.parked $(CMD) --service $(SERVICE)
 
 asyncapi: $(STAMP)
-	for service in leads bookings sms; do $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
+	for service in leads bookings sms proposals; do $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
+
+# The Python client's buttons, reads and `crm` subcommands, from the one table (shared/buttons.py).
+client: $(STAMP)
+	$(PY) -m shared.tools.clientgen
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -25,7 +25,7 @@ from services.leads import domain
 from shared import db
 from shared.contracts.leads import LeadStatus, UpdateLeadStatus
 from shared.db import as_uuid
-from shared.retry import Rejected, not_found
+from shared.problems import Rejected, not_found
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 SECRET = web.AppKey("secret", str)

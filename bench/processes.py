@@ -22,7 +22,7 @@ from tests.support.infra import Infra
 from tests.support.stack import TEST_SECRET, Process, Stack, eventually, free_port
 
 QUIET = {"LOG_LEVEL": "WARNING"}
-SERVICES = ("leads", "bookings", "sms")
+SERVICES = ("leads", "bookings", "sms", "proposals")
 
 
 def _tail(process: Process) -> str:

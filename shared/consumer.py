@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -29,7 +30,8 @@ from shared import db, inbox, logging, outbox
 from shared.contracts.envelope import Event, Header, Reply, problem
 from shared.group_commit import GroupCommit
 from shared.messages import Effect, Handler, Meta, Outcome
-from shared.retry import Pending, Rejected, RetryPolicy, invalid
+from shared.problems import Rejected, invalid
+from shared.retry import Pending, RetryPolicy
 from shared.topology import ServiceTopology
 
 log = logging.get("consumer")
@@ -44,40 +46,43 @@ class Commands:
         self.group: GroupCommit = None  # type: ignore[assignment]
         self._crash_after_commit = crash_after_commit
 
-    async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler | Effect) -> None:
+    async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler | None,
+                     effect: Effect | None = None) -> None:
+        """A command, run by `handler` in its transaction, or by `effect` (acts first, then records)."""
         try:
             meta = Meta.of(msg)
         except Rejected as exc:
             return await self.refuse(msg, exc)
-        await self._run(msg, meta, command, handler)
+        await self._run(msg, meta, command, _Step(handler, effect))
 
-    async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler | Effect) -> None:
+    async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler | None,
+                           effect: Effect | None = None) -> None:
         """An event this service subscribed to: at most one effect per event id, retried like a command."""
-        await self._run(msg, Meta.of_event(msg, event), event, handler)
+        await self._run(msg, Meta.of_event(msg, event), event, _Step(handler, effect))
 
-    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, handler: Handler | Effect) -> None:
+    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, step: "_Step") -> None:
         with logging.bind(command_id=meta.message_id, correlation_id=meta.correlation_id, org_id=meta.org_id):
             try:
-                reply, replayed = await self._execute(meta, command, handler)
+                reply, replayed = await self._execute(meta, command, step)
             except Rejected as exc:
                 reply, replayed = exc.reply(), False
             except Pending as exc:
                 if exc.reply is not None and Header.LAST_ERROR not in meta.headers:  # not heard from us yet
                     await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
-                return await self._retry_or_park(msg, meta, exc, handler)
+                return await self._retry_or_park(msg, meta, exc, step)
             except Exception as exc:  # transient by definition: see shared.retry
-                return await self._retry_or_park(msg, meta, exc, handler)
+                return await self._retry_or_park(msg, meta, exc, step)
             if self._crash_after_commit == meta.command:
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between commit and ack
             log.info("command.done", command=meta.command, status=reply.status, replayed=replayed, attempt=meta.attempt)
             await self.reply(meta.reply_to, meta.correlation_id, reply, replayed=replayed, attempt=meta.attempt)
             await msg.ack()
 
-    async def _execute(self, meta: Meta, command: BaseModel, handler: Handler | Effect) -> tuple[Reply, bool]:
+    async def _execute(self, meta: Meta, command: BaseModel, step: "_Step") -> tuple[Reply, bool]:
         print_ = inbox.fingerprint(meta.command, command)
         try:
             try:
-                return await self._attempt(meta, command, handler, print_), False
+                return await self._attempt(meta, command, step, print_), False
             except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
                 async with db.transaction(self.pool) as conn:
                     await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, refusal.reply())
@@ -86,11 +91,12 @@ class Commands:
             async with self.pool.acquire() as conn:
                 return await inbox.stored(conn, meta.message_id, meta.org_id, print_), True
 
-    async def _attempt(self, meta: Meta, command: BaseModel, handler: Handler | Effect, print_: str) -> Reply:
+    async def _attempt(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
         try:
-            if hasattr(handler, "perform"):  # an Effect: act first, then record as a handler would
-                result = await handler.perform(self.pool, command, meta)
-                handler = partial(_record, handler, result)
+            handler = step.handler
+            if step.effect is not None:  # act first, then record as a handler would
+                result = await step.effect.perform(self.pool, command, meta)
+                handler = partial(_record, step.effect, result)
 
             async def writes(conn: asyncpg.Connection) -> Reply:
                 outcome = await handler(conn, command, meta)
@@ -102,7 +108,7 @@ class Commands:
         except asyncpg.DataError as exc:  # a value the database cannot hold (a NUL character...): bad input
             raise invalid(f"a value in the command cannot be stored: {exc}") from exc
 
-    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception, handler: Handler | Effect) -> None:
+    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "_Step") -> None:
         raw = msg.raw_message
         used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
         headers = {**meta.headers, Header.ROUTING_KEY: meta.command, Header.ATTEMPT: meta.attempt + used,
@@ -125,8 +131,8 @@ class Commands:
             with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the database may be the fault
                 async with db.transaction(self.pool) as conn:
                     await inbox.park(conn, meta.message_id, meta.org_id, failure)
-                    if hasattr(handler, "parked"):  # an Effect says what its parked attempt now is
-                        await outbox.add(conn, await handler.parked(conn, meta))
+                    if step.effect is not None:  # an Effect says what its parked attempt now is
+                        await outbox.add(conn, await step.effect.parked(conn, meta))
             await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers, **common)
             await self.reply(meta.reply_to, meta.correlation_id, failure, attempt=meta.attempt)
         await msg.ack()
@@ -185,6 +191,14 @@ class Commands:
                     await commands.refuse(msg, invalid(f"the message body is not valid JSON: {exc}"))
 
         return RefuseInvalid
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What runs a message: a handler in the transaction, or an effect that acts first."""
+
+    handler: Handler | None
+    effect: Effect | None
 
 
 async def _record(effect: Effect, result: Any, conn: asyncpg.Connection, command: Any, meta: Meta) -> Outcome:

@@ -20,16 +20,7 @@ from pydantic import BaseModel
 
 from shared import outbox
 from shared.contracts.envelope import Event, Reply
-from shared.retry import Rejected
-
-
-class KeyReused(Rejected):
-    """A known message id with another body: refused, and (unlike other refusals) not stored."""
-
-    def __init__(self, message_id: str):
-        super().__init__(422, "Idempotency key reused",
-                         f"message id {message_id} was already used with a different body; nothing was changed",
-                         "/problems/idempotency-key-reused")
+from shared.problems import KeyReused
 
 
 class AlreadyDone(Exception):

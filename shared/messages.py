@@ -2,18 +2,20 @@
 
 `Meta`: the ids every message carries (message id, org, user, type, correlation,
 reply-to, attempt). `Outcome`: the answer and the events to publish. A `Handler`
-runs inside the command's transaction; an `Effect` acts outside it first.
+runs inside the command's transaction; an `Effect` (registered with
+`Service.effect`) acts outside it first.
 """
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 from faststream.rabbit import RabbitMessage
 from pydantic import BaseModel
 
-from shared.contracts.envelope import Event, Header, Reply
-from shared.retry import invalid
+from shared.contracts.envelope import Event, EventData, Header, Reply
+from shared.problems import invalid
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class Meta:
         return cls(str(event.id), event.org_id, "events", str(headers.get(Header.ROUTING_KEY) or event.type),
                    event.correlation_id, None, int(headers.get(Header.ATTEMPT, 1)), headers)
 
-    def event(self, type_: str, data: BaseModel) -> Event:
-        return Event(type=type_, org_id=self.org_id, command_id=self.message_id, correlation_id=self.correlation_id,
+    def event(self, data: EventData, org_id: str | None = None) -> Event:
+        """The event `data` makes (its type is the model's TYPE), caused by this message."""
+        return Event(type=data.TYPE, org_id=org_id or self.org_id, command_id=self.message_id, correlation_id=self.correlation_id,
                      data=data.model_dump(mode="json", by_alias=True))
 
 
@@ -60,7 +63,7 @@ class Outcome:
 Handler = Callable[[asyncpg.Connection, Any, Meta], Awaitable[Outcome]]
 
 
-class Effect(Protocol):
+class Effect(ABC):
     """A command whose effect leaves the database (a message sent through a provider).
 
     `perform` runs first, outside any transaction, and must itself be safe to run again
@@ -71,11 +74,14 @@ class Effect(Protocol):
     marks what the parked command left behind and returns the events that say so.
     """
 
+    @abstractmethod
     async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> Any: ...
 
+    @abstractmethod
     async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Any) -> Outcome: ...
 
-    async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]: ...
+    async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
+        return []
 
 
 def of_type(message_type: str) -> Callable[[RabbitMessage], Awaitable[bool]]:

@@ -1,8 +1,9 @@
 """Error semantics, in one place.
 
-- `Rejected` is an expected, permanent refusal (bad input, not found, a move the
-  rules forbid): answered at once with its problem body, stored in the inbox like
-  any answer, never retried. A value the database refuses (`asyncpg.DataError`,
+- `Rejected` (shared.problems, raised by name: `NotFound`, `ForbiddenMove`...) is an
+  expected, permanent refusal (bad input, not found, a move the rules forbid):
+  answered at once with its problem body, stored in the inbox like any answer,
+  never retried. A value the database refuses (`asyncpg.DataError`,
   e.g. a NUL character) is bad input too: a 422 refusal.
 - `Pending` is transient with an interim answer (e.g. "queued" while an SMS
   provider is down): the caller gets it at once, the retries go on behind it.
@@ -14,22 +15,8 @@
 import random
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from shared.contracts.envelope import Reply, problem
-
-
-class Rejected(Exception):
-    def __init__(self, status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any):
-        super().__init__(detail)
-        self.body = problem(status, title, detail, type_, **extra)
-
-    @property
-    def status(self) -> int:
-        return self.body["status"]
-
-    def reply(self) -> Reply:
-        return Reply(status=self.status, body=self.body)
+from shared.contracts.envelope import Reply
 
 
 class Pending(Exception):
@@ -44,14 +31,6 @@ class Pending(Exception):
     def __init__(self, reply: Reply | None, reason: str, *, attempted: bool = True):
         super().__init__(reason)
         self.reply, self.attempted = reply, attempted
-
-
-def not_found(what: str, ident: str) -> Rejected:
-    return Rejected(404, "Not found", f"{what} {ident} does not exist", "/problems/not-found")
-
-
-def invalid(detail: str, errors: list[dict[str, Any]] | None = None) -> Rejected:
-    return Rejected(422, "Invalid request", detail, "/problems/validation", errors=errors or [])
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,18 @@ from pydantic import BaseModel, create_model
 
 from shared import db, event_log, inbox, logging, topology
 from shared.consumer import Commands
-from shared.contracts.envelope import Event, GetCommand, Reply
+from shared.contracts.envelope import (
+    Command,
+    Event,
+    EventData,
+    GetCommand,
+    Query,
+    Reply,
+)
 from shared.group_commit import GroupCommit
-from shared.messages import of_type
+from shared.messages import Effect, Handler, of_type
 from shared.outbox import Relay
-from shared.retry import invalid
+from shared.problems import invalid
 from shared.settings import ServiceSettings, load
 
 PRUNE_EVERY_SECONDS = 600
@@ -58,37 +65,57 @@ class Service:
         self._health: list[Callable[[], dict[str, Any]]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[Callable[[], Awaitable[None]]] = []
+        self._events: list[str] = []
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
                               on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
 
-    def command(self, type_: str, model: type[BaseModel], handler: Any, doc: str) -> None:
-        """Route commands of `type_` (validated as `model`, the contract) through the pipeline to `handler`."""
+    def command(self, model: type[Command], handler: Handler, doc: str) -> None:
+        """Route commands `model.ROUTING_KEY` (validated as `model`, the contract) through the pipeline to
+        `handler(conn, command, meta)`, which runs in the command's transaction."""
+        self._command(model, handler, None, doc)
+
+    def effect(self, model: type[Command], effect: Effect, doc: str) -> None:
+        """Like `command`, for a command that acts outside the database first (a provider call):
+        `effect.perform` runs before the transaction, `effect.record` in it (shared.messages.Effect)."""
+        self._command(model, None, effect, doc)
+
+    def _command(self, model: type[Command], handler: Handler | None, effect: Effect | None, doc: str) -> None:
         commands, message = self.commands, self._message
 
         async def on_command(body: model) -> None:  # type: ignore[valid-type]
-            await commands.handle(message(), body, handler)
+            await commands.handle(message(), body, handler, effect)
 
-        self._route(self.commands_in, type_, on_command, doc)
+        self._route(self.commands_in, model.ROUTING_KEY, on_command, doc)
 
-    def event(self, type_: str, handler: Callable[[Event], Any], doc: str) -> None:
-        """Route a subscribed event type (see topology.SUBSCRIPTIONS); `handler(event)` picks the handler."""
+    def event(self, model: type[EventData], pick: Callable[[Event], Handler | Effect], doc: str) -> None:
+        """Consume events `model.TYPE` (bound to this service's queue: topology.SUBSCRIPTIONS) like commands;
+        `pick(event)` gives the handler (or, for an `Effect` instance, the effect) for this event."""
         commands, message = self.commands, self._message
+        self._events.append(model.TYPE)
 
         async def on_event(body: Event) -> None:
-            await commands.handle_event(message(), body, handler(body))
+            chosen = pick(body)
+            if isinstance(chosen, Effect):
+                await commands.handle_event(message(), body, None, chosen)
+            else:
+                await commands.handle_event(message(), body, chosen, None)
 
-        self._route(self.commands_in, type_, on_event, doc)
+        self._route(self.commands_in, model.TYPE, on_event, doc)
 
-    def query(self, type_: str, model: type[BaseModel], answer: Callable[..., Awaitable[Reply]], doc: str) -> None:
-        """Answer queries `<service>.query.<type_>` with `answer(conn, query, org)`."""
+    def query(self, model: type[Query], answer: Callable[..., Awaitable[Reply]], doc: str) -> None:
+        """Answer queries `model.ROUTING_KEY` (`<service>.query.<name>`) with `answer(conn, query, org)`."""
+        self._query(model, model.ROUTING_KEY, answer, doc)
+
+    def _query(self, model: type[BaseModel], routing_key: str, answer: Callable[..., Awaitable[Reply]],
+               doc: str) -> None:
         commands, message = self.commands, self._message
 
         async def on_query(body: model) -> None:  # type: ignore[valid-type]
             await commands.answer(message(), lambda conn, org: answer(conn, body, org))
 
-        self._route(self.queries_in, f"{self.name}.query.{type_}", on_query, doc)
+        self._route(self.queries_in, routing_key, on_query, doc)
 
     def _message(self) -> RabbitMessage:
         # Not a `msg: RabbitMessage` parameter: FastStream resolves such a context field with a sync
@@ -119,7 +146,12 @@ class Service:
         a command or query of a type no handler took is answered 422.
         """
         commands = self.commands
-        self.query("command", GetCommand, _command_status, "The stored answer of a command, or 202 while it has none.")
+        subscribed = set(topology.SUBSCRIPTIONS.get(self.name, ()))
+        if set(self._events) != subscribed:  # the bindings (declared by the gateway too) and the handlers agree
+            raise RuntimeError(f"{self.name}: handlers for {sorted(self._events)} but topology.SUBSCRIPTIONS binds "
+                               f"{sorted(subscribed)}")
+        self._query(GetCommand, f"{self.name}.query.command", _command_status,
+                    "The stored answer of a command, or 202 while it has none.")
 
         @self.queries_in(filter=of_type(f"{self.name}.query.health"))
         async def health(msg: RabbitMessage) -> None:
@@ -137,12 +169,12 @@ class Service:
             """Any other routing key: answered 422."""
             await commands.refuse(msg, invalid(f"unknown query {msg.raw_message.routing_key}"))
 
-    def document_events(self, events: dict[str, type[BaseModel]]) -> None:
+    def document_events(self, events: tuple[type[EventData], ...]) -> None:
         """Describe the events this service publishes (through its outbox) in its AsyncAPI document."""
-        for routing_key, data in events.items():
+        for data in events:
             envelope = create_model(f"{data.__name__}Event", __base__=Event, data=(data, ...))
-            self.broker.publisher(exchange=topology.exchange(topology.EVENTS), routing_key=routing_key, schema=envelope,
-                                  title=routing_key, description=data.__doc__, persist=True)
+            self.broker.publisher(exchange=topology.exchange(topology.EVENTS), routing_key=data.TYPE, schema=envelope,
+                                  title=data.TYPE, description=data.__doc__, persist=True)
 
     async def _open(self) -> None:
         s = self.settings

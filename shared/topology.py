@@ -21,6 +21,10 @@ from typing import Any
 import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
+from shared.contracts.bookings import AppointmentConfirmed
+from shared.contracts.leads import LeadCreated
+from shared.contracts.proposals import ProposalAccepted, ProposalDeclined, ProposalSent
+
 COMMANDS = "commands"
 EVENTS = "events"
 QUERIES = "queries"
@@ -30,9 +34,12 @@ QUERY_TTL_MS = 30_000
 # The events each service consumes. They are bound to its work queue, so an event
 # gets the same inbox (dedupe on the event id), retry and parking as a command.
 # Declared by the service and by the gateway, so none is lost before the service first runs.
+# A service's `Service.event` registrations must match its entry (checked when it starts).
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "bookings": ("leads.created",),
-    "sms": ("leads.created", "appointments.confirmed"),
+    "leads": (ProposalSent.TYPE, ProposalAccepted.TYPE, ProposalDeclined.TYPE),
+    "bookings": (LeadCreated.TYPE,),
+    "sms": (LeadCreated.TYPE, AppointmentConfirmed.TYPE),
+    "proposals": (LeadCreated.TYPE,),
 }
 
 

@@ -35,7 +35,7 @@ STACK_ENV = {
 }
 
 
-SERVICES = ("leads", "bookings", "sms")
+SERVICES = ("leads", "bookings", "sms", "proposals")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 from datetime import datetime
 
 from shared.contracts.bookings import AppointmentStatus as S
-from shared.retry import Rejected
+from shared.problems import AlreadyStarted, NotScheduled
 
 
 def check_confirm(appointment_id: str, status: S, starts_at: datetime, now: datetime) -> bool:
@@ -10,11 +10,9 @@ def check_confirm(appointment_id: str, status: S, starts_at: datetime, now: date
     if status == S.confirmed:
         return False
     if status != S.scheduled:
-        raise Rejected(409, "Appointment cannot be confirmed",
-                       f"appointment {appointment_id} is {status}; only a scheduled appointment can be confirmed",
-                       "/problems/appointment-not-scheduled", currentStatus=str(status))
+        raise NotScheduled(f"appointment {appointment_id} is {status}; only a scheduled appointment can be confirmed",
+                           currentStatus=str(status))
     if starts_at <= now:
-        raise Rejected(409, "Appointment already started",
-                       f"appointment {appointment_id} started at {starts_at.isoformat()}; it can no longer be confirmed",
-                       "/problems/appointment-in-the-past", currentStatus=str(status))
+        raise AlreadyStarted(f"appointment {appointment_id} started at {starts_at.isoformat()}; it can no longer be "
+                             "confirmed", currentStatus=str(status))
     return True

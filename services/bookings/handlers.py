@@ -20,9 +20,10 @@ from shared.contracts.bookings import (
     LeadAppointments,
 )
 from shared.contracts.envelope import Reply
+from shared.contracts.leads import LeadCreated
 from shared.lead_directory import Directory
 from shared.messages import Meta, Outcome, ok
-from shared.retry import not_found
+from shared.problems import not_found
 from shared.service import Service
 
 
@@ -39,7 +40,7 @@ class BookingHandlers:
         created = AppointmentCreated(appointmentId=appointment.id, leadId=appointment.lead_id,
                                      startsAt=appointment.starts_at, durationMinutes=appointment.duration_minutes,
                                      title=appointment.title, by=meta.user_id)
-        return Outcome(ok(AppointmentReply(appointment=appointment), 201), [meta.event("appointments.created", created)])
+        return Outcome(ok(AppointmentReply(appointment=appointment), 201), [meta.event(created)])
 
     async def confirm(self, conn: asyncpg.Connection, cmd: ConfirmAppointment, meta: Meta) -> Outcome:
         row = await repository.get(conn, meta.org_id, cmd.appointmentId, lock=True)
@@ -53,7 +54,7 @@ class BookingHandlers:
         confirmed = AppointmentConfirmed(appointmentId=row["id"], leadId=row["lead_id"], confirmedAt=now,
                                          confirmedBy=by, sendSms=cmd.sendSms, startsAt=row["starts_at"])
         return Outcome(ok(ConfirmReply(appointment=ConfirmedView(**row))),
-                       [meta.event("appointments.confirmed", confirmed)])
+                       [meta.event(confirmed)])
 
     # Queries -------------------------------------------------------------------
     async def get(self, conn: asyncpg.Connection, query: GetAppointment, org: str) -> Reply:
@@ -70,11 +71,11 @@ class BookingHandlers:
 
 
 def register(service: Service, bookings: BookingHandlers) -> None:
-    service.command("bookings.create", CreateAppointment, bookings.create,
+    service.command(CreateAppointment, bookings.create,
                     "Book an appointment with a lead of the caller's organisation. Emits appointments.created.")
-    service.command("bookings.confirm", ConfirmAppointment, bookings.confirm,
+    service.command(ConfirmAppointment, bookings.confirm,
                     "Confirm a scheduled appointment that has not started. Emits appointments.confirmed.")
-    service.event("leads.created", lambda event: lead_directory.remember_created,
+    service.event(LeadCreated, lambda event: lead_directory.remember_created,
                   "Learn of a new lead (the bookings projection of leads).")
-    service.query("get", GetAppointment, bookings.get, "One appointment of the caller's organisation.")
-    service.query("of_lead", LeadAppointments, bookings.of_lead, "A lead's appointments, by start time.")
+    service.query(GetAppointment, bookings.get, "One appointment of the caller's organisation.")
+    service.query(LeadAppointments, bookings.of_lead, "A lead's appointments, by start time.")

@@ -14,9 +14,10 @@ from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.stream import Reader
 from services.gateway.ws import TOO_SLOW, Hub
+from shared import buttons as buttons_table
 from shared import logging
 
-ROUTED_SERVICES = ["leads", "bookings", "sms"]
+ROUTED_SERVICES = list(buttons_table.SERVICES)
 PUBLIC_API = {"/api/openapi.json"}
 log = logging.get("gateway")
 

@@ -1,93 +1,62 @@
-"""The buttons and their reads, one thin view each (the helpers are in views.py)."""
+"""The buttons and reads: one view each, made from their rows (shared/buttons.py); the few reads
+that are not one query of one id (the lead list, the moves table) and the development sign-in."""
+import re
+from collections.abc import Awaitable, Callable, Sequence
+
 from aiohttp import web
 
 from services.gateway.auth import issue
 from services.gateway.errors import Problem, json_response
 from services.gateway.keys import SETTINGS
 from services.gateway.views import ask, parse, path_ids, read_json, send_command
-from shared.contracts.bookings import (
-    ConfirmAppointment,
-    CreateAppointment,
-    GetAppointment,
-    LeadAppointments,
-)
-from shared.contracts.leads import (
-    BulkUpdateLeadStatus,
-    CreateLead,
-    GetLead,
-    LeadHistory,
-    ListLeads,
-    UpdateLeadStatus,
-    statuses_reply,
-)
-from shared.contracts.sms import CreateTemplate, ListTemplates, SendSms, SmsHistory
+from shared.contracts.declare import Button, Read
+from shared.contracts.leads import ListLeads, statuses_reply
+
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-# Leads ----------------------------------------------------------------------
-async def create_lead(request: web.Request) -> web.Response:
-    return await send_command(request, "leads.create", parse(CreateLead, await read_json(request)))
+def press(buttons: Sequence[Button]) -> View:
+    """The view of one path: its body (and `{field}`s of the path) parsed as the button's command, sent.
+    Several buttons on one path: the body's `selector` field picks one (two of them is a 422)."""
+
+    async def view(request: web.Request) -> web.Response:
+        data = {**await read_json(request), **request.match_info}
+        button = pick(buttons, data)
+        return await send_command(request, button.routing_key, parse(button.command, data))
+
+    return view
 
 
-async def update_lead_status(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    if "leadIds" in data and "leadId" in data:
-        raise Problem(422, "Invalid request", "give either leadId (one lead) or leadIds (bulk), not both",
-                      "/problems/validation", errors=[{"field": "leadIds", "message": "not with leadId"}])
-    if "leadIds" in data:
-        return await send_command(request, "leads.bulk_update_status", parse(BulkUpdateLeadStatus, data))
-    return await send_command(request, "leads.update_status", parse(UpdateLeadStatus, data))
+def pick(buttons: Sequence[Button], data: dict) -> Button:
+    if len(buttons) == 1:
+        return buttons[0]
+    given = [b for b in buttons if b.selector in data]
+    if len(given) > 1:
+        names = [b.selector for b in given]
+        raise Problem(422, "Invalid request", f"give one of {' or '.join(names)}, not both", "/problems/validation",
+                      errors=[{"field": names[-1], "message": f"not with {names[0]}"}])
+    return given[0] if given else buttons[0]
 
 
-async def get_lead(request: web.Request) -> web.Response:
-    return await ask(request, "leads", "get", path_ids(GetLead, leadId=request.match_info["lead_id"]))
+def read(row: Read) -> View:
+    """A read of the ids in its path (one that cannot be an id is a 404)."""
+    names = re.findall(r"{(\w+)}", row.path)
+
+    async def view(request: web.Request) -> web.Response:
+        query = path_ids(row.query, **{n: request.match_info[n] for n in names})
+        return await ask(request, row.query.ROUTING_KEY, query)
+
+    return view
 
 
 async def list_leads(request: web.Request) -> web.Response:
     present = {k: v for k, v in request.query.items() if v != ""}  # ?status=&limit= : empty means absent
-    return await ask(request, "leads", "list", parse(ListLeads, present, "the query string"))
-
-
-async def lead_history(request: web.Request) -> web.Response:
-    return await ask(request, "leads", "history", path_ids(LeadHistory, leadId=request.match_info["lead_id"]))
+    return await ask(request, ListLeads.ROUTING_KEY, parse(ListLeads, present, "the query string"))
 
 
 async def lead_statuses(request: web.Request) -> web.Response:
     """The statuses and their allowed moves, from the contract the leads service enforces."""
     return json_response(200, statuses_reply().model_dump(mode="json"))
-
-
-# Bookings -------------------------------------------------------------------
-async def create_appointment(request: web.Request) -> web.Response:
-    return await send_command(request, "bookings.create", parse(CreateAppointment, await read_json(request)))
-
-
-async def confirm_appointment(request: web.Request) -> web.Response:
-    return await send_command(request, "bookings.confirm", parse(ConfirmAppointment, await read_json(request)))
-
-
-async def get_appointment(request: web.Request) -> web.Response:
-    return await ask(request, "bookings", "get", path_ids(GetAppointment, appointmentId=request.match_info["appointment_id"]))
-
-
-async def lead_appointments(request: web.Request) -> web.Response:
-    return await ask(request, "bookings", "of_lead", path_ids(LeadAppointments, leadId=request.match_info["lead_id"]))
-
-
-# SMS ------------------------------------------------------------------------
-async def send_sms(request: web.Request) -> web.Response:
-    return await send_command(request, "sms.send", parse(SendSms, await read_json(request)))
-
-
-async def sms_history(request: web.Request) -> web.Response:
-    return await ask(request, "sms", "history", path_ids(SmsHistory, leadId=request.match_info["lead_id"]))
-
-
-async def create_template(request: web.Request) -> web.Response:
-    return await send_command(request, "sms.create_template", parse(CreateTemplate, await read_json(request)))
-
-
-async def list_templates(request: web.Request) -> web.Response:
-    return await ask(request, "sms", "templates", ListTemplates())
 
 
 # Development sign-in ----------------------------------------------------------

@@ -1,13 +1,15 @@
-"""The OpenAPI 3.1 document, built from the same pydantic models the services use."""
+"""The OpenAPI 3.1 document, built from the button table (shared/buttons.py) and the same pydantic
+models the services use."""
+import re
 from functools import cache
 from typing import Any
 
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
-from shared.contracts import bookings as B
+from shared.buttons import BUTTONS, READS
 from shared.contracts import leads as L
-from shared.contracts import sms as S
+from shared.contracts.declare import Button
 
 REF = "#/components/schemas/{model}"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -55,12 +57,44 @@ def _webhook(summary: str) -> dict[str, Any]:
                           "403": {"description": "Bad signature: nothing changes"}}}
 
 
+def _one(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    return schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in re.findall(r"{(\w+)}", path)]
+
+
+def _button_operations() -> dict[str, dict[str, Any]]:
+    """One POST per path of the button table; several buttons on a path are a oneOf of their bodies."""
+    grouped: dict[str, list[Button]] = {}
+    for button in BUTTONS:
+        grouped.setdefault(button.path, []).append(button)
+    paths = {}
+    for path, rows in grouped.items():
+        operation = _command("; or ".join(b.summary for b in rows), _one([_ref(b.command) for b in rows]),
+                             (rows[0].status, _one([_ref(b.reply) for b in rows])))
+        operation["operationId"] = rows[0].name if len(rows) == 1 else "_or_".join(b.name for b in rows)
+        operation["parameters"] += _path_parameters(path)
+        operation["x-routing-keys"] = [b.routing_key for b in rows]
+        paths[path] = {"post": operation}
+    return paths
+
+
+def _read_operations() -> dict[str, dict[str, Any]]:
+    paths = {}
+    for row in READS:
+        operation = _read(row.summary, row.reply, *re.findall(r"{(\w+)}", row.path))
+        operation["operationId"] = row.name
+        paths.setdefault(row.path, {})["get"] = operation
+    return paths
+
+
 @cache
 def document() -> dict[str, Any]:
-    models = [L.CreateLead, L.UpdateLeadStatus, L.BulkUpdateLeadStatus, L.LeadReply, L.LeadStatusReply, L.BulkReply,
-              L.LeadPage, L.HistoryReply, L.StatusesReply, B.CreateAppointment, B.ConfirmAppointment, B.AppointmentReply, B.ConfirmReply,
-              B.AppointmentList, S.SendSms, S.SmsReply, S.SmsHistoryReply, S.CreateTemplate, S.TemplateReply,
-              S.TemplateList]
+    models = [*{m: None for b in BUTTONS for m in (b.command, b.reply)}, *{r.reply: None for r in READS},
+              L.LeadPage, L.StatusesReply]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = defs.get("$defs", {})
     moves = L.statuses_reply().model_dump(mode="json")
@@ -73,6 +107,31 @@ def document() -> dict[str, Any]:
     get_params = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in
                   (("status", _ref(L.LeadStatus)), ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                    ("cursor", {"type": "string"}))]
+    paths = _button_operations()
+    for path, operations in _read_operations().items():
+        paths.setdefault(path, {}).update(operations)
+    paths["/api/leads"]["get"] = {"summary": "List leads", "operationId": "list_leads", "parameters": get_params,
+                                  "responses": {"200": _json(_ref(L.LeadPage), "A page"), **_problems(401, 422, 503)}}
+    paths.update({
+        "/api/leads/statuses": {"get": {
+            "summary": "The lead statuses and the moves allowed from each (the rule the service enforces)",
+            "responses": {"200": {**_json(_ref(L.StatusesReply), "Statuses and moves"),
+                                  "content": {"application/json": {"schema": _ref(L.StatusesReply),
+                                                                   "example": moves}}},
+                          **_problems(401)}}},
+        "/webhooks/twilio/status": {"post": _webhook("Twilio status callback (X-Twilio-Signature checked)")},
+        "/webhooks/twilio/inbound": {"post": _webhook("Twilio inbound message: STOP / START (signature checked)")},
+        "/dev/token": {"post": {
+            "summary": "Development only (DEV_LOGIN): a token for the demo agent; 404 when off",
+            "security": [], "responses": {"200": {"description": "{token, org, user, expires_in}"},
+                                          "404": {"description": "DEV_LOGIN is off"}}}},
+        "/api/commands/{service}/{commandId}": {"get": {
+            "summary": "The final answer of an accepted command (202 until it exists)",
+            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                           for n in ("service", "commandId")],
+            "responses": {"200": {"description": "The command's answer, as it would have been given"},
+                          "202": ACCEPTED, **_problems(401, 404, 503)}}},
+    })
     return {
         "openapi": "3.1.0",
         "info": {"title": "CRM buttons gateway", "version": "1.0.0"},
@@ -83,59 +142,7 @@ def document() -> dict[str, Any]:
             "parameters": {"IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False,
                                               "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_\-.:]{1,255}$"}}},
         },
-        "paths": {
-            "/api/leads": {
-                "post": _command("Create a lead", _ref(L.CreateLead), (201, _ref(L.LeadReply))),
-                "get": {"summary": "List leads", "parameters": get_params,
-                        "responses": {"200": _json(_ref(L.LeadPage), "A page"), **_problems(401, 422, 503)}},
-            },
-            "/api/leads/{leadId}": {"get": {
-                "summary": "One lead", "parameters": [{"name": "leadId", "in": "path", "required": True,
-                                                        "schema": {"type": "string"}}],
-                "responses": {"200": _json(_ref(L.LeadReply), "The lead"), **_problems(401, 404, 503)}}},
-            "/api/leads/update-status": {"post": _command(
-                "Change the status of one lead, or of many at once (all or nothing)",
-                {"oneOf": [_ref(L.UpdateLeadStatus), _ref(L.BulkUpdateLeadStatus)]},
-                (200, {"oneOf": [_ref(L.LeadStatusReply), _ref(L.BulkReply)]}))},
-            "/api/leads/statuses": {"get": {
-                "summary": "The lead statuses and the moves allowed from each (the rule the service enforces)",
-                "responses": {"200": {**_json(_ref(L.StatusesReply), "Statuses and moves"),
-                                      "content": {"application/json": {"schema": _ref(L.StatusesReply),
-                                                                       "example": moves}}},
-                              **_problems(401)}}},
-            "/api/leads/{leadId}/history": {"get": _read("A lead's status changes, newest first", L.HistoryReply,
-                                                         "leadId")},
-            "/api/leads/{leadId}/appointments": {"get": _read("A lead's appointments", B.AppointmentList, "leadId")},
-            "/api/appointments": {"post": _command("Book an appointment with a lead", _ref(B.CreateAppointment),
-                                                   (201, _ref(B.AppointmentReply)))},
-            "/api/appointments/{appointmentId}": {"get": _read("One appointment", B.AppointmentReply,
-                                                               "appointmentId")},
-            "/api/bookings/confirm": {"post": _command(
-                "Confirm a scheduled appointment (optionally texting the lead)", _ref(B.ConfirmAppointment),
-                (200, _ref(B.ConfirmReply)))},
-            "/api/leads/send-sms": {"post": _command(
-                "Text a lead (status sent, or queued while the provider is unavailable)", _ref(S.SendSms),
-                (200, _ref(S.SmsReply)))},
-            "/api/leads/{leadId}/sms-history": {"get": _read("A lead's SMS, newest first", S.SmsHistoryReply,
-                                                             "leadId")},
-            "/api/sms/templates": {
-                "post": _command("Store an SMS template ({{first_name}}-style fields)", _ref(S.CreateTemplate),
-                                 (201, _ref(S.TemplateReply))),
-                "get": {"summary": "The organisation's SMS templates",
-                        "responses": {"200": _json(_ref(S.TemplateList), "Templates"), **_problems(401, 503)}}},
-            "/webhooks/twilio/status": {"post": _webhook("Twilio status callback (X-Twilio-Signature checked)")},
-            "/webhooks/twilio/inbound": {"post": _webhook("Twilio inbound message: STOP / START (signature checked)")},
-            "/dev/token": {"post": {
-                "summary": "Development only (DEV_LOGIN): a token for the demo agent; 404 when off",
-                "security": [], "responses": {"200": {"description": "{token, org, user, expires_in}"},
-                                              "404": {"description": "DEV_LOGIN is off"}}}},
-            "/api/commands/{service}/{commandId}": {"get": {
-                "summary": "The final answer of an accepted command (202 until it exists)",
-                "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                               for n in ("service", "commandId")],
-                "responses": {"200": {"description": "The command's answer, as it would have been given"},
-                              "202": ACCEPTED, **_problems(401, 404, 503)}}},
-        },
+        "paths": paths,
     }
 
 

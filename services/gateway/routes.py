@@ -1,9 +1,12 @@
+import re
 from pathlib import Path
 
 from aiohttp import web
 
 from services.gateway import buttons, openapi, views, webhooks
 from services.gateway.keys import HUB
+from shared.buttons import BUTTONS, READS
+from shared.contracts.declare import Button
 
 STATIC = Path(__file__).parent / "static"
 
@@ -25,21 +28,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/api/openapi.json", openapi.serve)
-    app.router.add_post("/api/leads", buttons.create_lead)
+    for path, rows in by_path(BUTTONS).items():
+        app.router.add_post(path, buttons.press(rows))
     app.router.add_get("/api/leads", buttons.list_leads)
-    app.router.add_post("/api/leads/update-status", buttons.update_lead_status)
-    app.router.add_get("/api/leads/statuses", buttons.lead_statuses)  # before {lead_id}: routes match in order
-    # Not the buttons' own paths: a GET /api/leads/update-status is a 405 with its Allow, not a lead "update-status".
-    app.router.add_get("/api/leads/{lead_id:(?!update-status$|send-sms$)[^/]+}", buttons.get_lead)
-    app.router.add_get("/api/leads/{lead_id}/history", buttons.lead_history)
-    app.router.add_get("/api/leads/{lead_id}/appointments", buttons.lead_appointments)
-    app.router.add_post("/api/appointments", buttons.create_appointment)
-    app.router.add_get("/api/appointments/{appointment_id}", buttons.get_appointment)
-    app.router.add_post("/api/bookings/confirm", buttons.confirm_appointment)
-    app.router.add_post("/api/leads/send-sms", buttons.send_sms)
-    app.router.add_get("/api/leads/{lead_id}/sms-history", buttons.sms_history)
-    app.router.add_post("/api/sms/templates", buttons.create_template)
-    app.router.add_get("/api/sms/templates", buttons.list_templates)
+    app.router.add_get("/api/leads/statuses", buttons.lead_statuses)
+    literal = [*(b.path for b in BUTTONS), "/api/leads/statuses"]
+    for row in READS:
+        app.router.add_get(not_a_sibling(row.path, literal), buttons.read(row))
     app.router.add_post("/webhooks/twilio/status", webhooks.twilio_status)
     app.router.add_post("/webhooks/twilio/inbound", webhooks.twilio_inbound)
     app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
@@ -50,3 +45,23 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static", STATIC)
+
+
+def by_path(rows: tuple[Button, ...]) -> dict[str, list[Button]]:
+    grouped: dict[str, list[Button]] = {}
+    for row in rows:
+        grouped.setdefault(row.path, []).append(row)
+    return grouped
+
+
+def not_a_sibling(path: str, literal: list[str]) -> str:
+    """`/api/leads/{leadId}` that never matches `/api/leads/update-status` (a button's own path): a GET
+    there is a 405 with its Allow, not a read of the lead "update-status"."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if part.startswith("{"):
+            taken = sorted({other.split("/")[i] for other in literal if other.split("/")[:i] == parts[:i]
+                            and len(other.split("/")) > i})
+            if taken:
+                parts[i] = f"{{{part[1:-1]}:(?!{'|'.join(re.escape(t) + '$' for t in taken)})[^/]+}}"
+    return "/".join(parts)

@@ -90,11 +90,12 @@ async def send_command(request: web.Request, routing_key: str, command: BaseMode
     return json_response(answer.status, answer.body, {"Idempotent-Replayed": "true"} if answer.replayed else None)
 
 
-async def ask(request: web.Request, service: str, name: str, query: BaseModel) -> web.Response:
-    answer = await _call(request, topology.QUERIES, f"{service}.query.{name}", query, str(uuid4()),
+async def ask(request: web.Request, routing_key: str, query: BaseModel) -> web.Response:
+    """A read: `routing_key` is `<service>.query.<name>` (the query model's ROUTING_KEY)."""
+    answer = await _call(request, topology.QUERIES, routing_key, query, str(uuid4()),
                          request.app[SETTINGS].query_timeout, persistent=False)
     if answer is None:
-        raise unavailable(f"the {service} service did not answer in time")
+        raise unavailable(f"the {routing_key.split('.')[0]} service did not answer in time")
     return json_response(answer.status, answer.body)
 
 
@@ -105,7 +106,7 @@ async def command_status(request: web.Request) -> web.Response:
     query = path_ids(GetCommand, commandId=request.match_info["command_id"])
     pending = json_response(202, {"command": {"id": query.commandId, "status": "accepted"}}, {"Location": request.path})
     try:
-        response = await ask(request, service, "command", query)
+        response = await ask(request, f"{service}.query.command", query)
     except Problem as exc:
         if exc.status != 503:
             raise

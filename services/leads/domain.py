@@ -4,21 +4,19 @@ import phonenumbers
 # The moves table is a published contract (shared.contracts.leads.MOVES): the gateway serves the same one.
 from shared.contracts.leads import LeadStatus as S
 from shared.contracts.leads import can_move
-from shared.retry import Rejected, invalid
+from shared.problems import ForbiddenMove, StatusConflict, invalid
 
 
-def forbidden_move(lead_id: str, current: S, target: S) -> Rejected:
-    return Rejected(409, "Status change not allowed",
-                    f"lead {lead_id} cannot move from {current} to {target}: its current status is {current}",
-                    "/problems/forbidden-status-change", currentStatus=str(current))
+def forbidden_move(lead_id: str, current: S, target: S) -> ForbiddenMove:
+    return ForbiddenMove(f"lead {lead_id} cannot move from {current} to {target}: its current status is {current}",
+                         currentStatus=str(current))
 
 
 def check_move(lead_id: str, current: S, target: S, expected: S | None = None) -> bool:
     """True when the lead must change, False when it already has the status; raises when refused."""
     if expected is not None and expected != current:
-        raise Rejected(409, "Status changed meanwhile",
-                       f"lead {lead_id} was expected to be {expected} but its current status is {current}",
-                       "/problems/status-conflict", currentStatus=str(current))
+        raise StatusConflict(f"lead {lead_id} was expected to be {expected} but its current status is {current}",
+                             currentStatus=str(current))
     if current == target:
         return False
     if not can_move(current, target):

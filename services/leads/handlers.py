@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.leads import domain, repository
+from shared import logging
 from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import (
     BulkFailure,
@@ -32,10 +34,14 @@ from shared.contracts.leads import (
     LeadView,
     ListLeads,
     UpdateLeadStatus,
+    can_move,
 )
+from shared.contracts.proposals import ProposalAccepted, ProposalDeclined, ProposalSent
 from shared.messages import Meta, Outcome, ok
-from shared.retry import Rejected, invalid, not_found
+from shared.problems import BulkRefused, invalid, not_found
 from shared.service import Service
+
+log = logging.get("leads")
 
 
 class LeadHandlers:
@@ -49,7 +55,7 @@ class LeadHandlers:
         lead = LeadView(**row)
         created = LeadCreated(leadId=lead.id, name=lead.name, phone=lead.phone, email=lead.email, status=lead.status,
                               createdAt=lead.created_at, by=meta.user_id)
-        return Outcome(ok(LeadReply(lead=lead), 201), [meta.event("leads.created", created)])
+        return Outcome(ok(LeadReply(lead=lead), 201), [meta.event(created)])
 
     async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:
         lead_id = repository.canonical(cmd.leadId)
@@ -71,24 +77,35 @@ class LeadHandlers:
         failed = [BulkFailure(leadId=given[i], reason=r) for i in ids
                   if (r := domain.bulk_failure_reason(current[i]["status"] if i in current else None, cmd.status))]
         if failed:
-            raise Rejected(409, "Bulk status change refused",
-                           f"{len(failed)} of {len(ids)} leads cannot move to {cmd.status}; nothing was changed",
-                           "/problems/bulk-refused", updated=0, failed=[f.model_dump() for f in failed], leads=[])
+            raise BulkRefused(f"{len(failed)} of {len(ids)} leads cannot move to {cmd.status}; nothing was changed",
+                              updated=0, failed=[f.model_dump() for f in failed], leads=[])
         changing = {i: current[i]["status"] for i in ids if current[i]["status"] != cmd.status}
         changed, events = await self._apply(conn, meta, changing, cmd.status)
         leads = [changed.get(i) or LeadStatusView(**current[i]) for i in ids]
         return Outcome(ok(BulkReply(updated=len(changing), failed=[], leads=leads)), events)
 
+    async def follow_deal(self, conn: asyncpg.Connection, event: Event, meta: Meta) -> Outcome:
+        """A proposal sent / accepted / declined moves its lead (to proposal / won / lost) when the rules
+        allow it; otherwise the lead stays as it is (someone moved it meanwhile) and the skip is logged."""
+        target = DEAL_MOVES[event.type]
+        lead_id = repository.canonical(str(event.data.get("leadId")))
+        lead = (await repository.lock_statuses(conn, meta.org_id, [lead_id])).get(lead_id) if lead_id else None
+        if lead is None or lead["status"] == target or not can_move(lead["status"], target):
+            log.info("lead.deal_move_skipped", lead_id=lead_id, event=event.type, target=str(target),
+                     current=str(lead["status"]) if lead else None)
+            return Outcome(ok(FollowReply(applied=False)))
+        _, events = await self._apply(conn, meta, {lead_id: lead["status"]}, target, str(event.data.get("by")))
+        return Outcome(ok(FollowReply(applied=True)), events)
+
     async def _apply(self, conn: asyncpg.Connection, meta: Meta, previous: dict[str, str],
-                     status: LeadStatus) -> tuple[dict[str, LeadStatusView], list[Event]]:
+                     status: LeadStatus, by: str | None = None) -> tuple[dict[str, LeadStatusView], list[Event]]:
         """Move the leads in `previous` (id -> old status) to `status`; their new views and events."""
         if not previous:
             return {}, []
-        now = datetime.now(UTC)
-        await repository.set_status(conn, meta.org_id, list(previous), status, now, meta.user_id, meta.message_id)
+        now, by = datetime.now(UTC), by or meta.user_id
+        await repository.set_status(conn, meta.org_id, list(previous), status, now, by, meta.message_id)
         views = {i: LeadStatusView(id=i, status=status, status_changed_at=now) for i in previous}
-        events = [meta.event("leads.status_changed",
-                             LeadStatusChanged(leadId=i, from_=old, to=status, changedAt=now, by=meta.user_id))
+        events = [meta.event(LeadStatusChanged(leadId=i, from_=old, to=status, changedAt=now, by=by))
                   for i, old in previous.items()]
         return views, events
 
@@ -116,6 +133,15 @@ class LeadHandlers:
                          command_id=r["command_id"]) for r in rows]))
 
 
+class FollowReply(BaseModel):
+    applied: bool
+
+
+# What each deal event asks of its lead (shared.contracts.proposals).
+DEAL_MOVES: dict[str, LeadStatus] = {ProposalSent.TYPE: LeadStatus.proposal, ProposalAccepted.TYPE: LeadStatus.won,
+                                     ProposalDeclined.TYPE: LeadStatus.lost}
+
+
 def encode_cursor(created_at: datetime, lead_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), lead_id]).encode()).decode().rstrip("=")
 
@@ -131,12 +157,15 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
 
 
 def register(service: Service, leads: LeadHandlers) -> None:
-    service.command("leads.create", CreateLead, leads.create,
+    service.command(CreateLead, leads.create,
                     "Create a lead (phone stored as E.164). Emits leads.created.")
-    service.command("leads.update_status", UpdateLeadStatus, leads.update_status,
+    service.command(UpdateLeadStatus, leads.update_status,
                     "Move one lead to a status. Emits leads.status_changed when it changes.")
-    service.command("leads.bulk_update_status", BulkUpdateLeadStatus, leads.bulk_update_status,
+    service.command(BulkUpdateLeadStatus, leads.bulk_update_status,
                     "Move many leads at once, all or nothing. One leads.status_changed per changed lead.")
-    service.query("get", GetLead, leads.get, "One lead of the caller's organisation.")
-    service.query("list", ListLeads, leads.list, "A page of leads, stable order (created_at, id).")
-    service.query("history", LeadHistory, leads.history, "A lead's status changes, newest first.")
+    for deal_event in (ProposalSent, ProposalAccepted, ProposalDeclined):
+        service.event(deal_event, lambda event: leads.follow_deal,
+                      f"Move the lead as {deal_event.TYPE} asks, when the rules allow it. Emits leads.status_changed.")
+    service.query(GetLead, leads.get, "One lead of the caller's organisation.")
+    service.query(ListLeads, leads.list, "A page of leads, stable order (created_at, id).")
+    service.query(LeadHistory, leads.history, "A lead's status changes, newest first.")

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from shared.contracts.sms import MAX_LENGTH
 from shared.contracts.sms import SmsStatus as S
-from shared.retry import Rejected, invalid
+from shared.problems import OptedOut, invalid
 
 FIELD = re.compile(r"{{(.*?)}}", re.DOTALL)  # anything between braces: a name we cannot fill is refused
 FIELDS = ("first_name", "last_name", "name", "phone")
@@ -62,6 +62,5 @@ def moves_forward(current: S, new: S) -> bool:
     return RANK[new] > RANK[current]
 
 
-def opted_out(lead_id: str) -> Rejected:
-    return Rejected(409, "Lead opted out", f"lead {lead_id} has opted out of SMS; nothing was sent",
-                    "/problems/opted-out")
+def opted_out(lead_id: str) -> OptedOut:
+    return OptedOut(f"lead {lead_id} has opted out of SMS; nothing was sent")

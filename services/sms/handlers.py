@@ -10,6 +10,7 @@ from services.sms.sending import Sender, event
 from shared import lead_directory
 from shared.contracts.bookings import AppointmentConfirmed
 from shared.contracts.envelope import Event, Reply
+from shared.contracts.leads import LeadCreated
 from shared.contracts.sms import (
     CreateTemplate,
     InboundSms,
@@ -27,7 +28,7 @@ from shared.contracts.sms import (
     TemplateView,
 )
 from shared.messages import Meta, Outcome, ok
-from shared.retry import Rejected, not_found
+from shared.problems import AlreadyExists, not_found
 from shared.service import Service
 
 IGNORED = Reply(status=200, body={"applied": False})
@@ -57,7 +58,7 @@ async def create_template(conn: asyncpg.Connection, cmd: CreateTemplate, meta: M
     domain.template_fields(cmd.body)
     row = await repository.insert_template(conn, uuid4(), meta.org_id, cmd.name, cmd.body)
     if row is None:
-        raise Rejected(409, "Template exists", f"a template named {cmd.name!r} exists already", "/problems/conflict")
+        raise AlreadyExists(f"a template named {cmd.name!r} exists already")
     return Outcome(ok(TemplateReply(template=template_view(row)), 201))
 
 
@@ -79,7 +80,7 @@ async def provider_status(conn: asyncpg.Connection, cmd: ProviderStatus, meta: M
                                           delivered_at=now if new == SmsStatus.delivered else None)
     data = SmsStatusChanged(smsId=row["id"], leadId=row["lead_id"], from_=row["status"], to=new, errorCode=cmd.errorCode)
     return Outcome(Reply(status=200, body={"applied": True, "status": updated["status"]}),
-                   [event(row, meta, "sms.status_changed", data)])
+                   [event(row, meta, data)])
 
 
 async def inbound(conn: asyncpg.Connection, cmd: InboundSms, meta: Meta) -> Outcome:
@@ -89,9 +90,8 @@ async def inbound(conn: asyncpg.Connection, cmd: InboundSms, meta: Meta) -> Outc
         return Outcome(IGNORED)
     word = " ".join(cmd.body.split()).upper()
     await repository.set_opt_out(conn, cmd.from_, opt_out, word)
-    events = [Event(type="sms.opt_out_changed", org_id=lead["org_id"], command_id=meta.message_id,
-                    data=OptOutChanged(leadId=lead["lead_id"], phone=cmd.from_, optedOut=opt_out,
-                                       keyword=word).model_dump(mode="json"))
+    events = [meta.event(OptOutChanged(leadId=lead["lead_id"], phone=cmd.from_, optedOut=opt_out, keyword=word),
+                         org_id=lead["org_id"])
               for lead in await repository.leads_with_phone(conn, cmd.from_)]
     return Outcome(Reply(status=200, body={"applied": True, "optedOut": opt_out}), events)
 
@@ -115,19 +115,19 @@ class Queries:
 
 
 def register(service: Service, sender: Sender, confirmation: ConfirmationSender, reads: Queries) -> None:
-    service.command("sms.send", SendSms, sender,
+    service.effect(SendSms, sender,
                     "Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed.")
-    service.command("sms.create_template", CreateTemplate, create_template,
+    service.command(CreateTemplate, create_template,
                     "Store a template whose {{fields}} are filled from the lead.")
-    service.command("sms.provider_status", ProviderStatus, provider_status,
+    service.command(ProviderStatus, provider_status,
                     "A provider status callback (deduped on its idempotency token). Emits sms.status_changed.")
-    service.command("sms.inbound", InboundSms, inbound, "A message from a lead: STOP / START. Emits sms.opt_out_changed.")
-    service.event("leads.created", lambda event: lead_directory.remember_created,
+    service.command(InboundSms, inbound, "A message from a lead: STOP / START. Emits sms.opt_out_changed.")
+    service.event(LeadCreated, lambda event: lead_directory.remember_created,
                   "Learn of a new lead (the SMS projection of leads).")
-    service.event("appointments.confirmed", lambda event: confirmation if wants_sms(event) else nothing_to_send,
+    service.event(AppointmentConfirmed, lambda event: confirmation if wants_sms(event) else nothing_to_send,
                   "Text the lead a confirmation when the agent asked for one (one SMS per event).")
-    service.query("history", SmsHistory, reads.history, "A lead's SMS, newest first.")
-    service.query("templates", ListTemplates, reads.templates, "The organisation's templates.")
+    service.query(SmsHistory, reads.history, "A lead's SMS, newest first.")
+    service.query(ListTemplates, reads.templates, "The organisation's templates.")
 
 
 def wants_sms(event: Event) -> bool:

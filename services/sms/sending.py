@@ -31,7 +31,7 @@ from services.sms.provider import OptedOut, PermanentFailure, Provider, Transien
 from services.sms.segments import segments
 from shared import db, logging
 from shared.breaker import CircuitBreaker
-from shared.contracts.envelope import Event, Reply
+from shared.contracts.envelope import Event, EventData, Reply
 from shared.contracts.sms import (
     OptOutChanged,
     SendSms,
@@ -42,7 +42,8 @@ from shared.contracts.sms import (
 )
 from shared.lead_directory import Directory
 from shared.messages import Meta, Outcome
-from shared.retry import Pending, Rejected, not_found
+from shared.problems import ProviderRefused, not_found
+from shared.retry import Pending
 
 log = logging.get("sms.sending")
 RECONCILE_MARGIN = timedelta(seconds=10)  # clock skew between us and the provider
@@ -173,21 +174,20 @@ class Sender:
             row = await repository.set_status(conn, row["id"], "sent", sid=result.sid, sent_at=now)
             data = SmsSent(smsId=row["id"], leadId=row["lead_id"], providerSid=result.sid, segments=row["segments"],
                            sentAt=now)
-            return Outcome(answer(row), [event(row, meta, "sms.sent", data)])
+            return Outcome(answer(row), [event(row, meta, data)])
         row = await repository.set_status(conn, row["id"], "failed", error_code=result.code)
-        events = [event(row, meta, "sms.failed", SmsFailed(smsId=row["id"], leadId=row["lead_id"],
+        events = [event(row, meta, SmsFailed(smsId=row["id"], leadId=row["lead_id"],
                                                               errorCode=result.code, reason=result.reason))]
         if result.outcome == "stopped":
             refusal = domain.opted_out(row["lead_id"])
             return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"]}), events)
         if result.outcome == "opted_out":
             await repository.set_opt_out(conn, row["to_phone"], True, f"provider {result.code}")
-            events.append(event(row, meta, "sms.opt_out_changed", OptOutChanged(
+            events.append(event(row, meta, OptOutChanged(
                 leadId=row["lead_id"], phone=row["to_phone"], optedOut=True, keyword=f"provider {result.code}")))
             refusal = domain.opted_out(row["lead_id"])
             return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"], "code": result.code}), events)
-        refusal = Rejected(422, "SMS refused by the provider", f"the provider refused the SMS: {result.reason}",
-                           "/problems/sms-refused", smsId=row["id"], code=result.code)
+        refusal = ProviderRefused(f"the provider refused the SMS: {result.reason}", smsId=row["id"], code=result.code)
         return Outcome(refusal.reply(), events)
 
     async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
@@ -197,11 +197,10 @@ class Sender:
         if row is None or row["status"] in domain.FINAL or row["status"] == "sending":
             return []  # nothing recorded, already final, or an attempt whose outcome is unknown: leave it
         row = await repository.set_status(conn, row["id"], "failed")
-        return [event(row, meta, "sms.failed", SmsFailed(smsId=row["id"], leadId=row["lead_id"], errorCode=None,
+        return [event(row, meta, SmsFailed(smsId=row["id"], leadId=row["lead_id"], errorCode=None,
                                                          reason="gave up after the last retry (parked)"))]
 
 
-def event(row: asyncpg.Record, meta: Meta, type_: str, data: Any) -> Event:
+def event(row: asyncpg.Record, meta: Meta, data: EventData) -> Event:
     """An SMS event belongs to the SMS's organisation (a provider callback carries none of its own)."""
-    return Event(type=type_, org_id=row["org_id"], command_id=meta.message_id, correlation_id=meta.correlation_id,
-                 data=data.model_dump(mode="json", by_alias=True))
+    return meta.event(data, org_id=row["org_id"])

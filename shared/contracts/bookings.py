@@ -5,7 +5,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
-from shared.contracts.envelope import Incoming
+from shared.contracts.declare import Button, Read
+from shared.contracts.envelope import Command, EventData, Query
 from shared.contracts.leads import LeadId
 
 SERVICE = "bookings"
@@ -22,8 +23,8 @@ class AppointmentStatus(StrEnum):
 
 
 # Commands ------------------------------------------------------------------
-class CreateAppointment(Incoming):
-    """`bookings.create`"""
+class CreateAppointment(Command):
+    ROUTING_KEY = "bookings.create"
 
     leadId: LeadId
     startsAt: AwareDatetime
@@ -31,8 +32,10 @@ class CreateAppointment(Incoming):
     title: Text | None = None
 
 
-class ConfirmAppointment(Incoming):
-    """`bookings.confirm`: only a scheduled appointment that has not started yet."""
+class ConfirmAppointment(Command):
+    """Only a scheduled appointment that has not started yet."""
+
+    ROUTING_KEY = "bookings.confirm"
 
     appointmentId: AppointmentId
     confirmedBy: Text | None = None
@@ -40,15 +43,46 @@ class ConfirmAppointment(Incoming):
     sendSms: bool = False
 
 
-COMMANDS = {"bookings.create": CreateAppointment, "bookings.confirm": ConfirmAppointment}
+class RescheduleAppointment(Command):
+    """A new time (and length) for an open appointment; a confirmed one is scheduled again (to be confirmed)."""
+
+    ROUTING_KEY = "bookings.reschedule"
+    appointmentId: AppointmentId
+    startsAt: AwareDatetime
+    durationMinutes: int | None = Field(None, ge=5, le=24 * 60)
+    reason: Text | None = None
+
+
+class CancelAppointment(Command):
+    ROUTING_KEY = "bookings.cancel"
+    appointmentId: AppointmentId
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class CompleteAppointment(Command):
+    """Once its time has come."""
+
+    ROUTING_KEY = "bookings.complete"
+    appointmentId: AppointmentId
+    notes: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class MarkNoShow(Command):
+    """Once its time has come: the lead did not turn up."""
+
+    ROUTING_KEY = "bookings.no_show"
+    appointmentId: AppointmentId
+    notes: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
 
 
 # Queries -------------------------------------------------------------------
-class GetAppointment(Incoming):
+class GetAppointment(Query):
+    ROUTING_KEY = "bookings.query.get"
     appointmentId: AppointmentId
 
 
-class LeadAppointments(Incoming):
+class LeadAppointments(Query):
+    ROUTING_KEY = "bookings.query.of_lead"
     leadId: LeadId
 
 
@@ -64,6 +98,10 @@ class AppointmentView(BaseModel):
     confirmed_by: str | None
     notes: str | None
     created_at: datetime
+    # Set when it was cancelled, completed or marked no-show (and why, for a cancel).
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    cancel_reason: str | None = None
 
 
 class AppointmentReply(BaseModel):
@@ -84,9 +122,25 @@ class AppointmentList(BaseModel):
     appointments: list[AppointmentView]
 
 
+class Clash(BaseModel):
+    """Another open appointment of the same lead that overlaps the new time (reported, not refused)."""
+
+    id: str
+    starts_at: datetime
+    duration_minutes: int
+    status: AppointmentStatus
+
+
+class RescheduleReply(BaseModel):
+    appointment: AppointmentView
+    clashes: list[Clash]
+
+
 # Events (exchange `events`, routing key = type) ----------------------------
-class AppointmentCreated(BaseModel):
+class AppointmentCreated(EventData):
     """data of `appointments.created`"""
+
+    TYPE = "appointments.created"
 
     appointmentId: str
     leadId: str
@@ -96,8 +150,10 @@ class AppointmentCreated(BaseModel):
     by: str
 
 
-class AppointmentConfirmed(BaseModel):
+class AppointmentConfirmed(EventData):
     """data of `appointments.confirmed` (startsAt rides along for the confirmation SMS)"""
+
+    TYPE = "appointments.confirmed"
 
     appointmentId: str
     leadId: str
@@ -107,5 +163,73 @@ class AppointmentConfirmed(BaseModel):
     startsAt: datetime
 
 
-EVENTS: dict[str, type[BaseModel]] = {"appointments.created": AppointmentCreated,
-                                      "appointments.confirmed": AppointmentConfirmed}
+class AppointmentRescheduled(EventData):
+    """data of `appointments.rescheduled`"""
+
+    TYPE = "appointments.rescheduled"
+    appointmentId: str
+    leadId: str
+    previousStartsAt: datetime
+    startsAt: datetime
+    durationMinutes: int
+    reason: str | None
+    by: str
+
+
+class AppointmentCancelled(EventData):
+    """data of `appointments.cancelled`"""
+
+    TYPE = "appointments.cancelled"
+    appointmentId: str
+    leadId: str
+    reason: str
+    cancelledAt: datetime
+    by: str
+
+
+class AppointmentCompleted(EventData):
+    """data of `appointments.completed`"""
+
+    TYPE = "appointments.completed"
+    appointmentId: str
+    leadId: str
+    completedAt: datetime
+    by: str
+
+
+class AppointmentNoShow(EventData):
+    """data of `appointments.no_show`"""
+
+    TYPE = "appointments.no_show"
+    appointmentId: str
+    leadId: str
+    markedAt: datetime
+    by: str
+
+
+EVENTS: tuple[type[EventData], ...] = (AppointmentCreated, AppointmentConfirmed, AppointmentRescheduled,
+                                       AppointmentCancelled, AppointmentCompleted, AppointmentNoShow)
+
+
+BUTTONS = (
+    Button("create_appointment", "/api/appointments", CreateAppointment, AppointmentReply,
+           "Book an appointment with a lead", status=201, cli="booking create leadId startsAt",
+           flags={"durationMinutes": "--duration"}),
+    Button("confirm_booking", "/api/bookings/confirm", ConfirmAppointment, ConfirmReply,
+           "Confirm a scheduled appointment (optionally texting the lead)", cli="booking confirm appointmentId"),
+    Button("reschedule_appointment", "/api/bookings/reschedule", RescheduleAppointment, RescheduleReply,
+           "Move an open appointment to a new time (clashes with the lead's other appointments are reported)",
+           cli="booking reschedule appointmentId startsAt", flags={"durationMinutes": "--duration"}),
+    Button("cancel_appointment", "/api/bookings/cancel", CancelAppointment, AppointmentReply,
+           "Cancel an open appointment, with a reason", cli="booking cancel appointmentId reason"),
+    Button("complete_appointment", "/api/bookings/complete", CompleteAppointment, AppointmentReply,
+           "Mark an appointment completed (once its time has come)", cli="booking complete appointmentId"),
+    Button("mark_no_show", "/api/bookings/no-show", MarkNoShow, AppointmentReply,
+           "Mark that the lead did not turn up (once its time has come)", cli="booking no-show appointmentId"),
+)
+READS = (
+    Read("get_appointment", "/api/appointments/{appointmentId}", GetAppointment, AppointmentReply, "One appointment",
+         cli="booking get appointmentId"),
+    Read("lead_appointments", "/api/leads/{leadId}/appointments", LeadAppointments, AppointmentList,
+         "A lead's appointments", cli="booking list leadId"),
+)

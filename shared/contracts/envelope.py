@@ -6,7 +6,7 @@ command type as routing key. Replies: {status, body}, HTTP-like, where an error
 body is an RFC 9457 problem. Events: the `Event` envelope below.
 """
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,14 +31,27 @@ class Incoming(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class Outgoing(BaseModel):
-    """Base of every produced body: unknown fields are an error."""
+class Command(Incoming):
+    """A button's message: `ROUTING_KEY` (`<service>.<name>` on `commands`) is its type everywhere:
+    the gateway publishes with it, the service routes on it, the inbox fingerprints it."""
 
-    model_config = ConfigDict(extra="forbid")
+    ROUTING_KEY: ClassVar[str]
+
+
+class Query(Incoming):
+    """A read: `ROUTING_KEY` is `<service>.query.<name>` on `queries` (answered, never deduped)."""
+
+    ROUTING_KEY: ClassVar[str]
+
+
+class EventData(BaseModel):
+    """The `data` of an event: `TYPE` is its routing key on `events` and its `type` in the envelope."""
+
+    TYPE: ClassVar[str]
 
 
 class GetCommand(Incoming):
-    """Query `<service>.query.command`: the final answer of an accepted command."""
+    """Query `<service>.query.command` (every service answers it): the final answer of an accepted command."""
 
     commandId: str
 

@@ -5,7 +5,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-from shared.contracts.envelope import Incoming
+from shared.contracts.declare import Button, Read
+from shared.contracts.envelope import Command, EventData, Query
 
 SERVICE = "leads"
 
@@ -42,46 +43,44 @@ LeadId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 # Commands ------------------------------------------------------------------
-class CreateLead(Incoming):
-    """`leads.create`"""
+class CreateLead(Command):
+    ROUTING_KEY = "leads.create"
 
     name: Name
     phone: Phone
     email: EmailStr | None = None
 
 
-class UpdateLeadStatus(Incoming):
-    """`leads.update_status`"""
+class UpdateLeadStatus(Command):
+    ROUTING_KEY = "leads.update_status"
 
     leadId: LeadId
     status: LeadStatus
     expectedStatus: LeadStatus | None = None
 
 
-class BulkUpdateLeadStatus(Incoming):
-    """`leads.bulk_update_status`: all or nothing; a repeated id counts once."""
+class BulkUpdateLeadStatus(Command):
+    """All or nothing; a repeated id counts once."""
+
+    ROUTING_KEY = "leads.bulk_update_status"
 
     leadIds: list[LeadId] = Field(min_length=1, max_length=1000)
     status: LeadStatus
 
 
-COMMANDS: dict[str, type[Incoming]] = {
-    "leads.create": CreateLead,
-    "leads.update_status": UpdateLeadStatus,
-    "leads.bulk_update_status": BulkUpdateLeadStatus,
-}
-
-
 # Queries (exchange `queries`; answered, never deduped) ---------------------
-class GetLead(Incoming):
+class GetLead(Query):
+    ROUTING_KEY = "leads.query.get"
     leadId: LeadId
 
 
-class LeadHistory(Incoming):
+class LeadHistory(Query):
+    ROUTING_KEY = "leads.query.history"
     leadId: LeadId
 
 
-class ListLeads(Incoming):
+class ListLeads(Query):
+    ROUTING_KEY = "leads.query.list"
     status: LeadStatus | None = None
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = None
@@ -156,8 +155,10 @@ def statuses_reply() -> StatusesReply:
 
 
 # Events (exchange `events`, routing key = type) ----------------------------
-class LeadCreated(BaseModel):
+class LeadCreated(EventData):
     """data of `leads.created`"""
+
+    TYPE = "leads.created"
 
     leadId: str
     name: str
@@ -168,8 +169,10 @@ class LeadCreated(BaseModel):
     by: str
 
 
-class LeadStatusChanged(BaseModel):
+class LeadStatusChanged(EventData):
     """data of `leads.status_changed`"""
+
+    TYPE = "leads.status_changed"
 
     leadId: str
     from_: LeadStatus = Field(alias="from")
@@ -180,4 +183,22 @@ class LeadStatusChanged(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-EVENTS: dict[str, type[BaseModel]] = {"leads.created": LeadCreated, "leads.status_changed": LeadStatusChanged}
+EVENTS: tuple[type[EventData], ...] = (LeadCreated, LeadStatusChanged)
+
+
+# The buttons and reads (shared/contracts/declare.py) -------------------------
+BUTTONS = (
+    Button("create_lead", "/api/leads", CreateLead, LeadReply, "Create a lead", status=201,
+           cli="lead create name phone"),
+    Button("update_lead_status", "/api/leads/update-status", UpdateLeadStatus, LeadStatusReply,
+           "Change the status of one lead", selector="leadId", cli="lead status leadId status",
+           flags={"expectedStatus": "--expected"}),
+    Button("bulk_update_lead_status", "/api/leads/update-status", BulkUpdateLeadStatus, BulkReply,
+           "Change the status of many leads at once (all or nothing)", selector="leadIds",
+           cli="lead bulk-status status leadIds"),
+)
+READS = (
+    Read("get_lead", "/api/leads/{leadId}", GetLead, LeadReply, "One lead", cli="lead get leadId"),
+    Read("lead_history", "/api/leads/{leadId}/history", LeadHistory, HistoryReply,
+         "A lead's status changes, newest first", cli="lead history leadId"),
+)

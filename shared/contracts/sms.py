@@ -5,7 +5,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.contracts.envelope import Incoming
+from shared.contracts.declare import Button, Read
+from shared.contracts.envelope import Command, EventData, Query
 from shared.contracts.leads import LeadId
 
 SERVICE = "sms"
@@ -24,8 +25,10 @@ class SmsStatus(StrEnum):
 
 
 # Commands ------------------------------------------------------------------
-class SendSms(Incoming):
-    """`sms.send`: `message`, or a stored template (`templateId`) filled from the lead."""
+class SendSms(Command):
+    """`message`, or a stored template (`templateId`) filled from the lead."""
+
+    ROUTING_KEY = "sms.send"
 
     # The rule of `_one_source`, said in the published schemas (OpenAPI, AsyncAPI) too.
     model_config = ConfigDict(extra="ignore", json_schema_extra={
@@ -42,23 +45,29 @@ class SendSms(Incoming):
         return self
 
 
-class CreateTemplate(Incoming):
-    """`sms.create_template`: fields like {{first_name}} are filled from the lead when sending."""
+class CreateTemplate(Command):
+    """Fields like {{first_name}} are filled from the lead when sending."""
+
+    ROUTING_KEY = "sms.create_template"
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH)]
 
 
-class ProviderStatus(Incoming):
-    """`sms.provider_status`: a status callback from the provider (signature checked by the gateway)."""
+class ProviderStatus(Command):
+    """A status callback from the provider (signature checked by the gateway)."""
+
+    ROUTING_KEY = "sms.provider_status"
 
     sid: str
     status: str
     errorCode: int | None = None
 
 
-class InboundSms(Incoming):
-    """`sms.inbound`: a message a lead sent us (STOP, START, ...), signature checked by the gateway."""
+class InboundSms(Command):
+    """A message a lead sent us (STOP, START, ...), signature checked by the gateway."""
+
+    ROUTING_KEY = "sms.inbound"
 
     sid: str
     from_: str = Field(alias="from")
@@ -68,17 +77,14 @@ class InboundSms(Incoming):
     model_config = {"populate_by_name": True}
 
 
-COMMANDS = {"sms.send": SendSms, "sms.create_template": CreateTemplate, "sms.provider_status": ProviderStatus,
-            "sms.inbound": InboundSms}
-
-
 # Queries -------------------------------------------------------------------
-class SmsHistory(Incoming):
+class SmsHistory(Query):
+    ROUTING_KEY = "sms.query.history"
     leadId: LeadId
 
 
-class ListTemplates(Incoming):
-    pass
+class ListTemplates(Query):
+    ROUTING_KEY = "sms.query.templates"
 
 
 # Views ---------------------------------------------------------------------
@@ -125,8 +131,10 @@ class TemplateList(BaseModel):
 
 
 # Events --------------------------------------------------------------------
-class SmsSent(BaseModel):
+class SmsSent(EventData):
     """data of `sms.sent`"""
+
+    TYPE = "sms.sent"
 
     smsId: str
     leadId: str
@@ -135,8 +143,10 @@ class SmsSent(BaseModel):
     sentAt: datetime
 
 
-class SmsFailed(BaseModel):
+class SmsFailed(EventData):
     """data of `sms.failed`"""
+
+    TYPE = "sms.failed"
 
     smsId: str
     leadId: str
@@ -144,8 +154,10 @@ class SmsFailed(BaseModel):
     reason: str
 
 
-class SmsStatusChanged(BaseModel):
+class SmsStatusChanged(EventData):
     """data of `sms.status_changed`"""
+
+    TYPE = "sms.status_changed"
 
     smsId: str
     leadId: str
@@ -156,8 +168,10 @@ class SmsStatusChanged(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-class OptOutChanged(BaseModel):
+class OptOutChanged(EventData):
     """data of `sms.opt_out_changed`"""
+
+    TYPE = "sms.opt_out_changed"
 
     leadId: str
     phone: str
@@ -165,5 +179,19 @@ class OptOutChanged(BaseModel):
     keyword: str
 
 
-EVENTS: dict[str, type[BaseModel]] = {"sms.sent": SmsSent, "sms.failed": SmsFailed,
-                                      "sms.status_changed": SmsStatusChanged, "sms.opt_out_changed": OptOutChanged}
+EVENTS: tuple[type[EventData], ...] = (SmsSent, SmsFailed, SmsStatusChanged, OptOutChanged)
+
+
+BUTTONS = (
+    Button("send_sms", "/api/leads/send-sms", SendSms, SmsReply,
+           "Text a lead (status sent, or queued while the provider is unavailable)", cli="sms send leadId message",
+           breaker=True),
+    Button("create_template", "/api/sms/templates", CreateTemplate, TemplateReply,
+           "Store an SMS template ({{first_name}}-style fields)", status=201, cli="sms template name body"),
+)
+READS = (
+    Read("sms_history", "/api/leads/{leadId}/sms-history", SmsHistory, SmsHistoryReply, "A lead's SMS, newest first",
+         cli="sms history leadId"),
+    Read("list_templates", "/api/sms/templates", ListTemplates, TemplateList, "The organisation's SMS templates",
+         cli="sms templates"),
+)

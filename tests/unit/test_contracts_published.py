@@ -23,7 +23,8 @@ def test_asyncapi_lists_the_commands_and_events_and_matches_the_committed_copy(m
 
 
 @pytest.mark.parametrize(("service", "channels"), [
-    ("bookings", {"bookings.commands", "appointments.created", "appointments.confirmed"}),
+    ("bookings", {"bookings.commands", "appointments.created", "appointments.confirmed", "appointments.cancelled"}),
+    ("proposals", {"proposals.commands", "proposals.sent", "payments.recorded", "contracts.signed"}),
     ("sms", {"sms.commands", "sms.sent", "sms.failed", "sms.status_changed", "sms.opt_out_changed"}),
 ])
 def test_every_service_publishes_its_asyncapi(monkeypatch, service: str, channels: set[str]) -> None:  # type: ignore[no-untyped-def]
@@ -47,3 +48,31 @@ def test_openapi_covers_every_button() -> None:
     paths = set(document()["paths"])
     assert {"/api/appointments", "/api/bookings/confirm", "/api/leads/send-sms", "/api/leads/{leadId}/sms-history",
             "/api/sms/templates", "/webhooks/twilio/status", "/webhooks/twilio/inbound"} <= paths
+
+
+def test_the_client_is_generated_from_the_current_table() -> None:
+    from shared.tools import clientgen
+    assert clientgen.main(["--check"]) == 0, "run `make client` to regenerate clients/python/crm_client/buttons.py"
+
+
+def test_every_button_and_read_is_routed_documented_and_in_the_client() -> None:
+    from crm_client.buttons import CLI
+    from crm_client.client import Client
+    from aiohttp import web
+
+    from services.gateway.routes import setup_routes
+    from shared.buttons import BUTTONS, READS
+
+    app = web.Application()
+    setup_routes(app)
+    routed = {(r.method, r.resource.canonical) for r in app.router.routes()}
+    doc = document()
+    for row in BUTTONS:
+        operation = doc["paths"][row.path]["post"]
+        assert row.routing_key in operation["x-routing-keys"] and ("POST", row.path) in routed
+        assert callable(getattr(Client, row.name))
+    for row in READS:
+        assert doc["paths"][row.path]["get"]["operationId"] == row.name
+        assert any(method == "GET" and path.endswith(row.path.rsplit("}", 1)[-1]) for method, path in routed)
+        assert callable(getattr(Client, row.name))
+    assert {e["method"] for e in CLI} == {r.name for r in (*BUTTONS, *READS) if r.cli}

@@ -2,7 +2,7 @@ import pytest
 
 from services.leads import domain
 from shared.contracts.leads import LeadStatus as S
-from shared.retry import Rejected
+from shared.problems import Rejected
 
 ALLOWED = {
     (S.new, S.contacted), (S.new, S.qualified), (S.new, S.proposal), (S.new, S.won), (S.new, S.lost),

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import pytest
 
 from shared.messages import Meta
-from shared.retry import Rejected
+from shared.problems import Rejected
 
 
 def message(message_id: str | None, headers: dict) -> SimpleNamespace:

@@ -3,7 +3,7 @@ import pytest
 
 from services.sms import domain
 from shared.contracts.sms import SmsStatus as S
-from shared.retry import Rejected
+from shared.problems import Rejected
 
 
 @pytest.mark.parametrize("body", ["Hi {{FirstName}}", "Hi {{ First_Name }}", "{{first-name}}", "{{first_name1}}",

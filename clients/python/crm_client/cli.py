@@ -12,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from crm_client.buttons import CLI
 from crm_client.client import Client
 from crm_client.errors import (
     CircuitOpen,
@@ -37,36 +38,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--total-time", type=float, default=float(os.environ.get("CRM_TOTAL_TIME", "30")),
                    help="seconds a call may spend retrying (env CRM_TOTAL_TIME)")
     commands = p.add_subparsers(dest="command", required=True)
-
-    lead = commands.add_parser("lead").add_subparsers(dest="action", required=True)
-    create = lead.add_parser("create")
-    create.add_argument("name")
-    create.add_argument("phone")
-    create.add_argument("--email")
-    status = lead.add_parser("status")
-    status.add_argument("lead_id")
-    status.add_argument("status")
-    status.add_argument("--expected")
-    bulk = lead.add_parser("bulk-status")
-    bulk.add_argument("status")
-    bulk.add_argument("lead_ids", nargs="+", metavar="LEAD_ID")
-
-    booking = commands.add_parser("booking").add_subparsers(dest="action", required=True)
-    book = booking.add_parser("create")
-    book.add_argument("lead_id")
-    book.add_argument("starts_at")
-    book.add_argument("--duration", type=int)
-    book.add_argument("--title")
-    confirm = booking.add_parser("confirm")
-    confirm.add_argument("appointment_id")
-    confirm.add_argument("--send-sms", action="store_true")
-
-    sms = commands.add_parser("sms").add_subparsers(dest="action", required=True)
-    send = sms.add_parser("send")
-    send.add_argument("lead_id")
-    send.add_argument("message")
-    history = sms.add_parser("history")
-    history.add_argument("lead_id")
+    groups: dict[str, Any] = {}
+    for entry in CLI:  # one subcommand per button and read (crm_client/buttons.py, from the server's table)
+        if entry["group"] not in groups:
+            groups[entry["group"]] = commands.add_parser(entry["group"]).add_subparsers(dest="action", required=True)
+        sub = groups[entry["group"]].add_parser(entry["action"], help=getattr(Client, entry["method"]).__doc__)
+        sub.set_defaults(client_method=entry["method"])  # not "method": a field may be called so
+        for name, kind, required in entry["args"]:
+            nargs = "+" if kind == "list" else (None if required else "?")
+            sub.add_argument(name, metavar=name.upper(), nargs=nargs, type=int if kind == "int" else str)
+        for flag, name, kind in entry["options"]:
+            if kind == "bool":
+                sub.add_argument(flag, dest=name, action="store_true", default=None)
+            else:
+                sub.add_argument(flag, dest=name, type=int if kind == "int" else str,
+                                 action="append" if kind == "list" else "store")
 
     commands.add_parser("pending", help="the presses waiting in the offline queue")
     commands.add_parser("flush", help="replay the offline queue now")
@@ -82,16 +68,13 @@ def out(document: Any) -> None:
 
 
 def press(args: argparse.Namespace) -> Callable[[Client], Awaitable[Any]] | None:
-    table: dict[tuple[str, str | None], Callable[[Client], Awaitable[Any]]] = {
-        ("lead", "create"): lambda c: c.create_lead(args.name, args.phone, args.email),
-        ("lead", "status"): lambda c: c.update_lead_status(args.lead_id, args.status, args.expected),
-        ("lead", "bulk-status"): lambda c: c.bulk_update_lead_status(args.lead_ids, args.status),
-        ("booking", "create"): lambda c: c.create_appointment(args.lead_id, args.starts_at, args.duration, args.title),
-        ("booking", "confirm"): lambda c: c.confirm_booking(args.appointment_id, send_sms=args.send_sms),
-        ("sms", "send"): lambda c: c.send_sms(args.lead_id, args.message),
-        ("sms", "history"): lambda c: c.sms_history(args.lead_id),
-    }
-    return table.get((args.command, getattr(args, "action", None)))
+    """The client method a button or read subcommand names, called with its arguments."""
+    method = getattr(args, "client_method", None)
+    if method is None:
+        return None
+    entry = next(e for e in CLI if e["method"] == method)
+    names = [name for name, _, _ in entry["args"]] + [name for _, name, _ in entry["options"]]
+    return lambda client: getattr(client, method)(**{name: getattr(args, name) for name in names})
 
 
 async def run(args: argparse.Namespace) -> int:

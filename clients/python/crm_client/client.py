@@ -11,23 +11,22 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
-from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from crm_client import buttons
 from crm_client.breaker import SmsBreaker
-from crm_client.buttons import Press
+from crm_client.buttons import Buttons
 from crm_client.errors import Refused, ServerError, StillAccepted, Unreachable
 from crm_client.http import Http, RetryPolicy
 from crm_client.live import Event, Reload, Resume, subscribe
 from crm_client.offline import Outcome, Queued, Store, scope_of
+from crm_client.press import Press
 
 OnOutcome = Callable[[Outcome], Awaitable[None] | None]
 Result = dict[str, Any] | Queued
 
 
-class Client:
+class Client(Buttons):
     def __init__(self, url: str, token: str, offline_db: str | None = None, *, attempts: int = 6,
                  total_time: float = 30.0, backoff: float = 0.25, backoff_max: float = 8.0,
                  request_timeout: float = 30.0, follow_time: float = 120.0, sms_breaker_threshold: int = 3,
@@ -61,37 +60,10 @@ class Client:
         if self.store is not None:
             self.store.close()
 
-    # The buttons ----------------------------------------------------------------
-    async def create_lead(self, name: str, phone: str, email: str | None = None) -> Result:
-        return await self._press(buttons.create_lead(name, phone, email))
-
-    async def update_lead_status(self, lead_id: str, status: str, expected_status: str | None = None) -> Result:
-        return await self._press(buttons.update_lead_status(lead_id, status, expected_status))
-
-    async def bulk_update_lead_status(self, lead_ids: list[str], status: str) -> Result:
-        return await self._press(buttons.bulk_update_lead_status(lead_ids, status))
-
-    async def create_appointment(self, lead_id: str, starts_at: "str | datetime", duration_minutes: int | None = None,
-                                 title: str | None = None) -> Result:
-        return await self._press(buttons.create_appointment(lead_id, starts_at, duration_minutes, title))
-
-    async def confirm_booking(self, appointment_id: str, confirmed_by: str | None = None, notes: str | None = None,
-                              send_sms: bool = False) -> Result:
-        return await self._press(buttons.confirm_booking(appointment_id, confirmed_by, notes, send_sms))
-
-    async def send_sms(self, lead_id: str, message: str | None = None, template_id: str | None = None) -> Result:
-        """Through the SMS breaker: CircuitOpen (nothing sent) while it is open."""
-        return await self._press(buttons.send_sms(lead_id, message, template_id), through_breaker=True)
-
-    # Reads ------------------------------------------------------------------------
-    async def sms_history(self, lead_id: str) -> dict[str, Any]:
-        return (await self.http.query(buttons.sms_history_path(lead_id))).body
-
-    async def get_lead(self, lead_id: str) -> dict[str, Any]:
-        return (await self.http.query(buttons.lead_path(lead_id))).body
-
-    async def get_appointment(self, appointment_id: str) -> dict[str, Any]:
-        return (await self.http.query(buttons.appointment_path(appointment_id))).body
+    # The buttons and reads are generated (crm_client/buttons.py, from the server's one table).
+    async def _read(self, path: str) -> dict[str, Any]:
+        """Reads are never queued offline (there is nothing to replay); retried like the presses."""
+        return (await self.http.query(path)).body
 
     def subscribe(self, topics: list[str] | str, resume: Resume | dict[str, Any] | str | None = None,
                   ) -> AsyncIterator[Event | Reload]:
