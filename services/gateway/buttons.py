@@ -4,11 +4,12 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from services.gateway.auth import issue
-from services.gateway.errors import Problem, json_response
+from services.gateway.errors import Problem, json_response, validation_problem
 from services.gateway.keys import SETTINGS
-from services.gateway.views import ask, parse, path_ids, read_json, send_command
+from services.gateway.views import ask, parse, read_json, send_command
 from shared.contracts.declare import Button, Read
 from shared.contracts.leads import ListLeads, statuses_reply
 
@@ -39,11 +40,18 @@ def pick(buttons: Sequence[Button], data: dict) -> Button:
 
 
 def read(row: Read) -> View:
-    """A read of the ids in its path (one that cannot be an id is a 404)."""
+    """A read of the ids in its path (one that cannot be an id is a 404) and of its query string (422)."""
     names = re.findall(r"{(\w+)}", row.path)
 
     async def view(request: web.Request) -> web.Response:
-        query = path_ids(row.query, **{n: request.match_info[n] for n in names})
+        ids = {n: request.match_info[n] for n in names}
+        present = {k: v for k, v in request.query.items() if v != "" and k not in ids}
+        try:
+            query = row.query.model_validate({**present, **ids})
+        except ValidationError as exc:
+            if any(e["loc"] and e["loc"][0] in ids for e in exc.errors()):  # an id that cannot be one names nothing
+                raise Problem(404, "Not found", f"there is nothing at {request.path}", "/problems/not-found") from None
+            raise validation_problem(exc, "the query string is not valid") from None
         return await ask(request, row.query.ROUTING_KEY, query)
 
     return view

@@ -29,6 +29,9 @@ class Button:
     cli: str = ""
     flags: dict[str, str] = field(default_factory=dict)  # field -> the option's name, where not --kebab-case
     breaker: bool = False  # the client sends it through its provider breaker (a provider behind it)
+    # A multipart upload: the file part of this name is stored first (claim check, services/gateway/uploads.py)
+    # and the command carries its sha256, size, content type and file name instead of the bytes.
+    upload: str | None = None
 
     @property
     def routing_key(self) -> str:

@@ -34,6 +34,7 @@ from crm_client.press import Press
 from crm_client.press import body as _body
 from crm_client.press import one_of as _one_of
 from crm_client.press import path as _path
+from crm_client.press import with_query as _with_query
 
 '''
 
@@ -85,8 +86,10 @@ def press_builder(b: Button) -> str:
     lines = [f"def {b.name}({_params(b.command)}) -> Press:", f'    """{b.summary}: POST {b.path}."""']
     if choices := _one_of(b.command):
         lines.append(f"    _one_of({{{', '.join(f'{c!r}: {snake(c)}' for c in choices)}}})")
-    args = ", ".join(f"{f}={p}" for f, p, _, _ in fields(b.command))
-    lines.append(f"    return Press({b.name!r}, {b.path!r}, _body({args}))")
+    in_path = re.findall(r"{(\w+)}", b.path)  # taken from the path by the gateway, not sent in the body
+    args = ", ".join(f"{f}={p}" for f, p, _, _ in fields(b.command) if f not in in_path)
+    where = (f"_path({b.path!r}, {', '.join(f'{f}={snake(f)}' for f in in_path)})" if in_path else repr(b.path))
+    lines.append(f"    return Press({b.name!r}, {where}, _body({args}))")
     return "\n".join(lines)
 
 
@@ -94,11 +97,19 @@ def _path_params(r: Read) -> list[str]:
     return re.findall(r"{(\w+)}", r.path)
 
 
+def _query_params(r: Read) -> list[tuple[str, str, str, bool]]:
+    return [f for f in fields(r.query) if f[0] not in _path_params(r)]
+
+
 def path_builder(r: Read) -> str:
     names = _path_params(r)
-    params = ", ".join(f"{snake(n)}: str" for n in names)
-    args = ", ".join(f"{n}={snake(n)}" for n in names)
-    return (f"def {r.name}_path({params}) -> str:\n    return _path({r.path!r}{', ' if args else ''}{args})")
+    params = [f"{snake(n)}: str" for n in names] + [f"{p}: {PY_TYPE[k]} | None = None" for _, p, k, _ in _query_params(r)]
+    args = ", ".join([f"{n}={snake(n)}" for n in names])
+    query = ", ".join(f"{f}={p}" for f, p, _, _ in _query_params(r))
+    target = f"_path({r.path!r}{', ' if args else ''}{args})"
+    if query:
+        target = f"_with_query({target}, {query})"
+    return f"def {r.name}_path({', '.join(params)}) -> str:\n    return {target}"
 
 
 def method(b: Button) -> str:
@@ -112,8 +123,9 @@ def method(b: Button) -> str:
 
 
 def read_method(r: Read) -> str:
-    names = [snake(n) for n in _path_params(r)]
-    params = "".join(f", {n}: str" for n in names)
+    names = [snake(n) for n in _path_params(r)] + [p for _, p, _, _ in _query_params(r)]
+    params = "".join(f", {n}: str" for n in _path_params(r) for n in [snake(n)])
+    params += "".join(f", {p}: {PY_TYPE[k]} | None = None" for _, p, k, _ in _query_params(r))
     return (f"    async def {r.name}(self{params}) -> dict[str, Any]:\n"
             f'        """{r.summary}: GET {r.path}."""\n'
             f"        return await self._read({r.name}_path({', '.join(names)}))")
@@ -123,7 +135,7 @@ def cli_entry(name: str, spec: str, model: type[BaseModel], flags: dict[str, str
     group, action, *positional = spec.split()
     kinds = {f: (p, k, req) for f, p, k, req in fields(model)}
     args = [(f, kinds[f][0], kinds[f][1], kinds[f][2]) for f in positional]
-    options = [] if read else [(flags.get(f, "--" + snake(f).replace("_", "-")), p, k)
+    options = [(flags.get(f, "--" + snake(f).replace("_", "-")), p, k)
                                for f, (p, k, _) in kinds.items() if f not in positional]
     return (f"    {{'group': {group!r}, 'action': {action!r}, 'method': {name!r}, 'read': {read},\n"
             f"     'args': {[(p, k, req) for _, p, k, req in args]!r},\n"
@@ -132,7 +144,8 @@ def cli_entry(name: str, spec: str, model: type[BaseModel], flags: dict[str, str
 
 def render() -> str:
     parts = [HEADER, "\n# Buttons: one Press builder each ---------------------------------------------------------\n"]
-    parts += [press_builder(b) + "\n\n" for b in BUTTONS]
+    buttons = [b for b in BUTTONS if not b.upload]  # an upload is a hand-written method (a file, not a body)
+    parts += [press_builder(b) + "\n\n" for b in buttons]
     parts.append("\n# Reads: one path each --------------------------------------------------------------------\n")
     parts += [path_builder(r) + "\n\n" for r in READS]
     parts.append('\nclass Buttons:\n    """The methods of `Client`: each press with one key, retried, queued offline when the '
@@ -140,11 +153,11 @@ def render() -> str:
                  "    async def _press(self, press: Press, through_breaker: bool = False) -> Any:\n"
                  "        raise NotImplementedError\n\n"
                  "    async def _read(self, path: str) -> dict[str, Any]:\n        raise NotImplementedError\n\n")
-    parts += [method(b) + "\n\n" for b in BUTTONS]
+    parts += [method(b) + "\n\n" for b in buttons]
     parts += [read_method(r) + "\n\n" for r in READS]
     parts.append("\n# The `crm` subcommands: args (name, kind, required) in order, options (--flag, name, kind).\n"
                  "CLI: list[dict[str, Any]] = [\n")
-    parts += [cli_entry(b.name, b.cli, b.command, b.flags, False) + "\n" for b in BUTTONS if b.cli]
+    parts += [cli_entry(b.name, b.cli, b.command, b.flags, False) + "\n" for b in buttons if b.cli]
     parts += [cli_entry(r.name, r.cli, r.query, {}, True) + "\n" for r in READS if r.cli]
     parts.append("]\n")
     return _formatted("".join(parts))

@@ -11,6 +11,7 @@ from crm_client.press import Press
 from crm_client.press import body as _body
 from crm_client.press import one_of as _one_of
 from crm_client.press import path as _path
+from crm_client.press import with_query as _with_query
 
 
 # Buttons: one Press builder each ---------------------------------------------------------
@@ -92,6 +93,44 @@ def create_template(name: str, body: str) -> Press:
     return Press("create_template", "/api/sms/templates", _body(name=name, body=body))
 
 
+def create_campaign(
+    name: str,
+    template_id: str,
+    lead_ids: list[str] | None = None,
+    status: str | None = None,
+    send_from: str | None = None,
+    send_until: str | None = None,
+) -> Press:
+    """Create a campaign: a template and its audience (leadIds, or every lead of a status at start): POST /api/campaigns."""
+    return Press(
+        "create_campaign",
+        "/api/campaigns",
+        _body(
+            name=name, templateId=template_id, leadIds=lead_ids, status=status, sendFrom=send_from, sendUntil=send_until
+        ),
+    )
+
+
+def start_campaign(campaign_id: str) -> Press:
+    """Start a campaign (its audience is resolved and recorded once): POST /api/campaigns/{campaignId}/start."""
+    return Press("start_campaign", _path("/api/campaigns/{campaignId}/start", campaignId=campaign_id), _body())
+
+
+def pause_campaign(campaign_id: str) -> Press:
+    """Pause a running campaign: POST /api/campaigns/{campaignId}/pause."""
+    return Press("pause_campaign", _path("/api/campaigns/{campaignId}/pause", campaignId=campaign_id), _body())
+
+
+def resume_campaign(campaign_id: str) -> Press:
+    """Resume a paused campaign: POST /api/campaigns/{campaignId}/resume."""
+    return Press("resume_campaign", _path("/api/campaigns/{campaignId}/resume", campaignId=campaign_id), _body())
+
+
+def cancel_campaign(campaign_id: str) -> Press:
+    """Cancel a campaign (nothing more is sent): POST /api/campaigns/{campaignId}/cancel."""
+    return Press("cancel_campaign", _path("/api/campaigns/{campaignId}/cancel", campaignId=campaign_id), _body())
+
+
 def send_proposal(
     lead_id: str, title: str, amount_minor: int, currency: str, valid_until: str | datetime, notes: str | None = None
 ) -> Press:
@@ -166,6 +205,11 @@ def void_contract(contract_id: str, reason: str) -> Press:
     return Press("void_contract", "/api/contracts/void", _body(contractId=contract_id, reason=reason))
 
 
+def delete_document(document_id: str) -> Press:
+    """Delete a document (also DELETE /api/documents/{documentId}): POST /api/documents/{documentId}/delete."""
+    return Press("delete_document", _path("/api/documents/{documentId}/delete", documentId=document_id), _body())
+
+
 # Reads: one path each --------------------------------------------------------------------
 def get_lead_path(lead_id: str) -> str:
     return _path("/api/leads/{leadId}", leadId=lead_id)
@@ -191,6 +235,14 @@ def list_templates_path() -> str:
     return _path("/api/sms/templates")
 
 
+def get_campaign_path(campaign_id: str, limit: int | None = None, after: str | None = None) -> str:
+    return _with_query(_path("/api/campaigns/{campaignId}", campaignId=campaign_id), limit=limit, after=after)
+
+
+def list_campaigns_path() -> str:
+    return _path("/api/campaigns")
+
+
 def get_proposal_path(proposal_id: str) -> str:
     return _path("/api/proposals/{proposalId}", proposalId=proposal_id)
 
@@ -205,6 +257,14 @@ def get_contract_path(contract_id: str) -> str:
 
 def lead_timeline_path(lead_id: str) -> str:
     return _path("/api/leads/{leadId}/timeline", leadId=lead_id)
+
+
+def get_document_path(document_id: str) -> str:
+    return _path("/api/documents/{documentId}", documentId=document_id)
+
+
+def lead_documents_path(lead_id: str) -> str:
+    return _path("/api/leads/{leadId}/documents", leadId=lead_id)
 
 
 class Buttons:
@@ -274,6 +334,34 @@ class Buttons:
         """Store an SMS template ({{first_name}}-style fields)."""
         return await self._press(create_template(name, body))
 
+    async def create_campaign(
+        self,
+        name: str,
+        template_id: str,
+        lead_ids: list[str] | None = None,
+        status: str | None = None,
+        send_from: str | None = None,
+        send_until: str | None = None,
+    ) -> Any:
+        """Create a campaign: a template and its audience (leadIds, or every lead of a status at start)."""
+        return await self._press(create_campaign(name, template_id, lead_ids, status, send_from, send_until))
+
+    async def start_campaign(self, campaign_id: str) -> Any:
+        """Start a campaign (its audience is resolved and recorded once)."""
+        return await self._press(start_campaign(campaign_id))
+
+    async def pause_campaign(self, campaign_id: str) -> Any:
+        """Pause a running campaign."""
+        return await self._press(pause_campaign(campaign_id))
+
+    async def resume_campaign(self, campaign_id: str) -> Any:
+        """Resume a paused campaign."""
+        return await self._press(resume_campaign(campaign_id))
+
+    async def cancel_campaign(self, campaign_id: str) -> Any:
+        """Cancel a campaign (nothing more is sent)."""
+        return await self._press(cancel_campaign(campaign_id))
+
     async def send_proposal(
         self,
         lead_id: str,
@@ -320,6 +408,10 @@ class Buttons:
         """Void a draft or sent contract, with a reason."""
         return await self._press(void_contract(contract_id, reason))
 
+    async def delete_document(self, document_id: str) -> Any:
+        """Delete a document (also DELETE /api/documents/{documentId})."""
+        return await self._press(delete_document(document_id))
+
     async def get_lead(self, lead_id: str) -> dict[str, Any]:
         """One lead: GET /api/leads/{leadId}."""
         return await self._read(get_lead_path(lead_id))
@@ -344,6 +436,16 @@ class Buttons:
         """The organisation's SMS templates: GET /api/sms/templates."""
         return await self._read(list_templates_path())
 
+    async def get_campaign(
+        self, campaign_id: str, limit: int | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """A campaign with its counts and per-lead outcomes (paged: ?limit=&after=): GET /api/campaigns/{campaignId}."""
+        return await self._read(get_campaign_path(campaign_id, limit, after))
+
+    async def list_campaigns(self) -> dict[str, Any]:
+        """The organisation's campaigns, newest first: GET /api/campaigns."""
+        return await self._read(list_campaigns_path())
+
     async def get_proposal(self, proposal_id: str) -> dict[str, Any]:
         """A proposal with its payments, refunds and contracts: GET /api/proposals/{proposalId}."""
         return await self._read(get_proposal_path(proposal_id))
@@ -359,6 +461,14 @@ class Buttons:
     async def lead_timeline(self, lead_id: str) -> dict[str, Any]:
         """A lead's deal timeline: proposals, payments and contracts, oldest first: GET /api/leads/{leadId}/timeline."""
         return await self._read(lead_timeline_path(lead_id))
+
+    async def get_document(self, document_id: str) -> dict[str, Any]:
+        """A document's metadata (its bytes: /api/documents/{documentId}/content): GET /api/documents/{documentId}."""
+        return await self._read(get_document_path(document_id))
+
+    async def lead_documents(self, lead_id: str) -> dict[str, Any]:
+        """A lead's documents: GET /api/leads/{leadId}/documents."""
+        return await self._read(lead_documents_path(lead_id))
 
 
 # The `crm` subcommands: args (name, kind, required) in order, options (--flag, name, kind).
@@ -456,6 +566,51 @@ CLI: list[dict[str, Any]] = [
         "options": [],
     },
     {
+        "group": "campaign",
+        "action": "create",
+        "method": "create_campaign",
+        "read": False,
+        "args": [("name", "str", True), ("template_id", "str", True)],
+        "options": [
+            ("--lead-ids", "lead_ids", "list"),
+            ("--status", "status", "str"),
+            ("--send-from", "send_from", "str"),
+            ("--send-until", "send_until", "str"),
+        ],
+    },
+    {
+        "group": "campaign",
+        "action": "start",
+        "method": "start_campaign",
+        "read": False,
+        "args": [("campaign_id", "str", True)],
+        "options": [],
+    },
+    {
+        "group": "campaign",
+        "action": "pause",
+        "method": "pause_campaign",
+        "read": False,
+        "args": [("campaign_id", "str", True)],
+        "options": [],
+    },
+    {
+        "group": "campaign",
+        "action": "resume",
+        "method": "resume_campaign",
+        "read": False,
+        "args": [("campaign_id", "str", True)],
+        "options": [],
+    },
+    {
+        "group": "campaign",
+        "action": "cancel",
+        "method": "cancel_campaign",
+        "read": False,
+        "args": [("campaign_id", "str", True)],
+        "options": [],
+    },
+    {
         "group": "proposal",
         "action": "send",
         "method": "send_proposal",
@@ -540,6 +695,14 @@ CLI: list[dict[str, Any]] = [
         "options": [],
     },
     {
+        "group": "document",
+        "action": "delete",
+        "method": "delete_document",
+        "read": False,
+        "args": [("document_id", "str", True)],
+        "options": [],
+    },
+    {
         "group": "lead",
         "action": "get",
         "method": "get_lead",
@@ -581,6 +744,15 @@ CLI: list[dict[str, Any]] = [
     },
     {"group": "sms", "action": "templates", "method": "list_templates", "read": True, "args": [], "options": []},
     {
+        "group": "campaign",
+        "action": "get",
+        "method": "get_campaign",
+        "read": True,
+        "args": [("campaign_id", "str", True)],
+        "options": [("--limit", "limit", "int"), ("--after", "after", "str")],
+    },
+    {"group": "campaign", "action": "list", "method": "list_campaigns", "read": True, "args": [], "options": []},
+    {
         "group": "proposal",
         "action": "get",
         "method": "get_proposal",
@@ -608,6 +780,22 @@ CLI: list[dict[str, Any]] = [
         "group": "lead",
         "action": "timeline",
         "method": "lead_timeline",
+        "read": True,
+        "args": [("lead_id", "str", True)],
+        "options": [],
+    },
+    {
+        "group": "document",
+        "action": "get",
+        "method": "get_document",
+        "read": True,
+        "args": [("document_id", "str", True)],
+        "options": [],
+    },
+    {
+        "group": "document",
+        "action": "list",
+        "method": "lead_documents",
         "read": True,
         "args": [("lead_id", "str", True)],
         "options": [],

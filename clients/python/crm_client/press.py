@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,9 @@ def one_of(fields: dict[str, Any]) -> None:
     """For a button that needs one of several fields (a message or a template): one, not none, not both."""
     if sum(v is not None for v in fields.values()) != 1:
         raise ValueError(f"give one of {', '.join(fields)}")
+
+
+def with_query(target: str, **params: object) -> str:
+    """`target?name=value...` for the parameters given (None: not given)."""
+    given = {k: v for k, v in params.items() if v is not None}
+    return f"{target}?{urlencode(given)}" if given else target
