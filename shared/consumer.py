@@ -13,6 +13,7 @@ committed, and every caller who waits gets an answer.
 import json
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from faststream import BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 
-from shared import db, inbox, logging, outbox
+from shared import db, inbox, logging, metrics, outbox
 from shared.contracts.envelope import Event, Header, Reply, problem
 from shared.group_commit import GroupCommit
 from shared.messages import Effect, Handler, Meta, Outcome
@@ -61,6 +62,7 @@ class Commands:
         await self._run(msg, Meta.of_event(msg, event), event, _Step(handler, effect))
 
     async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, step: "_Step") -> None:
+        started = time.monotonic()
         with logging.bind(command_id=meta.message_id, correlation_id=meta.correlation_id, org_id=meta.org_id):
             try:
                 reply, replayed = await self._execute(meta, command, step)
@@ -75,6 +77,8 @@ class Commands:
             if self._crash_after_commit == meta.command:
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between commit and ack
             log.info("command.done", command=meta.command, status=reply.status, replayed=replayed, attempt=meta.attempt)
+            outcome = "replayed" if replayed else "refused" if reply.status >= 400 else "done"
+            self._count(meta.command, outcome, started)
             await self.reply(meta.reply_to, meta.correlation_id, reply, replayed=replayed, attempt=meta.attempt)
             await msg.ack()
 
@@ -120,11 +124,15 @@ class Commands:
             tier, wait = step
             log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt, delay=wait.total_seconds(),
                         error=repr(exc))
+            metrics.RETRIES.labels(self.topology.service, meta.command).inc()
+            self._count(meta.command, "pending" if isinstance(exc, Pending) else "retried")
             await self.broker.publish(raw.body, routing_key=self.topology.delay(tier).name, expiration=wait,
                                       headers=headers, **common)
         else:
             headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
             log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
+            metrics.PARKED.labels(self.topology.service, meta.command).inc()
+            self._count(meta.command, "parked")
             failure = Reply(status=503, body=problem(
                 503, "Command parked", f"the command failed {meta.attempt} times and was parked for an operator "
                 f"to replay: {exc!r}"[:1000], "/problems/command-parked"))
@@ -136,6 +144,11 @@ class Commands:
             await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers, **common)
             await self.reply(meta.reply_to, meta.correlation_id, failure, attempt=meta.attempt)
         await msg.ack()
+
+    def _count(self, command: str, outcome: str, started: float | None = None) -> None:
+        metrics.COMMANDS.labels(self.topology.service, command, outcome).inc()
+        if started is not None:
+            metrics.COMMAND_SECONDS.labels(self.topology.service, command).observe(time.monotonic() - started)
 
     async def answer(self, msg: RabbitMessage, query: Callable[[asyncpg.Connection, str], Awaitable[Reply]]) -> None:
         """Answer a query. Queries change nothing: neither deduped nor retried (the caller asks again)."""
@@ -161,6 +174,7 @@ class Commands:
         raw = msg.raw_message
         log.info("command.refused", routing_key=raw.routing_key, detail=exc.body["detail"], command_id=raw.message_id,
                  correlation_id=raw.correlation_id, org_id=(raw.headers or {}).get(Header.ORG))
+        self._count("_invalid", "invalid")  # not its routing key: anyone can make up those (label cardinality)
         await self.reply(raw.reply_to, raw.correlation_id, exc.reply())
         await msg.ack()
 

@@ -12,12 +12,14 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+from aiohttp import web
 from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, create_model
 
-from shared import db, event_log, inbox, logging, topology
+from shared import db, event_log, inbox, logging, metrics, topology
 from shared.consumer import Commands
 from shared.contracts.envelope import (
     Command,
@@ -53,6 +55,8 @@ class Service:
                                    default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
         self.commands = Commands(self.broker, None, self.topology, settings.fault_crash_after_commit)  # type: ignore[arg-type]
         self.broker.add_middleware(self.commands.middleware())
+        # FastStream's own consume-side metrics (received, acked, nacked, in progress, duration).
+        self.broker.add_middleware(RabbitPrometheusMiddleware(registry=metrics.REGISTRY, app_name=name))
         self.commands_in = self.broker.subscriber(
             self.topology.work.faststream(), topology.exchange(topology.COMMANDS),
             ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.work.name)
@@ -66,6 +70,7 @@ class Service:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._events: list[str] = []
+        self._metrics: web.AppRunner | None = None
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
@@ -196,7 +201,10 @@ class Service:
         relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]
                       batch=self.settings.relay_batch)
         self._tasks = [asyncio.create_task(relay.run()), asyncio.create_task(self._prune()),
+                       asyncio.create_task(metrics.watch_outbox(self.pool, self.name)),  # type: ignore[arg-type]
                        *(asyncio.create_task(job()) for job in self._background)]
+        if self.settings.metrics_port:
+            self._metrics = await metrics.start_server(self.settings.metrics_port)
         log.info("service.started", service=self.name)
 
     async def _publish_event(self, routing_key: str, body: bytes, headers: dict, message_id: str,  # type: ignore[type-arg]
@@ -219,6 +227,8 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _close(self) -> None:
+        if self._metrics is not None:
+            await self._metrics.cleanup()
         for closer in self._closers:
             await closer()
         if self.pool is not None:

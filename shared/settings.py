@@ -53,6 +53,8 @@ class ServiceSettings(CommonSettings):
     fault_crash_after_commit: str = ""
     # Test hook: SIGKILL once a batch of several commands committed, before any of them is acked.
     fault_crash_after_group_commit: bool = False
+    # /metrics (Prometheus) on 127.0.0.1:METRICS_PORT; 0: not served.
+    metrics_port: int = Field(0, ge=0, le=65535)
 
     @field_validator("retry_delays", mode="before")
     @classmethod

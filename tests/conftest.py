@@ -15,7 +15,7 @@ from services.gateway.auth import issue
 from tests.support import infra as infra_mod
 from tests.support.broker import Probe
 from tests.support.sandbox import Sandbox
-from tests.support.stack import TEST_SECRET, Stack, eventually
+from tests.support.stack import TEST_SECRET, Stack, eventually, free_port
 
 # Fast retry tiers and short lock timeouts so that retry and parking finish in
 # seconds; the gateway waits 3 s for an answer before it says 202.
@@ -52,7 +52,7 @@ async def stack(infra: infra_mod.Infra, tmp_path_factory: pytest.TempPathFactory
         running.start("twilio_sandbox")
         await running.wait_sandbox_ready()
         for service in SERVICES:
-            running.start(service)
+            running.start(service, METRICS_PORT=str(running.metrics_ports.setdefault(service, free_port())))
         for service in SERVICES:
             await running.wait_started(service)
         running.start("gateway")

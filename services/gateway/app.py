@@ -15,7 +15,7 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.stream import Reader
 from services.gateway.ws import TOO_SLOW, Hub
 from shared import buttons as buttons_table
-from shared import logging
+from shared import logging, metrics
 
 ROUTED_SERVICES = list(buttons_table.SERVICES)
 PUBLIC_API = {"/api/openapi.json"}
@@ -36,6 +36,10 @@ async def context(request: web.Request, handler):  # type: ignore[no-untyped-def
             status = exc.status
             raise
         finally:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"  # a template: bounded labels
+            metrics.REQUESTS.labels(request.method, route, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(request.method, route).observe(time.monotonic() - started)
             log.info("http.request", method=request.method, path=request.path, status=status,
                      command_id=request.get("command_id"), org_id=getattr(request.get("principal"), "org", None),
                      ms=round((time.monotonic() - started) * 1000, 1))

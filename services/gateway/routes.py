@@ -5,6 +5,7 @@ from aiohttp import web
 
 from services.gateway import buttons, openapi, views, webhooks
 from services.gateway.keys import HUB
+from shared import metrics
 from shared.buttons import BUTTONS, READS
 from shared.contracts.declare import Button
 
@@ -27,6 +28,7 @@ async def service_worker(request: web.Request) -> web.FileResponse:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
+    app.router.add_get("/metrics", metrics.serve)
     app.router.add_get("/api/openapi.json", openapi.serve)
     for path, rows in by_path(BUTTONS).items():
         app.router.add_post(path, buttons.press(rows))

@@ -24,7 +24,7 @@ import aio_pika
 import aiormq
 import asyncpg
 
-from shared import event_log, logging
+from shared import event_log, logging, metrics
 
 log = logging.get("gateway.stream")
 Record = tuple[int, str, dict[str, Any] | None]  # position, topic, event (None: a marker or an unreadable body)
@@ -158,6 +158,7 @@ class Reader:
                     log.info("stream.ready", epoch=self.epoch, head=position)
                 continue
             self.head = position
+            metrics.LOG_POSITION.set(position)
             self._on_record(decode(message))
 
     async def _watch(self, channel: aio_pika.abc.AbstractChannel, records: aio_pika.abc.AbstractQueueIterator,

@@ -30,7 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from services.gateway.auth import BadToken, Principal, decode
 from services.gateway.errors import Problem
 from services.gateway.stream import CONNECTION_ERRORS, Reader, Record
-from shared import logging
+from shared import logging, metrics
 
 log = logging.get("gateway.ws")
 BAD_MESSAGE, BAD_TOKEN, OTHER_PRINCIPAL, HELLO_TIMEOUT = 4400, 4401, 4403, 4408
@@ -196,6 +196,7 @@ class Hub:
 
     def _welcome(self, screen: Screen, recovered: bool) -> str:
         screen.welcomed = True
+        metrics.REPLAYS.labels(str(recovered).lower()).inc()
         return json.dumps({"type": "welcome", "epoch": self.epoch, "recovered": recovered, "position": screen.position,
                            "org": screen.org, "user": screen.principal.user, "topics": screen.patterns})
 
@@ -240,6 +241,7 @@ class Hub:
             await ws.close(code=LOG_UNAVAILABLE, message=b"the event log is unavailable: try again")
             return ws
         self.screens.setdefault(screen.org, set()).add(screen)
+        metrics.WEBSOCKETS.inc()
         sender = asyncio.create_task(self._send(screen))
         screen.expiry = self._expire_at(screen)
         try:
@@ -253,6 +255,7 @@ class Hub:
             if screen.expiry is not None:
                 screen.expiry.cancel()
             self.screens.get(screen.org, set()).discard(screen)
+            metrics.WEBSOCKETS.dec()
             self.replaying.discard(screen)
             for task in (sender, screen.replay):
                 if task is not None:

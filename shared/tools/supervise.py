@@ -32,12 +32,16 @@ def programs(procfile: Path) -> dict[str, str]:
     return entries
 
 
-def scaled(entries: dict[str, str], scale: int, gateway_port: int) -> dict[str, tuple[str, dict[str, str]]]:
-    """`scale` instances of every process but the sandbox; gateway i listens on gateway_port + i."""
+def scaled(entries: dict[str, str], scale: int, gateway_port: int,
+           metrics_port: int = 0) -> dict[str, tuple[str, dict[str, str]]]:
+    """`scale` instances of every process but the sandbox; gateway i listens on gateway_port + i (its
+    /metrics there too); each service instance gets its own METRICS_PORT from `metrics_port` (0: none)."""
     out: dict[str, tuple[str, dict[str, str]]] = {}
     for name, command in entries.items():
         for i in range(1 if name == "twilio_sandbox" else scale):
             env = {"GATEWAY_PORT": str(gateway_port + i)} if name == "gateway" else {}
+            if metrics_port and name not in ("gateway", "twilio_sandbox"):
+                env["METRICS_PORT"] = str(metrics_port + sum(1 for _, e in out.values() if "METRICS_PORT" in e))
             out[name if i == 0 else f"{name}_{i + 1}"] = (command, env)
     return out
 
@@ -73,7 +77,11 @@ def main() -> None:
     path = workdir / "supervisord.conf"
     scale = int(os.environ.get("SCALE") or 1)
     port = int(os.environ.get("GATEWAY_PORT") or 8080)
-    path.write_text(config(scaled(programs(procfile), scale, port), workdir))
+    metrics = int(os.environ.get("METRICS_BASE_PORT") or 9100)
+    programs_ = scaled(programs(procfile), scale, port, metrics)
+    path.write_text(config(programs_, workdir))
+    print("metrics: " + ", ".join(f"{name} :{env['METRICS_PORT']}" for name, (_, env) in programs_.items()
+                                  if "METRICS_PORT" in env) + "; gateways on their own port (/metrics)", flush=True)
     if scale > 1:
         print(f"SCALE={scale}: gateways on ports {', '.join(str(port + i) for i in range(scale))}; "
               f"{scale} instances of each service", flush=True)

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from shared.buttons import SERVICES
 from shared.tools.supervise import config, programs
 from tests.support.stack import ROOT, Stack, eventually
 
 
 def test_the_procfile_becomes_one_supervised_program_each_the_gateway_stopped_first(tmp_path: Path) -> None:
     entries = programs(ROOT / "Procfile")
-    assert set(entries) == {"twilio_sandbox", "leads", "bookings", "sms", "gateway"}
+    assert set(entries) == {"twilio_sandbox", *SERVICES, "gateway"}  # every service the gateway routes to
     text = config(entries, tmp_path)
     priorities = {name: int(text.split(f"[program:{name}]")[1].split("priority=")[1].split()[0]) for name in entries}
-    assert priorities["gateway"] > max(priorities[s] for s in ("leads", "bookings", "sms")) > priorities["twilio_sandbox"]
+    assert priorities["gateway"] > max(priorities[s] for s in SERVICES) > priorities["twilio_sandbox"]
     assert text.count("autorestart=true") == len(entries)
 
 
@@ -65,9 +66,11 @@ async def test_a_killed_service_is_restarted_and_sigterm_stops_everything(superv
 def test_scale_runs_n_of_each_service_and_gateways_on_consecutive_ports(tmp_path: Path) -> None:
     from shared.tools.supervise import scaled
 
-    entries = scaled(programs(ROOT / "Procfile"), 3, 9000)
+    entries = scaled(programs(ROOT / "Procfile"), 3, 9000, 9100)
     assert [name for name in entries if name.startswith("leads")] == ["leads", "leads_2", "leads_3"]
     assert [env for name, (_, env) in entries.items() if name.startswith("gateway")] == [
         {"GATEWAY_PORT": "9000"}, {"GATEWAY_PORT": "9001"}, {"GATEWAY_PORT": "9002"}]
     assert [name for name in entries if name.startswith("twilio_sandbox")] == ["twilio_sandbox"]
+    metrics = [env["METRICS_PORT"] for _, env in entries.values() if "METRICS_PORT" in env]
+    assert len(metrics) == len(set(metrics)) == 3 * len(SERVICES)  # one /metrics port per service instance
     assert 'environment=GATEWAY_PORT="9002"' in config(entries, tmp_path)

@@ -94,6 +94,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     sandbox_port: int = field(default_factory=free_port)
     processes: dict[str, Process] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # a service's /metrics, where it serves one
 
     @property
     def url(self) -> str:
