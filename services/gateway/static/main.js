@@ -1,5 +1,7 @@
 // Wiring: sign-in, the data the page shows, presses through the queue, events from the live feed.
 import { Unauthorized, get, newKey, request } from "./api.js";
+import { Appointments } from "./appointments.js";
+import { Deals } from "./deals.js";
 import { Live } from "./live.js";
 import { Queue } from "./queue.js";
 import { SmsBreaker, segments } from "./sms.js";
@@ -10,9 +12,12 @@ import { outcome, queuedWords } from "./words.js";
 const CONFIG = { smsBreakerThreshold: 3, smsBreakerCooldownMs: 30000, ...(globalThis.CRM_CONSOLE_CONFIG || {}) };
 const TOKEN_KEY = "crm.token";
 const S = { token: null, principal: null, leads: new Map(), statuses: [], moves: {}, filter: "", selected: new Set(),
-  open: null, appts: [], sms: [], history: [], templates: [], optedOut: new Set(), entries: [],
+  open: null, sms: [], history: [], templates: [], optedOut: new Set(), entries: [],
   queue: null, live: null, breaker: null, loading: null, buffered: null, notices: new Map(), devLogin: null };
 const debug = (globalThis.crmConsole = { applied: [], welcomes: [], state: S }); // for tests: what was applied, in order
+// The panel's sections with buttons of their own (appointments.js, deals.js): they press through the one queue.
+const ctx = { press: (...args) => press(...args), read, openId: () => S.open, nameOf: (id) => nameOf(id), entries: () => S.entries };
+const appointments = new Appointments(ctx), deals = new Deals(ctx);
 
 // Sign-in ----------------------------------------------------------------------------
 function claims(token) {
@@ -135,16 +140,24 @@ async function loadAll() {
   }
 }
 
-async function loadPanel(which = ["appointments", "sms", "history"]) {
-  const id = S.open, token = S.token;
-  const paths = { appointments: `/api/leads/${id}/appointments`, sms: `/api/leads/${id}/sms-history`, history: `/api/leads/${id}/history` };
+/** A read's body (200), else null; a refused token signs out. */
+async function read(path) {
+  try {
+    const res = await get(path, S.token);
+    return res.status === 200 ? res.body : null;
+  } catch (err) { if (err instanceof Unauthorized) expired(err.message); return null; }
+}
+
+async function loadPanel(which = ["appointments", "sms", "history", "deals"]) {
+  const id = S.open;
+  const paths = { sms: `/api/leads/${id}/sms-history`, history: `/api/leads/${id}/history` };
   await Promise.all(which.map(async (kind) => {
-    let res;
-    try { res = await get(paths[kind], token); } catch (err) { if (err instanceof Unauthorized) expired(err.message); return; }
-    if (S.open !== id || res.status !== 200) return;
-    if (kind === "appointments") { S.appts = res.body.appointments; renderAppointments(); }
-    if (kind === "sms") { S.sms = res.body.sms_messages; view.renderSmsHistory(S.sms); }
-    if (kind === "history") { S.history = res.body.history; view.renderHistory(S.history); }
+    if (kind === "appointments") return appointments.load(id);
+    if (kind === "deals") return deals.load(id);
+    const body = await read(paths[kind]);
+    if (S.open !== id || !body) return;
+    if (kind === "sms") { S.sms = body.sms_messages; view.renderSmsHistory(S.sms); }
+    if (kind === "history") { S.history = body.history; view.renderHistory(S.history); }
   }));
 }
 
@@ -174,6 +187,7 @@ function applyEvent(frame) {
     if (!setLeadStatus(d.leadId, d.to, d.changedAt) && !S.leads.has(d.leadId)) fetchLead(d.leadId);
     if (d.leadId === S.open) reloadPanelSoon("history");
   } else if (frame.topic.startsWith("appointments.") && d.leadId === S.open) reloadPanelSoon("appointments");
+  else if (/^(proposals|payments|contracts)\./.test(frame.topic) && d.leadId === S.open) deals.reloadSoon();
   else if (frame.topic === "sms.opt_out_changed") {
     if (d.optedOut) S.optedOut.add(d.leadId); else S.optedOut.delete(d.leadId);
   } else if (frame.topic.startsWith("sms.") && d.leadId === S.open) reloadPanelSoon("sms");
@@ -220,11 +234,6 @@ function bulkPlan() {
 
 function renderBulk() { view.renderBulk(bulkPlan(), $("#bulk-status").value); }
 
-function renderAppointments() {
-  const waiting = new Set(S.entries.filter((e) => e.kind === "confirm").map((e) => e.body.appointmentId));
-  view.renderAppointments(S.appts.map((a) => ({ ...a, pending: waiting.has(a.id) })), { confirm });
-}
-
 function showBreaker(state) {
   view.renderBreaker(state, Math.ceil(S.breaker.remainingMs() / 1000));
   if (state === "open") view.notify("error", `The SMS provider is down. Send SMS is paused for ${Math.ceil(CONFIG.smsBreakerCooldownMs / 1000)} s; the messages already accepted are sent when it is back.`);
@@ -255,11 +264,6 @@ function bulkApply() {
   press("bulk", "/api/leads/update-status", { leadIds: ids, status: to }, `Moving ${ids.length} lead${ids.length > 1 ? "s" : ""} to ${to}`, ids, { names });
 }
 
-function confirm(a) {
-  const sendSms = $("#confirm-sms").checked;
-  press("confirm", "/api/bookings/confirm", { appointmentId: a.id, sendSms }, `Confirming the appointment with ${nameOf(a.lead_id)}${sendSms ? " (and texting)" : ""}`, [a.lead_id]);
-}
-
 function sendSms(e) {
   e.preventDefault();
   const leadId = S.open, templateId = $("#sms-template").value, text = $("#sms-message").value.trim();
@@ -285,7 +289,7 @@ function queueChanged(entries) {
   S.entries = [...entries];
   view.showPending(entries.length);
   render();
-  if (S.open) renderAppointments();
+  if (S.open) { appointments.render(); deals.render(); }
 }
 
 function queued(entry, why) {
@@ -307,6 +311,7 @@ function answered(entry, answer) {
   }
   if ((entry.kind === "status" || entry.kind === "bulk") && answer.status === 409) refreshLeads(entry.leadIds);
   if (entry.kind === "create" && b.lead) S.leads.set(b.lead.id, b.lead);
+  deals.answered(entry, answer);
   if (entry.kind === "sms") {
     if (b.sms && b.sms.status === "sent") S.breaker.providerUp();
     else if ((b.sms && b.sms.status === "queued") || answer.status >= 500) S.breaker.providerDown();
@@ -319,8 +324,8 @@ function answered(entry, answer) {
 async function refreshLeads(ids) { for (const id of ids.slice(0, 20)) await fetchLead(id); }
 
 function openLead(id) {
-  S.open = id; S.appts = []; S.sms = []; S.history = [];
-  view.renderAppointments([], { confirm }); view.renderSmsHistory([]); view.renderHistory([]);
+  S.open = id; S.sms = []; S.history = [];
+  appointments.reset(); deals.reset(); view.renderSmsHistory([]); view.renderHistory([]);
   render();
   if (id) loadPanel();
   if (id && innerWidth < 1000) $("#lead-panel").scrollIntoView({ block: "start" }); // under the table when narrow
@@ -366,6 +371,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#sms-message").addEventListener("input", smsCount);
   $("#sms-template").addEventListener("change", () => { $("#sms-message").disabled = !!$("#sms-template").value; });
   $("#create-lead").addEventListener("submit", createLead);
+  appointments.bind(); deals.bind();
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && S.open) openLead(null); });
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) signIn(token); else view.showSignIn(null, null);

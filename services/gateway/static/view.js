@@ -16,7 +16,7 @@ export function el(tag, props = {}, ...children) { // props: on<event> listeners
   return node;
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "");
+export const when = (iso) => (iso ? new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "");
 
 // Header -------------------------------------------------------------------------
 const CONNECTION_WORDS = { live: "live", reconnecting: "reconnecting…", offline: "offline" };
@@ -52,7 +52,7 @@ export function showSignIn(message, devLogin) {
   $("#token-input").focus();
 }
 
-// Notices: successes fade by themselves, errors stay until dismissed, a few at most --------
+// Notices: successes fade by themselves, errors and warnings stay until dismissed, a few at most --------
 const MAX_NOTICES = 4;
 const FADE_MS = 6000;
 
@@ -65,7 +65,7 @@ export function notify(kind, text, details = []) {
       box.setAttribute("role", k === "error" ? "alert" : "status");
       box.replaceChildren(...[el("span", { class: "text", textContent: t }), // (replaceChildren writes a null as "null")
         d.length ? el("ul", {}, ...d.map((x) => el("li", { textContent: x }))) : null,
-        k === "error" ? el("button", { type: "button", class: "dismiss", "aria-label": "dismiss", textContent: "×",
+        k === "error" || k === "warning" ? el("button", { type: "button", class: "dismiss", "aria-label": "dismiss", textContent: "×",
           onclick: () => box.remove() }) : null].filter(Boolean));
       if (!box.isConnected) { $("#notices").prepend(box); trim(); }
       if (k === "success") handle.timer = setTimeout(() => box.remove(), FADE_MS);
@@ -79,7 +79,7 @@ export function notify(kind, text, details = []) {
 function trim() {
   const all = [...$("#notices").children];
   for (let i = all.length - 1; i >= 0 && $("#notices").children.length > MAX_NOTICES; i--) {
-    if (all[i].dataset.kind !== "error") all[i].remove(); // the oldest quiet ones go first
+    if (all[i].dataset.kind !== "error" && all[i].dataset.kind !== "warning") all[i].remove(); // the oldest quiet ones go first
   }
   while ($("#notices").children.length > MAX_NOTICES) $("#notices").lastChild.remove();
 }
@@ -150,20 +150,46 @@ export function renderPanel(lead, optedOut) {
   $("#lead-meta").textContent = `${lead.phone} · ${lead.status}${optedOut ? " · opted out of SMS" : ""}`;
 }
 
-function fill(list, items) { list.replaceChildren(...items); list.classList.toggle("empty-list", items.length === 0); }
+export function fill(list, items) { list.replaceChildren(...items); list.classList.toggle("empty-list", items.length === 0); }
 
-export function renderAppointments(items, on) {
-  fill($("#appointments"), items.map((a) => {
-    const confirmable = a.status === "scheduled" && new Date(a.starts_at) > new Date();
-    return el("li", {}, el("div", { class: "top" }, el("strong", { textContent: when(a.starts_at) }),
-      el("span", { class: "meta", textContent: `${a.duration_minutes} min${a.title ? " · " + a.title : ""}` }),
-      el("span", { class: "pill " + a.status, textContent: a.status.replace("_", " ") }), el("span", { class: "spacer" }),
-      a.status === "scheduled" ? el("button", { type: "button", class: "small primary", testid: "appointment-confirm",
-        dataset: { appointmentId: a.id }, textContent: "Confirm", disabled: !confirmable || a.pending,
-        title: confirmable ? "confirm this appointment" : "it has started: it cannot be confirmed any more",
-        onclick: () => on.confirm(a) }) : null),
-    a.confirmed_at ? el("div", { class: "meta", textContent: `confirmed ${when(a.confirmed_at)}${a.confirmed_by ? " by " + a.confirmed_by : ""}` }) : null);
-  }));
+const IDS = ["appointmentId", "proposalId", "paymentId", "contractId"];
+
+/** fill(), the focus (and the caret) staying on the same control: found again by its testid and data ids. */
+export function refill(list, items) {
+  const a = document.activeElement;
+  const key = a && list.contains(a) && a.dataset.testid ? `[data-testid="${a.dataset.testid}"]` +
+    IDS.filter((k) => a.dataset[k]).map((k) => `[data-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}="${CSS.escape(a.dataset[k])}"]`).join("") : null;
+  let caret = null;
+  try { caret = key ? [a.selectionStart, a.selectionEnd] : null; } catch { /* not a text input */ }
+  fill(list, items);
+  const again = key && list.querySelector(key);
+  if (!again) return;
+  again.focus();
+  try { if (caret && caret[0] != null) again.setSelectionRange(...caret); } catch { /* not a text input */ }
+}
+
+/** A control whose value outlives re-rendering: what is typed is kept in `drafts` under `key` (else `initial`). */
+export function kept(drafts, key, tag, props, initial = "", ...children) {
+  const node = el(tag, { ...props, oninput: (e) => drafts.set(key, e.target.value) }, ...children);
+  node.value = drafts.has(key) ? drafts.get(key) : initial;
+  return node;
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+/** An instant as a datetime-local value ("2030-01-02T15:00", the browser's time zone). */
+export function localInput(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** A datetime-local value (or a date and a time) as ISO 8601 with the browser's UTC offset; null when empty or wrong. */
+export function isoFromLocal(value) {
+  const d = value ? new Date(value) : null;
+  if (!d || Number.isNaN(d.getTime()) || !/T/.test(value)) return null;
+  const offset = -d.getTimezoneOffset(), abs = Math.abs(offset);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` +
+    `${offset >= 0 ? "+" : "-"}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
 export function renderSmsHistory(items) {

@@ -1,4 +1,8 @@
 // What an answer means, in words a person understands (not a status code).
+import { formatMoney } from "./money.js";
+import { when } from "./view.js";
+
+const LEAD_KINDS = new Set(["status", "bulk", "sms", "create"]); // presses about a lead itself (its 404 is the lead's)
 
 export function queuedWords(entry, why) {
   if (why === "accepted") return `${entry.label}: accepted; the service is busy or down, it takes effect as soon as it is back.`;
@@ -25,10 +29,13 @@ export function outcome(entry, answer, nameOf) {
       failed.map((f) => `${nameOf(f.leadId)}: ${BULK_REASON(f.reason)}`)];
   }
   if (status === 409 && b.type === "/problems/opted-out") return ["error", `${who} has opted out of SMS (replied STOP): nothing was sent.`, []];
-  if (status === 409 && b.type === "/problems/appointment-not-scheduled")
+  if (status === 409 && b.type === "/problems/appointment-not-scheduled" && entry.kind === "confirm")
     return ["error", `This appointment is ${b.currentStatus || "no longer scheduled"}: it cannot be confirmed.`, []];
-  if (status === 409 && b.type === "/problems/appointment-in-the-past") return ["error", "This appointment has already started: it can no longer be confirmed.", []];
-  if (status === 404) return ["error", `${entry.label}: ${who} no longer exists.`, []];
+  if (status === 409 && b.type === "/problems/appointment-in-the-past" && entry.kind === "confirm") return ["error", "This appointment has already started: it can no longer be confirmed.", []];
+  const refused = refusal(entry, b);
+  if (refused) return ["error", refused, []];
+  if (status === 404) return ["error", LEAD_KINDS.has(entry.kind) ? `${entry.label}: ${who} no longer exists.`
+    : `${entry.label}: it no longer exists${b.detail ? ` (${b.detail})` : ""}.`, []];
   if (status === 422 && b.type === "/problems/sms-refused") return ["error", `The SMS to ${who} was refused by the provider: ${b.detail || "the number cannot receive it"}.`, []];
   if (status === 422) return ["error", `${entry.label}: not accepted. ${b.detail || ""}`.trim(), (b.errors || []).map((e) => `${e.field}: ${e.message}`)];
   if (status === 503 && b.type === "/problems/command-parked")
@@ -47,6 +54,57 @@ function success(entry, b, nameOf) {
       : ["success", `SMS sent to ${who}.`, []];
     case "confirm": return ["success", `Appointment with ${who} confirmed${entry.body.sendSms ? "; the lead is being texted" : ""}.`, []];
     case "create": return ["success", `${entry.body.name} was added.`, []];
+    case "book": return ["success", `${who} is booked for ${when(entry.body.startsAt)}.`, []];
+    case "reschedule": {
+      const clashes = b.clashes || [];
+      const moved = `The appointment with ${who} is moved to ${when(entry.body.startsAt)}`;
+      return clashes.length ? ["warning", `${moved}, but it overlaps ${clashes.length === 1 ? "another appointment" : `${clashes.length} other appointments`} of ${who}:`,
+        clashes.map((c) => `${when(c.starts_at)}, ${c.duration_minutes} min (${c.status.replace("_", " ")})`)] : ["success", `${moved}.`, []];
+    }
+    case "cancel": return ["success", `The appointment with ${who} is cancelled.`, []];
+    case "complete": return ["success", `The appointment with ${who} is marked completed.`, []];
+    case "no_show": return ["success", `The appointment with ${who} is marked a no-show.`, []];
+    case "proposal": return ["success", `Proposal "${entry.title}" sent to ${who}.`, []];
+    case "accept": return ["success", `"${entry.title}" is accepted; ${who} moves to won.`, []];
+    case "decline": return ["success", `"${entry.title}" is declined; ${who} moves to lost.`, []];
+    case "payment": return ["success", `Payment of ${money(entry.body.amountMinor, entry)} recorded on "${entry.title}"` +
+      (b.proposal ? `; the balance is now ${money(b.proposal.balance_minor, entry)}.` : "."), []];
+    case "refund": return ["success", `${money(entry.body.amountMinor, entry)} refunded on "${entry.title}"` +
+      (b.proposal ? `; the balance is now ${money(b.proposal.balance_minor, entry)}.` : "."), []];
+    case "contract": return ["success", `A contract for "${entry.title}" is drafted: send it when ready.`, []];
+    case "contract_send": return ["success", `The contract for "${entry.title}" is sent.`, []];
+    case "contract_sign": return ["success", `The contract for "${entry.title}" is signed by ${entry.body.signerName}.`, []];
+    case "contract_void": return ["success", `The contract for "${entry.title}" is void.`, []];
     default: return ["success", `${entry.label}: done.`, []];
+  }
+}
+
+const money = (minor, entry) => formatMoney(minor, entry.currency);
+
+/** Words for the appointments' and deals' refusals (problem types of shared/problems.py); null for the others. */
+function refusal(entry, b) {
+  const now = b.currentStatus ? `is ${String(b.currentStatus).replace("_", " ")}` : "";
+  switch (b.type) {
+    case "/problems/appointment-in-the-past": return "This appointment has already started: it can no longer be moved.";
+    case "/problems/appointment-closed": return `This appointment ${now || "is closed"}: it cannot change any more.`;
+    case "/problems/appointment-not-started":
+      return `This appointment has not started yet: it can be marked ${entry.kind === "no_show" ? "a no-show" : "completed"} once its time has come.`;
+    case "/problems/proposal-not-open": return `"${entry.title}" ${now || "was already decided"}: it cannot be ${entry.kind === "accept" ? "accepted" : "declined"} now.`;
+    case "/problems/proposal-expired": return `"${entry.title}" has expired: it can no longer be accepted. Send a new proposal.`;
+    case "/problems/proposal-not-accepted": return `"${entry.title}" is not accepted: ${entry.kind === "payment" ? "a payment" : "a contract"} needs an accepted proposal.`;
+    case "/problems/currency-mismatch": return `${entry.label}: the currency does not match the proposal's. ${b.detail || ""}`.trim();
+    case "/problems/overpayment": {
+      const balance = Number.isInteger(b.balanceMinor) ? b.balanceMinor : entry.balance;
+      return `Not recorded: ${money(entry.body.amountMinor, entry)} is more than the balance left on "${entry.title}"` +
+        (Number.isInteger(balance) ? ` (${money(balance, entry)}).` : ".");
+    }
+    case "/problems/reference-reused":
+      return `Not recorded: the reference ${entry.body.externalReference} is already another payment. Nothing was recorded twice; use a new reference for a new payment.`;
+    case "/problems/refund-too-large": return `Not refunded: ${money(entry.body.amountMinor, entry)} is more than what is left of that payment` +
+      (Number.isInteger(b.refundableMinor) ? ` (${money(b.refundableMinor, entry)}).` : ".");
+    case "/problems/contract-closed": return `This contract ${now || "is closed"}: it can no longer change.`;
+    case "/problems/conflict": return entry.kind === "contract"
+      ? `"${entry.title}" already has a contract in progress: void it first to make another.` : null;
+    default: return null;
   }
 }
