@@ -18,7 +18,7 @@ run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench token parked asyncapi client venv clean browser
+.PHONY: run test bench fuzz token parked asyncapi client venv clean browser
 
 venv: $(STAMP)
 
@@ -56,6 +56,10 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The long fuzzing run (the suite runs a bounded one): schemathesis against the gateway's OpenAPI document.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_SECONDS=$${FUZZ_SECONDS:-900} $(PY) -m pytest tests/e2e/test_fuzz.py -q
+
 token: $(STAMP) $(SECRET_FILE)
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER)
 
@@ -64,7 +68,7 @@ parked: $(STAMP)
 	$(PY) -m shared.tools.parked $(CMD) --service $(SERVICE)
 
 asyncapi: $(STAMP)
-	for service in leads bookings sms proposals; do $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
+	for service in leads bookings sms proposals documents; do $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
 
 # The Python client's buttons, reads and `crm` subcommands, from the one table (shared/buttons.py).
 client: $(STAMP)

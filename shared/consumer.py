@@ -27,7 +27,7 @@ from faststream import BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 
-from shared import db, inbox, logging, metrics, outbox
+from shared import db, inbox, logging, metrics, outbox, tracing
 from shared.contracts.envelope import Event, Header, Reply, problem
 from shared.group_commit import GroupCommit
 from shared.messages import Effect, Handler, Meta, Outcome
@@ -98,6 +98,7 @@ class Commands:
     async def _attempt(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
         try:
             handler = step.handler
+            trace = tracing.carrier()  # here, in the command's own task: its batch may be written by another
             if step.effect is not None:  # act first, then record as a handler would
                 result = await step.effect.perform(self.pool, command, meta)
                 handler = partial(_record, step.effect, result)
@@ -105,7 +106,7 @@ class Commands:
             async def writes(conn: asyncpg.Connection) -> Reply:
                 outcome = await handler(conn, command, meta)
                 await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply,
-                                   outcome.events)
+                                   outcome.events, trace)
                 return outcome.reply
 
             return await self.group.run(writes)  # in a transaction shared with the commands beside it
@@ -119,9 +120,9 @@ class Commands:
                    Header.LAST_ERROR: repr(exc)[:500]}
         common = dict(message_id=meta.message_id, correlation_id=meta.correlation_id, reply_to=meta.reply_to,
                       content_type=raw.content_type, persist=True)
-        step = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
-        if step is not None:
-            tier, wait = step
+        delay = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
+        if delay is not None:
+            tier, wait = delay
             log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt, delay=wait.total_seconds(),
                         error=repr(exc))
             metrics.RETRIES.labels(self.topology.service, meta.command).inc()

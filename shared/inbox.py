@@ -33,7 +33,7 @@ def fingerprint(command: str, body: BaseModel) -> str:
 
 
 async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command: str, print_: str,
-                 reply: Reply, events: Sequence[Event] = ()) -> None:
+                 reply: Reply, events: Sequence[Event] = (), trace: dict[str, str] | None = None) -> None:
     """The last write of a command's transaction, with its outbox rows in the same statement (one round
     trip); raises `AlreadyDone` when the id is known (the caller rolls back, outbox rows included)."""
     if not events:
@@ -47,7 +47,7 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
             f"WITH events AS ({outbox.insert(7)}) "
             "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-            message_id, org_id, command, print_, reply.status, reply.body, *outbox.rows(events),
+            message_id, org_id, command, print_, reply.status, reply.body, *outbox.rows(events, trace),
         )
     if not inserted:
         raise AlreadyDone(message_id)

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from shared import logging
+from shared import logging, tracing
 from shared.contracts.envelope import Event
 
 Publish = Callable[[str, bytes, dict[str, Any], str, str | None], Awaitable[None]]
@@ -29,19 +29,21 @@ log = logging.get("outbox")
 
 
 def insert(first: int) -> str:
-    """The statement that writes events as outbox rows, its three arrays as parameters $first.. (see `rows`);
+    """The statement that writes events as outbox rows, its four arrays as parameters $first.. (see `rows`);
     usable on its own or inside another statement (inbox.record writes them with the inbox row)."""
-    return (f"INSERT INTO outbox (event_id, routing_key, payload) "
-            f"SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[], ${first + 2}::jsonb[])")
+    return (f"INSERT INTO outbox (event_id, routing_key, payload, headers) "
+            f"SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[], ${first + 2}::jsonb[], ${first + 3}::jsonb[])")
 
 
-def rows(events: Sequence[Event]) -> tuple[list[Any], list[str], list[dict[str, Any]]]:
-    return [e.id for e in events], [e.type for e in events], [e.model_dump(mode="json") for e in events]
+def rows(events: Sequence[Event], trace: dict[str, str] | None = None) -> tuple[list[Any], ...]:
+    """`trace`: the trace context of the command that made them (shared/tracing.py), published with them."""
+    return ([e.id for e in events], [e.type for e in events], [e.model_dump(mode="json") for e in events],
+            [trace or {} for _ in events])
 
 
-async def add(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+async def add(conn: asyncpg.Connection, events: Sequence[Event], trace: dict[str, str] | None = None) -> None:
     if events:
-        await conn.execute(insert(1), *rows(events))
+        await conn.execute(insert(1), *rows(events, trace))
 
 
 class Relay:
@@ -77,7 +79,7 @@ class Relay:
         """Publish one batch of due rows; returns how many rows were taken."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, event_id, routing_key, payload FROM outbox WHERE next_attempt_at <= now() "
+                "SELECT id, event_id, routing_key, payload, headers FROM outbox WHERE next_attempt_at <= now() "
                 "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch,
             )
@@ -101,7 +103,8 @@ class Relay:
         payload = row["payload"]
         headers = {"x-org-id": payload["org_id"], "x-event-type": payload["type"]}
         body = json.dumps(payload).encode()
-        await self._publish(row["routing_key"], body, headers, str(row["event_id"]), payload.get("correlation_id"))
+        with tracing.attached(row["headers"]):  # published in the trace of the command that made it
+            await self._publish(row["routing_key"], body, headers, str(row["event_id"]), payload.get("correlation_id"))
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:

@@ -15,11 +15,13 @@ import asyncpg
 from aiohttp import web
 from faststream import AckPolicy, FastStream
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from pydantic import BaseModel, create_model
 
-from shared import db, event_log, inbox, logging, metrics, topology
+from shared import db, event_log, inbox, logging, metrics, topology, tracing
 from shared.consumer import Commands
 from shared.contracts.envelope import (
     Command,
@@ -54,6 +56,10 @@ class Service:
                                    logger=framework_log,
                                    default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
         self.commands = Commands(self.broker, None, self.topology, settings.fault_crash_after_commit)  # type: ignore[arg-type]
+        provider = tracing.setup(name, settings.otel_exporter_otlp_endpoint, settings.trace_file)
+        if provider is not None:  # the W3C context from the AMQP headers: a consume span under the caller's
+            self.broker.add_middleware(RabbitTelemetryMiddleware(tracer_provider=provider))
+            AsyncPGInstrumentor().instrument(tracer_provider=provider)
         self.broker.add_middleware(self.commands.middleware())
         # FastStream's own consume-side metrics (received, acked, nacked, in progress, duration).
         self.broker.add_middleware(RabbitPrometheusMiddleware(registry=metrics.REGISTRY, app_name=name))

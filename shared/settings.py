@@ -27,6 +27,10 @@ class CommonSettings(BaseSettings):
     event_log_max_age: str = Field("7D", pattern=r"^[0-9]+[YMDhms]$")
     event_log_max_bytes: int = Field(1024**3, ge=1)
     event_log_segment_bytes: int = Field(8 * 1024**2, ge=1)
+    # Traces (shared/tracing.py): exported by OTLP over HTTP to this endpoint (e.g. http://127.0.0.1:4318),
+    # and/or written as JSON lines to TRACE_FILE; off when neither is set.
+    otel_exporter_otlp_endpoint: str = ""
+    trace_file: str = ""
 
     @property
     def retention(self) -> "Retention":

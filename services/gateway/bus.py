@@ -22,7 +22,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from shared import logging, topology
+from shared import logging, topology, tracing
 from shared.contracts.envelope import Header
 
 log = logging.get("gateway.bus")
@@ -100,7 +100,7 @@ class Bus:
         self._waiting[correlation_id] = future
         message = aio_pika.Message(
             body, message_id=message_id, correlation_id=correlation_id, reply_to=self.reply_queue,
-            headers={Header.ORG: org, Header.USER: user}, content_type="application/json",
+            headers={Header.ORG: org, Header.USER: user, **tracing.carrier()}, content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
             expiration=None if persistent else wait,
         )

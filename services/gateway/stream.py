@@ -24,7 +24,7 @@ import aio_pika
 import aiormq
 import asyncpg
 
-from shared import event_log, logging, metrics
+from shared import event_log, logging, metrics, tracing
 
 log = logging.get("gateway.stream")
 Record = tuple[int, str, dict[str, Any] | None]  # position, topic, event (None: a marker or an unreadable body)
@@ -159,7 +159,8 @@ class Reader:
                 continue
             self.head = position
             metrics.LOG_POSITION.set(position)
-            self._on_record(decode(message))
+            with tracing.span("events.fanout", message.headers, topic=message.routing_key or ""):
+                self._on_record(decode(message))  # to every live screen of its organisation
 
     async def _watch(self, channel: aio_pika.abc.AbstractChannel, records: aio_pika.abc.AbstractQueueIterator,
                      db: asyncpg.Connection) -> None:

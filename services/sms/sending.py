@@ -41,7 +41,7 @@ from shared.contracts.sms import (
     SmsView,
 )
 from shared.lead_directory import Directory
-from shared.messages import Meta, Outcome
+from shared.messages import Effect, Meta, Outcome
 from shared.problems import ProviderRefused, not_found
 from shared.retry import Pending
 
@@ -68,7 +68,7 @@ def answer(row: asyncpg.Record, status: str | None = None) -> Reply:
     return Reply(status=200, body=SmsReply(sms=view).model_dump(mode="json"))
 
 
-class Sender:
+class Sender(Effect):
     """The `Effect` behind `sms.send` (and the confirmation SMS of an appointment)."""
 
     def __init__(self, directory: Directory, provider: Provider, breaker: CircuitBreaker,
