@@ -106,7 +106,7 @@ class SendContract(Command):
 
 
 class SignContract(Command):
-    """A sent contract; once signed it never changes."""
+    """A draft or sent contract; once signed it never changes."""
 
     ROUTING_KEY = "proposals.sign_contract"
     contractId: Id
@@ -379,7 +379,7 @@ BUTTONS = (
     Button("send_contract", "/api/contracts/send", SendContract, ContractReply, "Send a draft contract",
            cli="contract send contractId"),
     Button("sign_contract", "/api/contracts/sign", SignContract, ContractReply,
-           "Mark a sent contract signed (it never changes after)", cli="contract sign contractId signerName"),
+           "Mark a draft or sent contract signed (it never changes after)", cli="contract sign contractId signerName"),
     Button("void_contract", "/api/contracts/void", VoidContract, ContractReply,
            "Void a draft or sent contract, with a reason", cli="contract void contractId reason"),
 )

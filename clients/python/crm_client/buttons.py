@@ -15,9 +15,9 @@ from crm_client.press import with_query as _with_query
 
 
 # Buttons: one Press builder each ---------------------------------------------------------
-def create_lead(name: str, phone: str, email: str | None = None) -> Press:
+def create_lead(name: str, phone: str, email: str | None = None, time_zone: str | None = None) -> Press:
     """Create a lead: POST /api/leads."""
-    return Press("create_lead", "/api/leads", _body(name=name, phone=phone, email=email))
+    return Press("create_lead", "/api/leads", _body(name=name, phone=phone, email=email, timeZone=time_zone))
 
 
 def update_lead_status(lead_id: str, status: str, expected_status: str | None = None) -> Press:
@@ -192,7 +192,7 @@ def send_contract(contract_id: str) -> Press:
 
 
 def sign_contract(contract_id: str, signer_name: str, signed_at: str | datetime | None = None) -> Press:
-    """Mark a sent contract signed (it never changes after): POST /api/contracts/sign."""
+    """Mark a draft or sent contract signed (it never changes after): POST /api/contracts/sign."""
     return Press(
         "sign_contract",
         "/api/contracts/sign",
@@ -276,9 +276,9 @@ class Buttons:
     async def _read(self, path: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def create_lead(self, name: str, phone: str, email: str | None = None) -> Any:
+    async def create_lead(self, name: str, phone: str, email: str | None = None, time_zone: str | None = None) -> Any:
         """Create a lead."""
-        return await self._press(create_lead(name, phone, email))
+        return await self._press(create_lead(name, phone, email, time_zone))
 
     async def update_lead_status(self, lead_id: str, status: str, expected_status: str | None = None) -> Any:
         """Change the status of one lead."""
@@ -401,7 +401,7 @@ class Buttons:
         return await self._press(send_contract(contract_id))
 
     async def sign_contract(self, contract_id: str, signer_name: str, signed_at: str | datetime | None = None) -> Any:
-        """Mark a sent contract signed (it never changes after)."""
+        """Mark a draft or sent contract signed (it never changes after)."""
         return await self._press(sign_contract(contract_id, signer_name, signed_at))
 
     async def void_contract(self, contract_id: str, reason: str) -> Any:
@@ -479,7 +479,7 @@ CLI: list[dict[str, Any]] = [
         "method": "create_lead",
         "read": False,
         "args": [("name", "str", True), ("phone", "str", True)],
-        "options": [("--email", "email", "str")],
+        "options": [("--email", "email", "str"), ("--time-zone", "time_zone", "str")],
     },
     {
         "group": "lead",
