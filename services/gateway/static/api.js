@@ -38,13 +38,14 @@ function retryAfterMs(value) {
 
 export const retryable = (status) => status === 429 || status >= 500;
 
-/** One attempt. Resolves with {status, body, headers}; rejects (TypeError) on a network error. */
+/** One attempt (`body`: an object sent as JSON, or FormData). Resolves with {status, body, headers}; rejects (TypeError) on a network error. */
 export async function request(method, path, { token, body, key } = {}) {
   const headers = {};
   if (token) headers.Authorization = "Bearer " + token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const form = body instanceof FormData; // a multipart upload: the browser writes its Content-Type (with the boundary)
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   if (key) headers["Idempotency-Key"] = key;
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  const response = await fetch(path, { method, headers, body: body === undefined || form ? body : JSON.stringify(body),
     cache: "no-store" });
   const text = await response.text(); // a connection cut mid-body throws here: a network error too
   let parsed = null;
@@ -90,4 +91,23 @@ export async function follow(location, token, { stopped = () => false } = {}) {
 export async function get(path, token) {
   const res = await withRetry("GET", path, { token }, { attempts: 3 });
   return res;
+}
+
+/** A file's bytes (GET with the token), retried like a read: {status, blob} when 200, else {status, body} (the problem). */
+export async function getBlob(path, token, { attempts = 3 } = {}) {
+  let last = null;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (attempt > 0) await sleep(backoff(attempt - 1, last && last.headers.get("Retry-After")));
+    try {
+      const response = await fetch(path, { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
+      if (response.status === 401) throw new Unauthorized("the token was not accepted");
+      if (response.status === 200) return { status: 200, blob: await response.blob() };
+      last = response;
+      if (!retryable(response.status)) return { status: response.status, body: await response.json().catch(() => ({})) };
+    } catch (err) {
+      if (err instanceof Unauthorized) throw err;
+      last = null;
+    }
+  }
+  throw new Undelivered(last ? `the server answered ${last.status}` : "the network is unreachable");
 }

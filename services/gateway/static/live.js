@@ -7,7 +7,7 @@
 // was seen. The state it reports is the truth: "live" only while welcomed on an open socket,
 // "offline" when the browser is offline or the server cannot be reached, "reconnecting" otherwise.
 
-const TOPICS = ["leads.*", "appointments.*", "sms.*", "proposals.*", "payments.*", "contracts.*"];
+const TOPICS = ["leads.*", "appointments.*", "sms.*", "proposals.*", "payments.*", "contracts.*", "campaigns.*", "documents.*"];
 const DEFAULT_PING_S = 15;
 
 export class Live {

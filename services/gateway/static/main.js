@@ -1,7 +1,9 @@
 // Wiring: sign-in, the data the page shows, presses through the queue, events from the live feed.
 import { Unauthorized, get, newKey, request } from "./api.js";
 import { Appointments } from "./appointments.js";
+import { Campaigns } from "./campaigns.js";
 import { Deals } from "./deals.js";
+import { Documents } from "./documents.js";
 import { Live } from "./live.js";
 import { Queue } from "./queue.js";
 import { SmsBreaker, segments } from "./sms.js";
@@ -15,9 +17,11 @@ const S = { token: null, principal: null, leads: new Map(), statuses: [], moves:
   open: null, sms: [], history: [], templates: [], optedOut: new Set(), entries: [],
   queue: null, live: null, breaker: null, loading: null, buffered: null, notices: new Map(), devLogin: null };
 const debug = (globalThis.crmConsole = { applied: [], welcomes: [], state: S }); // for tests: what was applied, in order
-// The panel's sections with buttons of their own (appointments.js, deals.js): they press through the one queue.
-const ctx = { press: (...args) => press(...args), read, openId: () => S.open, nameOf: (id) => nameOf(id), entries: () => S.entries };
-const appointments = new Appointments(ctx), deals = new Deals(ctx);
+// The sections with buttons of their own (appointments.js, deals.js, documents.js, campaigns.js): they press through the one queue.
+const ctx = { press: (...args) => press(...args), read, openId: () => S.open, nameOf: (id) => nameOf(id), entries: () => S.entries,
+  token: () => S.token, expired: (why) => expired(why), statuses: () => S.statuses, leadName: (id) => S.leads.get(id)?.name,
+  selected: () => [...S.selected].filter((id) => S.leads.has(id)), openLead: (id) => { showView("leads"); openLead(id); } };
+const appointments = new Appointments(ctx), deals = new Deals(ctx), documents = new Documents(ctx), campaigns = new Campaigns(ctx);
 
 // Sign-in ----------------------------------------------------------------------------
 function claims(token) {
@@ -42,7 +46,7 @@ function signOut(message, forget = true) {
   if (S.queue) S.queue.stop(); // what it holds stays in IndexedDB, sent after the next sign-in
   clearTimeout(S.expiry);
   Object.assign(S, { token: null, principal: null, live: null, queue: null, open: null });
-  S.leads.clear(); S.selected.clear();
+  S.leads.clear(); S.selected.clear(); campaigns.reset();
   view.showConnection("offline");
   view.showPending(0);
   $("#notices").replaceChildren();
@@ -52,6 +56,7 @@ function signOut(message, forget = true) {
 async function start(token, c) {
   Object.assign(S, { token, principal: `${c.org}\n${c.sub}`, loaded: false });
   view.showSignedIn({ org: c.org, user: c.sub });
+  showView();
   if (c.exp) S.expiry = setTimeout(() => signOut("Your sign-in has expired. Sign in again."), Math.min(c.exp * 1000 - Date.now(), 2 ** 31 - 1));
   restoreCache();
   S.breaker = new SmsBreaker({ threshold: CONFIG.smsBreakerThreshold, cooldownMs: CONFIG.smsBreakerCooldownMs, onChange: showBreaker });
@@ -136,6 +141,7 @@ async function loadAll() {
       for (const f of buffered) applyEvent(f);
       render();
       if (S.open) loadPanel();
+      if (campaigns.shown()) campaigns.load();
     }
   }
 }
@@ -148,12 +154,13 @@ async function read(path) {
   } catch (err) { if (err instanceof Unauthorized) expired(err.message); return null; }
 }
 
-async function loadPanel(which = ["appointments", "sms", "history", "deals"]) {
+async function loadPanel(which = ["appointments", "sms", "history", "deals", "documents"]) {
   const id = S.open;
   const paths = { sms: `/api/leads/${id}/sms-history`, history: `/api/leads/${id}/history` };
   await Promise.all(which.map(async (kind) => {
     if (kind === "appointments") return appointments.load(id);
     if (kind === "deals") return deals.load(id);
+    if (kind === "documents") return documents.load(id);
     const body = await read(paths[kind]);
     if (S.open !== id || !body) return;
     if (kind === "sms") { S.sms = body.sms_messages; view.renderSmsHistory(S.sms); }
@@ -188,6 +195,8 @@ function applyEvent(frame) {
     if (d.leadId === S.open) reloadPanelSoon("history");
   } else if (frame.topic.startsWith("appointments.") && d.leadId === S.open) reloadPanelSoon("appointments");
   else if (/^(proposals|payments|contracts)\./.test(frame.topic) && d.leadId === S.open) deals.reloadSoon();
+  else if (frame.topic.startsWith("documents.") && d.leadId === S.open) documents.reloadSoon();
+  else if (frame.topic.startsWith("campaigns.")) campaigns.applyEvent(frame.topic, d);
   else if (frame.topic === "sms.opt_out_changed") {
     if (d.optedOut) S.optedOut.add(d.leadId); else S.optedOut.delete(d.leadId);
   } else if (frame.topic.startsWith("sms.") && d.leadId === S.open) reloadPanelSoon("sms");
@@ -289,7 +298,8 @@ function queueChanged(entries) {
   S.entries = [...entries];
   view.showPending(entries.length);
   render();
-  if (S.open) { appointments.render(); deals.render(); }
+  if (S.open) { appointments.render(); deals.render(); documents.render(); }
+  campaigns.render();
 }
 
 function queued(entry, why) {
@@ -311,7 +321,7 @@ function answered(entry, answer) {
   }
   if ((entry.kind === "status" || entry.kind === "bulk") && answer.status === 409) refreshLeads(entry.leadIds);
   if (entry.kind === "create" && b.lead) S.leads.set(b.lead.id, b.lead);
-  deals.answered(entry, answer);
+  deals.answered(entry, answer); documents.answered(entry, answer); campaigns.answered(entry, answer);
   if (entry.kind === "sms") {
     if (b.sms && b.sms.status === "sent") S.breaker.providerUp();
     else if ((b.sms && b.sms.status === "queued") || answer.status >= 500) S.breaker.providerDown();
@@ -325,10 +335,19 @@ async function refreshLeads(ids) { for (const id of ids.slice(0, 20)) await fetc
 
 function openLead(id) {
   S.open = id; S.sms = []; S.history = [];
-  appointments.reset(); deals.reset(); view.renderSmsHistory([]); view.renderHistory([]);
+  appointments.reset(); deals.reset(); documents.reset(); view.renderSmsHistory([]); view.renderHistory([]);
   render();
   if (id) loadPanel();
   if (id && innerWidth < 1000) $("#lead-panel").scrollIntoView({ block: "start" }); // under the table when narrow
+}
+
+/** Leads (the default) or Campaigns, as the address says (#campaigns): the header's links, back and forward. */
+function showView(name = location.hash === "#campaigns" ? "campaigns" : "leads") {
+  if (name === "leads" && location.hash === "#campaigns") history.pushState(null, "", "#leads");
+  $("#app").dataset.view = name;
+  $("#campaigns-view").hidden = name !== "campaigns";
+  for (const link of document.querySelectorAll("#views a")) link.setAttribute("aria-current", link.dataset.view === name ? "page" : "false");
+  if (name === "campaigns" && S.token) campaigns.show();
 }
 
 function smsCount() { const text = $("#sms-message").value; view.renderSmsCount(text, segments(text)); }
@@ -371,7 +390,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#sms-message").addEventListener("input", smsCount);
   $("#sms-template").addEventListener("change", () => { $("#sms-message").disabled = !!$("#sms-template").value; });
   $("#create-lead").addEventListener("submit", createLead);
-  appointments.bind(); deals.bind();
+  appointments.bind(); deals.bind(); documents.bind(); campaigns.bind();
+  addEventListener("hashchange", () => showView());
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && S.open) openLead(null); });
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) signIn(token); else view.showSignIn(null, null);

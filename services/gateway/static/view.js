@@ -40,6 +40,7 @@ export function showPending(count) {
 export function showSignedIn(principal) {
   $("#who").textContent = principal ? `${principal.user} · ${principal.org}` : "";
   $("#sign-out").hidden = !principal;
+  $("#views").hidden = !principal;
   $("#app").hidden = !principal;
   $("#sign-in-screen").hidden = !!principal;
 }
@@ -152,7 +153,7 @@ export function renderPanel(lead, optedOut) {
 
 export function fill(list, items) { list.replaceChildren(...items); list.classList.toggle("empty-list", items.length === 0); }
 
-const IDS = ["appointmentId", "proposalId", "paymentId", "contractId"];
+const IDS = ["appointmentId", "proposalId", "paymentId", "contractId", "campaignId", "documentId"];
 
 /** fill(), the focus (and the caret) staying on the same control: found again by its testid and data ids. */
 export function refill(list, items) {

@@ -2,7 +2,7 @@
 import { formatMoney } from "./money.js";
 import { when } from "./view.js";
 
-const LEAD_KINDS = new Set(["status", "bulk", "sms", "create"]); // presses about a lead itself (its 404 is the lead's)
+const LEAD_KINDS = new Set(["status", "bulk", "sms", "create", "document_upload"]); // presses about a lead itself (its 404 is the lead's)
 
 export function queuedWords(entry, why) {
   if (why === "accepted") return `${entry.label}: accepted; the service is busy or down, it takes effect as soon as it is back.`;
@@ -75,6 +75,14 @@ function success(entry, b, nameOf) {
     case "contract_send": return ["success", `The contract for "${entry.title}" is sent.`, []];
     case "contract_sign": return ["success", `The contract for "${entry.title}" is signed by ${entry.body.signerName}.`, []];
     case "contract_void": return ["success", `The contract for "${entry.title}" is void.`, []];
+    case "campaign_create": return ["success", `The campaign "${entry.title}" is created: start it when ready.`, []];
+    case "campaign_start": return ["success", `"${entry.title}" is started` +
+      (b.campaign ? `: ${b.campaign.counts.total} lead${b.campaign.counts.total === 1 ? "" : "s"} to text.` : "."), []];
+    case "campaign_pause": return ["success", `"${entry.title}" is paused: nothing more is sent until it is resumed.`, []];
+    case "campaign_resume": return ["success", `"${entry.title}" is sending again.`, []];
+    case "campaign_cancel": return ["success", `"${entry.title}" is cancelled: nothing more is sent (what was sent stays sent).`, []];
+    case "document_upload": return ["success", `${entry.filename} is attached to ${who}.`, []];
+    case "document_delete": return ["success", `${entry.filename} is deleted.`, []];
     default: return ["success", `${entry.label}: done.`, []];
   }
 }
@@ -103,8 +111,68 @@ function refusal(entry, b) {
     case "/problems/refund-too-large": return `Not refunded: ${money(entry.body.amountMinor, entry)} is more than what is left of that payment` +
       (Number.isInteger(b.refundableMinor) ? ` (${money(b.refundableMinor, entry)}).` : ".");
     case "/problems/contract-closed": return `This contract ${now || "is closed"}: it can no longer change.`;
+    case "/problems/campaign-closed": return `"${entry.title}" ${now || "is over"}: it can no longer be ${CAMPAIGN_VERBS[entry.kind] || "changed"}.`;
+    case "/problems/campaign-not-started": return `"${entry.title}" was never started: it cannot be ${CAMPAIGN_VERBS[entry.kind] || "changed"}. Start it first.`;
+    case "/problems/not-found": return entry.kind === "campaign_create"
+      ? `The campaign "${entry.title}" was not created: its template no longer exists. Choose another one.` : null;
+    case "/problems/too-large": return `${entry.filename} was not attached: it is too large` +
+      (Number.isInteger(b.maxBytes) ? ` (a document may hold at most ${fileSize(b.maxBytes)}).` : ".");
+    case "/problems/content-type-mismatch": return `${entry.filename} was refused: it says it is ${fileKind(b.declared)}, ` +
+      `but its content is ${b.detected ? fileKind(b.detected) : "something else"}. Check that it is the right file.`;
+    case "/problems/unsupported-media-type": return `${entry.filename || entry.label} was refused: ${b.detail || "the server cannot take this kind of upload"}.`;
     case "/problems/conflict": return entry.kind === "contract"
       ? `"${entry.title}" already has a contract in progress: void it first to make another.` : null;
     default: return null;
   }
+}
+
+const CAMPAIGN_VERBS = { campaign_start: "started", campaign_pause: "paused", campaign_resume: "resumed", campaign_cancel: "cancelled" };
+
+/** A campaign's counts in words: "3 of 40 sent · 1 skipped (opted out or gone) · 36 waiting". */
+export function campaignProgress(campaign) {
+  const c = campaign.counts;
+  if (campaign.status === "draft") return "Not started: the audience is counted when it starts.";
+  const parts = [`${c.sent} of ${c.total} sent`];
+  if (c.sending) parts.push(`${c.sending} sending`);
+  if (c.waiting) parts.push(`${c.waiting} waiting`);
+  if (c.skipped) parts.push(`${c.skipped} skipped`);
+  if (c.failed) parts.push(`${c.failed} failed`);
+  return parts.join(" · ");
+}
+
+const SKIPPED = { opted_out: "opted out of SMS", cancelled: "the campaign was cancelled", "not found": "the lead no longer exists" };
+
+/** A campaign target's outcome, beside its state. */
+export function targetWords(t, now = Date.now()) {
+  if (t.state === "waiting") return t.next_at && new Date(t.next_at).getTime() > now ? `quiet hours: goes at ${when(t.next_at)}` : "next in line";
+  if (t.state === "skipped" || t.state === "failed") return (t.reason && (SKIPPED[t.reason] || t.reason)) || "";
+  return when(t.updated_at);
+}
+
+const KINDS = { "application/pdf": "a PDF", "image/png": "a PNG image", "image/jpeg": "a JPEG image", "image/gif": "a GIF image",
+  "text/plain": "text", "text/csv": "a CSV table", "application/json": "JSON", "application/zip": "a zip archive",
+  "application/octet-stream": "a file of unknown type" };
+const OFFICE = [["wordprocessingml", "a Word document"], ["spreadsheetml", "an Excel workbook"], ["presentationml", "a PowerPoint deck"],
+  ["opendocument.text", "an OpenDocument text"], ["opendocument.spreadsheet", "an OpenDocument spreadsheet"]];
+
+/** A content type in words ("image/png" -> "a PNG image"); the type itself when it has no name here. */
+export function fileKind(type) {
+  const t = String(type || "").toLowerCase();
+  if (KINDS[t]) return KINDS[t];
+  const office = OFFICE.find(([part]) => t.includes(part));
+  if (office) return office[1];
+  if (t.startsWith("image/")) return `an image (${t.slice(6)})`;
+  if (t.startsWith("text/")) return `text (${t.slice(5)})`;
+  return t || "a file of unknown type";
+}
+
+/** Bytes for people: "812 bytes", "4.2 kB", "10 MB" (powers of 1000, as the browser's language writes them). */
+export function fileSize(bytes) {
+  if (!Number.isFinite(bytes)) return "";
+  if (bytes < 1000) return `${bytes} byte${bytes === 1 ? "" : "s"}`;
+  const units = ["kilobyte", "megabyte", "gigabyte", "terabyte"];
+  let value = bytes / 1000, i = 0;
+  while (value >= 1000 && i < units.length - 1) { value /= 1000; i++; }
+  return new Intl.NumberFormat(undefined, { style: "unit", unit: units[i], unitDisplay: "short",
+    maximumFractionDigits: value < 10 ? 1 : 0 }).format(value);
 }
