@@ -6,10 +6,10 @@ sandbox (waited for), the leads, bookings and sms services (each waited for),
 then the gateway (waited for on /readyz).
 
 Everything runs with production settings except LOG_LEVEL=WARNING (so that
-per-request log lines do not dominate). At that level a service does not log
-`service.started` (an INFO line), so its readiness is read from the broker
-instead: its work queue has a consumer and the queues it declares once started
-exist.
+per-request log lines do not dominate) and SMS_CAMPAIGN_RATE_PER_SECOND (200,
+bench.campaign). At that level a service does not log `service.started` (an
+INFO line), so its readiness is read from the broker instead: its work queue
+has a consumer and the queues it declares once started exist.
 """
 import os
 from pathlib import Path
@@ -17,12 +17,15 @@ from pathlib import Path
 import aio_pika
 import aiohttp
 
+from bench.campaign import CAMPAIGN_RATE
 from shared.topology import ServiceTopology
 from tests.support.infra import Infra
 from tests.support.stack import TEST_SECRET, Process, Stack, eventually, free_port
 
 QUIET = {"LOG_LEVEL": "WARNING"}
-SERVICES = ("leads", "bookings", "sms", "proposals")
+# The one setting that is not production's: campaigns send fast, so that their section takes seconds.
+STACK_ENV = {**QUIET, "SMS_CAMPAIGN_RATE_PER_SECOND": str(CAMPAIGN_RATE)}
+SERVICES = ("leads", "bookings", "sms", "proposals", "documents")
 
 
 def _tail(process: Process) -> str:
@@ -53,7 +56,7 @@ async def wait_consuming(process: Process, amqp_url: str, service: str, timeout:
 
 
 async def start_pipeline(infra: Infra, log_dir: Path) -> Stack:
-    stack = Stack({**infra.env(), **QUIET}, log_dir)
+    stack = Stack({**infra.env(), **STACK_ENV, "BLOB_DIR": str(log_dir / "blobs")}, log_dir)
     try:
         sandbox = stack.start("twilio_sandbox")
         await eventually(lambda: _healthy(stack.sandbox_url, "/_sandbox/messages") if sandbox.running else True,

@@ -4,7 +4,7 @@
     (a service's subscribed event types are bound to its work queue from [events])
                                                    │ transient failure        │ TTL expires,
                                                    ▼                          │ dead-lettered back
-                                  default exchange ──► leads.retry.<ms> (classic, TTL) ─┘
+                                  default exchange ──► leads.delay.<ms> (quorum, TTL) ──┘
                                                    │ attempts exhausted
                                                    ▼
                                                leads.parked (quorum; listed, replayed, purged by hand)
@@ -40,6 +40,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "bookings": (LeadCreated.TYPE,),
     "sms": (LeadCreated.TYPE, AppointmentConfirmed.TYPE),
     "proposals": (LeadCreated.TYPE,),
+    "documents": (LeadCreated.TYPE,),
 }
 
 
@@ -97,12 +98,15 @@ class ServiceTopology:
         # Messages carry a jittered expiration below this TTL; the TTL is the cap.
         # Named after the delay, so changing the tiers declares new queues instead
         # of clashing with the arguments of the old ones.
+        # Quorum, dead-lettering at least once: a message is removed from here only once the work
+        # queue has taken it. Classic delay queues (`<service>.retry.<ms>ms` before) dead-letter at
+        # most once: every retry waiting in them when the broker stopped was lost (`make chaos`).
         delay_ms = int(self.retry_delays[tier] * 1000)
         ttl_ms = int(delay_ms * 1.25)
         return QueueSpec(
-            f"{self.service}.retry.{delay_ms}ms",
-            quorum=False,
-            arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work.name},
+            f"{self.service}.delay.{delay_ms}ms",
+            arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work.name,
+                       "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"},
         )
 
     @property

@@ -2,6 +2,7 @@
 
 Unit tests need none of these; they are created only when a test asks for them.
 """
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,10 +33,17 @@ STACK_ENV = {
     "BREAKER_HALF_OPEN_CALLS": "1",
     "TWILIO_TIMEOUT": "2",
     "SANDBOX_CALLBACK_DELAY": "0.05",
+    # Documents: an upload no document refers to is collected 2 s after it was stored, looked for twice a second.
+    "BLOB_GRACE_SECONDS": "2",
+    "BLOB_GC_INTERVAL_SECONDS": "0.5",
+    # Campaigns: a send rate that keeps their tests short, and a dispatched send that the SMS service has not
+    # seen after 2 s (a crash between commit and publish) is published again.
+    "SMS_CAMPAIGN_RATE_PER_SECOND": "25",
+    "SMS_CAMPAIGN_SWEEP_SECONDS": "2",
 }
 
 
-SERVICES = ("leads", "bookings", "sms", "proposals")
+SERVICES = ("leads", "bookings", "sms", "proposals", "documents")
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +55,8 @@ async def infra() -> AsyncIterator[infra_mod.Infra]:
 
 @pytest.fixture(scope="session")
 async def stack(infra: infra_mod.Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    running = Stack({**infra.env(), **STACK_ENV}, tmp_path_factory.mktemp("logs"))
+    blobs = {"BLOB_DIR": str(tmp_path_factory.mktemp("blobs"))}  # the gateway's and the documents service's
+    running = Stack({**infra.env(), **STACK_ENV, **blobs}, tmp_path_factory.mktemp("logs"))
     try:
         running.start("twilio_sandbox")
         await running.wait_sandbox_ready()
@@ -88,13 +97,23 @@ class Api:
         all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
         if key is not None:
             all_headers["Idempotency-Key"] = key
-        data = body if isinstance(body, (bytes, str)) else (json.dumps(body) if body is not None else None)
+        data = body if isinstance(body, (bytes, str, aiohttp.Payload)) else (
+            json.dumps(body) if body is not None else None)
         async with self.http.request(method, self.url + path, data=data, headers=all_headers) as response:
             text = await response.text()
             return response.status, dict(response.headers), json.loads(text) if text else None
 
     async def post(self, path: str, body: object, **kw: object) -> tuple[int, dict, object]:
         return await self.request("POST", path, body, **kw)  # type: ignore[arg-type]
+
+    async def upload(self, path: str, data: bytes | aiohttp.MultipartWriter, filename: str = "file.bin",
+                     content_type: str | None = None, **kw: object) -> tuple[int, dict, object]:
+        """POST a multipart body: `data` as the part `file` (or a body made by the test)."""
+        if isinstance(data, bytes):
+            form = aiohttp.FormData()
+            form.add_field("file", io.BytesIO(data), filename=filename, content_type=content_type)
+            data = form()  # type: ignore[assignment]
+        return await self.request("POST", path, data, **kw)  # type: ignore[arg-type]
 
     async def get(self, path: str, **kw: object) -> tuple[int, dict, object]:
         return await self.request("GET", path, **kw)  # type: ignore[arg-type]

@@ -5,17 +5,19 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 from aiohttp import web
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 
 from services.gateway import errors
 from services.gateway.auth import principal_from
 from services.gateway.bus import Bus
-from services.gateway.keys import BUS, HUB, SERVICES, SETTINGS
+from services.gateway.keys import BLOBS, BUS, HUB, SERVICES, SETTINGS
 from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.stream import Reader
 from services.gateway.ws import TOO_SLOW, Hub
 from shared import buttons as buttons_table
-from shared import logging, metrics
+from shared import logging, metrics, tracing
+from shared.blobs import open_store
 
 ROUTED_SERVICES = list(buttons_table.SERVICES)
 PUBLIC_API = {"/api/openapi.json"}
@@ -66,12 +68,19 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
     await app[BUS].stop()
 
 
+async def close_blobs(app: web.Application) -> None:
+    await app[BLOBS].close()
+
+
 async def close_screens(app: web.Application) -> None:
     # on_shutdown runs before aiohttp waits for open handlers: websockets would hold it up.
     await app[HUB].close_all()
 
 
 def init_app(settings: GatewaySettings) -> web.Application:
+    provider = tracing.setup("gateway", settings.otel_exporter_otlp_endpoint, settings.trace_file)
+    if provider is not None:  # a server span per request: the instrumentor adds its middleware to the app
+        AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     app = web.Application(middlewares=[context, errors.problems, authenticate])
     instance = f"gateway.{uuid4().hex[:12]}"
     hub = Hub(settings.jwt_secret, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins,
@@ -83,7 +92,9 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app[HUB] = hub
     app[SERVICES] = ROUTED_SERVICES
     app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, instance)
+    app[BLOBS] = open_store(settings)  # uploads go there first (claim check): services/gateway/uploads.py
     app.cleanup_ctx.append(broker)
     app.on_shutdown.append(close_screens)
+    app.on_cleanup.append(close_blobs)
     setup_routes(app)
     return app

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from pydantic import ValidationError
 
+from services.gateway import uploads
 from services.gateway.auth import issue
 from services.gateway.errors import Problem, json_response, validation_problem
 from services.gateway.keys import SETTINGS
@@ -16,12 +17,18 @@ from shared.contracts.leads import ListLeads, statuses_reply
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def press(buttons: Sequence[Button]) -> View:
+def press(buttons: Sequence[Button], body: bool = True) -> View:
     """The view of one path: its body (and `{field}`s of the path) parsed as the button's command, sent.
-    Several buttons on one path: the body's `selector` field picks one (two of them is a 422)."""
+    Several buttons on one path: the body's `selector` field picks one (two of them is a 422).
+    An upload button reads a multipart body instead: the file goes to the blob store, its claim check
+    into the command (uploads.py). `body=False`: the path alone is the command (a DELETE alias)."""
 
     async def view(request: web.Request) -> web.Response:
-        data = {**await read_json(request), **request.match_info}
+        if buttons[0].upload:
+            given = await uploads.read(request, buttons[0].upload)
+        else:
+            given = await read_json(request) if body else {}
+        data = {**given, **request.match_info}
         button = pick(buttons, data)
         return await send_command(request, button.routing_key, parse(button.command, data))
 

@@ -4,8 +4,10 @@ from aiohttp import web
 from services.gateway.bus import Bus
 from services.gateway.settings import GatewaySettings
 from services.gateway.ws import Hub
+from shared.blobs import BlobStore
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 BUS = web.AppKey("bus", Bus)
 HUB = web.AppKey("hub", Hub)
 SERVICES = web.AppKey("services", list[str])
+BLOBS = web.AppKey("blobs", BlobStore)

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from shared.buttons import BUTTONS, READS
+from shared.contracts import documents as D
 from shared.contracts import leads as L
 from shared.contracts.declare import Button
 
@@ -29,7 +30,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _problems(*codes: int) -> dict[str, Any]:
     reasons = {400: "Malformed request or Idempotency-Key", 401: "Missing or invalid token", 404: "Not found",
-               409: "Refused by the rules or by a concurrent change", 422: "Invalid input, or a key reused with "
+               409: "Refused by the rules or by a concurrent change", 413: "The file is larger than the limit",
+               415: "Not multipart/form-data, or a declared type the file's bytes contradict",
+               416: "The range is outside the content", 422: "Invalid input, or a key reused with "
                "another body", 503: "Broker or service unreachable"}
     return {str(c): {"description": reasons[c], "content": {"application/problem+json": {"schema": PROBLEM}}}
             for c in codes}
@@ -78,8 +81,46 @@ def _button_operations() -> dict[str, dict[str, Any]]:
         operation["operationId"] = rows[0].name if len(rows) == 1 else "_or_".join(b.name for b in rows)
         operation["parameters"] += _path_parameters(path)
         operation["x-routing-keys"] = [b.routing_key for b in rows]
+        if rows[0].upload:
+            _upload(operation, rows[0].upload)
         paths[path] = {"post": operation}
     return paths
+
+
+def _upload(operation: dict[str, Any], part: str) -> None:
+    """A file in a multipart body instead of JSON: the gateway stores it and sends its claim check."""
+    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": [part],
+                   "properties": {part: {"type": "string", "contentMediaType": "application/octet-stream",
+                                         "description": "The file, with its name (filename) and, optionally, "
+                                                        "its Content-Type (checked against its first bytes)"}}}}}}
+    operation["responses"].update(_problems(413, 415))
+
+
+def _document_paths() -> dict[str, Any]:
+    """The bytes of a document, and DELETE as another way to press its delete button."""
+    document_id = [{"name": "documentId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    sent = {"ETag": {"description": "\"<sha256>\" of the bytes", "schema": {"type": "string"}},
+            "Content-Disposition": {"description": "attachment, with the file name", "schema": {"type": "string"}},
+            "Accept-Ranges": {"schema": {"const": "bytes"}}}
+    content = {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
+    return {
+        "/api/documents/{documentId}/content": {"get": {
+            "summary": "A document's bytes (Range and If-None-Match honoured)", "operationId": "download_document",
+            "parameters": [*document_id, *({"name": n, "in": "header", "required": False,
+                                             "schema": {"type": "string"}} for n in ("Range", "If-None-Match"))],
+            "responses": {"200": {"description": "The bytes", "headers": sent, "content": content},
+                          "206": {"description": "The range asked for (Content-Range)", "headers": sent,
+                                  "content": content},
+                          "304": {"description": "Not modified: If-None-Match has the ETag"},
+                          **_problems(401, 404, 416, 503)}}},
+        "/api/documents/{documentId}": {"delete": {
+            "summary": "Delete a document (as POST /api/documents/{documentId}/delete)",
+            "operationId": "delete_document_by_delete",
+            "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}, *document_id],
+            "responses": {"200": _json(_ref(D.DocumentReply), "The deleted document"), "202": ACCEPTED,
+                          **_problems(400, 401, 404, 422, 503)}}},
+    }
 
 
 def _read_operations() -> dict[str, dict[str, Any]]:
@@ -108,7 +149,7 @@ def document() -> dict[str, Any]:
                   (("status", _ref(L.LeadStatus)), ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                    ("cursor", {"type": "string"}))]
     paths = _button_operations()
-    for path, operations in _read_operations().items():
+    for path, operations in (*_read_operations().items(), *_document_paths().items()):
         paths.setdefault(path, {}).update(operations)
     paths["/api/leads"]["get"] = {"summary": "List leads", "operationId": "list_leads", "parameters": get_params,
                                   "responses": {"200": _json(_ref(L.LeadPage), "A page"), **_problems(401, 422, 503)}}

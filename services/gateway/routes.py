@@ -3,11 +3,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import buttons, openapi, views, webhooks
+from services.gateway import buttons, downloads, openapi, views, webhooks
 from services.gateway.keys import HUB
 from shared import metrics
 from shared.buttons import BUTTONS, READS
 from shared.contracts.declare import Button
+from shared.contracts.documents import DeleteDocument
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,6 +38,9 @@ def setup_routes(app: web.Application) -> None:
     literal = [*(b.path for b in BUTTONS), "/api/leads/statuses"]
     for row in READS:
         app.router.add_get(not_a_sibling(row.path, literal), buttons.read(row))
+    delete_document = next(b for b in BUTTONS if b.command is DeleteDocument)
+    app.router.add_delete("/api/documents/{documentId}", buttons.press([delete_document], body=False))
+    app.router.add_get("/api/documents/{documentId}/content", downloads.content)
     app.router.add_post("/webhooks/twilio/status", webhooks.twilio_status)
     app.router.add_post("/webhooks/twilio/inbound", webhooks.twilio_inbound)
     app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)

@@ -1,9 +1,10 @@
 from pydantic import Field, field_validator
 
+from shared.blobs import BlobSettings
 from shared.settings import CommonSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(CommonSettings, BlobSettings):
     host: str = Field("127.0.0.1", validation_alias="GATEWAY_HOST")
     port: int = Field(8080, ge=0, le=65535, validation_alias="GATEWAY_PORT")
     # HS256 secret shared with whoever issues tokens. Required: no default on purpose.
@@ -25,6 +26,10 @@ class GatewaySettings(CommonSettings):
     public_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")
     # Checks the provider's webhook signatures (the sandbox's token unless set).
     twilio_auth_token: str = Field("sandbox-auth-token", min_length=1, repr=False)
+
+    # The largest file an upload may hold (POST /api/leads/{leadId}/documents); larger: 413. Uploads go
+    # to the blob store (BLOB_STORE, BLOB_DIR...: shared/blobs.py), shared with the documents service.
+    document_max_bytes: int = Field(10 * 1024**2, ge=1)
 
     # Development only: the console offers "sign in as demo agent" (POST /dev/token), a token for
     # DEV_LOGIN_USER of DEV_LOGIN_ORG to anyone who asks. `make run` turns it on; never in production.

@@ -92,11 +92,17 @@ async def send_command(request: web.Request, routing_key: str, command: BaseMode
 
 async def ask(request: web.Request, routing_key: str, query: BaseModel) -> web.Response:
     """A read: `routing_key` is `<service>.query.<name>` (the query model's ROUTING_KEY)."""
+    answer = await answer_of(request, routing_key, query)
+    return json_response(answer.status, answer.body)
+
+
+async def answer_of(request: web.Request, routing_key: str, query: BaseModel) -> Answer:
+    """The service's answer to a query, for a view that does more with it than pass it on."""
     answer = await _call(request, topology.QUERIES, routing_key, query, str(uuid4()),
                          request.app[SETTINGS].query_timeout, persistent=False)
     if answer is None:
         raise unavailable(f"the {routing_key.split('.')[0]} service did not answer in time")
-    return json_response(answer.status, answer.body)
+    return answer
 
 
 async def command_status(request: web.Request) -> web.Response:

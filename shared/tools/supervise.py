@@ -18,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Started in this order, stopped in the reverse one.
-PRIORITY = {"twilio_sandbox": 10, "leads": 20, "bookings": 30, "sms": 30, "proposals": 30, "gateway": 90}
+PRIORITY = {"twilio_sandbox": 10, "leads": 20, "bookings": 30, "sms": 30, "proposals": 30, "documents": 30,
+            "gateway": 90}
 STOP_WAIT_SECONDS = {"gateway": 20}  # its shutdown_timeout is 10 s; the services' graceful_timeout 30 s
 DEFAULT_STOP_WAIT = 40
 

@@ -26,6 +26,7 @@ def test_asyncapi_lists_the_commands_and_events_and_matches_the_committed_copy(m
     ("bookings", {"bookings.commands", "appointments.created", "appointments.confirmed", "appointments.cancelled"}),
     ("proposals", {"proposals.commands", "proposals.sent", "payments.recorded", "contracts.signed"}),
     ("sms", {"sms.commands", "sms.sent", "sms.failed", "sms.status_changed", "sms.opt_out_changed"}),
+    ("documents", {"documents.commands", "documents.attached", "documents.deleted"}),
 ])
 def test_every_service_publishes_its_asyncapi(monkeypatch, service: str, channels: set[str]) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("RETRY_DELAYS", raising=False)
@@ -56,9 +57,9 @@ def test_the_client_is_generated_from_the_current_table() -> None:
 
 
 def test_every_button_and_read_is_routed_documented_and_in_the_client() -> None:
+    from aiohttp import web
     from crm_client.buttons import CLI
     from crm_client.client import Client
-    from aiohttp import web
 
     from services.gateway.routes import setup_routes
     from shared.buttons import BUTTONS, READS

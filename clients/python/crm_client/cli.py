@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from crm_client.buttons import CLI
@@ -54,6 +55,16 @@ def parser() -> argparse.ArgumentParser:
                 sub.add_argument(flag, dest=name, type=int if kind == "int" else str,
                                  action="append" if kind == "list" else "store")
 
+    # An upload is a file, not a body: written by hand (see Client.attach_document).
+    if "document" not in groups:
+        groups["document"] = commands.add_parser("document").add_subparsers(dest="action", required=True)
+    sub = groups["document"].add_parser("attach", help=Client.attach_document.__doc__)
+    sub.set_defaults(hand_written=attach_document)
+    sub.add_argument("lead_id", metavar="LEAD_ID")
+    sub.add_argument("file", metavar="FILE", type=Path)
+    sub.add_argument("--filename", help="the name to store (default: the file's)")
+    sub.add_argument("--content-type", dest="content_type", help="checked against the bytes (default: told by them)")
+
     commands.add_parser("pending", help="the presses waiting in the offline queue")
     commands.add_parser("flush", help="replay the offline queue now")
     events = commands.add_parser("events", help="print events, one per line")
@@ -67,8 +78,15 @@ def out(document: Any) -> None:
     print(json.dumps(document), flush=True)
 
 
+def attach_document(client: Client, args: argparse.Namespace) -> Awaitable[Any]:
+    return client.attach_document(args.lead_id, args.file, args.filename, args.content_type)
+
+
 def press(args: argparse.Namespace) -> Callable[[Client], Awaitable[Any]] | None:
     """The client method a button or read subcommand names, called with its arguments."""
+    hand_written = getattr(args, "hand_written", None)
+    if hand_written is not None:
+        return lambda client: hand_written(client, args)
     method = getattr(args, "client_method", None)
     if method is None:
         return None

@@ -15,9 +15,11 @@ Retries stop after `attempts` or before `total_time` would be passed; then Unrea
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -127,18 +129,24 @@ class Http:
             await self.session.close()
             self.session = None
 
-    async def send_once(self, method: str, path: str, data: bytes | None = None, key: str | None = None) -> Answer:
-        """One attempt; Retryable when it may be repeated."""
+    async def send_once(self, method: str, path: str, data: bytes | None = None, key: str | None = None,
+                        file: "FilePart | None" = None, raw: bool = False) -> Answer:
+        """One attempt; Retryable when it may be repeated. `file`: a multipart body made anew for this
+        attempt (a file is reopened: streamed from disk); `raw`: a 2xx body as bytes, not JSON."""
         assert self.session is not None, "use the client inside `async with`"
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "*/*" if raw else "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
         if key is not None:
             headers["Idempotency-Key"] = key
         try:
-            async with self.session.request(method, self.url + path, data=data, headers=headers) as response:
-                text = await response.text()
-                status, got = response.status, dict(response.headers)
+            with ExitStack() as opened:
+                body = file.multipart(opened) if file is not None else data
+                async with self.session.request(method, self.url + path, data=body, headers=headers) as response:
+                    status, got = response.status, dict(response.headers)
+                    if raw and status < 300:
+                        return Answer(status, await response.read(), got)
+                    text = await response.text()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Retryable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         try:
@@ -159,15 +167,16 @@ class Http:
         except Retryable as exc:
             raise Unreachable(str(exc), exc.status, exc.body) from exc
 
-    async def command(self, path: str, data: bytes, key: str, attempts: int | None = None) -> Answer:
-        """POST a button press with its key; the final answer (202 followed), or an error."""
-        answer = await self.retrying(self.send_once, "POST", path, data, key, attempts=attempts)
+    async def command(self, path: str, data: bytes | None, key: str, attempts: int | None = None,
+                      file: "FilePart | None" = None) -> Answer:
+        """POST a button press (a JSON body, or a file) with its key; the final answer (202 followed), or an error."""
+        answer = await self.retrying(self.send_once, "POST", path, data, key, file, attempts=attempts)
         if answer.status == 202 and "Location" in answer.headers:
             answer = await self.follow(answer)
         return final(answer)
 
-    async def query(self, path: str) -> Answer:
-        return final(await self.retrying(self.send_once, "GET", path))
+    async def query(self, path: str, raw: bool = False) -> Answer:
+        return final(await self.retrying(self.send_once, "GET", path, None, None, None, raw))
 
     async def follow(self, accepted: Answer) -> Answer:
         """Poll the status resource until it gives the final answer (it says 202 while the service is down)."""
@@ -195,3 +204,20 @@ class Http:
                 raise Unreachable(f"lost the gateway while following {location}: {last[0]}") from last[0]
             command = (accepted.body or {}).get("command", {}).get("id", location.rsplit("/", 1)[-1])
             raise StillAccepted(command, location) from None
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A file sent as the part `name` of a multipart/form-data body."""
+
+    name: str
+    file: bytes | Path
+    filename: str
+    content_type: str | None = None  # None: application/octet-stream, and the gateway tells the type from the bytes
+
+    def multipart(self, opened: ExitStack) -> aiohttp.MultipartWriter:
+        value = self.file if isinstance(self.file, bytes) else opened.enter_context(Path(self.file).open("rb"))
+        writer = aiohttp.MultipartWriter("form-data")
+        part = writer.append(value, {"Content-Type": self.content_type or "application/octet-stream"})
+        part.set_content_disposition("form-data", name=self.name, filename=self.filename)
+        return writer

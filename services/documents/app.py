@@ -1,0 +1,34 @@
+"""Wiring of the documents service."""
+from pathlib import Path
+
+from pydantic import Field
+
+from services.documents import collector
+from services.documents.handlers import DocumentHandlers, register
+from shared import lead_directory
+from shared.blobs import BlobSettings, open_store
+from shared.contracts.documents import EVENTS, SERVICE
+from shared.service import Service
+from shared.settings import ServiceSettings
+
+
+class DocumentsSettings(ServiceSettings, BlobSettings):
+    # A blob no document refers to is removed once it has not been put or touched for this long
+    # (it covers an upload whose command is still on its way), looked for every interval.
+    blob_grace_seconds: float = Field(3600, ge=0)
+    blob_gc_interval_seconds: float = Field(600, gt=0)
+
+
+def build(settings: DocumentsSettings) -> Service:
+    service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
+    blobs = open_store(settings)
+    register(service, DocumentHandlers(lead_directory.Directory(service.broker), blobs))
+    service.in_background(lambda: collector.run(blobs, collector.in_use_by(lambda: service.pool),  # type: ignore[arg-type]
+                                                settings.blob_grace_seconds, settings.blob_gc_interval_seconds))
+    service.on_close(blobs.close)
+    service.finish_routing()
+    service.document_events(EVENTS)
+    return service
+
+
+SETTINGS = DocumentsSettings
