@@ -18,7 +18,7 @@ run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench fuzz token parked asyncapi client venv clean browser
+.PHONY: run test bench chaos fuzz token parked asyncapi client venv clean browser
 
 venv: $(STAMP)
 
@@ -50,11 +50,16 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: $(STAMP) browser
-	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench clients/python
+	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench chaos clients/python
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The fault suite: every button pressed while processes, the broker, the database and the SMS provider fail
+# (CHAOS_SECONDS, 180 by default; CHAOS_ARGS="--seconds 60 --no-db-restart ..."); the table in var/chaos-report.txt.
+chaos: $(STAMP)
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 # The long fuzzing run (the suite runs a bounded one): schemathesis against the gateway's OpenAPI document.
 fuzz: $(STAMP)

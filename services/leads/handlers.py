@@ -91,7 +91,7 @@ class LeadHandlers:
         lead_id = repository.canonical(str(event.data.get("leadId")))
         lead = (await repository.lock_statuses(conn, meta.org_id, [lead_id])).get(lead_id) if lead_id else None
         if lead is None or lead["status"] == target or not can_move(lead["status"], target):
-            log.info("lead.deal_move_skipped", lead_id=lead_id, event=event.type, target=str(target),
+            log.info("lead.deal_move_skipped", lead_id=lead_id, deal_event=event.type, target=str(target),
                      current=str(lead["status"]) if lead else None)
             return Outcome(ok(FollowReply(applied=False)))
         _, events = await self._apply(conn, meta, {lead_id: lead["status"]}, target, str(event.data.get("by")))

@@ -278,3 +278,17 @@ async def test_a_refused_step_leaves_no_timeline_row(api: Api) -> None:
     assert [r[0] for r in refusals] == [409, 409, 409]
     _, _, body = await api.get(f"/api/leads/{lead}/timeline")
     assert [e["type"] for e in body["timeline"]] == ["proposals.sent", "proposals.declined"]
+
+
+async def test_a_deal_event_the_lead_cannot_follow_is_skipped_not_parked(api: Api, stack: Stack) -> None:
+    """A lead someone moved to lost meanwhile stays lost when its proposal is sent (lost → proposal is no
+    allowed move): the leads service skips the event and says so, once; nothing is retried or parked."""
+    lead = (await api.create_lead())["id"]
+    assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": "lost"}))[0] == 200
+    await send_proposal(api, lead)
+    leads = stack.processes["leads"]
+    skipped = await eventually(lambda: leads.logged("lead.deal_move_skipped", lead_id=lead), 15,
+                               what="the leads service to skip the proposal's move")
+    assert skipped[0]["deal_event"] == "proposals.sent" and skipped[0]["current"] == "lost"
+    assert len(skipped) == 1  # handled once: not retried (it would log again) nor parked
+    assert (await api.get(f"/api/leads/{lead}"))[2]["lead"]["status"] == "lost"

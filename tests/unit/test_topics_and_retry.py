@@ -43,7 +43,11 @@ def test_jitter_spreads_the_waits() -> None:
 def test_delay_queues_dead_letter_back_to_the_work_queue() -> None:
     topology = ServiceTopology("leads", (0.5, 2))
     first = topology.delay(0)
-    assert first.name == "leads.retry.500ms"
+    assert first.name == "leads.delay.500ms"
+    # A quorum queue that dead-letters at least once: a retry waiting here outlives a broker restart.
+    assert first.declare_arguments["x-queue-type"] == "quorum"
+    assert first.arguments["x-dead-letter-strategy"] == "at-least-once"
+    assert first.arguments["x-overflow"] == "reject-publish"
     assert first.arguments["x-dead-letter-routing-key"] == "leads.commands"
     assert first.arguments["x-dead-letter-exchange"] == ""
     assert first.arguments["x-message-ttl"] >= 500 * 1.2  # the cap stays above the largest jittered wait
