@@ -17,6 +17,9 @@ Measured, in one run on the same PostgreSQL server:
   (POST /api/leads/send-sms, through the SMS service and the Twilio sandbox),
   `--button-requests` each, HTTP latency and press -> websocket event;
 - a bulk change of 1,000 leads, `--bulk-presses` times, one at a time (`bench.bulk`);
+- an SMS campaign of `--campaign-leads` (1,000) leads through the Twilio sandbox, at a configured rate of
+  200 sends/s (`bench.campaign`; `--no-campaign` skips it): the time from its start to the last send, sends
+  per second against that rate, and one SMS per lead;
 - realtime on the same stack (`bench.realtime`, `--no-realtime` skips it): press -> event on
   `--realtime-subscribers` websockets of one organisation on the one gateway, the frames delivered per
   second, the gateway's memory per connection, and a replay of `--realtime-replay` events to one
@@ -43,7 +46,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import bulk, buttons, checks, goals, levels, procfs, realtime, report, seed
+from bench import (
+    bulk,
+    buttons,
+    campaign,
+    checks,
+    goals,
+    levels,
+    procfs,
+    realtime,
+    report,
+    seed,
+)
 from bench.driver import Listener, client, drive, update_jobs
 from bench.options import parse
 from bench.processes import start_baseline, start_pipeline
@@ -93,6 +107,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         pipeline_levels = await levels.pipeline(stack.url, infra.database_url, plan, args)
         other_buttons = await buttons.measure(stack.url, stack.sandbox_url, infra.database_url, args)
         bulk_figures = await bulk.measure(stack.url, infra.database_url, args)
+        campaign_figures = (await campaign.measure(stack.url, stack.sandbox_url, infra.database_url, args)
+                            if args.campaign else None)
         live = await realtime.measure(stack, infra.database_url, infra.amqp_url, args) if args.realtime else None
         pids = {name: p.popen.pid for name, p in stack.processes.items() if p.popen}
         memory = {"when": "every section run, before the stack stopped", "rss_kib": procfs.stack_rss_kib(pids)}
@@ -109,7 +125,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
     result = {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
               "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
               "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons,
-              "growth": args.growth, "bulk": bulk_figures, "realtime": live, "memory": memory}
+              "growth": args.growth, "bulk": bulk_figures, "campaign": campaign_figures, "realtime": live,
+              "memory": memory}
     result["levels"] = levels.combine(result, pipeline_levels, baseline_levels)
     result["goals"] = goals.evaluate(result)
     return result
@@ -132,7 +149,8 @@ async def main(args: argparse.Namespace) -> int:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         ok = not (levels.failed(result["levels"]) or report.buttons_failed(result["buttons"])
-                  or bulk.failed(result["bulk"]) or realtime.failed(result["realtime"]))
+                  or bulk.failed(result["bulk"]) or campaign.failed(result["campaign"])
+                  or realtime.failed(result["realtime"]))
         return 0 if ok else 1
     finally:
         await infra_mod.release(infra)

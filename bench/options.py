@@ -25,6 +25,8 @@ def parse(description: str | None) -> argparse.Namespace:
              "equal to --concurrency is the main measurement)")
     add("--no-growth", dest="growth", action="store_false", help="skip 8, 32 and 128 in flight")
     add("--bulk-presses", type=int, default=5, help="measured bulk changes of 1,000 leads (default 5)")
+    add("--campaign-leads", type=int, default=1000, help="leads of the SMS campaign (default 1000)")
+    add("--no-campaign", dest="campaign", action="store_false", help="skip the SMS campaign")
     add("--realtime-subscribers", type=int, default=_env("BENCH_SUBSCRIBERS", 1000),
         help="websockets of one organisation on the gateway in the realtime section "
              "(env BENCH_SUBSCRIBERS; default 1000)")
@@ -40,9 +42,9 @@ def parse(description: str | None) -> argparse.Namespace:
     add("--keep-logs", action="store_true", help="keep the processes' logs also after a clean run")
     args = parser.parse_args()
     if min(args.requests, args.button_requests, args.concurrency, args.idle_requests, args.growth_requests,
-           args.bulk_presses) < 1 or args.warmup < 0:
-        parser.error("--requests, --button-requests, --concurrency, --idle-requests, --growth-requests and "
-                     "--bulk-presses must be >= 1, --warmup >= 0")
+           args.bulk_presses, args.campaign_leads) < 1 or args.warmup < 0:
+        parser.error("--requests, --button-requests, --concurrency, --idle-requests, --growth-requests, "
+                     "--bulk-presses and --campaign-leads must be >= 1, --warmup >= 0")
     if args.realtime and min(args.realtime_subscribers, args.realtime_presses, args.realtime_replay) < 1:
         parser.error("--realtime-subscribers, --realtime-presses and --realtime-replay must be >= 1")
     return args

@@ -5,7 +5,7 @@ import platform
 from collections import Counter
 from typing import Any
 
-from bench import goals, tables
+from bench import campaign, goals, tables
 from bench.driver import Sample
 
 
@@ -97,6 +97,7 @@ def render(result: dict[str, Any]) -> str:
               "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]
     lines += tables.growth(result["levels"], skipped=not result["growth"])
     lines += _buttons(result["buttons"], result["concurrency"]) + tables.bulk(result["bulk"])
+    lines += campaign.render(result.get("campaign"))
     lines += _realtime(result["realtime"]) + tables.memory(result["memory"]) + goals.render(result["goals"])
     return "\n".join(lines)
 

@@ -36,9 +36,10 @@ async def _create(http: aiohttp.ClientSession, url: str, token: str, bodies: lis
     return [json.loads(s.body) for s in samples]
 
 
-async def via_gateway(http: aiohttp.ClientSession, url: str, token: str, count: int, concurrency: int) -> list[str]:
-    """Create `count` leads with POST /api/leads; return their ids in creation order."""
-    bodies = [{"name": f"Bench lead {i}", "phone": PHONE} for i in range(count)]
+async def via_gateway(http: aiohttp.ClientSession, url: str, token: str, count: int, concurrency: int,
+                      phones: list[str] | None = None) -> list[str]:
+    """Create `count` leads with POST /api/leads (PHONE, or `phones[i]`); return their ids in creation order."""
+    bodies = [{"name": f"Bench lead {i}", "phone": phones[i] if phones else PHONE} for i in range(count)]
     answers = await _create(http, f"{url}/api/leads", token, bodies, concurrency, "leads")
     return [a["lead"]["id"] for a in answers]
 

@@ -88,6 +88,14 @@ class ProviderRefused(Rejected):
     pass
 
 
+class CampaignClosed(Rejected):
+    """Starting, pausing or resuming a campaign that is completed or cancelled (or cancelling a completed one)."""
+
+
+class CampaignNotStarted(Rejected):
+    """Pausing or resuming a campaign that was never started."""
+
+
 # Proposals, payments, contracts ------------------------------------------------------
 class ProposalNotOpen(Rejected):
     """Accepting or declining a proposal that is no longer sent (accepted, declined)."""
@@ -136,6 +144,8 @@ PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     NotStarted: (409, "Appointment not started yet", "/problems/appointment-not-started"),
     OptedOut: (409, "Lead opted out", "/problems/opted-out"),
     ProviderRefused: (422, "SMS refused by the provider", "/problems/sms-refused"),
+    CampaignClosed: (409, "Campaign closed", "/problems/campaign-closed"),
+    CampaignNotStarted: (409, "Campaign not started", "/problems/campaign-not-started"),
     ProposalNotOpen: (409, "Proposal not open", "/problems/proposal-not-open"),
     ProposalExpired: (409, "Proposal expired", "/problems/proposal-expired"),
     ProposalNotAccepted: (409, "Proposal not accepted", "/problems/proposal-not-accepted"),

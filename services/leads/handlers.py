@@ -51,10 +51,11 @@ class LeadHandlers:
     async def create(self, conn: asyncpg.Connection, cmd: CreateLead, meta: Meta) -> Outcome:
         phone = domain.normalize_phone(cmd.phone, self.default_region)
         now = datetime.now(UTC)
-        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.name, phone, cmd.email, now, meta.user_id)
+        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.name, phone, cmd.email, now, meta.user_id,
+                                      cmd.timeZone)
         lead = LeadView(**row)
         created = LeadCreated(leadId=lead.id, name=lead.name, phone=lead.phone, email=lead.email, status=lead.status,
-                              createdAt=lead.created_at, by=meta.user_id)
+                              createdAt=lead.created_at, by=meta.user_id, timeZone=lead.timeZone)
         return Outcome(ok(LeadReply(lead=lead), 201), [meta.event(created)])
 
     async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:

@@ -7,7 +7,7 @@ import asyncpg
 
 from shared.db import as_uuid
 
-COLUMNS = "id::text AS id, name, phone, email, status, status_changed_at, created_at"
+COLUMNS = 'id::text AS id, name, phone, email, status, status_changed_at, created_at, time_zone AS "timeZone"'
 
 
 def canonical(value: str) -> str | None:
@@ -17,11 +17,11 @@ def canonical(value: str) -> str | None:
 
 
 async def insert(conn: asyncpg.Connection, lead_id: UUID, org: str, name: str, phone: str, email: str | None,
-                 at: datetime, by: str) -> asyncpg.Record:
+                 at: datetime, by: str, time_zone: str | None = None) -> asyncpg.Record:
     return await conn.fetchrow(
-        f"INSERT INTO leads (id, org_id, name, phone, email, status, status_changed_at, created_at, created_by) "
-        f"VALUES ($1, $2, $3, $4, $5, 'new', $6, $6, $7) RETURNING {COLUMNS}",
-        lead_id, org, name, phone, email, at, by,
+        f"INSERT INTO leads (id, org_id, name, phone, email, status, status_changed_at, created_at, created_by, "
+        f"time_zone) VALUES ($1, $2, $3, $4, $5, 'new', $6, $6, $7, $8) RETURNING {COLUMNS}",
+        lead_id, org, name, phone, email, at, by, time_zone,
     )
 
 

@@ -4,11 +4,15 @@ from pathlib import Path
 
 from pydantic import Field
 
+from services.sms import campaigns
+from services.sms.campaign_sending import CampaignSender
+from services.sms.dispatcher import Dispatcher
 from services.sms.handlers import ConfirmationSender, Queries, register
 from services.sms.provider import Provider, ProviderSettings
 from services.sms.sending import Sender
 from shared import lead_directory, logging
 from shared.breaker import BreakerConfig, CircuitBreaker, State
+from shared.contracts import campaigns as campaign_contracts
 from shared.contracts.sms import EVENTS, SERVICE
 from shared.service import Service
 from shared.settings import ServiceSettings
@@ -26,8 +30,14 @@ class SmsSettings(ServiceSettings, ProviderSettings):
     breaker_slow_call_rate: float = Field(100, gt=0, le=100)
     breaker_wait_open_seconds: float = Field(30, ge=0)
     breaker_half_open_calls: int = Field(3, ge=1)
+    # Campaigns: sends a second per organisation (shared by every instance), and how long a published send
+    # may go unseen by the SMS side before it is published again (a crash between commit and publish).
+    sms_campaign_rate_per_second: float = Field(5, gt=0, le=10_000)
+    sms_campaign_sweep_seconds: float = Field(30, gt=0)
     # Test hook: SIGKILL right after the provider accepted a message, before it is recorded.
     fault_crash_after_provider: bool = False
+    # Test hook: SIGKILL after the campaign dispatcher committed targets as sending, before publishing them.
+    fault_crash_after_dispatch: bool = False
 
 
 def breaker(settings: SmsSettings) -> CircuitBreaker:
@@ -54,10 +64,18 @@ def build(settings: SmsSettings) -> Service:
     sender = Sender(directory, provider, circuit, callback, lease, settings.fault_crash_after_provider)
     confirmation = ConfirmationSender(directory, provider, circuit, callback, lease)
     register(service, sender, confirmation, Queries(directory))
+    # A campaign send given up after its retries waits as long as the longest retry before it goes again.
+    campaign_sender = CampaignSender(directory, provider, circuit, callback, lease,
+                                     again_after=timedelta(seconds=max(settings.retry_delays, default=1)))
+    campaigns.register(service, directory, campaign_sender)
+    dispatcher = Dispatcher(lambda: service.pool, service.broker, circuit,  # type: ignore[arg-type,return-value]
+                            settings.sms_campaign_rate_per_second,
+                            timedelta(seconds=settings.sms_campaign_sweep_seconds), settings.fault_crash_after_dispatch)
+    service.in_background(dispatcher.run)
     service.health(lambda: {"breaker": str(circuit.state)})
     service.on_close(provider.close)
     service.finish_routing()
-    service.document_events(EVENTS)
+    service.document_events(EVENTS + campaign_contracts.EVENTS)
     return service
 
 

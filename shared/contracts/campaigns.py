@@ -12,7 +12,13 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
@@ -57,6 +63,13 @@ class CreateCampaign(Command):
     sendFrom: time = time(8, 0)
     sendUntil: time = time(21, 0)
 
+    @field_validator("sendFrom", "sendUntil")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:  # the window is in each lead's own local time: an offset has no meaning
+            raise ValueError("a local time of day without an offset, e.g. 08:00")
+        return value
+
     @model_validator(mode="after")
     def _one_audience(self) -> "CreateCampaign":
         if (self.leadIds is None) == (self.status is None):
@@ -71,6 +84,15 @@ class StartCampaign(Command):
 
     ROUTING_KEY = "sms.start_campaign"
     campaignId: Id
+
+
+class SendCampaignSms(Command):
+    """Internal: one target's SMS, published by the campaign dispatcher of the SMS service (never by the gateway).
+    Its message id is derived from (campaignId, leadId), so every publication of it is one command."""
+
+    ROUTING_KEY = "sms.send_campaign_sms"
+    campaignId: Id
+    leadId: LeadId
 
 
 class PauseCampaign(Command):

@@ -1,9 +1,18 @@
 """Leads: commands (routing keys `leads.*` on `commands`), queries, events, views."""
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
@@ -42,6 +51,19 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 LeadId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+    return name
+
+
+# A lead's own time zone (IANA name); without one, its phone number's is used (SMS campaigns' quiet hours).
+TimeZone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+                     AfterValidator(_known_zone)]
+
+
 # Commands ------------------------------------------------------------------
 class CreateLead(Command):
     ROUTING_KEY = "leads.create"
@@ -49,6 +71,7 @@ class CreateLead(Command):
     name: Name
     phone: Phone
     email: EmailStr | None = None
+    timeZone: TimeZone | None = None
 
 
 class UpdateLeadStatus(Command):
@@ -95,6 +118,15 @@ class LeadView(BaseModel):
     status: LeadStatus
     status_changed_at: datetime
     created_at: datetime
+    timeZone: str | None = None  # in answers only when the lead has one (additive: older readers see no change)
+
+    # No return annotation on purpose: the published schema stays the model's own.
+    @model_serializer(mode="wrap")
+    def _zone_when_set(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data: dict[str, Any] = handler(self)
+        if data.get("timeZone") is None:
+            data.pop("timeZone", None)
+        return data
 
 
 class LeadStatusView(BaseModel):
@@ -167,6 +199,7 @@ class LeadCreated(EventData):
     status: LeadStatus
     createdAt: datetime
     by: str
+    timeZone: str | None = None
 
 
 class LeadStatusChanged(EventData):
