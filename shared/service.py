@@ -210,7 +210,10 @@ class Service:
                        asyncio.create_task(metrics.watch_outbox(self.pool, self.name)),  # type: ignore[arg-type]
                        *(asyncio.create_task(job()) for job in self._background)]
         if self.settings.metrics_port:
-            self._metrics = await metrics.start_server(self.settings.metrics_port)
+            try:
+                self._metrics = await metrics.start_server(self.settings.metrics_port)
+            except OSError as exc:  # metrics are not worth refusing to serve the buttons
+                log.error("metrics.unavailable", port=self.settings.metrics_port, error=repr(exc))
         log.info("service.started", service=self.name)
 
     async def _publish_event(self, routing_key: str, body: bytes, headers: dict, message_id: str,  # type: ignore[type-arg]

@@ -27,14 +27,18 @@ def supervised(stack: Stack, tmp_path: Path):  # type: ignore[no-untyped-def]
     procfile = tmp_path / "Procfile"
     procfile.write_text("bookings: python -m services.bookings\n")
     output = tmp_path / "supervised.log"
-    env = {**stack.env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**stack.env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "METRICS_BASE_PORT": "0"}
     with output.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "shared.tools.supervise", str(procfile)], cwd=ROOT,
                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     yield process, output
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
+    if process.poll() is None:  # SIGTERM: supervisord stops its children first (a SIGKILL would orphan them)
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def spawned(output: Path) -> list[int]:
