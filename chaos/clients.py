@@ -20,6 +20,7 @@ from crm_client.http import Http, RetryPolicy
 
 from chaos.presses import Press
 from shared.contracts.envelope import Header
+from shared.identity import own_user
 from shared.topology import COMMANDS
 
 # One call on one gateway: a few quick retries, then the other gateway is tried (the driver's failover).
@@ -70,6 +71,7 @@ class Broker:
 
     def __init__(self, amqp_url: str):
         self.url = amqp_url
+        self.broker_user = own_user(amqp_url)
         self.connection: aio_pika.abc.AbstractConnection | None = None
         self.exchange: aio_pika.abc.AbstractExchange | None = None
         self.reply_to = ""
@@ -107,6 +109,7 @@ class Broker:
                                    correlation_id=press.key if reply else f"copy-{press.key}",
                                    reply_to=self.reply_to if reply else None,
                                    headers={Header.ORG: press.org, Header.USER: press.user},
+                                   user_id=self.broker_user,  # a platform user, as RabbitMQ checks (shared/identity.py)
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         await exchange.publish(message, press.command.ROUTING_KEY, timeout=5)
 

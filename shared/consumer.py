@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from shared import db, inbox, logging, metrics, outbox, tracing
 from shared.contracts.envelope import Event, Header, Reply, problem
 from shared.group_commit import GroupCommit
+from shared.identity import BrokerIdentity
 from shared.messages import Effect, Handler, Meta, Outcome
 from shared.problems import Rejected, invalid
 from shared.retry import Pending, RetryPolicy
@@ -39,8 +40,12 @@ log = logging.get("consumer")
 
 
 class Commands:
-    def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, crash_after_commit: str = ""):
+    def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, identity: BrokerIdentity,
+                 own_user: str, crash_after_commit: str = ""):
+        """`identity` says who may act for which organisation; `own_user` is this service's broker user
+        (the `user_id` of what it publishes: retries, parked copies, events)."""
         self.broker, self.pool, self.topology = broker, pool, topology
+        self.identity, self.own_user = identity, own_user
         self.policy = RetryPolicy(topology.retry_delays)
         # Set by the service once it has its pool and connections, before it consumes.
         self.replies: aio_pika.abc.AbstractChannel = None  # type: ignore[assignment]
@@ -51,7 +56,7 @@ class Commands:
                      effect: Effect | None = None) -> None:
         """A command, run by `handler` in its transaction, or by `effect` (acts first, then records)."""
         try:
-            meta = Meta.of(msg)
+            meta = Meta.of(msg, self.identity)
         except Rejected as exc:
             return await self.refuse(msg, exc)
         await self._run(msg, meta, command, _Step(handler, effect))
@@ -59,7 +64,11 @@ class Commands:
     async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler | None,
                            effect: Effect | None = None) -> None:
         """An event this service subscribed to: at most one effect per event id, retried like a command."""
-        await self._run(msg, Meta.of_event(msg, event), event, _Step(handler, effect))
+        try:
+            meta = Meta.of_event(msg, event, self.identity)
+        except Rejected as exc:
+            return await self.refuse(msg, exc)
+        await self._run(msg, meta, event, _Step(handler, effect))
 
     async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, step: "_Step") -> None:
         started = time.monotonic()
@@ -116,10 +125,11 @@ class Commands:
     async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "_Step") -> None:
         raw = msg.raw_message
         used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
-        headers = {**meta.headers, Header.ROUTING_KEY: meta.command, Header.ATTEMPT: meta.attempt + used,
-                   Header.LAST_ERROR: repr(exc)[:500]}
+        # Sent again as this service's own broker user, with the organisation it was found to act for.
+        headers = {**meta.headers, Header.ORG: meta.org_id, Header.ROUTING_KEY: meta.command,
+                   Header.ATTEMPT: meta.attempt + used, Header.LAST_ERROR: repr(exc)[:500]}
         common = dict(message_id=meta.message_id, correlation_id=meta.correlation_id, reply_to=meta.reply_to,
-                      content_type=raw.content_type, persist=True)
+                      content_type=raw.content_type, persist=True, user_id=self.own_user)
         delay = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
         if delay is not None:
             tier, wait = delay
@@ -154,10 +164,9 @@ class Commands:
     async def answer(self, msg: RabbitMessage, query: Callable[[asyncpg.Connection, str], Awaitable[Reply]]) -> None:
         """Answer a query. Queries change nothing: neither deduped nor retried (the caller asks again)."""
         raw = msg.raw_message
-        org = (raw.headers or {}).get(Header.ORG)
+        claimed = (raw.headers or {}).get(Header.ORG)
         try:
-            if not org:
-                raise invalid(f"the message lacks {Header.ORG}")
+            org = self.identity.org_of(raw.user_id, str(claimed) if claimed else None)
             async with self.pool.acquire() as conn:
                 reply = await query(conn, str(org))
         except Rejected as exc:

@@ -55,8 +55,9 @@ async def remember_created(conn: asyncpg.Connection, event: Event, meta: Meta) -
 
 
 class Directory:
-    def __init__(self, broker: RabbitBroker):
-        self.broker = broker
+    def __init__(self, broker: RabbitBroker, user: str):
+        """`user`: the service's broker user, named on each question (shared/identity.py)."""
+        self.broker, self.user = broker, user
 
     async def find(self, conn: asyncpg.Connection, org: str, lead_id: str) -> asyncpg.Record | None:
         if as_uuid(lead_id) is None:
@@ -94,7 +95,7 @@ class Directory:
             response = await self.broker.request(
                 query.model_dump_json().encode(), exchange=topology.exchange(topology.QUERIES),
                 routing_key=query.ROUTING_KEY, headers={Header.ORG: org}, content_type="application/json",
-                timeout=ASK_TIMEOUT_SECONDS)
+                timeout=ASK_TIMEOUT_SECONDS, user_id=self.user)
             return await response.decode()  # type: ignore[no-any-return]
         except TimeoutError as exc:
             raise LeadsUnavailable("the leads service did not answer") from exc

@@ -15,7 +15,8 @@ from faststream.rabbit import RabbitMessage
 from pydantic import BaseModel
 
 from shared.contracts.envelope import Event, EventData, Header, Reply
-from shared.problems import invalid
+from shared.identity import BrokerIdentity
+from shared.problems import Forbidden, invalid
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,26 @@ class Meta:
     headers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, msg: RabbitMessage) -> "Meta":
+    def of(cls, msg: RabbitMessage, identity: BrokerIdentity) -> "Meta":
+        """The organisation comes from the publishing broker user (shared/identity.py), not from a header alone."""
         raw = msg.raw_message
         headers = dict(raw.headers or {})
         command = str(headers.get(Header.ROUTING_KEY) or raw.routing_key)
-        missing = [name for name, value in (("message_id", raw.message_id), (Header.ORG, headers.get(Header.ORG)),
-                                            (Header.USER, headers.get(Header.USER))) if not value]
+        missing = [name for name, value in (("message_id", raw.message_id), (Header.USER, headers.get(Header.USER)))
+                   if not value]
         if missing:
             raise invalid(f"the message lacks {', '.join(missing)}")
-        return cls(raw.message_id, str(headers[Header.ORG]), str(headers[Header.USER]), command,
+        claimed = headers.get(Header.ORG)
+        org = identity.org_of(raw.user_id, str(claimed) if claimed else None)
+        return cls(raw.message_id, org, str(headers[Header.USER]), command,
                    raw.correlation_id, raw.reply_to, int(headers.get(Header.ATTEMPT, 1)), headers)
 
     @classmethod
-    def of_event(cls, msg: RabbitMessage, event: Event) -> "Meta":
-        """An event consumed like a command: its id is the dedupe key, its type the command."""
+    def of_event(cls, msg: RabbitMessage, event: Event, identity: BrokerIdentity) -> "Meta":
+        """An event consumed like a command: its id is the dedupe key, its type the command. Only the
+        platform's own relays publish events: one from anyone else is refused."""
+        if not identity.is_platform(msg.raw_message.user_id):
+            raise Forbidden(f"an event from broker user {msg.raw_message.user_id!r}: events are the platform's")
         headers = dict(msg.raw_message.headers or {})
         return cls(str(event.id), event.org_id, "events", str(headers.get(Header.ROUTING_KEY) or event.type),
                    event.correlation_id, None, int(headers.get(Header.ATTEMPT, 1)), headers)

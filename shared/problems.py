@@ -41,6 +41,10 @@ class KeyReused(Rejected):
         super().__init__(f"message id {message_id} was already used with a different body; nothing was changed")
 
 
+class Forbidden(Rejected):
+    """A broker user acting for an organisation it may not act for (shared/identity.py)."""
+
+
 class NotFound(Rejected):
     """Unknown, or another organisation's (which answers exactly like unknown)."""
 
@@ -134,6 +138,7 @@ PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     Invalid: (422, "Invalid request", "/problems/validation"),
     KeyReused: (422, "Idempotency key reused", "/problems/idempotency-key-reused"),
     NotFound: (404, "Not found", "/problems/not-found"),
+    Forbidden: (403, "Forbidden", "/problems/forbidden"),
     AlreadyExists: (409, "Already exists", "/problems/conflict"),
     ForbiddenMove: (409, "Status change not allowed", "/problems/forbidden-status-change"),
     StatusConflict: (409, "Status changed meanwhile", "/problems/status-conflict"),

@@ -32,6 +32,7 @@ from shared.contracts.envelope import (
     Reply,
 )
 from shared.group_commit import GroupCommit
+from shared.identity import own_user
 from shared.messages import Effect, Handler, of_type
 from shared.outbox import Relay
 from shared.problems import invalid
@@ -55,7 +56,9 @@ class Service:
         self.broker = RabbitBroker(settings.amqp_url, graceful_timeout=30, log_level=stdlib_logging.DEBUG,
                                    logger=framework_log,
                                    default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
-        self.commands = Commands(self.broker, None, self.topology, settings.fault_crash_after_commit)  # type: ignore[arg-type]
+        self.identity, self.own_user = settings.identity, own_user(settings.amqp_url)
+        self.commands = Commands(self.broker, None, self.topology, self.identity,  # type: ignore[arg-type]
+                                 self.own_user, settings.fault_crash_after_commit)
         provider = tracing.setup(name, settings.otel_exporter_otlp_endpoint, settings.trace_file)
         if provider is not None:  # the W3C context from the AMQP headers: a consume span under the caller's
             self.broker.add_middleware(RabbitTelemetryMiddleware(tracer_provider=provider))
@@ -220,7 +223,8 @@ class Service:
                              correlation_id: str | None) -> None:
         await self.broker.publish(body, exchange=topology.exchange(topology.EVENTS), routing_key=routing_key,
                                   headers=headers, message_id=message_id, correlation_id=correlation_id,
-                                  content_type="application/json", persist=True, mandatory=False)
+                                  content_type="application/json", persist=True, mandatory=False,
+                                  user_id=self.commands.own_user)
 
     async def _prune(self) -> None:
         while True:

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.event_log import Retention
+from shared.identity import BrokerIdentity
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/crm"
@@ -31,6 +32,15 @@ class CommonSettings(BaseSettings):
     # and/or written as JSON lines to TRACE_FILE; off when neither is set.
     otel_exporter_otlp_endpoint: str = ""
     trace_file: str = ""
+    # Broker-side identity (shared/identity.py): RabbitMQ users of integrating systems and the one
+    # organisation each acts for ("acme-sync:acme,globex-erp:globex"); users besides AMQP_URL's that
+    # may act for any organisation (comma-separated).
+    broker_orgs: str = Field("", pattern=r"^([^:,\s]+:[^:,\s]+(,[^:,\s]+:[^:,\s]+)*)?$")
+    broker_trusted_users: str = ""
+
+    @property
+    def identity(self) -> "BrokerIdentity":
+        return BrokerIdentity.of(self.amqp_url, self.broker_trusted_users, self.broker_orgs)
 
     @property
     def retention(self) -> "Retention":

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from services.gateway.auth import issue
+from shared.identity import own_user
 from tests.support import infra as infra_mod
 from tests.support.broker import Probe
 from tests.support.sandbox import Sandbox
@@ -144,8 +145,8 @@ def log_dir(stack: Stack) -> Path:
 
 
 @pytest.fixture
-async def probe(amqp: aio_pika.abc.AbstractChannel, stack: Stack) -> Probe:
-    return await Probe(amqp).start()
+async def probe(amqp: aio_pika.abc.AbstractChannel, stack: Stack, infra: infra_mod.Infra) -> Probe:
+    return await Probe(amqp, broker_user=own_user(infra.amqp_url)).start()
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ class BookingsSettings(ServiceSettings):
 
 def build(settings: BookingsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
-    handlers = BookingHandlers(lead_directory.Directory(service.broker))
+    handlers = BookingHandlers(lead_directory.Directory(service.broker, service.own_user))
     register(service, handlers)
     if settings.bookings_demo_org:
-        service.in_background(lambda: book_demo(service.broker, lambda: service.pool, settings.bookings_demo_org))
+        service.in_background(lambda: book_demo(service.broker, lambda: service.pool, settings.bookings_demo_org,
+                                                       service.own_user))
     service.finish_routing()
     service.document_events(EVENTS)
     return service

@@ -22,7 +22,7 @@ class DocumentsSettings(ServiceSettings, BlobSettings):
 def build(settings: DocumentsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
     blobs = open_store(settings)
-    register(service, DocumentHandlers(lead_directory.Directory(service.broker), blobs))
+    register(service, DocumentHandlers(lead_directory.Directory(service.broker, service.own_user), blobs))
     service.in_background(lambda: collector.run(blobs, collector.in_use_by(lambda: service.pool),  # type: ignore[arg-type]
                                                 settings.blob_grace_seconds, settings.blob_gc_interval_seconds))
     service.on_close(blobs.close)

@@ -24,6 +24,7 @@ from aio_pika.abc import (
 
 from shared import logging, topology, tracing
 from shared.contracts.envelope import Header
+from shared.identity import own_user
 
 log = logging.get("gateway.bus")
 
@@ -48,6 +49,7 @@ class Bus:
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
         self._connector: asyncio.Task[None] | None = None
         self.reply_queue = f"{instance}.replies"
+        self.user = own_user(url)  # every message names it (user_id): the services trust it for any organisation
 
     @property
     def ready(self) -> bool:
@@ -99,7 +101,7 @@ class Bus:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
         message = aio_pika.Message(
-            body, message_id=message_id, correlation_id=correlation_id, reply_to=self.reply_queue,
+            body, message_id=message_id, correlation_id=correlation_id, reply_to=self.reply_queue, user_id=self.user,
             headers={Header.ORG: org, Header.USER: user, **tracing.carrier()}, content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
             expiration=None if persistent else wait,

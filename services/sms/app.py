@@ -56,7 +56,7 @@ def breaker(settings: SmsSettings) -> CircuitBreaker:
 
 def build(settings: SmsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
-    provider, directory = Provider(settings), lead_directory.Directory(service.broker)
+    provider, directory = Provider(settings), lead_directory.Directory(service.broker, service.own_user)
     callback = f"{settings.public_url}/webhooks/twilio/status" if settings.public_url else None
     circuit = breaker(settings)
     # How long a started attempt may still be answered: past it, ask the provider before sending again.
@@ -68,8 +68,8 @@ def build(settings: SmsSettings) -> Service:
     campaign_sender = CampaignSender(directory, provider, circuit, callback, lease,
                                      again_after=timedelta(seconds=max(settings.retry_delays, default=1)))
     campaigns.register(service, directory, campaign_sender)
-    dispatcher = Dispatcher(lambda: service.pool, service.broker, circuit,  # type: ignore[arg-type,return-value]
-                            settings.sms_campaign_rate_per_second,
+    dispatcher = Dispatcher(lambda: service.pool, service.broker, service.own_user,  # type: ignore[arg-type,return-value]
+                            circuit, settings.sms_campaign_rate_per_second,
                             timedelta(seconds=settings.sms_campaign_sweep_seconds), settings.fault_crash_after_dispatch)
     service.in_background(dispatcher.run)
     service.health(lambda: {"breaker": str(circuit.state)})

@@ -60,9 +60,11 @@ class Dispatch:
 
 
 class Dispatcher:
-    def __init__(self, pool: Callable[[], asyncpg.Pool], broker: RabbitBroker, breaker: CircuitBreaker, rate: float,
-                 sweep_after: timedelta, crash_after_dispatch: bool = False):
+    def __init__(self, pool: Callable[[], asyncpg.Pool], broker: RabbitBroker, own_user: str, breaker: CircuitBreaker,
+                 rate: float, sweep_after: timedelta, crash_after_dispatch: bool = False):
+        """`own_user`: the service's broker user, the `user_id` of the sends it publishes (shared/identity.py)."""
         self._pool, self.broker, self.breaker, self.rate = pool, broker, breaker, rate
+        self.own_user = own_user
         self.sweep_after, self._crash = sweep_after, crash_after_dispatch
         self._last_trial = 0.0
         self._watches = 0
@@ -155,7 +157,7 @@ class Dispatcher:
         await self.broker.publish(body, exchange=topology.exchange(topology.COMMANDS),
                                   routing_key=SendCampaignSms.ROUTING_KEY, message_id=d.command_id,
                                   headers={Header.ORG: d.org, Header.USER: d.user}, content_type="application/json",
-                                  persist=True)
+                                  persist=True, user_id=self.own_user)
 
     # Sweep ---------------------------------------------------------------------------
     async def sweep(self) -> None:

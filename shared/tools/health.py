@@ -12,6 +12,7 @@ import aio_pika
 
 from shared import topology
 from shared.contracts.envelope import Header
+from shared.identity import own_user
 from shared.settings import CommonSettings, load
 
 
@@ -24,6 +25,7 @@ async def ask(url: str, service: str, timeout: float = 5) -> dict | None:
         await replies.consume(lambda m: answer.done() or answer.set_result(json.loads(m.body)), no_ack=True)
         exchange = await channel.get_exchange(topology.QUERIES)
         await exchange.publish(aio_pika.Message(b"{}", correlation_id=uuid4().hex, reply_to=replies.name,
+                                                user_id=own_user(url),
                                                 headers={Header.ORG: "_health", Header.USER: "_health"},
                                                 content_type="application/json", expiration=timeout),
                                f"{service}.query.health")

@@ -17,6 +17,7 @@ import sys
 import aio_pika
 
 from shared.contracts.envelope import Header
+from shared.identity import own_user
 from shared.settings import CommonSettings, load
 from shared.topology import ServiceTopology
 
@@ -38,9 +39,10 @@ async def drain(queue: aio_pika.abc.AbstractQueue) -> list[aio_pika.abc.Abstract
     return taken
 
 
-async def replay(channel: aio_pika.abc.AbstractChannel, work_queue: str, message) -> None:  # type: ignore[no-untyped-def]
+async def replay(channel: aio_pika.abc.AbstractChannel, work_queue: str, message, user: str) -> None:  # type: ignore[no-untyped-def]
+    """Back to the work queue as `user` (this tool's broker user: a platform user, shared/identity.py)."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in RESET}
-    copy = aio_pika.Message(message.body, headers=headers, message_id=message.message_id,
+    copy = aio_pika.Message(message.body, headers=headers, message_id=message.message_id, user_id=user,
                             correlation_id=message.correlation_id, reply_to=message.reply_to,
                             content_type=message.content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
     await channel.default_exchange.publish(copy, routing_key=work_queue)
@@ -65,7 +67,7 @@ async def main(action: str, service: str, only: str | None) -> int:
                 continue
             print(json.dumps(describe(message)))
             if action == "replay":
-                await replay(channel, topology.work.name, message)
+                await replay(channel, topology.work.name, message, own_user(settings.amqp_url))
             count += 1
         print(json.dumps({action if action == "list" else "replayed": count}), file=sys.stderr)
     return 0

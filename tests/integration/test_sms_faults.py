@@ -91,7 +91,7 @@ async def test_a_confirmation_sms_is_sent_once_even_when_the_event_comes_twice(
     (sms,) = await eventually(lambda: sandbox.messages_to(phone), 10, what="the confirmation SMS")
     assert "Barbara" in sms["body"] and starts.strftime("%d %b %Y") in sms["body"]
     exchange = await amqp.get_exchange("events")  # the same event again, as a redelivery would bring it
-    await exchange.publish(aio_pika.Message(json.dumps(event).encode(), message_id=event["id"],
+    await exchange.publish(aio_pika.Message(json.dumps(event).encode(), message_id=event["id"], user_id=probe.broker_user,
                                             headers={"x-org-id": org}), "appointments.confirmed")
     await eventually(lambda: stack.processes["sms"].logged("command.done", command_id=event["id"], replayed=True), 10,
                      what="the SMS service to have seen the event again")

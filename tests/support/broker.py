@@ -23,6 +23,7 @@ class Probe:
     reply_queue: str = ""
     replies: dict[str, list[Reply]] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
+    broker_user: str = "guest"  # the user of `channel`'s connection
 
     async def start(self) -> "Probe":
         replies = await self.channel.declare_queue(f"test.replies.{uuid4().hex[:8]}", exclusive=True, auto_delete=True)
@@ -42,14 +43,17 @@ class Probe:
         self.events.append(json.loads(message.body))
 
     async def send(self, routing_key: str, body: dict | bytes, *, org: str, user: str = "agent-1",
-                   message_id: str | None = None, correlation_id: str | None = None) -> str:
-        """Publish a command the way any integrating system would; returns the correlation id."""
+                   message_id: str | None = None, correlation_id: str | None = None,
+                   broker_user: str | None = "") -> str:
+        """Publish a command the way any platform process would (as this connection's broker user: the
+        `user_id` RabbitMQ checks; None: no user_id); returns the correlation id."""
         correlation_id = correlation_id or uuid4().hex
         headers = {Header.ORG: org, Header.USER: user} if org else {Header.USER: user}
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         exchange = await self.channel.get_exchange("commands")
         await exchange.publish(aio_pika.Message(payload, message_id=message_id, correlation_id=correlation_id,
                                                 reply_to=self.reply_queue, headers=headers,
+                                                user_id=self.broker_user if broker_user == "" else broker_user,
                                                 content_type="application/json",
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key)
         return correlation_id

@@ -79,13 +79,19 @@ def _rabbitmqctl(amqp_url: str, containers: tuple, *args: str) -> None:
 
 def _management_api(amqp_url: str, action: str, *args: str) -> None:
     parts = urlsplit(amqp_url)
-    vhost = quote(args[-1] if action != "set_permissions" else args[1], safe="")
-    user = parts.username or "guest"
-    auth = b64encode(f"{user}:{parts.password or 'guest'}".encode()).decode()
-    method, path, body = {"add_vhost": ("PUT", f"/vhosts/{vhost}", None),
-                          "delete_vhost": ("DELETE", f"/vhosts/{vhost}", None),
-                          "set_permissions": ("PUT", f"/permissions/{vhost}/{user}",
-                                              {"configure": ".*", "write": ".*", "read": ".*"})}[action]
+    admin = parts.username or "guest"
+    auth = b64encode(f"{admin}:{parts.password or 'guest'}".encode()).decode()
+    if action == "set_permissions":  # -p VHOST USER CONFIGURE WRITE READ
+        vhost, user, configure, write, read = quote(args[1], safe=""), quote(args[2], safe=""), *args[3:6]
+        method, path, body = "PUT", f"/permissions/{vhost}/{user}", {"configure": configure, "write": write,
+                                                                     "read": read}
+    else:
+        name = quote(args[0], safe="")
+        method, path, body = {"add_vhost": ("PUT", f"/vhosts/{name}", None),
+                              "delete_vhost": ("DELETE", f"/vhosts/{name}", None),
+                              "add_user": ("PUT", f"/users/{name}", {"password": args[1] if len(args) > 1 else "",
+                                                                    "tags": ""}),
+                              "delete_user": ("DELETE", f"/users/{name}", None)}[action]
     request = urllib.request.Request(f"http://{parts.hostname}:15672/api{path}", method=method,
                                      data=json.dumps(body).encode() if body else None,
                                      headers={"Authorization": f"Basic {auth}", "content-type": "application/json"})
@@ -96,6 +102,21 @@ def _add_vhost(amqp_url: str, containers: tuple, vhost: str) -> None:
     user = urlsplit(amqp_url).username or "guest"
     _rabbitmqctl(amqp_url, containers, "add_vhost", vhost)
     _rabbitmqctl(amqp_url, containers, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+async def add_broker_user(infra: Infra, name: str, password: str, configure: str, write: str, read: str) -> str:
+    """A RabbitMQ user with permissions on this run's vhost only (an integrating system); its AMQP URL."""
+    await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "add_user", name, password)
+    await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "set_permissions", "-p", infra._vhost,
+                            name, configure, write, read)
+    parts = urlsplit(infra.amqp_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{quote(name, safe='')}:{quote(password, safe='')}@{host}", parts.path, "", ""))
+
+
+async def delete_broker_user(infra: Infra, name: str) -> None:
+    with suppress(Exception):
+        await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "delete_user", name)
 
 
 async def provision(prefix: str = "crm_test") -> Infra:
