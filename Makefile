@@ -18,7 +18,7 @@ run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench chaos fuzz token parked asyncapi client venv clean browser
+.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser
 
 venv: $(STAMP)
 
@@ -60,6 +60,10 @@ bench: $(STAMP)
 # (CHAOS_SECONDS, 180 by default; CHAOS_ARGS="--seconds 60 --no-db-restart ..."); the table in var/chaos-report.txt.
 chaos: $(STAMP)
 	$(PY) -m chaos $(CHAOS_ARGS)
+
+# The README's screenshots (docs/*.png), taken by the browser tests; a plain `make test` leaves them as they are.
+screenshots: $(STAMP) browser
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser -q -k "screenshot or layout"
 
 # The long fuzzing run (the suite runs a bounded one): schemathesis against the gateway's OpenAPI document.
 fuzz: $(STAMP)

@@ -3,8 +3,11 @@
 Nothing here is skipped: without Chromium the run fails and says how to get it (`make test`
 installs Debian's package; never `playwright install`, which downloads a browser).
 """
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import (
@@ -93,3 +96,13 @@ async def live(page: Page) -> None:
 def row(page: Page, lead_id: str):  # type: ignore[no-untyped-def]
     return page.locator(f'[data-testid="lead-row"][data-lead-id="{lead_id}"]')
 
+
+
+def screenshots_dir() -> Path:
+    """Where the README's screenshots are written: docs/ with UPDATE_SCREENSHOTS=1 (`make screenshots`),
+    else a scratch folder, so that a test run leaves the work tree as it found it."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parents[2] / "docs"
+    scratch = Path(tempfile.gettempdir()) / "crm-screenshots"
+    scratch.mkdir(exist_ok=True)
+    return scratch

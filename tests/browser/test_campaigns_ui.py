@@ -6,16 +6,15 @@ The leads live in a time zone where it is about noon now (Etc/GMT±N), so the de
 (08:00-21:00) is open, and a window of 02:00-03:00 is surely closed (the targets wait).
 """
 from datetime import UTC, datetime
-from pathlib import Path
 from uuid import uuid4
 
 from playwright.async_api import Locator, Page, expect
 
-from tests.browser.conftest import Pages, live, row
+from tests.browser.conftest import Pages, live, row, screenshots_dir
 from tests.conftest import Api
 from tests.support.sandbox import Sandbox
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshots_dir()  # docs/ only with UPDATE_SCREENSHOTS=1
 MOVES = ("start", "pause", "resume", "cancel")
 
 

@@ -4,14 +4,13 @@ Also: a refusal said in words, a payment pressed offline recorded once, the pane
 and the README's screenshot of the panel (docs/console-deals.png).
 """
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import Pages, live, row
+from tests.browser.conftest import Pages, live, row, screenshots_dir
 from tests.conftest import Api
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshots_dir()  # docs/ only with UPDATE_SCREENSHOTS=1
 
 
 async def send_proposal(api: Api, lead: str, title: str = "Website redesign", amount_minor: int = 123450,

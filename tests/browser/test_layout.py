@@ -1,13 +1,12 @@
 """The main screen: a screenshot for the README (docs/console.png), and usable at 390 px wide."""
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from playwright.async_api import expect
 
-from tests.browser.conftest import Pages, live, row
+from tests.browser.conftest import Pages, live, row, screenshots_dir
 from tests.conftest import Api
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = screenshots_dir()  # docs/ only with UPDATE_SCREENSHOTS=1
 PEOPLE = [("Ada Lovelace", "qualified"), ("Grace Hopper", "contacted"), ("Alan Turing", "new"),
           ("Katherine Johnson", "proposal"), ("Edsger Dijkstra", "won"), ("Barbara Liskov", "lost")]
 
