@@ -56,6 +56,7 @@ from bench import (
     procfs,
     realtime,
     report,
+    scaling,
     seed,
 )
 from bench.driver import Listener, client, drive, update_jobs
@@ -109,6 +110,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         bulk_figures = await bulk.measure(stack.url, infra.database_url, args)
         campaign_figures = (await campaign.measure(stack.url, stack.sandbox_url, infra.database_url, args)
                             if args.campaign else None)
+        scale = (await scaling.measure(stack, infra.amqp_url, infra.database_url, args)
+                 if args.scaling else None)
         live = await realtime.measure(stack, infra.database_url, infra.amqp_url, args) if args.realtime else None
         pids = {name: p.popen.pid for name, p in stack.processes.items() if p.popen}
         memory = {"when": "every section run, before the stack stopped", "rss_kib": procfs.stack_rss_kib(pids)}
@@ -125,7 +128,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
     result = {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
               "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
               "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons,
-              "growth": args.growth, "bulk": bulk_figures, "campaign": campaign_figures, "realtime": live,
+              "growth": args.growth, "bulk": bulk_figures, "campaign": campaign_figures, "scaling": scale,
+              "realtime": live,
               "memory": memory}
     result["levels"] = levels.combine(result, pipeline_levels, baseline_levels)
     result["goals"] = goals.evaluate(result)
@@ -150,6 +154,7 @@ async def main(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         ok = not (levels.failed(result["levels"]) or report.buttons_failed(result["buttons"])
                   or bulk.failed(result["bulk"]) or campaign.failed(result["campaign"])
+                  or scaling.failed(result["scaling"])
                   or realtime.failed(result["realtime"]))
         return 0 if ok else 1
     finally:

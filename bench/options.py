@@ -27,6 +27,9 @@ def parse(description: str | None) -> argparse.Namespace:
     add("--bulk-presses", type=int, default=5, help="measured bulk changes of 1,000 leads (default 5)")
     add("--campaign-leads", type=int, default=1000, help="leads of the SMS campaign (default 1000)")
     add("--no-campaign", dest="campaign", action="store_false", help="skip the SMS campaign")
+    add("--scaling-requests", type=int, default=1000,
+        help="status changes per shape of the scaling section (1 and 2 leads services x 1 and 2 gateways)")
+    add("--no-scaling", dest="scaling", action="store_false", help="skip the scaling section")
     add("--realtime-subscribers", type=int, default=_env("BENCH_SUBSCRIBERS", 1000),
         help="websockets of one organisation on the gateway in the realtime section "
              "(env BENCH_SUBSCRIBERS; default 1000)")

@@ -5,7 +5,7 @@ import platform
 from collections import Counter
 from typing import Any
 
-from bench import campaign, goals, tables
+from bench import campaign, goals, scaling, tables
 from bench.driver import Sample
 
 
@@ -98,6 +98,7 @@ def render(result: dict[str, Any]) -> str:
     lines += tables.growth(result["levels"], skipped=not result["growth"])
     lines += _buttons(result["buttons"], result["concurrency"]) + tables.bulk(result["bulk"])
     lines += campaign.render(result.get("campaign"))
+    lines += scaling.render(result.get("scaling"), result["concurrency"])
     lines += _realtime(result["realtime"]) + tables.memory(result["memory"]) + goals.render(result["goals"])
     return "\n".join(lines)
 

@@ -52,7 +52,7 @@ def read(row: Read) -> View:
 
     async def view(request: web.Request) -> web.Response:
         ids = {n: request.match_info[n] for n in names}
-        present = {k: v for k, v in request.query.items() if v != "" and k not in ids}
+        present = query_string(request, *ids)
         try:
             query = row.query.model_validate({**present, **ids})
         except ValidationError as exc:
@@ -64,8 +64,18 @@ def read(row: Read) -> View:
     return view
 
 
+def query_string(request: web.Request, *taken: str) -> dict[str, str]:
+    """The query string's parameters, each given at most once (`?limit=1&limit=2` is a 422, not a guess);
+    an empty value means absent. `taken`: names the path already fills."""
+    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+    if repeated:
+        raise Problem(422, "Invalid request", "the query string is not valid", "/problems/validation",
+                      errors=[{"field": k, "message": "given more than once"} for k in repeated])
+    return {k: v for k, v in request.query.items() if v != "" and k not in taken}
+
+
 async def list_leads(request: web.Request) -> web.Response:
-    present = {k: v for k, v in request.query.items() if v != ""}  # ?status=&limit= : empty means absent
+    present = query_string(request)
     return await ask(request, ListLeads.ROUTING_KEY, parse(ListLeads, present, "the query string"))
 
 

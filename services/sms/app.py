@@ -10,7 +10,7 @@ from services.sms.dispatcher import Dispatcher
 from services.sms.handlers import ConfirmationSender, Queries, register
 from services.sms.provider import Provider, ProviderSettings
 from services.sms.sending import Sender
-from shared import lead_directory, logging
+from shared import lead_directory, logging, metrics
 from shared.breaker import BreakerConfig, CircuitBreaker, State
 from shared.contracts import campaigns as campaign_contracts
 from shared.contracts.sms import EVENTS, SERVICE
@@ -40,6 +40,9 @@ class SmsSettings(ServiceSettings, ProviderSettings):
     fault_crash_after_dispatch: bool = False
 
 
+BREAKER_GAUGE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}  # crm_breaker_state (shared/metrics.py)
+
+
 def breaker(settings: SmsSettings) -> CircuitBreaker:
     """Per instance: each SMS instance judges the provider by its own calls (see README)."""
     config = BreakerConfig(window=settings.breaker_window, min_calls=settings.breaker_min_calls,
@@ -50,6 +53,7 @@ def breaker(settings: SmsSettings) -> CircuitBreaker:
 
     def changed(old: State, new: State) -> None:
         log.warning("breaker.state_changed", old=str(old), new=str(new))
+        metrics.BREAKER_OPEN.labels("sms").set(BREAKER_GAUGE[new])
 
     return CircuitBreaker(config, on_change=changed)
 

@@ -28,7 +28,7 @@ def fuzz(api: Api, report: Path, examples: int, seconds: int) -> subprocess.Comp
         capture_output=True, text=True, timeout=seconds + 120, env={**os.environ, "NO_COLOR": "1"})
 
 
-SECONDS = int(os.environ.get("FUZZ_SECONDS", "90"))
+SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))
 
 
 @pytest.mark.timeout(SECONDS + 180)

@@ -21,3 +21,11 @@ async def test_a_bad_query_string_is_said_to_be_the_query_string(api: Api) -> No
     status, _, body = await api.get("/api/leads?limit=0")
     assert status == 422 and body["detail"] == "the query string is not valid"
     assert body["errors"][0]["field"] == "limit"
+
+
+async def test_a_query_parameter_given_twice_is_refused_not_guessed(api: Api) -> None:
+    campaign_path = "/api/campaigns/00000000-0000-4000-8000-000000000000?limit=5&limit=6"
+    for path in ("/api/leads?limit=&limit=", "/api/leads?status=new&status=won", campaign_path):
+        status, _, body = await api.get(path)
+        assert status == 422 and body["detail"] == "the query string is not valid", (path, body)
+        assert body["errors"][0]["message"] == "given more than once"

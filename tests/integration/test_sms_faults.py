@@ -31,6 +31,7 @@ async def test_the_breaker_opens_stops_calling_half_opens_and_closes(
         status, _, body = await api.post("/api/leads/send-sms", {"leadId": lead, "message": "hello"})
         assert status == 200 and body["sms"]["status"] == "queued"
     await eventually(lambda: is_state(api, "open"), 10, what="the breaker to open after 4 failed calls")
+    assert await breaker_gauge(api, stack) == 2  # crm_breaker_state: open
     calls = await sandbox.calls()
     status, _, body = await api.post("/api/leads/send-sms", {"leadId": leads[4], "message": "hello"})
     assert status == 200 and body["sms"]["status"] == "queued"
@@ -39,10 +40,18 @@ async def test_the_breaker_opens_stops_calling_half_opens_and_closes(
     sms = stack.processes["sms"]
     await eventually(lambda: sms.logged("breaker.state_changed", new="half_open"), 15, what="half-open")
     await eventually(lambda: is_state(api, "closed"), 15, what="the breaker to close after a good trial")
+    assert await breaker_gauge(api, stack) == 0
     for lead in leads:
         await eventually(lambda lead=lead: history_when(api, lead, "delivered"), 20, what="every SMS delivered")
     for phone in phones:
         assert len(await sandbox.messages_to(phone)) == 1
+
+
+async def breaker_gauge(api: Api, stack: Stack) -> float:
+    """The SMS service's crm_breaker_state on its /metrics."""
+    async with api.http.get(f"http://127.0.0.1:{stack.metrics_ports['sms']}/metrics") as response:
+        text = await response.text()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("crm_breaker_state{"))
 
 
 async def is_state(api: Api, state: str) -> bool:
