@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import Api
+from tests.e2e.test_bookings import sql
 from tests.support.broker import Probe
 from tests.support.infra import Infra
 from tests.support.stack import Stack, eventually
@@ -35,15 +36,6 @@ async def accepted_proposal(api: Api, amount: int = 150_000, currency: str = "US
     status, _, reply = await api.post("/api/proposals/accept", {"proposalId": proposal["id"]})
     assert status == 200, reply
     return reply["proposal"]
-
-
-async def sql(infra: Infra, query: str, *args: object, method: str = "execute") -> object:
-    """One statement on the test database, outside the services (setting up a case, or looking)."""
-    conn = await asyncpg.connect(infra.database_url)
-    try:
-        return await getattr(conn, method)(query, *args)
-    finally:
-        await conn.close()
 
 
 @asynccontextmanager
