@@ -145,8 +145,10 @@ def document() -> dict[str, Any]:
         "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}}
     schemas["Accepted"] = {"type": "object", "properties": {"command": {"type": "object", "properties": {
         "id": {"type": "string"}, "status": {"const": "accepted"}}}}}
+    absent = {"const": "", "description": "empty: as if not given"}  # ?status=&limit= (a cleared filter)
     get_params = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in
-                  (("status", _ref(L.LeadStatus)), ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                  (("status", {"anyOf": [_ref(L.LeadStatus), absent]}),
+                   ("limit", {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 200}, absent]}),
                    ("cursor", {"type": "string"}))]
     paths = _button_operations()
     for path, operations in (*_read_operations().items(), *_document_paths().items()):
