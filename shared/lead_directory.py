@@ -31,20 +31,20 @@ class LeadsUnavailable(Exception):
     """The leads service did not answer: a transient failure, the command is retried."""
 
 
+REMEMBER = ("INSERT INTO lead_directory (lead_id, org_id, name, phone, time_zone) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (lead_id) DO NOTHING")
+
+
 async def remember(conn: asyncpg.Connection, org: str, lead_id: str, name: str, phone: str,
                    time_zone: str | None = None) -> None:
-    await conn.execute(
-        "INSERT INTO lead_directory (lead_id, org_id, name, phone, time_zone) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (lead_id) DO NOTHING", lead_id, org, name, phone, time_zone)
+    await conn.execute(REMEMBER, lead_id, org, name, phone, time_zone)
 
 
 async def remember_all(conn: asyncpg.Connection, org: str, leads: list[dict]) -> None:  # type: ignore[type-arg]
     """Leads as the leads service gives them (`LeadView`s), in one round trip."""
     if leads:
-        await conn.executemany(
-            "INSERT INTO lead_directory (lead_id, org_id, name, phone, time_zone) VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (lead_id) DO NOTHING",
-            [(UUID(lead["id"]), org, lead["name"], lead["phone"], lead.get("timeZone")) for lead in leads])
+        await conn.executemany(REMEMBER, [(UUID(lead["id"]), org, lead["name"], lead["phone"], lead.get("timeZone"))
+                                          for lead in leads])
 
 
 async def remember_created(conn: asyncpg.Connection, event: Event, meta: Meta) -> Outcome:

@@ -12,7 +12,7 @@ from services.gateway.errors import Problem, json_response, validation_problem
 from services.gateway.keys import SETTINGS
 from services.gateway.views import ask, parse, read_json, send_command
 from shared.contracts.declare import Button, Read
-from shared.contracts.leads import ListLeads, statuses_reply
+from shared.contracts.leads import statuses_reply
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,11 +72,6 @@ def query_string(request: web.Request, *taken: str) -> dict[str, str]:
         raise Problem(422, "Invalid request", "the query string is not valid", "/problems/validation",
                       errors=[{"field": k, "message": "given more than once"} for k in repeated])
     return {k: v for k, v in request.query.items() if v != "" and k not in taken}
-
-
-async def list_leads(request: web.Request) -> web.Response:
-    present = query_string(request)
-    return await ask(request, ListLeads.ROUTING_KEY, parse(ListLeads, present, "the query string"))
 
 
 async def lead_statuses(request: web.Request) -> web.Response:

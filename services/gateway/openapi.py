@@ -45,10 +45,27 @@ def _command(summary: str, body: dict[str, Any], ok: tuple[int, dict[str, Any]])
                           **_problems(400, 401, 404, 409, 422, 503)}}
 
 
-def _read(summary: str, model: type, *path: str) -> dict[str, Any]:
+# A read's query parameter may be empty: the gateway takes `?status=&limit=` (a cleared filter) as not given.
+ABSENT = {"const": "", "description": "empty: as if not given"}
+
+
+def _read(summary: str, model: type, path: list[str], query: list[dict[str, Any]]) -> dict[str, Any]:
     return {"summary": summary,
-            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in path],
-            "responses": {"200": _json(_ref(model), summary), **_problems(401, 404, 503)}}
+            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                           for n in path] + query,
+            "responses": {"200": _json(_ref(model), summary), **_problems(401, 404, *([422] if query else []), 503)}}
+
+
+def _query_parameters(schema: dict[str, Any], path: list[str]) -> list[dict[str, Any]]:
+    """The fields of a read's query model that the path does not fill: its query string."""
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        if name in path:
+            continue
+        alternatives = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]  # None: not given
+        parameters.append({"name": name, "in": "query", "required": False,
+                           "schema": {"anyOf": [*alternatives, ABSENT]}})
+    return parameters
 
 
 def _webhook(summary: str) -> dict[str, Any]:
@@ -123,10 +140,11 @@ def _document_paths() -> dict[str, Any]:
     }
 
 
-def _read_operations() -> dict[str, dict[str, Any]]:
+def _read_operations(schemas: dict[str, Any]) -> dict[str, dict[str, Any]]:
     paths = {}
     for row in READS:
-        operation = _read(row.summary, row.reply, *re.findall(r"{(\w+)}", row.path))
+        path = re.findall(r"{(\w+)}", row.path)
+        operation = _read(row.summary, row.reply, path, _query_parameters(schemas[row.query.__name__], path))
         operation["operationId"] = row.name
         paths.setdefault(row.path, {})["get"] = operation
     return paths
@@ -134,8 +152,8 @@ def _read_operations() -> dict[str, dict[str, Any]]:
 
 @cache
 def document() -> dict[str, Any]:
-    models = [*{m: None for b in BUTTONS for m in (b.command, b.reply)}, *{r.reply: None for r in READS},
-              L.LeadPage, L.StatusesReply]
+    models = [*{m: None for b in BUTTONS for m in (b.command, b.reply)},
+              *{m: None for r in READS for m in (r.query, r.reply)}, L.StatusesReply]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = defs.get("$defs", {})
     moves = L.statuses_reply().model_dump(mode="json")
@@ -145,16 +163,9 @@ def document() -> dict[str, Any]:
         "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}}
     schemas["Accepted"] = {"type": "object", "properties": {"command": {"type": "object", "properties": {
         "id": {"type": "string"}, "status": {"const": "accepted"}}}}}
-    absent = {"const": "", "description": "empty: as if not given"}  # ?status=&limit= (a cleared filter)
-    get_params = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in
-                  (("status", {"anyOf": [_ref(L.LeadStatus), absent]}),
-                   ("limit", {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 200}, absent]}),
-                   ("cursor", {"type": "string"}))]
     paths = _button_operations()
-    for path, operations in (*_read_operations().items(), *_document_paths().items()):
+    for path, operations in (*_read_operations(schemas).items(), *_document_paths().items()):
         paths.setdefault(path, {}).update(operations)
-    paths["/api/leads"]["get"] = {"summary": "List leads", "operationId": "list_leads", "parameters": get_params,
-                                  "responses": {"200": _json(_ref(L.LeadPage), "A page"), **_problems(401, 422, 503)}}
     paths.update({
         "/api/leads/statuses": {"get": {
             "summary": "The lead statuses and the moves allowed from each (the rule the service enforces)",

@@ -33,7 +33,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi.serve)
     for path, rows in by_path(BUTTONS).items():
         app.router.add_post(path, buttons.press(rows))
-    app.router.add_get("/api/leads", buttons.list_leads)
     app.router.add_get("/api/leads/statuses", buttons.lead_statuses)
     literal = [*(b.path for b in BUTTONS), "/api/leads/statuses"]
     for row in READS:

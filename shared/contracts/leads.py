@@ -231,6 +231,8 @@ BUTTONS = (
            cli="lead bulk-status status leadIds"),
 )
 READS = (
+    Read("list_leads", "/api/leads", ListLeads, LeadPage, "A page of leads, oldest first (status filter, cursor)",
+         cli="lead list"),
     Read("get_lead", "/api/leads/{leadId}", GetLead, LeadReply, "One lead", cli="lead get leadId"),
     Read("lead_history", "/api/leads/{leadId}/history", LeadHistory, HistoryReply,
          "A lead's status changes, newest first", cli="lead history leadId"),

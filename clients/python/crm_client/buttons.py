@@ -211,6 +211,10 @@ def delete_document(document_id: str) -> Press:
 
 
 # Reads: one path each --------------------------------------------------------------------
+def list_leads_path(status: str | None = None, limit: int | None = None, cursor: str | None = None) -> str:
+    return _with_query(_path("/api/leads"), status=status, limit=limit, cursor=cursor)
+
+
 def get_lead_path(lead_id: str) -> str:
     return _path("/api/leads/{leadId}", leadId=lead_id)
 
@@ -411,6 +415,12 @@ class Buttons:
     async def delete_document(self, document_id: str) -> Any:
         """Delete a document (also DELETE /api/documents/{documentId})."""
         return await self._press(delete_document(document_id))
+
+    async def list_leads(
+        self, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """A page of leads, oldest first (status filter, cursor): GET /api/leads."""
+        return await self._read(list_leads_path(status, limit, cursor))
 
     async def get_lead(self, lead_id: str) -> dict[str, Any]:
         """One lead: GET /api/leads/{leadId}."""
@@ -701,6 +711,14 @@ CLI: list[dict[str, Any]] = [
         "read": False,
         "args": [("document_id", "str", True)],
         "options": [],
+    },
+    {
+        "group": "lead",
+        "action": "list",
+        "method": "list_leads",
+        "read": True,
+        "args": [],
+        "options": [("--status", "status", "str"), ("--limit", "limit", "int"), ("--cursor", "cursor", "str")],
     },
     {
         "group": "lead",
