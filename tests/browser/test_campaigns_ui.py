@@ -5,13 +5,13 @@ the view usable at 390 px, and the README's screenshot (docs/console-campaigns.p
 The leads live in a time zone where it is about noon now (Etc/GMT±N), so the default window
 (08:00-21:00) is open, and a window of 02:00-03:00 is surely closed (the targets wait).
 """
-from datetime import UTC, datetime
 from uuid import uuid4
 
 from playwright.async_api import Locator, Page, expect
 
 from tests.browser.conftest import Pages, live, row, screenshots_dir
 from tests.conftest import Api
+from tests.support.clock import noon_zone
 from tests.support.sandbox import Sandbox
 
 DOCS = screenshots_dir()  # docs/ only with UPDATE_SCREENSHOTS=1
@@ -21,12 +21,6 @@ MOVES = ("start", "pause", "resume", "cancel")
 def fresh_phone() -> str:
     """A number no other test of the run texts (the sandbox keeps every message of the run)."""
     return f"+1415{200 + uuid4().int % 800}{uuid4().int % 10000:04d}"
-
-
-def noon_zone() -> str:
-    """An IANA zone whose local time is 12:xx now (Etc/GMT+N is N hours behind UTC)."""
-    behind = datetime.now(UTC).hour - 12
-    return f"Etc/GMT{'+' if behind >= 0 else '-'}{abs(behind)}"
 
 
 async def template(api: Api, name: str = "Spring offer", body: str = "Hi {{first_name}}, our spring offer is in!") -> dict:

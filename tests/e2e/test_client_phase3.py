@@ -8,14 +8,9 @@ import pytest
 
 from tests.conftest import Api
 from tests.e2e.test_client import crm
+from tests.support.clock import noon_zone
 from tests.support.sandbox import Sandbox
 from tests.support.stack import Stack, eventually
-
-
-def noon_zone() -> str:
-    """A time zone where it is about noon now: inside any campaign's default send window, whenever this runs."""
-    offset = 12 - datetime.now(UTC).hour  # Etc/GMT-3 is UTC+3 (POSIX signs)
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
 def later(days: float) -> datetime:

@@ -112,6 +112,10 @@ class Stack:
         return {**os.environ, **wiring, **self.base_env, **extra}
 
     def start(self, name: str, module: str | None = None, **extra_env: str) -> Process:
+        """Start `name`; one still running under that name is stopped first, so a test that failed before its
+        fault process died (or forgot it) does not leave a second consumer behind for the tests after it."""
+        if (previous := self.processes.get(name)) is not None:
+            previous.stop()
         if name in self.metrics_ports:  # a service restarted by a test serves its /metrics where it did
             extra_env.setdefault("METRICS_PORT", str(self.metrics_ports[name]))
         process = Process(name, module or f"services.{name}", self.env(**extra_env), self.log_dir / f"{name}.log")
