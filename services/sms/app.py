@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.sms import campaigns
+from services.sms import campaigns, clock
 from services.sms.campaign_sending import CampaignSender
 from services.sms.dispatcher import Dispatcher
 from services.sms.handlers import ConfirmationSender, Queries, register
@@ -38,6 +38,8 @@ class SmsSettings(ServiceSettings, ProviderSettings):
     fault_crash_after_provider: bool = False
     # Test hook: SIGKILL after the campaign dispatcher committed targets as sending, before publishing them.
     fault_crash_after_dispatch: bool = False
+    # Test hook: the campaigns' clock runs this many seconds from the wall clock (services/sms/clock.py).
+    campaign_clock_offset_seconds: float = 0
 
 
 BREAKER_GAUGE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}  # crm_breaker_state (shared/metrics.py)
@@ -72,6 +74,7 @@ def build(settings: SmsSettings) -> Service:
     campaign_sender = CampaignSender(directory, provider, circuit, callback, lease,
                                      again_after=timedelta(seconds=max(settings.retry_delays, default=1)))
     campaigns.register(service, directory, campaign_sender)
+    clock.shift(settings.campaign_clock_offset_seconds)
     dispatcher = Dispatcher(lambda: service.pool, service.broker, service.own_user,  # type: ignore[arg-type,return-value]
                             circuit, settings.sms_campaign_rate_per_second,
                             timedelta(seconds=settings.sms_campaign_sweep_seconds), settings.fault_crash_after_dispatch)

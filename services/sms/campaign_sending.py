@@ -9,14 +9,14 @@ outcome is written on the target in the same transaction as the SMS row and the 
       parked (retries exhausted, e.g. a long outage): the target waits again, never failed for it
 """
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
 from services.sms import campaign_domain as rules
 from services.sms import campaign_repository as campaigns
-from services.sms import domain, repository
+from services.sms import clock, domain, repository
 from services.sms.sending import Result, Sender
 from shared.contracts.campaigns import CampaignStatus, SendCampaignSms
 from shared.contracts.envelope import Event
@@ -83,5 +83,5 @@ class CampaignSender(Sender):
         row = await repository.by_command(conn, meta.org_id, meta.message_id)
         if row is not None and row["status"] in domain.FINAL:
             return []  # its outcome is known: recorded by the delivery that got it
-        await campaigns.back_to_waiting(conn, meta.message_id, datetime.now(UTC) + self.again_after)
+        await campaigns.back_to_waiting(conn, meta.message_id, clock.now() + self.again_after)
         return []

@@ -1,6 +1,6 @@
 """Campaign buttons and reads: create, start (the audience resolved and recorded once), pause, resume, cancel,
 get, list. The sending is the dispatcher's (dispatcher.py) and the CampaignSender's (campaign_sending.py)."""
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -8,6 +8,7 @@ import asyncpg
 
 from services.sms import campaign_domain as rules
 from services.sms import campaign_repository as campaigns
+from services.sms import clock
 from services.sms.campaign_sending import CampaignSender
 from shared import lead_directory
 from shared.contracts.campaigns import (
@@ -56,7 +57,7 @@ async def current(conn: asyncpg.Connection, row: asyncpg.Record) -> CampaignView
 
 def changed(kind: type[CampaignChanged], campaign: CampaignView, meta: Meta) -> Any:
     return meta.event(kind(campaignId=campaign.id, status=campaign.status, counts=campaign.counts,
-                           at=datetime.now(UTC), by=meta.user_id))
+                           at=clock.now(), by=meta.user_id))
 
 
 class CampaignHandlers:
@@ -109,7 +110,7 @@ class CampaignHandlers:
             return Outcome(ok(CampaignReply(campaign=await current(conn, row))))
         if to == CampaignStatus.cancelled:
             await campaigns.skip_waiting(conn, row["id"], rules.CANCELLED)
-        campaign = await current(conn, await campaigns.set_status(conn, row["id"], to, datetime.now(UTC)))
+        campaign = await current(conn, await campaigns.set_status(conn, row["id"], to, clock.now()))
         return Outcome(ok(CampaignReply(campaign=campaign)), [changed(kind, campaign, meta)])
 
     # Queries -----------------------------------------------------------------------
@@ -162,9 +163,9 @@ class Start(Effect):
             raise RuntimeError("the audience was not resolved: start again")  # transient: retried
         leads = result if result is not None else await self._listed(conn, meta.org_id, row["audience"]["leadIds"])
         await lead_directory.remember_all(conn, meta.org_id, [lead for lead in leads if lead.get("name")])
-        await campaigns.insert_targets(conn, row["id"], targets(row, leads, datetime.now(UTC)))
+        await campaigns.insert_targets(conn, row["id"], targets(row, leads, clock.now()))
         campaign = await current(conn, await campaigns.set_status(conn, row["id"], CampaignStatus.running,
-                                                                  datetime.now(UTC)))
+                                                                  clock.now()))
         return Outcome(ok(CampaignReply(campaign=campaign)), [changed(CampaignStarted, campaign, meta)])
 
     async def _listed(self, conn: asyncpg.Connection, org: str, lead_ids: list[str]) -> list[dict[str, Any]]:

@@ -21,15 +21,15 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
 
 from services.sms import campaign_domain as rules
 from services.sms import campaign_repository as campaigns
+from services.sms import clock, domain
 from services.sms import dispatch_repository as q
-from services.sms import domain
 from shared import db, logging, outbox, topology
 from shared.breaker import CircuitBreaker, State
 from shared.contracts.campaigns import (
@@ -96,7 +96,7 @@ class Dispatcher:
         cap = self._breaker_cap()
         if cap == 0:
             return 0
-        now = datetime.now(UTC)
+        now = clock.now()
         async with self.pool.acquire() as conn:
             orgs = await q.orgs_with_due(conn, now)
         published = 0
@@ -121,7 +121,7 @@ class Dispatcher:
 
     async def _take(self, org: str, cap: int | None) -> list[Dispatch]:
         async with db.transaction(self.pool) as conn:
-            now = datetime.now(UTC)
+            now = clock.now()
             pace = await q.lock_pace(conn, org, now, rules.burst(self.rate))
             if pace is None:
                 return []  # another instance dispatches for this organisation right now
@@ -163,7 +163,7 @@ class Dispatcher:
     async def sweep(self) -> None:
         again: list[Dispatch] = []
         async with db.transaction(self.pool) as conn:
-            now = datetime.now(UTC)
+            now = clock.now()
             rows = await q.stuck(conn, now - self.sweep_after, SWEEP_BATCH)
             for r in rows:
                 known = _outcome(r)
@@ -191,7 +191,7 @@ class Dispatcher:
         c = await q.lock_open(conn, campaign_id)
         if c is None:
             return
-        now = datetime.now(UTC)
+        now = clock.now()
         counts = rules.counts((await campaigns.counts(conn, [campaign_id]))[campaign_id])
         last = CampaignCounts(**c["progress_counts"]) if c["progress_counts"] else None
         data: EventData
