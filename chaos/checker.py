@@ -74,6 +74,9 @@ def unexpected_effects(presses: list[Press], state: State) -> dict[str, list[str
         "proposals": [r["claim"] for r in rows["proposals"] if r["claim"] not in claims["proposal"]],
         "payments": [r["claim"] for r in rows["payments"] if r["claim"] not in claims["payment"]],
         "contracts": [r["claim"] for r in rows["contracts"] if r["claim"] not in claims["contract"]],
+        "refunds": [r["claim"] for r in rows["refunds"] if r["claim"] not in claims["refund"]],
+        "templates": [r["claim"] for r in rows["templates"] if r["claim"] not in claims["template"]],
+        "campaigns": [r["claim"] for r in rows["campaigns"] if r["claim"] not in claims["campaign"]],
         "sandbox SMS": [f"{m['to']}: {m['body']}" for m in state.texts
                         if m["body"] not in sms_bodies
                         and not (m["to"] in confirm_phones and "is confirmed" in m["body"])],
@@ -124,6 +127,7 @@ def check(presses: list[Press], state: State,
     latency = {kind: {"p50 s": _quantile(took, 0.5), "max s": _quantile(took, 1.0)} for kind, took in answered.items()}
     in_flight = {"outbox rows": sum(state.outbox.values()), "parked": len(state.parked),
                  "queued messages": sum(state.queues.values()), "sms queued or sending": state.sms_in_flight,
+                 "campaign targets waiting or sending, campaigns running": state.campaigns_in_flight,
                  "presses without an answer": total["unresolved"]}
     watched = {name: {**screen_findings(ids, log_ids), "reloads": reloads, "resumes": resumes}
                for name, (ids, reloads, resumes) in screens.items()}

@@ -103,7 +103,8 @@ class Driver:
         self.stop_at = time.monotonic() + seconds
         journeys: list[tuple[float, Callable[[Driver], Awaitable[None]]]] = [
             (2, status_moves), (1, bulk_moves), (1.5, confirm_quietly), (1.5, confirm_with_sms),
-            (1.5, reschedule_and_cancel), (2, texts), (2, deal)]
+            (1.5, reschedule_and_cancel), (2, texts), (2, deal), (1, deal_declined), (1, deal_undone),
+            (1, campaign)]
         weights, kinds = [w for w, _ in journeys], [j for _, j in journeys]
 
         async def worker() -> None:
@@ -181,3 +182,34 @@ async def deal(d: Driver) -> None:
     await d.press(d.f.record_payment(proposal, amount // 2, d.f.unique("ref")))
     contract = (await d.press(d.f.create_contract(proposal)))["contract"]["id"]
     await d.press(d.f.sign_contract(contract, d.f.unique("Signer")))
+
+
+async def deal_declined(d: Driver) -> None:
+    lead = await d.lead()
+    valid = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    proposal = (await d.press(d.f.send_proposal(lead.id, d.f.unique("proposal"), 50_000, valid)))["proposal"]["id"]
+    await d.press(d.f.decline(proposal, lead.id, d.f.unique("too dear")))
+
+
+async def deal_undone(d: Driver) -> None:
+    """Paid, part refunded; a contract sent, then voided."""
+    lead = await d.lead()
+    amount = d.rng.randrange(10_000, 1_000_000)
+    valid = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    proposal = (await d.press(d.f.send_proposal(lead.id, d.f.unique("proposal"), amount, valid)))["proposal"]["id"]
+    await d.press(d.f.accept(proposal, lead.id))
+    paid, back = amount // 2, amount // 8
+    payment = (await d.press(d.f.record_payment(proposal, paid, d.f.unique("ref"), paid=False)))["payment"]["id"]
+    await d.press(d.f.refund(payment, proposal, back, paid - back, d.f.unique("refund")))
+    contract = (await d.press(d.f.create_contract(proposal)))["contract"]["id"]
+    await d.press(d.f.send_contract(contract))
+    await d.press(d.f.void_contract(contract, d.f.unique("void")))
+
+
+async def campaign(d: Driver) -> None:
+    """Three leads texted by a campaign: the dispatcher and the SMS service under the same faults."""
+    people = [await d.lead() for _ in range(3)]
+    body = f"Chaos campaign ({d.f.unique('campaign sms')})"
+    template = (await d.press(d.f.create_template(d.f.unique("template"), body)))["template"]["id"]
+    created = await d.press(d.f.create_campaign(d.f.unique("campaign"), template, [p.id for p in people]))
+    await d.press(d.f.start_campaign(created["campaign"]["id"], body, [p.phone for p in people]))

@@ -20,7 +20,7 @@ from crm_client import buttons as b
 from crm_client.press import Press as Operation
 
 from services.gateway.views import KEY_NAMESPACE
-from shared.contracts import bookings, leads, proposals, sms
+from shared.contracts import bookings, campaigns, leads, proposals, sms
 from shared.contracts.envelope import Command
 
 
@@ -61,6 +61,7 @@ class Press:
     events: dict[str, int] = field(default_factory=dict)
     follows: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # (least, most)
     claims: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # the fields the gateway takes from the path
     # What happened to it
     status: int | None = None
     body: Any = None
@@ -77,7 +78,7 @@ class Press:
 
     def body_json(self) -> bytes:
         """The command as the gateway publishes it (the same fingerprint in the inbox)."""
-        return self.command.model_validate(self.operation.body).model_dump_json().encode()
+        return self.command.model_validate({**self.operation.body, **self.params}).model_dump_json().encode()
 
 
 class Factory:
@@ -197,13 +198,24 @@ class Factory:
         p.follows = {"proposals.accepted": {"leads.status_changed": (1, 1)}}
         return p
 
-    def record_payment(self, proposal_id: str, amount: int, reference: str) -> Press:
+    def decline(self, proposal_id: str, lead_id: str, reason: str) -> Press:
+        p = self.press("decline_proposal", b.decline_proposal(proposal_id, reason), proposals.DeclineProposal)
+        p.counts.append(Count("declined", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
+                                          "AND id = $2::uuid AND status = 'declined'", (proposal_id,), 1))
+        p.counts.append(_lead_moved(lead_id, "lost"))  # from new or from proposal, whichever event came first
+        p.events = {"proposals.declined": 1}
+        p.follows = {"proposals.declined": {"leads.status_changed": (1, 1)}}
+        return p
+
+    def record_payment(self, proposal_id: str, amount: int, reference: str, *, paid: bool = True) -> Press:
+        """`paid`: the proposal's paid total is this payment (False where a refund follows and changes it)."""
         p = self.press("record_payment", b.record_payment(proposal_id, amount, "USD", "card", reference),
                        proposals.RecordPayment)
         p.counts.append(Count("payment", "SELECT count(*) FROM proposals.payments WHERE org_id = $1 "
                                          "AND external_reference = $2 AND amount_minor = $3", (reference, amount), 1))
-        p.counts.append(Count("paid", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 AND id = $2::uuid "
-                                      "AND paid_minor = $3", (proposal_id, amount), 1))
+        if paid:
+            p.counts.append(Count("paid", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
+                                          "AND id = $2::uuid AND paid_minor = $3", (proposal_id, amount), 1))
         p.events = {"payments.recorded": 1}
         p.claims = {"payment": reference}
         return p
@@ -214,6 +226,66 @@ class Factory:
                                           "AND proposal_id = $2::uuid", (proposal_id,), 1))
         p.events = {"contracts.created": 1}
         p.claims = {"contract": proposal_id}
+        return p
+
+    def refund(self, payment_id: str, proposal_id: str, amount: int, paid_after: int, reason: str) -> Press:
+        p = self.press("refund_payment", b.refund_payment(payment_id, amount, reason), proposals.RefundPayment)
+        p.counts.append(Count("refund", "SELECT count(*) FROM proposals.refunds WHERE org_id = $1 AND reason = $2 "
+                                        "AND amount_minor = $3", (reason, amount), 1))
+        p.counts.append(Count("paid after the refund", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
+                                                       "AND id = $2::uuid AND paid_minor = $3",
+                              (proposal_id, paid_after), 1))
+        p.events = {"payments.refunded": 1}
+        p.claims = {"refund": reason}
+        return p
+
+    def send_contract(self, contract_id: str) -> Press:
+        p = self.press("send_contract", b.send_contract(contract_id), proposals.SendContract)
+        p.counts.append(Count("contract sent", "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 "
+                                               "AND id = $2::uuid AND sent_at IS NOT NULL", (contract_id,), 1))
+        p.events = {"contracts.sent": 1}
+        return p
+
+    def void_contract(self, contract_id: str, reason: str) -> Press:
+        p = self.press("void_contract", b.void_contract(contract_id, reason), proposals.VoidContract)
+        p.counts.append(Count("voided", "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 "
+                                        "AND id = $2::uuid AND status = 'void' AND void_reason = $3",
+                              (contract_id, reason), 1))
+        p.events = {"contracts.voided": 1}
+        return p
+
+    def create_template(self, name: str, body: str) -> Press:
+        p = self.press("create_template", b.create_template(name, body), sms.CreateTemplate)
+        p.counts.append(Count("template", "SELECT count(*) FROM sms.sms_templates WHERE org_id = $1 AND name = $2",
+                              (name,), 1))
+        p.claims = {"template": name}
+        return p
+
+    def create_campaign(self, name: str, template_id: str, lead_ids: list[str]) -> Press:
+        """Sent all day (no quiet hours): the run checks its SMS at the end, whatever hour it runs at."""
+        p = self.press("create_campaign", b.create_campaign(name, template_id, lead_ids, send_from="00:00",
+                                                            send_until="23:59:59.999999"), campaigns.CreateCampaign)
+        p.counts.append(Count("campaign", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND name = $2",
+                              (name,), 1))
+        p.events = {"campaigns.created": 1}
+        p.claims = {"campaign": name}
+        return p
+
+    def start_campaign(self, campaign_id: str, body: str, phones: list[str]) -> Press:
+        """Every lead of the campaign texted once with the template's `body` (it has no fields), and the
+        campaign completed, whatever was killed on the way."""
+        p = self.press("start_campaign", b.start_campaign(campaign_id), campaigns.StartCampaign)
+        p.params = {"campaignId": campaign_id}
+        p.counts.append(Count("campaign completed", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 "
+                                                    "AND id = $2::uuid AND status = 'completed'", (campaign_id,), 1))
+        p.counts.append(Count("targets sent", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
+                                              "ON c.id = t.campaign_id WHERE c.org_id = $1 AND c.id = $2::uuid "
+                                              "AND t.state = 'sent'", (campaign_id,), len(phones)))
+        p.counts.append(Count("campaign sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
+                                              "AND status IN ('sent', 'delivered')", (body,), len(phones)))
+        p.texts += [Text(phone, body, 1) for phone in phones]
+        p.events = {"campaigns.started": 1}
+        p.claims = {"sms": body}
         return p
 
     def sign_contract(self, contract_id: str, signer: str) -> Press:

@@ -34,13 +34,15 @@ USERS = ("agent-1", "agent-2", "agent-3", "agent-4")
 
 
 async def idle(stack: ChaosStack, infra: Infra, org: str, timeout: float) -> bool:
-    """No outbox row, no message in a queue (parked ones aside), no SMS queued or sending."""
+    """No outbox row, no message in a queue (parked ones aside), no SMS queued or sending, no campaign
+    target waiting or sending."""
     async def quiet() -> bool:
         conn = await asyncpg.connect(infra.database_url)
         try:
             rows = sum([await conn.fetchval(f"SELECT count(*) FROM {s}.outbox") for s in state.SCHEMAS])
             sending = await conn.fetchval("SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
                                           "AND status IN ('queued', 'sending')", org)
+            sending += await conn.fetchval(state.CAMPAIGNS_IN_FLIGHT, org)
         finally:
             await conn.close()
         queues = await state.queue_depths(infra.amqp_url, infra._vhost)

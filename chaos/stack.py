@@ -38,6 +38,8 @@ CHAOS_ENV = {
     "BREAKER_HALF_OPEN_CALLS": "1",
     "WS_PING_INTERVAL": "5",
     "DB_POOL_SIZE": "5",
+    "SMS_CAMPAIGN_RATE_PER_SECOND": "20",
+    "SMS_CAMPAIGN_SWEEP_SECONDS": "5",  # a send lost between the dispatcher's commit and its publish: sooner again
 }
 
 

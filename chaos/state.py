@@ -30,6 +30,7 @@ class State:
     outbox: dict[str, int] = field(default_factory=dict)
     parked: list[dict[str, Any]] = field(default_factory=list)
     sms_in_flight: int = 0
+    campaigns_in_flight: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # the log's records of the org, in order
     texts: list[dict[str, Any]] = field(default_factory=list)  # the sandbox's messages
     queues: dict[str, int] = field(default_factory=dict)  # queue -> messages (ready + unacked)
@@ -43,7 +44,14 @@ UNEXPECTED_SQL = {
     "proposals": "SELECT title AS claim FROM proposals.proposals WHERE org_id = $1",
     "payments": "SELECT external_reference AS claim FROM proposals.payments WHERE org_id = $1",
     "contracts": "SELECT proposal_id::text AS claim FROM proposals.contracts WHERE org_id = $1",
+    "refunds": "SELECT reason AS claim FROM proposals.refunds WHERE org_id = $1",
+    "templates": "SELECT name AS claim FROM sms.sms_templates WHERE org_id = $1",
+    "campaigns": "SELECT name AS claim FROM sms.campaigns WHERE org_id = $1",
 }
+# Campaign targets not settled yet (waiting or sending), and campaigns still running.
+CAMPAIGNS_IN_FLIGHT = ("SELECT (SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "
+                       "WHERE c.org_id = $1 AND t.state IN ('waiting', 'sending')) "
+                       "+ (SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND status = 'running')")
 
 
 async def read_db(database_url: str, org: str, presses: list[Press], state: State) -> None:
@@ -61,6 +69,7 @@ async def read_db(database_url: str, org: str, presses: list[Press], state: Stat
                                      "reason": json.loads(row["reply"]).get("detail", row["reply"])})
         state.sms_in_flight = await conn.fetchval(
             "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND status IN ('queued', 'sending')", org)
+        state.campaigns_in_flight = await conn.fetchval(CAMPAIGNS_IN_FLIGHT, org)
     finally:
         await conn.close()
 
