@@ -10,7 +10,16 @@ from datetime import UTC, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
 
 from tests.conftest import Api
-from tests.e2e.test_campaigns import completed, create, detail, leads, press, template, texts, when
+from tests.e2e.test_campaigns import (
+    completed,
+    create,
+    detail,
+    leads,
+    press,
+    template,
+    texts,
+    when,
+)
 from tests.integration.test_campaign_crash import restarted
 from tests.support.sandbox import Sandbox
 from tests.support.stack import Stack
