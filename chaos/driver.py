@@ -173,11 +173,17 @@ async def texts(d: Driver) -> None:
         await d.press(d.f.send_sms(lead.id, lead.phone, f"Hello from the chaos run ({d.f.unique('sms')})"))
 
 
-async def deal(d: Driver) -> None:
+async def proposed(d: Driver) -> tuple[Lead, str, int]:
+    """A new lead and a proposal sent to it, valid for 30 days: the lead, the proposal's id, its amount."""
     lead = await d.lead()
     amount = d.rng.randrange(10_000, 1_000_000)
     valid = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
     proposal = (await d.press(d.f.send_proposal(lead.id, d.f.unique("proposal"), amount, valid)))["proposal"]["id"]
+    return lead, proposal, amount
+
+
+async def deal(d: Driver) -> None:
+    lead, proposal, amount = await proposed(d)
     await d.press(d.f.accept(proposal, lead.id))
     await d.press(d.f.record_payment(proposal, amount // 2, d.f.unique("ref")))
     contract = (await d.press(d.f.create_contract(proposal)))["contract"]["id"]
@@ -185,18 +191,13 @@ async def deal(d: Driver) -> None:
 
 
 async def deal_declined(d: Driver) -> None:
-    lead = await d.lead()
-    valid = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-    proposal = (await d.press(d.f.send_proposal(lead.id, d.f.unique("proposal"), 50_000, valid)))["proposal"]["id"]
+    lead, proposal, _ = await proposed(d)
     await d.press(d.f.decline(proposal, lead.id, d.f.unique("too dear")))
 
 
 async def deal_undone(d: Driver) -> None:
     """Paid, part refunded; a contract sent, then voided."""
-    lead = await d.lead()
-    amount = d.rng.randrange(10_000, 1_000_000)
-    valid = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-    proposal = (await d.press(d.f.send_proposal(lead.id, d.f.unique("proposal"), amount, valid)))["proposal"]["id"]
+    lead, proposal, amount = await proposed(d)
     await d.press(d.f.accept(proposal, lead.id))
     paid, back = amount // 2, amount // 8
     payment = (await d.press(d.f.record_payment(proposal, paid, d.f.unique("ref"), paid=False)))["payment"]["id"]
