@@ -8,7 +8,7 @@ import logging as stdlib_logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 import asyncpg
@@ -20,6 +20,12 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from pydantic import BaseModel, create_model
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from shared import db, event_log, inbox, logging, metrics, topology, tracing
 from shared.consumer import Commands
@@ -39,7 +45,12 @@ from shared.problems import invalid
 from shared.settings import ServiceSettings, load
 
 PRUNE_EVERY_SECONDS = 600
+# What "the database or the broker is not there (yet)" raises, at start. OSError: refused, reset, timed out,
+# and aio-pika's AMQPConnectionError; PostgreSQL starting or shutting down; a channel whose connection went.
+UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError,
+               aio_pika.exceptions.ChannelInvalidStateError)
 log = logging.get("service")
+T = TypeVar("T")
 
 
 class Service:
@@ -191,20 +202,42 @@ class Service:
                                   title=data.TYPE, description=data.__doc__, persist=True)
 
     async def _open(self) -> None:
+        """Each step waits for the database or the broker while it is away (started before them, or they
+        restart): the service comes up when they do, instead of exiting for its supervisor to start again."""
         s = self.settings
-        self.pool = await db.create_pool(s.database_url, self.name, size=s.db_pool_size,
-                                         lock_timeout_ms=s.lock_timeout_ms, statement_timeout_ms=s.statement_timeout_ms)
-        await db.migrate(self.pool, self.name, self.migrations)
-        self.commands.pool = self.pool
-        self.commands.group = GroupCommit(self.pool, s.group_commit_max, s.fault_crash_after_group_commit)
-        await topology.declare_all(s.amqp_url, self.topology)
-        self._replies = await aio_pika.connect_robust(s.amqp_url, client_properties={
-            "connection_name": f"{self.name}.replies"})
+        pool = await self._patiently("database", lambda: db.create_pool(
+            s.database_url, self.name, size=s.db_pool_size, lock_timeout_ms=s.lock_timeout_ms,
+            statement_timeout_ms=s.statement_timeout_ms))
+        self.pool = pool
+        await self._patiently("database", lambda: db.migrate(pool, self.name, self.migrations))
+        self.commands.pool = pool
+        self.commands.group = GroupCommit(pool, s.group_commit_max, s.fault_crash_after_group_commit)
+        await self._patiently("broker", lambda: topology.declare_all(s.amqp_url, self.topology))
+        self._replies = await self._patiently("broker", lambda: aio_pika.connect_robust(
+            s.amqp_url, client_properties={"connection_name": f"{self.name}.replies"}))
         self.commands.replies = await self._replies.channel(publisher_confirms=False)
-        # Before the relay publishes anything: no event of a fresh deployment misses the log.
-        connection = await aio_pika.connect(s.amqp_url)
-        async with connection, self.pool.acquire() as conn:
-            await event_log.ensure(connection, conn, s.retention)
+        await self._patiently("broker", self._ensure_log)
+        await self._patiently("broker", self.broker.connect)  # FastStream's own, which it starts next
+
+    async def _ensure_log(self) -> None:
+        """Before the relay publishes anything: no event of a fresh deployment misses the log."""
+        connection = await aio_pika.connect(self.settings.amqp_url)
+        async with connection, self.pool.acquire() as conn:  # type: ignore[union-attr]
+            await event_log.ensure(connection, conn, self.settings.retention)
+
+    async def _patiently(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """`step()`, again with backoff while `what` is unreachable, for STARTUP_WAIT_SECONDS at most; then
+        the error (the supervisor's turn). tenacity: the backoff, jitter and deadline without a loop of ours."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(UNREACHABLE), wait=wait_exponential_jitter(initial=0.2, max=5),
+            stop=stop_after_delay(self.settings.startup_wait_seconds), reraise=True,
+            before_sleep=lambda state: log.warning("service.waiting", service=self.name, waiting_for=what,
+                                                   attempt=state.attempt_number,
+                                                   error=repr(state.outcome.exception()) if state.outcome else None))
+        async for attempt in retrying:
+            with attempt:
+                return await step()
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _started(self) -> None:
         relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]

@@ -69,6 +69,8 @@ class ServiceSettings(CommonSettings):
     fault_crash_after_group_commit: bool = False
     # /metrics (Prometheus) on 127.0.0.1:METRICS_PORT; 0: not served.
     metrics_port: int = Field(0, ge=0, le=65535)
+    # At start, how long to wait for an unreachable database or broker before exiting (to the supervisor).
+    startup_wait_seconds: float = Field(60, ge=0)
 
     @field_validator("retry_delays", mode="before")
     @classmethod

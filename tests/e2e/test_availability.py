@@ -8,6 +8,7 @@ import aiohttp
 from services.gateway.views import KEY_NAMESPACE
 from tests.conftest import Api
 from tests.integration.test_delivery import history
+from tests.support.forward import Forward, via
 from tests.support.infra import Infra
 from tests.support.stack import Stack, eventually, free_port
 
@@ -111,3 +112,26 @@ async def test_the_health_tool_asks_a_service_over_the_broker(stack: Stack, infr
 
     assert await asyncio.to_thread(health, "leads") == 0
     assert await asyncio.to_thread(health, "nosuchservice") == 1
+
+
+async def test_a_service_started_before_its_database_and_broker_waits_for_them(
+        api: Api, stack: Stack, infra: Infra) -> None:
+    database, broker = Forward(free_port(), infra.database_url), Forward(free_port(), infra.amqp_url)
+    leads = stack.start("leads", DATABASE_URL=via(infra.database_url, database.port),
+                        AMQP_URL=via(infra.amqp_url, broker.port))
+    try:
+        await eventually(lambda: leads.logged("service.waiting", waiting_for="database"), 15,
+                         what="the service to wait for its database")
+        await database.open()
+        await eventually(lambda: leads.logged("service.waiting", waiting_for="broker"), 15,
+                         what="the service to wait for its broker")
+        assert leads.running
+        await broker.open()
+        await stack.wait_started("leads")
+        assert await api.create_lead()  # answered: it consumes
+    finally:
+        await asyncio.to_thread(leads.stop)  # in a thread: its goodbyes pass through this loop's forwards
+        stack.start("leads")  # the usual one, straight to the servers
+        await stack.wait_started("leads")
+        await database.close()
+        await broker.close()
