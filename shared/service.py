@@ -22,7 +22,7 @@ from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from pydantic import BaseModel, create_model
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential_jitter,
 )
@@ -49,6 +49,11 @@ PRUNE_EVERY_SECONDS = 600
 # and aio-pika's AMQPConnectionError; PostgreSQL starting or shutting down; a channel whose connection went.
 UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError,
                aio_pika.exceptions.ChannelInvalidStateError)
+REFUSED = (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.AuthenticationError)  # no use waiting
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, UNREACHABLE) and not isinstance(exc, REFUSED)
 log = logging.get("service")
 T = TypeVar("T")
 
@@ -229,7 +234,7 @@ class Service:
         """`step()`, again with backoff while `what` is unreachable, for STARTUP_WAIT_SECONDS at most; then
         the error (the supervisor's turn). tenacity: the backoff, jitter and deadline without a loop of ours."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(UNREACHABLE), wait=wait_exponential_jitter(initial=0.2, max=5),
+            retry=retry_if_exception(_unreachable), wait=wait_exponential_jitter(initial=0.2, max=5),
             stop=stop_after_delay(self.settings.startup_wait_seconds), reraise=True,
             before_sleep=lambda state: log.warning("service.waiting", service=self.name, waiting_for=what,
                                                    attempt=state.attempt_number,
