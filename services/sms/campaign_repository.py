@@ -39,8 +39,16 @@ async def set_status(conn: asyncpg.Connection, campaign_id: str, status: str, at
         f"WHERE id = $1 RETURNING {CAMPAIGN}", UUID(campaign_id), status, at)
 
 
-async def of_org(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT {CAMPAIGN} FROM campaigns WHERE org_id = $1 ORDER BY created_at DESC, id", org)
+async def of_org(conn: asyncpg.Connection, org: str, after: UUID | None, limit: int) -> list[asyncpg.Record] | None:
+    """Newest first, `limit` of them after campaign `after` (None: from the newest); None when `after` is not
+    a campaign of the organisation."""
+    if after is not None and not await conn.fetchval("SELECT true FROM campaigns WHERE id = $1 AND org_id = $2",
+                                                     after, org):
+        return None
+    return await conn.fetch(
+        f"SELECT {CAMPAIGN} FROM campaigns WHERE org_id = $1 AND ($2::uuid IS NULL OR (created_at, id) < "
+        "(SELECT created_at, id FROM campaigns WHERE id = $2)) ORDER BY created_at DESC, id DESC LIMIT $3",
+        org, after, limit)
 
 
 async def counts(conn: asyncpg.Connection, campaign_ids: Sequence[str]) -> dict[str, dict[str, int]]:

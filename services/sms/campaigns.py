@@ -127,9 +127,15 @@ class CampaignHandlers:
                                  next_after=rows[-1]["lead_id"] if more else None))
 
     async def list(self, conn: asyncpg.Connection, query: ListCampaigns, org: str) -> Reply:
-        rows = await campaigns.of_org(conn, org)
+        after = as_uuid(query.after) if query.after else None
+        rows = await campaigns.of_org(conn, org, after, query.limit + 1) if after or not query.after else None
+        if rows is None:
+            raise invalid("after must be a campaign id this API gave out",
+                          [{"field": "after", "message": "not a campaign of this organisation"}])
+        more, rows = len(rows) > query.limit, rows[:query.limit]
         counts = await campaigns.counts(conn, [r["id"] for r in rows])
-        return ok(CampaignList(campaigns=[view(r, rules.counts(counts[r["id"]])) for r in rows]))
+        return ok(CampaignList(campaigns=[view(r, rules.counts(counts[r["id"]])) for r in rows],
+                               next_after=rows[-1]["id"] if more else None))
 
 
 class Start(Effect):

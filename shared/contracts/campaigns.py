@@ -123,6 +123,9 @@ class GetCampaign(Query):
 
 class ListCampaigns(Query):
     ROUTING_KEY = "sms.query.campaigns"
+    # Newest first, paged: `after` is the last campaign id of the page before (its `next_after`).
+    limit: int = Field(50, ge=1, le=200)
+    after: str | None = None
 
 
 # Views ---------------------------------------------------------------------
@@ -170,6 +173,7 @@ class CampaignDetail(BaseModel):
 
 class CampaignList(BaseModel):
     campaigns: list[CampaignView]
+    next_after: str | None = None  # more campaigns: ask again with ?after= this
 
 
 # Events --------------------------------------------------------------------
@@ -245,6 +249,6 @@ BUTTONS = (
 READS = (
     Read("get_campaign", "/api/campaigns/{campaignId}", GetCampaign, CampaignDetail,
          "A campaign with its counts and per-lead outcomes (paged: ?limit=&after=)", cli="campaign get campaignId"),
-    Read("list_campaigns", "/api/campaigns", ListCampaigns, CampaignList, "The organisation's campaigns, newest first",
+    Read("list_campaigns", "/api/campaigns", ListCampaigns, CampaignList, "The organisation's campaigns, newest first (paged: ?limit=&after=)",
          cli="campaign list"),
 )

@@ -228,3 +228,30 @@ async def test_the_campaigns_screenshot_and_a_narrow_one(pages: Pages, api: Api,
         box = await narrow.get_by_test_id(testid).first.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     await narrow.screenshot(path="/tmp/console-campaigns-390.png", full_page=True)
+
+
+async def test_older_campaigns_are_read_a_page_at_a_time(pages: Pages, api: Api, org: str) -> None:
+    made, audience = await template(api), [await lead(api, "Paged Lead")]
+    ids = []
+    for i in range(52):  # the console reads 50 at a time
+        status, _, body = await api.post("/api/campaigns", {"name": f"Campaign {i:02d}", "templateId": made["id"],
+                                                            "leadIds": audience})
+        assert status == 201, body
+        ids.append(body["campaign"]["id"])
+    page = await pages.open(org)
+    await live(page)
+    await page.get_by_test_id("campaigns-open").click()
+    rows, more = page.get_by_test_id("campaign-row"), page.get_by_test_id("campaigns-more")
+    await expect(rows).to_have_count(50)
+    await expect(campaign_row(page, ids[-1])).to_have_count(1)  # newest first
+    await expect(campaign_row(page, ids[0])).to_have_count(0)
+    await more.click()
+    await expect(rows).to_have_count(52)
+    await expect(campaign_row(page, ids[0])).to_have_count(1)
+    await expect(more).to_be_hidden()
+    status, _, body = await api.post("/api/campaigns", {"name": "Made elsewhere", "templateId": made["id"],
+                                                        "leadIds": audience})
+    assert status == 201, body
+    await expect(campaign_row(page, body["campaign"]["id"])).to_have_count(1)  # shown live, on top
+    await expect(rows).to_have_count(52)  # as many as were shown: the oldest is behind "Older campaigns" again
+    await expect(more).to_be_visible()

@@ -172,6 +172,20 @@ async def test_per_lead_outcomes_are_paged_and_campaigns_listed(api: Api, sandbo
     await when(api, campaign["id"], completed, "the campaign to complete")
 
 
+async def test_the_campaign_list_is_paged_newest_first(api: Api) -> None:
+    made = [(await create(api, await template(api), leadIds=list(await leads(api, 1))))["id"] for _ in range(3)]
+    status, _, first = await api.get("/api/campaigns?limit=2")
+    assert status == 200 and [c["id"] for c in first["campaigns"]] == made[:0:-1] and first["next_after"] == made[1]
+    status, _, rest = await api.get(f"/api/campaigns?limit=2&after={first['next_after']}")
+    assert status == 200 and [c["id"] for c in rest["campaigns"]] == [made[0]] and rest["next_after"] is None
+    stranger = api.as_user(f"org-{uuid4().hex[:8]}")
+    assert (await stranger.get("/api/campaigns"))[2] == {"campaigns": [], "next_after": None}
+    for who, after in ((api, "nope"), (api, str(uuid4())), (stranger, made[0])):  # another organisation's: unknown
+        status, _, problem = await who.get(f"/api/campaigns?after={after}")
+        assert status == 422 and problem["errors"][0]["field"] == "after", problem
+    assert (await api.get("/api/campaigns?limit=201"))[0] == 422
+
+
 async def test_a_status_audience_is_resolved_once_at_start(api: Api, sandbox: Sandbox) -> None:
     qualified, other = await leads(api, 3), await leads(api, 1)
     status, _, _ = await api.post("/api/leads/update-status", {"leadIds": list(qualified), "status": "qualified"})

@@ -243,8 +243,8 @@ def get_campaign_path(campaign_id: str, limit: int | None = None, after: str | N
     return _with_query(_path("/api/campaigns/{campaignId}", campaignId=campaign_id), limit=limit, after=after)
 
 
-def list_campaigns_path() -> str:
-    return _path("/api/campaigns")
+def list_campaigns_path(limit: int | None = None, after: str | None = None) -> str:
+    return _with_query(_path("/api/campaigns"), limit=limit, after=after)
 
 
 def get_proposal_path(proposal_id: str) -> str:
@@ -452,9 +452,9 @@ class Buttons:
         """A campaign with its counts and per-lead outcomes (paged: ?limit=&after=): GET /api/campaigns/{campaignId}."""
         return await self._read(get_campaign_path(campaign_id, limit, after))
 
-    async def list_campaigns(self) -> dict[str, Any]:
-        """The organisation's campaigns, newest first: GET /api/campaigns."""
-        return await self._read(list_campaigns_path())
+    async def list_campaigns(self, limit: int | None = None, after: str | None = None) -> dict[str, Any]:
+        """The organisation's campaigns, newest first (paged: ?limit=&after=): GET /api/campaigns."""
+        return await self._read(list_campaigns_path(limit, after))
 
     async def get_proposal(self, proposal_id: str) -> dict[str, Any]:
         """A proposal with its payments, refunds and contracts: GET /api/proposals/{proposalId}."""
@@ -769,7 +769,14 @@ CLI: list[dict[str, Any]] = [
         "args": [("campaign_id", "str", True)],
         "options": [("--limit", "limit", "int"), ("--after", "after", "str")],
     },
-    {"group": "campaign", "action": "list", "method": "list_campaigns", "read": True, "args": [], "options": []},
+    {
+        "group": "campaign",
+        "action": "list",
+        "method": "list_campaigns",
+        "read": True,
+        "args": [],
+        "options": [("--limit", "limit", "int"), ("--after", "after", "str")],
+    },
     {
         "group": "proposal",
         "action": "get",

@@ -19,12 +19,13 @@ export class Campaigns {
   /** ctx: {press, read(path), entries(), selected(), statuses(), leadName(id), openLead(id)} */
   constructor(ctx) {
     this.ctx = ctx; this.items = new Map(); this.templates = []; this.detail = null; this.state = "unread";
-    this.eventAt = new Map(); this.timer = null; this.detailTimer = null; this.formKey = "";
+    this.eventAt = new Map(); this.timer = null; this.detailTimer = null; this.formKey = ""; this.next = null;
   }
 
   bind() {
     $("#campaign-form").addEventListener("submit", (e) => this.create(e));
     $("#campaign-template").addEventListener("change", () => this.renderPreview());
+    $("#campaigns-more").addEventListener("click", () => this.loadMore());
   }
 
   shown() { return !$("#campaigns-view").hidden; }
@@ -32,20 +33,34 @@ export class Campaigns {
   /** The view is opened: what it shows now, then read again (the selection may have changed meanwhile). */
   show() { this.renderForm(true); this.render(); this.load(); }
 
-  reset() { this.items.clear(); this.eventAt.clear(); this.templates = []; this.detail = null; this.state = "unread"; this.formKey = ""; }
+  reset() {
+    this.items.clear(); this.eventAt.clear(); this.templates = []; this.detail = null; this.state = "unread"; this.formKey = "";
+    this.next = null;
+  }
 
+  /** Read the campaigns shown again (as many as are shown: pages of PAGE, newest first). */
   async load() {
-    const started = Date.now();
-    const [list, templates] = await Promise.all([this.ctx.read("/api/campaigns"), this.ctx.read("/api/sms/templates")]);
+    const started = Date.now(), limit = Math.min(200, Math.max(PAGE, this.items.size));
+    const [list, templates] = await Promise.all([this.ctx.read(`/api/campaigns?limit=${limit}`), this.ctx.read("/api/sms/templates")]);
     if (templates) this.templates = templates.templates;
     if (list) {
       const fresh = new Map(list.campaigns.map((c) => [c.id, c]));
       for (const [id, c] of this.items) if ((this.eventAt.get(id) || 0) > started) fresh.set(id, c); // newer than the read
-      this.items = fresh; this.state = "read";
+      this.items = fresh; this.next = list.next_after; this.state = "read";
     } else if (this.state !== "read") this.state = "failed";
     this.renderForm(true);
     this.render();
     if (this.detail) this.loadDetail();
+  }
+
+  /** The next page of older campaigns, after the ones shown. */
+  async loadMore() {
+    if (!this.next) return;
+    const list = await this.ctx.read(`/api/campaigns?limit=${PAGE}&after=${encodeURIComponent(this.next)}`);
+    if (!list) return void notify("error", "The older campaigns cannot be read now (no connection?): try again when it is back.");
+    for (const c of list.campaigns) if (!this.items.has(c.id)) this.items.set(c.id, c);
+    this.next = list.next_after;
+    this.render();
   }
 
   reloadSoon() { clearTimeout(this.timer); this.timer = setTimeout(() => this.load(), 200); }
@@ -132,6 +147,7 @@ export class Campaigns {
     node.dataset.empty = { unread: "Loading the campaigns…", read: "No campaign yet: create one with the form.",
       failed: "The campaigns cannot be read now (no connection?): they appear when it is back." }[this.state];
     refill(node, [...waiting, ...list.map((c) => this.row(c, busy.has(c.id)))]);
+    $("#campaigns-more").hidden = !this.next;
   }
 
   row(c, pending) {
