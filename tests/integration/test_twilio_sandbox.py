@@ -238,7 +238,8 @@ async def test_the_sandbox_filters_and_pages_like_twilio(provider: Provider, san
     client = provider.client  # the official client, as the adapter configured it
     listed = await client.messages.list_async(to="+14155550100", page_size=2)  # three pages
     assert [m.sid for m in listed] == sids[::-1]  # newest first
-    today, later = datetime.now(UTC).strftime("%Y-%m-%d"), datetime.now(UTC) + timedelta(minutes=1)
+    # Their own day (not the clock's now, which may have passed midnight since); a minute after the last.
+    today, later = listed[0].date_sent.strftime("%Y-%m-%d"), listed[0].date_sent + timedelta(minutes=1)
     async with aiohttp.ClientSession(base_url=sandbox.make_url("/"), headers=AUTH) as http:
         for query, expected in [({"DateSent>": today}, 6), ({"DateSent<": today}, 6), ({"DateSent": today}, 6),
                                 ({"DateSent>": later.strftime("%Y-%m-%dT%H:%M:%SZ")}, 0),
