@@ -127,7 +127,7 @@ def check(presses: list[Press], state: State,
     latency = {kind: {"p50 s": _quantile(took, 0.5), "max s": _quantile(took, 1.0)} for kind, took in answered.items()}
     in_flight = {"outbox rows": sum(state.outbox.values()), "parked": len(state.parked),
                  "queued messages": sum(state.queues.values()), "sms queued or sending": state.sms_in_flight,
-                 "campaign targets waiting or sending, campaigns running": state.campaigns_in_flight,
+                 "campaign targets or campaigns under way": state.campaigns_in_flight,
                  "presses without an answer": total["unresolved"]}
     watched = {name: {**screen_findings(ids, log_ids), "reloads": reloads, "resumes": resumes}
                for name, (ids, reloads, resumes) in screens.items()}

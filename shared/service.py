@@ -5,6 +5,8 @@ A service module builds one `Service`, registers its handlers on
 """
 import asyncio
 import logging as stdlib_logging
+import ssl
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
@@ -23,7 +25,6 @@ from pydantic import BaseModel, create_model
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
-    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -46,14 +47,19 @@ from shared.settings import ServiceSettings, load
 
 PRUNE_EVERY_SECONDS = 600
 # What "the database or the broker is not there (yet)" raises, at start. OSError: refused, reset, timed out,
-# and aio-pika's AMQPConnectionError; PostgreSQL starting or shutting down; a channel whose connection went.
-UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError,
-               aio_pika.exceptions.ChannelInvalidStateError)
-REFUSED = (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.AuthenticationError)  # no use waiting
+# a name not resolved, asyncpg's "Multiple exceptions" (one per address), aio-pika's AMQPConnectionError;
+# PostgreSQL starting, stopping or full; a channel whose connection went.
+UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
+               asyncpg.TooManyConnectionsError, aio_pika.exceptions.ChannelInvalidStateError)
+# No use waiting: refused credentials, a certificate, a file (a migration) missing or unreadable.
+REFUSED = (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.AuthenticationError, ssl.SSLError,
+           FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, UNREACHABLE) and not isinstance(exc, REFUSED)
+
+
 log = logging.get("service")
 T = TypeVar("T")
 
@@ -96,6 +102,7 @@ class Service:
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._events: list[str] = []
         self._metrics: web.AppRunner | None = None
+        self._startup_deadline = 0.0
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
         self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
@@ -210,6 +217,7 @@ class Service:
         """Each step waits for the database or the broker while it is away (started before them, or they
         restart): the service comes up when they do, instead of exiting for its supervisor to start again."""
         s = self.settings
+        self._startup_deadline = time.monotonic() + s.startup_wait_seconds  # one deadline for every step
         pool = await self._patiently("database", lambda: db.create_pool(
             s.database_url, self.name, size=s.db_pool_size, lock_timeout_ms=s.lock_timeout_ms,
             statement_timeout_ms=s.statement_timeout_ms))
@@ -231,11 +239,11 @@ class Service:
             await event_log.ensure(connection, conn, self.settings.retention)
 
     async def _patiently(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
-        """`step()`, again with backoff while `what` is unreachable, for STARTUP_WAIT_SECONDS at most; then
-        the error (the supervisor's turn). tenacity: the backoff, jitter and deadline without a loop of ours."""
+        """`step()`, again with backoff while `what` is unreachable, until STARTUP_WAIT_SECONDS after the start
+        began; then the error (the supervisor's turn). tenacity: the backoff and jitter without a loop of ours."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(_unreachable), wait=wait_exponential_jitter(initial=0.2, max=5),
-            stop=stop_after_delay(self.settings.startup_wait_seconds), reraise=True,
+            stop=lambda _: time.monotonic() >= self._startup_deadline, reraise=True,
             before_sleep=lambda state: log.warning("service.waiting", service=self.name, waiting_for=what,
                                                    attempt=state.attempt_number,
                                                    error=repr(state.outcome.exception()) if state.outcome else None))

@@ -130,8 +130,10 @@ async def test_a_service_started_before_its_database_and_broker_waits_for_them(
         await stack.wait_started("leads")
         assert await api.create_lead()  # answered: it consumes
     finally:
-        await asyncio.to_thread(leads.stop)  # in a thread: its goodbyes pass through this loop's forwards
-        stack.start("leads")  # the usual one, straight to the servers
-        await stack.wait_started("leads")
-        await database.close()
-        await broker.close()
+        try:
+            await asyncio.to_thread(leads.stop)  # in a thread: its goodbyes pass through this loop's forwards
+            stack.start("leads")  # the usual one, straight to the servers
+            await stack.wait_started("leads")
+        finally:
+            await database.close()
+            await broker.close()

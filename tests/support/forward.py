@@ -22,20 +22,32 @@ class Forward:
         self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
 
     async def close(self) -> None:
+        """No new connection, and every one under way cut."""
         if self.server is not None:
             self.server.close()
-        for writer in self.writers:
+        for writer in list(self.writers):
             writer.close()
+        if self.server is not None:
+            await self.server.wait_closed()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
-        self.writers |= {writer, up_writer}
+        self.writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            self.writers.discard(writer)
+            writer.close()  # the server is not there either: the client hears it at once
+            return
+        self.writers.add(up_writer)
 
         async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with suppress(ConnectionError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
+            try:
+                with suppress(ConnectionError):
+                    while data := await source.read(65536):
+                        sink.write(data)
+                        await sink.drain()
+            finally:
+                sink.close()
+                self.writers.discard(sink)
 
         await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer), return_exceptions=True)

@@ -14,12 +14,15 @@ const BUTTONS = { start: ["Start", "primary", "Starting"], pause: ["Pause", "", 
 const PAGE = 50;
 const hhmm = (t) => String(t || "").slice(0, 5);
 const at = (iso) => (iso ? Date.parse(iso) : 0);
+/** The server's order: newest first by (created_at, id); > 0 when `a` comes before `b`. */
+const newer = (a, b) => at(a.created_at) - at(b.created_at) || (a.id > b.id ? 1 : a.id < b.id ? -1 : 0);
 
 export class Campaigns {
   /** ctx: {press, read(path), entries(), selected(), statuses(), leadName(id), openLead(id)} */
   constructor(ctx) {
     this.ctx = ctx; this.items = new Map(); this.templates = []; this.detail = null; this.state = "unread";
     this.eventAt = new Map(); this.timer = null; this.detailTimer = null; this.formKey = ""; this.next = null;
+    this.reading = Promise.resolve(); this.session = 0;
   }
 
   bind() {
@@ -35,32 +38,56 @@ export class Campaigns {
 
   reset() {
     this.items.clear(); this.eventAt.clear(); this.templates = []; this.detail = null; this.state = "unread"; this.formKey = "";
-    this.next = null;
+    this.next = null; this.session += 1; // an answer still on its way is for the organisation before
   }
 
-  /** Read the campaigns shown again (as many as are shown: pages of PAGE, newest first). */
-  async load() {
-    const started = Date.now(), limit = Math.min(200, Math.max(PAGE, this.items.size));
-    const [list, templates] = await Promise.all([this.ctx.read(`/api/campaigns?limit=${limit}`), this.ctx.read("/api/sms/templates")]);
-    if (templates) this.templates = templates.templates;
-    if (list) {
-      const fresh = new Map(list.campaigns.map((c) => [c.id, c]));
-      for (const [id, c] of this.items) if ((this.eventAt.get(id) || 0) > started) fresh.set(id, c); // newer than the read
-      this.items = fresh; this.next = list.next_after; this.state = "read";
-    } else if (this.state !== "read") this.state = "failed";
-    this.renderForm(true);
-    this.render();
-    if (this.detail) this.loadDetail();
+  /** One list read at a time (a reload and "Older campaigns" never cross); none of an earlier session applied. */
+  serially(read) {
+    const session = this.session;
+    this.reading = this.reading.then(() => (session === this.session ? read(() => session === this.session) : null))
+      .catch(() => null);
+    return this.reading;
+  }
+
+  /** Read the campaigns shown again, newest first: as many as are shown (at least PAGE, at most 200 read;
+   * older ones beyond those are kept as they were). */
+  load() {
+    return this.serially(async (current) => {
+      const started = Date.now(), limit = Math.min(200, Math.max(PAGE, this.items.size));
+      const [list, templates] = await Promise.all([this.ctx.read(`/api/campaigns?limit=${limit}`), this.ctx.read("/api/sms/templates")]);
+      if (!current()) return;
+      if (templates) this.templates = templates.templates;
+      if (list) this.refresh(list, started);
+      else if (this.state !== "read") this.state = "failed";
+      this.renderForm(true);
+      this.render();
+      if (this.detail) this.loadDetail();
+    });
+  }
+
+  refresh(list, started) {
+    const fresh = new Map(list.campaigns.map((c) => [c.id, c]));
+    let next = list.next_after;
+    if (next && this.items.size > list.campaigns.length) { // more were shown than one read takes: keep the older ones
+      const last = list.campaigns[list.campaigns.length - 1], older = [...this.items.values()].filter((c) => newer(last, c) > 0);
+      for (const c of older) fresh.set(c.id, c);
+      if (older.length) next = this.next;
+    }
+    for (const [id, c] of this.items) if ((this.eventAt.get(id) || 0) > started) fresh.set(id, c); // newer than the read
+    this.items = fresh; this.next = next; this.state = "read";
   }
 
   /** The next page of older campaigns, after the ones shown. */
-  async loadMore() {
-    if (!this.next) return;
-    const list = await this.ctx.read(`/api/campaigns?limit=${PAGE}&after=${encodeURIComponent(this.next)}`);
-    if (!list) return void notify("error", "The older campaigns cannot be read now (no connection?): try again when it is back.");
-    for (const c of list.campaigns) if (!this.items.has(c.id)) this.items.set(c.id, c);
-    this.next = list.next_after;
-    this.render();
+  loadMore() {
+    return this.serially(async (current) => {
+      if (!this.next) return;
+      const list = await this.ctx.read(`/api/campaigns?limit=${PAGE}&after=${encodeURIComponent(this.next)}`);
+      if (!current()) return;
+      if (!list) return void notify("error", "The older campaigns cannot be read now (no connection?): try again when it is back.");
+      for (const c of list.campaigns) if (!this.items.has(c.id)) this.items.set(c.id, c);
+      this.next = list.next_after;
+      this.render();
+    });
   }
 
   reloadSoon() { clearTimeout(this.timer); this.timer = setTimeout(() => this.load(), 200); }
@@ -142,7 +169,7 @@ export class Campaigns {
     const waiting = entries.filter((e) => e.kind === "campaign_create").map((e) => el("li", { class: "campaign", dataset: { pending: "1" } },
       el("div", { class: "top" }, el("strong", { class: "body", textContent: e.title }), el("span", { class: "pending-mark", textContent: "pending" })),
       el("div", { class: "meta", textContent: "waits to be created: sent by itself when the connection returns" })));
-    const list = [...this.items.values()].sort((a, b) => at(b.created_at) - at(a.created_at));
+    const list = [...this.items.values()].sort((a, b) => newer(b, a));
     const node = $("#campaigns");
     node.dataset.empty = { unread: "Loading the campaigns…", read: "No campaign yet: create one with the form.",
       failed: "The campaigns cannot be read now (no connection?): they appear when it is back." }[this.state];
