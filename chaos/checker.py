@@ -77,6 +77,7 @@ def unexpected_effects(presses: list[Press], state: State) -> dict[str, list[str
         "refunds": [r["claim"] for r in rows["refunds"] if r["claim"] not in claims["refund"]],
         "templates": [r["claim"] for r in rows["templates"] if r["claim"] not in claims["template"]],
         "campaigns": [r["claim"] for r in rows["campaigns"] if r["claim"] not in claims["campaign"]],
+        "documents": [r["claim"] for r in rows["documents"] if r["claim"] not in claims["document"]],
         "sandbox SMS": [f"{m['to']}: {m['body']}" for m in state.texts
                         if m["body"] not in sms_bodies
                         and not (m["to"] in confirm_phones and "is confirmed" in m["body"])],

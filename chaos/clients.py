@@ -51,11 +51,11 @@ class Gateways:
     async def send(self, press: Press, deadline: float) -> tuple[int, Any]:
         pair = self.clients[press.user]
         turn = press.seq % len(pair)
-        data = json.dumps(press.operation.body).encode()
+        data = None if press.file else json.dumps(press.operation.body).encode()
         while True:
             press.sends += 1
             try:
-                answer = await pair[turn].command(press.operation.path, data, press.key)
+                answer = await pair[turn].command(press.operation.path, data, press.key, file=press.file)
                 return answer.status, answer.body
             except (Refused, ServerError) as exc:
                 return exc.status, exc.problem

@@ -75,7 +75,7 @@ class Driver:
                 self._copy(press)
                 press.status, press.body = await self.broker.send(press, deadline)
             else:
-                if self.rng.random() < self.dup_share:
+                if press.file is None and self.rng.random() < self.dup_share:  # an upload's command is the gateway's
                     self._copy(press)
                 press.status, press.body = await self.gateways.send(press, deadline)
             press.outcome = "accepted" if press.status < 300 else "refused" if press.status < 500 else "failed"
@@ -104,7 +104,7 @@ class Driver:
         journeys: list[tuple[float, Callable[[Driver], Awaitable[None]]]] = [
             (2, status_moves), (1, bulk_moves), (1.5, confirm_quietly), (1.5, confirm_with_sms),
             (1.5, reschedule_and_cancel), (2, texts), (2, deal), (1, deal_declined), (1, deal_undone),
-            (1, campaign)]
+            (1, campaign), (1, documents)]
         weights, kinds = [w for w, _ in journeys], [j for _, j in journeys]
 
         async def worker() -> None:
@@ -214,3 +214,11 @@ async def campaign(d: Driver) -> None:
     template = (await d.press(d.f.create_template(d.f.unique("template"), body)))["template"]["id"]
     created = await d.press(d.f.create_campaign(d.f.unique("campaign"), template, [p.id for p in people]))
     await d.press(d.f.start_campaign(created["campaign"]["id"], body, [p.phone for p in people]))
+
+
+async def documents(d: Driver) -> None:
+    """A file attached to a lead (the claim check), then deleted."""
+    lead = await d.lead()
+    name = f"{d.f.unique('document')}.txt"
+    attached = await d.press(d.f.attach_document(lead.id, name, f"Notes of the chaos run: {name}\n".encode()))
+    await d.press(d.f.delete_document(attached["document"]["id"]))

@@ -17,10 +17,11 @@ from typing import Any
 from uuid import uuid5
 
 from crm_client import buttons as b
+from crm_client.http import FilePart
 from crm_client.press import Press as Operation
 
 from services.gateway.views import KEY_NAMESPACE
-from shared.contracts import bookings, campaigns, leads, proposals, sms
+from shared.contracts import bookings, campaigns, documents, leads, proposals, sms
 from shared.contracts.envelope import Command
 
 
@@ -62,6 +63,7 @@ class Press:
     follows: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # (least, most)
     claims: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # the fields the gateway takes from the path
+    file: FilePart | None = None  # an upload: multipart through a gateway, never straight on the broker
     # What happened to it
     status: int | None = None
     body: Any = None
@@ -286,6 +288,25 @@ class Factory:
         p.texts += [Text(phone, body, 1) for phone in phones]
         p.events = {"campaigns.started": 1}
         p.claims = {"sms": body}
+        return p
+
+    def attach_document(self, lead_id: str, filename: str, content: bytes) -> Press:
+        """The bytes go to the blob store first (the claim check): only a gateway takes an upload."""
+        p = self.press("attach_document", Operation("attach_document", f"/api/leads/{lead_id}/documents", {}),
+                       documents.AttachDocument, broker=False)
+        p.file = FilePart("file", content, filename)
+        p.counts.append(Count("document", "SELECT count(*) FROM documents.documents WHERE org_id = $1 "
+                                          "AND lead_id = $2::uuid AND filename = $3", (lead_id, filename), 1))
+        p.events = {"documents.attached": 1}
+        p.claims = {"document": filename}
+        return p
+
+    def delete_document(self, document_id: str) -> Press:
+        p = self.press("delete_document", b.delete_document(document_id), documents.DeleteDocument)
+        p.params = {"documentId": document_id}
+        p.counts.append(Count("document deleted", "SELECT count(*) FROM documents.documents WHERE org_id = $1 "
+                                                  "AND id = $2::uuid AND deleted_at IS NOT NULL", (document_id,), 1))
+        p.events = {"documents.deleted": 1}
         return p
 
     def sign_contract(self, contract_id: str, signer: str) -> Press:

@@ -47,6 +47,7 @@ UNEXPECTED_SQL = {
     "refunds": "SELECT reason AS claim FROM proposals.refunds WHERE org_id = $1",
     "templates": "SELECT name AS claim FROM sms.sms_templates WHERE org_id = $1",
     "campaigns": "SELECT name AS claim FROM sms.campaigns WHERE org_id = $1",
+    "documents": "SELECT filename AS claim FROM documents.documents WHERE org_id = $1",
 }
 # Campaign targets not settled yet (waiting or sending), and campaigns still running.
 CAMPAIGNS_IN_FLIGHT = ("SELECT (SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "

@@ -22,7 +22,7 @@ def state_for(press: Press, texts: list[str], sent: int = 3) -> State:
     for i, count in enumerate(press.counts):
         state.counts[(press.seq, i)] = 1 if count.label == "campaign completed" else sent
     state.rows = {what: [] for what in ("leads", "status moves", "appointments", "sms", "proposals", "payments",
-                                        "contracts", "refunds", "templates", "campaigns")}
+                                        "contracts", "refunds", "templates", "campaigns", "documents")}
     return state
 
 
