@@ -104,7 +104,7 @@ class Driver:
         journeys: list[tuple[float, Callable[[Driver], Awaitable[None]]]] = [
             (2, status_moves), (1, bulk_moves), (1.5, confirm_quietly), (1.5, confirm_with_sms),
             (1.5, reschedule_and_cancel), (2, texts), (2, deal), (1, deal_declined), (1, deal_undone),
-            (1, campaign), (1, documents)]
+            (1, campaign), (0.5, quiet_campaign), (1, documents)]
         weights, kinds = [w for w, _ in journeys], [j for _, j in journeys]
 
         async def worker() -> None:
@@ -119,9 +119,9 @@ class Driver:
         await asyncio.gather(*(worker() for _ in range(workers)))
 
     # Steps shared by journeys ------------------------------------------------------------------------------
-    async def lead(self) -> Lead:
+    async def lead(self, time_zone: str | None = None) -> Lead:
         name, phone = f"{self.f.unique('L')} Chaos", self.f.phone()
-        body = await self.press(self.f.create_lead(name, phone))
+        body = await self.press(self.f.create_lead(name, phone, time_zone))
         return Lead(body["lead"]["id"], name, body["lead"]["phone"])
 
     async def appointment(self, lead: Lead) -> tuple[str, datetime]:
@@ -222,3 +222,23 @@ async def documents(d: Driver) -> None:
     name = f"{d.f.unique('document')}.txt"
     attached = await d.press(d.f.attach_document(lead.id, name, f"Notes of the chaos run: {name}\n".encode()))
     await d.press(d.f.delete_document(attached["document"]["id"]))
+
+
+def noon_zone() -> str:
+    """An IANA zone whose local time is 12:xx now (Etc/GMT+N is N hours behind UTC): 00:00-01:00 there stays
+    shut for the whole run."""
+    behind = datetime.now(UTC).hour - 12
+    return f"Etc/GMT{'+' if behind >= 0 else '-'}{abs(behind)}"
+
+
+async def quiet_campaign(d: Driver) -> None:
+    """A campaign whose window is shut: started (its leads wait), paused, resumed, cancelled; nobody texted."""
+    people = [await d.lead(noon_zone()) for _ in range(2)]
+    body = f"Chaos campaign, never sent ({d.f.unique('quiet sms')})"
+    template = (await d.press(d.f.create_template(d.f.unique("template"), body)))["template"]["id"]
+    created = await d.press(d.f.create_campaign(d.f.unique("campaign"), template, [p.id for p in people],
+                                                window=("00:00", "01:00")))
+    campaign_id = created["campaign"]["id"]
+    await d.press(d.f.start_campaign(campaign_id, body, [p.phone for p in people], quiet=True))
+    for how in ("pause", "resume", "cancel"):
+        await d.press(d.f.move_campaign(how, campaign_id, len(people)))

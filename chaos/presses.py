@@ -111,8 +111,8 @@ class Factory:
         return Press(self.seq, kind, operation, command, self.org, user, via, key, message_id)
 
     # The buttons ---------------------------------------------------------------------------------
-    def create_lead(self, name: str, phone: str) -> Press:
-        p = self.press("create_lead", b.create_lead(name, phone), leads.CreateLead)
+    def create_lead(self, name: str, phone: str, time_zone: str | None = None) -> Press:
+        p = self.press("create_lead", b.create_lead(name, phone, time_zone=time_zone), leads.CreateLead)
         p.counts.append(Count("lead", "SELECT count(*) FROM leads.leads WHERE org_id = $1 AND name = $2", (name,), 1))
         p.events = {"leads.created": 1}
         p.claims = {"lead": name}
@@ -263,21 +263,30 @@ class Factory:
         p.claims = {"template": name}
         return p
 
-    def create_campaign(self, name: str, template_id: str, lead_ids: list[str]) -> Press:
-        """Sent all day (no quiet hours): the run checks its SMS at the end, whatever hour it runs at."""
-        p = self.press("create_campaign", b.create_campaign(name, template_id, lead_ids, send_from="00:00",
-                                                            send_until="23:59:59.999999"), campaigns.CreateCampaign)
+    def create_campaign(self, name: str, template_id: str, lead_ids: list[str],
+                        window: tuple[str, str] = ("00:00", "23:59:59.999999")) -> Press:
+        """Sent all day by default (no quiet hours): the run checks its SMS at the end, whatever hour it runs at."""
+        p = self.press("create_campaign", b.create_campaign(name, template_id, lead_ids, send_from=window[0],
+                                                            send_until=window[1]), campaigns.CreateCampaign)
         p.counts.append(Count("campaign", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND name = $2",
                               (name,), 1))
         p.events = {"campaigns.created": 1}
         p.claims = {"campaign": name}
         return p
 
-    def start_campaign(self, campaign_id: str, body: str, phones: list[str]) -> Press:
+    def start_campaign(self, campaign_id: str, body: str, phones: list[str], *, quiet: bool = False) -> Press:
         """Every lead of the campaign texted once with the template's `body` (it has no fields), and the
-        campaign completed, whatever was killed on the way."""
+        campaign completed, whatever was killed on the way. `quiet`: its window is shut for the whole run,
+        so its targets are recorded and no lead is texted."""
         p = self.press("start_campaign", b.start_campaign(campaign_id), campaigns.StartCampaign)
         p.params = {"campaignId": campaign_id}
+        p.events = {"campaigns.started": 1}
+        if quiet:
+            p.counts.append(Count("targets recorded", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
+                                                      "ON c.id = t.campaign_id WHERE c.org_id = $1 AND c.id = $2::uuid",
+                                  (campaign_id,), len(phones)))
+            p.texts += [Text(phone, body, 0) for phone in phones]
+            return p
         p.counts.append(Count("campaign completed", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 "
                                                     "AND id = $2::uuid AND status = 'completed'", (campaign_id,), 1))
         p.counts.append(Count("targets sent", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
@@ -286,8 +295,23 @@ class Factory:
         p.counts.append(Count("campaign sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
                                               "AND status IN ('sent', 'delivered')", (body,), len(phones)))
         p.texts += [Text(phone, body, 1) for phone in phones]
-        p.events = {"campaigns.started": 1}
         p.claims = {"sms": body}
+        return p
+
+    def move_campaign(self, how: str, campaign_id: str, targets: int = 0) -> Press:
+        """Pause, resume or cancel (`targets`: the campaign's leads, skipped when it is cancelled)."""
+        command = {"pause": campaigns.PauseCampaign, "resume": campaigns.ResumeCampaign,
+                   "cancel": campaigns.CancelCampaign}[how]
+        p = self.press(f"{how}_campaign", getattr(b, f"{how}_campaign")(campaign_id), command)
+        p.params = {"campaignId": campaign_id}
+        p.events = {f"campaigns.{'cancelled' if how == 'cancel' else how + 'd'}": 1}
+        if how == "cancel":
+            p.counts.append(Count("cancelled", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND id = $2::uuid "
+                                               "AND status = 'cancelled'", (campaign_id,), 1))
+            p.counts.append(Count("targets skipped", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
+                                                     "ON c.id = t.campaign_id WHERE c.org_id = $1 AND c.id = $2::uuid "
+                                                     "AND t.state = 'skipped' AND t.reason = 'cancelled'",
+                                  (campaign_id,), targets))
         return p
 
     def attach_document(self, lead_id: str, filename: str, content: bytes) -> Press:

@@ -49,10 +49,14 @@ UNEXPECTED_SQL = {
     "campaigns": "SELECT name AS claim FROM sms.campaigns WHERE org_id = $1",
     "documents": "SELECT filename AS claim FROM documents.documents WHERE org_id = $1",
 }
-# Campaign targets not settled yet (waiting or sending), and campaigns still running.
-CAMPAIGNS_IN_FLIGHT = ("SELECT (SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "
-                       "WHERE c.org_id = $1 AND t.state IN ('waiting', 'sending')) "
-                       "+ (SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND status = 'running')")
+# Campaign targets under way (sending, or due and waiting in a running campaign), and running campaigns with
+# nothing left to send (not completed yet). A target deferred by quiet hours, or in a paused campaign, rests.
+CAMPAIGNS_IN_FLIGHT = (
+    "SELECT (SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "
+    "        WHERE c.org_id = $1 AND (t.state = 'sending' OR (t.state = 'waiting' AND c.status = 'running' "
+    "                                                         AND t.next_at <= now()))) "
+    "     + (SELECT count(*) FROM sms.campaigns c WHERE c.org_id = $1 AND c.status = 'running' AND NOT EXISTS "
+    "        (SELECT 1 FROM sms.campaign_targets t WHERE t.campaign_id = c.id AND t.state IN ('waiting', 'sending')))")
 
 
 async def read_db(database_url: str, org: str, presses: list[Press], state: State) -> None:

@@ -55,3 +55,11 @@ def test_a_campaign_sms_or_a_refund_no_press_asked_for_is_unexpected() -> None:
     found = checker.unexpected_effects([press], state)
     assert found == {"refunds": ["refund-nobody"], "campaigns": ["campaign-nobody"],
                      "sandbox SMS": ["+14155559999: Chaos campaign (nobody's)"]}
+
+
+def test_a_lead_texted_by_a_campaign_whose_window_is_shut_is_unexpected() -> None:
+    press = Factory("org-1", ["agent-1"], Random(1), 0.0, "run").start_campaign("c-2", BODY, PHONES, quiet=True)
+    press.outcome = "accepted"
+    state = state_for(press, [PHONES[1]], sent=3)
+    assert checker.press_findings(press, state, {})["unexpected"] == [f"SMS to {PHONES[1]}: 1 in the sandbox, wanted 0"]
+    assert checker.press_findings(press, state_for(press, [], sent=3), {})["unexpected"] == []
