@@ -14,7 +14,9 @@
 Whoever loses the compare-and-set waits: two deliveries of one command never
 both call the provider. A crash after the provider accepted, or a timeout whose
 message the provider accepted late, is healed by the question asked once the
-lease is over: never two SMS.
+lease is over: never two SMS. A question that fails leaves the SMS "sending"
+(asked again on the next delivery): only a definite answer to a send makes it
+"queued" again.
 """
 import os
 import signal
@@ -142,8 +144,12 @@ class Sender(Effect):
                 raise AttemptInProgress(f"an attempt started at {seen.isoformat()} may still be answered")
             async with pool.acquire() as conn:
                 ours = await repository.sids_to(conn, row["to_phone"])
-            sid = await self.provider.find_sent(row["to_phone"], seen - RECONCILE_MARGIN, row["body"],
-                                                until=seen + self.lease, exclude=ours)
+            try:
+                sid = await self.provider.find_sent(row["to_phone"], seen - RECONCILE_MARGIN, row["body"],
+                                                    until=seen + self.lease, exclude=ours)
+            except TransientFailure as exc:  # the question failed: it says nothing of the attempt, still unknown
+                raise TransientFailure(f"cannot ask Twilio about the attempt started at {seen.isoformat()}: "
+                                       f"{exc.reason}", exc.code, maybe_accepted=True) from exc
             if sid is not None:
                 log.warning("sms.reconciled", sms_id=row["id"], sid=sid)
                 return Result(row, "sent", sid=sid)

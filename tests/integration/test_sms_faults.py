@@ -191,6 +191,23 @@ async def test_a_provider_timeout_whose_message_was_accepted_late_is_not_sent_ag
     assert stack.processes["sms"].logged("sms.reconciled", sid=sent["sid"])
 
 
+async def test_a_late_message_is_adopted_even_when_the_first_question_about_it_fails(
+        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    """Asking Twilio about an attempt whose outcome is unknown can fail too (a 500): that says nothing
+    about the attempt, so the SMS stays "sending" and is asked about again, never sent a second time
+    (found by make chaos: a failed question made the SMS "queued", and it went twice)."""
+    phone = fresh_phone()
+    lead = await lead_with(api, phone)
+    await sandbox.behave(mode="slow", delay=3.0, count=1)  # past TWILIO_TIMEOUT (2 s); the sandbox accepts it anyway
+    status, _, body = await api.post("/api/leads/send-sms", {"leadId": lead, "message": "late, then asked twice"})
+    assert status == 200 and body["sms"]["status"] == "queued"
+    await sandbox.behave(mode="error", status=500, count=1)  # the next call to Twilio: the question, once the lease is over
+    (record,) = await eventually(lambda: sid_recorded(api, lead), 30, what="the late message adopted")
+    (sent,) = await sandbox.messages_to(phone)
+    assert record["provider_sid"] == sent["sid"]
+    assert stack.processes["sms"].logged("sms.reconciled", sid=sent["sid"])
+
+
 async def test_a_number_that_opted_out_while_its_sms_waited_is_not_texted(
         api: Api, sandbox: Sandbox, probe: Probe, org: str) -> None:
     phone = fresh_phone()
