@@ -20,6 +20,7 @@ from typing import Any
 
 from chaos.clients import Broker, Gateways, Unresolved
 from chaos.presses import Factory, Press
+from tests.support.clock import noon_zone
 
 
 class Stop(Exception):
@@ -224,15 +225,9 @@ async def documents(d: Driver) -> None:
     await d.press(d.f.delete_document(attached["document"]["id"]))
 
 
-def noon_zone() -> str:
-    """An IANA zone whose local time is 12:xx now (Etc/GMT+N is N hours behind UTC): 00:00-01:00 there stays
-    shut for the whole run."""
-    behind = datetime.now(UTC).hour - 12
-    return f"Etc/GMT{'+' if behind >= 0 else '-'}{abs(behind)}"
-
-
 async def quiet_campaign(d: Driver) -> None:
-    """A campaign whose window is shut: started (its leads wait), paused, resumed, cancelled; nobody texted."""
+    """A campaign whose window is shut: started (its leads wait), paused, resumed, cancelled; nobody texted.
+    Its leads live where it is about noon: 00:00-01:00 there stays shut for the whole run."""
     people = [await d.lead(noon_zone()) for _ in range(2)]
     body = f"Chaos campaign, never sent ({d.f.unique('quiet sms')})"
     template = (await d.press(d.f.create_template(d.f.unique("template"), body)))["template"]["id"]

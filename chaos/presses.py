@@ -142,9 +142,8 @@ class Factory:
     def confirm(self, appointment_id: str, lead_id: str, phone: str, by: str, send_sms: bool) -> Press:
         p = self.press("confirm_sms" if send_sms else "confirm", b.confirm_booking(appointment_id, by, None, send_sms),
                        bookings.ConfirmAppointment)
-        p.counts.append(Count("confirmed", "SELECT count(*) FROM bookings.appointments WHERE org_id = $1 "
-                                           "AND id = $2::uuid AND status = 'confirmed' AND confirmed_by = $3",
-                              (appointment_id, by), 1))
+        p.counts.append(_one("confirmed", "bookings.appointments",
+                             appointment_id, "status = 'confirmed' AND confirmed_by = $3", by))
         wanted = 1 if send_sms else 0
         p.counts.append(Count("confirmation sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
                                                   "AND lead_id = $2::uuid AND status IN ('sent', 'delivered')",
@@ -157,8 +156,7 @@ class Factory:
 
     def reschedule(self, appointment_id: str, starts_at: datetime) -> Press:
         p = self.press("reschedule", b.reschedule_appointment(appointment_id, starts_at), bookings.RescheduleAppointment)
-        p.counts.append(Count("rescheduled", "SELECT count(*) FROM bookings.appointments WHERE org_id = $1 "
-                                             "AND id = $2::uuid AND starts_at = $3", (appointment_id, starts_at), 1))
+        p.counts.append(_one("rescheduled", "bookings.appointments", appointment_id, "starts_at = $3", starts_at))
         p.events = {"appointments.rescheduled": 1}
         return p
 
@@ -193,8 +191,7 @@ class Factory:
 
     def accept(self, proposal_id: str, lead_id: str) -> Press:
         p = self.press("accept_proposal", b.accept_proposal(proposal_id), proposals.AcceptProposal)
-        p.counts.append(Count("accepted", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
-                                          "AND id = $2::uuid AND status = 'accepted'", (proposal_id,), 1))
+        p.counts.append(_one("accepted", "proposals.proposals", proposal_id, "status = 'accepted'"))
         p.counts.append(_lead_moved(lead_id, "won"))
         p.events = {"proposals.accepted": 1}
         p.follows = {"proposals.accepted": {"leads.status_changed": (1, 1)}}
@@ -202,8 +199,7 @@ class Factory:
 
     def decline(self, proposal_id: str, lead_id: str, reason: str) -> Press:
         p = self.press("decline_proposal", b.decline_proposal(proposal_id, reason), proposals.DeclineProposal)
-        p.counts.append(Count("declined", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
-                                          "AND id = $2::uuid AND status = 'declined'", (proposal_id,), 1))
+        p.counts.append(_one("declined", "proposals.proposals", proposal_id, "status = 'declined'"))
         p.counts.append(_lead_moved(lead_id, "lost"))  # from new or from proposal, whichever event came first
         p.events = {"proposals.declined": 1}
         p.follows = {"proposals.declined": {"leads.status_changed": (1, 1)}}
@@ -216,8 +212,7 @@ class Factory:
         p.counts.append(Count("payment", "SELECT count(*) FROM proposals.payments WHERE org_id = $1 "
                                          "AND external_reference = $2 AND amount_minor = $3", (reference, amount), 1))
         if paid:
-            p.counts.append(Count("paid", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
-                                          "AND id = $2::uuid AND paid_minor = $3", (proposal_id, amount), 1))
+            p.counts.append(_one("paid", "proposals.proposals", proposal_id, "paid_minor = $3", amount))
         p.events = {"payments.recorded": 1}
         p.claims = {"payment": reference}
         return p
@@ -234,25 +229,22 @@ class Factory:
         p = self.press("refund_payment", b.refund_payment(payment_id, amount, reason), proposals.RefundPayment)
         p.counts.append(Count("refund", "SELECT count(*) FROM proposals.refunds WHERE org_id = $1 AND reason = $2 "
                                         "AND amount_minor = $3", (reason, amount), 1))
-        p.counts.append(Count("paid after the refund", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 "
-                                                       "AND id = $2::uuid AND paid_minor = $3",
-                              (proposal_id, paid_after), 1))
+        p.counts.append(_one("paid after the refund", "proposals.proposals",
+                             proposal_id, "paid_minor = $3", paid_after))
         p.events = {"payments.refunded": 1}
         p.claims = {"refund": reason}
         return p
 
     def send_contract(self, contract_id: str) -> Press:
         p = self.press("send_contract", b.send_contract(contract_id), proposals.SendContract)
-        p.counts.append(Count("contract sent", "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 "
-                                               "AND id = $2::uuid AND sent_at IS NOT NULL", (contract_id,), 1))
+        p.counts.append(_one("contract sent", "proposals.contracts", contract_id, "sent_at IS NOT NULL"))
         p.events = {"contracts.sent": 1}
         return p
 
     def void_contract(self, contract_id: str, reason: str) -> Press:
         p = self.press("void_contract", b.void_contract(contract_id, reason), proposals.VoidContract)
-        p.counts.append(Count("voided", "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 "
-                                        "AND id = $2::uuid AND status = 'void' AND void_reason = $3",
-                              (contract_id, reason), 1))
+        p.counts.append(_one("voided", "proposals.contracts",
+                             contract_id, "status = 'void' AND void_reason = $3", reason))
         p.events = {"contracts.voided": 1}
         return p
 
@@ -282,16 +274,11 @@ class Factory:
         p.params = {"campaignId": campaign_id}
         p.events = {"campaigns.started": 1}
         if quiet:
-            p.counts.append(Count("targets recorded", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
-                                                      "ON c.id = t.campaign_id WHERE c.org_id = $1 AND c.id = $2::uuid",
-                                  (campaign_id,), len(phones)))
+            p.counts.append(_targets("targets recorded", campaign_id, len(phones)))
             p.texts += [Text(phone, body, 0) for phone in phones]
             return p
-        p.counts.append(Count("campaign completed", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 "
-                                                    "AND id = $2::uuid AND status = 'completed'", (campaign_id,), 1))
-        p.counts.append(Count("targets sent", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
-                                              "ON c.id = t.campaign_id WHERE c.org_id = $1 AND c.id = $2::uuid "
-                                              "AND t.state = 'sent'", (campaign_id,), len(phones)))
+        p.counts.append(_one("campaign completed", "sms.campaigns", campaign_id, "status = 'completed'"))
+        p.counts.append(_targets("targets sent", campaign_id, len(phones), "t.state = 'sent'"))
         p.counts.append(Count("campaign sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
                                               "AND status IN ('sent', 'delivered')", (body,), len(phones)))
         p.texts += [Text(phone, body, 1) for phone in phones]
@@ -306,12 +293,9 @@ class Factory:
         p.params = {"campaignId": campaign_id}
         p.events = {f"campaigns.{'cancelled' if how == 'cancel' else how + 'd'}": 1}
         if how == "cancel":
-            p.counts.append(Count("cancelled", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND id = $2::uuid "
-                                               "AND status = 'cancelled'", (campaign_id,), 1))
-            p.counts.append(Count("targets skipped", "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c "
-                                                     "ON c.id = t.campaign_id WHERE c.org_id = $1 AND c.id = $2::uuid "
-                                                     "AND t.state = 'skipped' AND t.reason = 'cancelled'",
-                                  (campaign_id,), targets))
+            p.counts.append(_one("cancelled", "sms.campaigns", campaign_id, "status = 'cancelled'"))
+            p.counts.append(_targets("targets skipped", campaign_id, targets,
+                                     "t.state = 'skipped' AND t.reason = 'cancelled'"))
         return p
 
     def attach_document(self, lead_id: str, filename: str, content: bytes) -> Press:
@@ -328,18 +312,28 @@ class Factory:
     def delete_document(self, document_id: str) -> Press:
         p = self.press("delete_document", b.delete_document(document_id), documents.DeleteDocument)
         p.params = {"documentId": document_id}
-        p.counts.append(Count("document deleted", "SELECT count(*) FROM documents.documents WHERE org_id = $1 "
-                                                  "AND id = $2::uuid AND deleted_at IS NOT NULL", (document_id,), 1))
+        p.counts.append(_one("document deleted", "documents.documents", document_id, "deleted_at IS NOT NULL"))
         p.events = {"documents.deleted": 1}
         return p
 
     def sign_contract(self, contract_id: str, signer: str) -> Press:
         p = self.press("sign_contract", b.sign_contract(contract_id, signer), proposals.SignContract)
-        p.counts.append(Count("signed", "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 "
-                                        "AND id = $2::uuid AND status = 'signed' AND signer_name = $3",
-                              (contract_id, signer), 1))
+        p.counts.append(_one("signed", "proposals.contracts",
+                             contract_id, "status = 'signed' AND signer_name = $3", signer))
         p.events = {"contracts.signed": 1}
         return p
+
+
+def _one(label: str, table: str, row_id: str, state: str, *args: Any) -> Count:
+    """Row `row_id` of `table` (the organisation's) is in `state` (its $3... are `args`): once."""
+    return Count(label, f"SELECT count(*) FROM {table} WHERE org_id = $1 AND id = $2::uuid AND {state}",
+                 (row_id, *args), 1)
+
+
+def _targets(label: str, campaign_id: str, want: int, state: str = "true") -> Count:
+    """`want` targets of the campaign in `state`."""
+    return Count(label, "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "
+                        f"WHERE c.org_id = $1 AND c.id = $2::uuid AND {state}", (campaign_id,), want)
 
 
 def _moves(message_id: str, status: str, want: int) -> Count:

@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -66,6 +66,20 @@ class TooLarge(Exception):
     def __init__(self, limit: int):
         super().__init__(f"more than {limit} bytes")
         self.limit = limit
+
+
+async def spool(chunks: AsyncIterable[bytes], max_bytes: int | None,
+                write: Callable[[bytes], object]) -> tuple[str, int]:
+    """Every store's upload: each chunk counted (TooLarge past `max_bytes`), hashed and written (in a thread)
+    as it comes; the SHA-256 and the size."""
+    digest, size = hashlib.sha256(), 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise TooLarge(max_bytes)
+        digest.update(chunk)
+        await asyncio.to_thread(write, chunk)
+    return digest.hexdigest(), size
 
 
 class BlobStore(ABC):
@@ -115,18 +129,11 @@ class DirectoryStore(BlobStore):
 
     async def put(self, chunks: AsyncIterable[bytes], max_bytes: int | None = None) -> Blob:
         part = self.tmp / f"{uuid4().hex}.part"
-        digest, size = hashlib.sha256(), 0
         await asyncio.to_thread(self.tmp.mkdir, parents=True, exist_ok=True)
         file = await asyncio.to_thread(part.open, "xb")
         try:
-            async for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise TooLarge(max_bytes)
-                digest.update(chunk)
-                await asyncio.to_thread(file.write, chunk)
+            sha256, size = await spool(chunks, max_bytes, file.write)
             await asyncio.to_thread(_flush, file)
-            sha256 = digest.hexdigest()
             await asyncio.to_thread(_install, part, self.path(sha256))
         except BaseException:
             file.close()

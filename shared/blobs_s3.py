@@ -16,7 +16,6 @@ deletes; an upload of the same bytes landing between the two is lost (the next a
 is refused, "upload again"). S3 has no rename to close that gap.
 """
 import asyncio
-import hashlib
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AsyncExitStack
@@ -26,7 +25,7 @@ from typing import Any
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from shared.blobs import CHUNK, SHA256, Blob, BlobStore, TooLarge, checked
+from shared.blobs import CHUNK, SHA256, Blob, BlobStore, checked, spool
 
 MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -55,18 +54,11 @@ class S3Store(BlobStore):
         return self.prefix + checked(sha256)
 
     async def put(self, chunks: AsyncIterable[bytes], max_bytes: int | None = None) -> Blob:
-        digest, size = hashlib.sha256(), 0
-        with tempfile.TemporaryFile() as spool:
-            async for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise TooLarge(max_bytes)
-                digest.update(chunk)
-                await asyncio.to_thread(spool.write, chunk)
-            await asyncio.to_thread(spool.seek, 0)
-            sha256 = digest.hexdigest()
+        with tempfile.TemporaryFile() as file:
+            sha256, size = await spool(chunks, max_bytes, file.write)
+            await asyncio.to_thread(file.seek, 0)
             s3 = await self.client()
-            await s3.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=spool, ContentLength=size)
+            await s3.put_object(Bucket=self.bucket, Key=self.key(sha256), Body=file, ContentLength=size)
         blob = await self.stat(sha256)
         assert blob is not None, "an object just put is there"
         return blob

@@ -164,9 +164,8 @@ class Commands:
     async def answer(self, msg: RabbitMessage, query: Callable[[asyncpg.Connection, str], Awaitable[Reply]]) -> None:
         """Answer a query. Queries change nothing: neither deduped nor retried (the caller asks again)."""
         raw = msg.raw_message
-        claimed = (raw.headers or {}).get(Header.ORG)
         try:
-            org = self.identity.org_of(raw.user_id, str(claimed) if claimed else None)
+            org = self.identity.org_of(raw.user_id, (raw.headers or {}).get(Header.ORG))
             async with self.pool.acquire() as conn:
                 reply = await query(conn, str(org))
         except Rejected as exc:

@@ -37,8 +37,9 @@ class BrokerIdentity:
         orgs = dict(pair.strip().split(":", 1) for pair in broker_orgs.split(",") if pair.strip())
         return cls(frozenset(trusted), {user.strip(): org.strip() for user, org in orgs.items()})
 
-    def org_of(self, user_id: str | None, claimed: str | None) -> str:
-        """The organisation a message from `user_id` acts for; `claimed` is its `x-org-id` header."""
+    def org_of(self, user_id: str | None, header: object) -> str:
+        """The organisation a message from `user_id` acts for; `header` is its `x-org-id` header, if any."""
+        claimed = str(header) if header else None
         if user_id and user_id in self.trusted:
             if not claimed:
                 raise invalid("the message lacks x-org-id")

@@ -40,8 +40,7 @@ class Meta:
                    if not value]
         if missing:
             raise invalid(f"the message lacks {', '.join(missing)}")
-        claimed = headers.get(Header.ORG)
-        org = identity.org_of(raw.user_id, str(claimed) if claimed else None)
+        org = identity.org_of(raw.user_id, headers.get(Header.ORG))
         return cls(raw.message_id, org, str(headers[Header.USER]), command,
                    raw.correlation_id, raw.reply_to, int(headers.get(Header.ATTEMPT, 1)), headers)
 

@@ -94,6 +94,13 @@ def completed(c: dict) -> bool:
     return c["status"] == "completed"
 
 
+async def run_to_the_end(api: Api, lead_ids: object, what: str = "the campaign to complete") -> dict:
+    """A campaign of these leads, created, started and followed until it completed: its detail."""
+    campaign = await create(api, await template(api), leadIds=list(lead_ids))  # type: ignore[call-overload]
+    await press(api, campaign["id"], "start")
+    return await when(api, campaign["id"], completed, what)
+
+
 async def test_a_campaign_texts_every_listed_lead_exactly_once(api: Api, sandbox: Sandbox, probe: Probe,
                                                               org: str) -> None:
     audience = await leads(api, 5)
@@ -122,9 +129,7 @@ async def test_a_campaign_texts_every_listed_lead_exactly_once(api: Api, sandbox
 async def test_a_targets_send_published_again_or_forged_sends_nothing_more(api: Api, sandbox: Sandbox, probe: Probe,
                                                                           org: str) -> None:
     audience = await leads(api, 2)
-    campaign = await create(api, await template(api), leadIds=list(audience))
-    await press(api, campaign["id"], "start")
-    await when(api, campaign["id"], completed, "the campaign to complete")
+    campaign = (await run_to_the_end(api, audience))["campaign"]
     lead = next(iter(audience))
     body = {"campaignId": campaign["id"], "leadId": lead}
     again = await probe.send("sms.send_campaign_sms", body, org=org, message_id=send_id(campaign["id"], lead))
@@ -139,10 +144,7 @@ async def test_a_targets_send_published_again_or_forged_sends_nothing_more(api: 
 
 async def test_progress_is_published_at_most_twice_a_second(api: Api, sandbox: Sandbox, probe: Probe,
                                                             org: str) -> None:
-    audience = await leads(api, 50)
-    campaign = await create(api, await template(api), leadIds=list(audience))
-    await press(api, campaign["id"], "start")
-    await when(api, campaign["id"], completed, "the campaign to complete")
+    await run_to_the_end(api, await leads(api, 50))
     await probe.barrier(org)
     progress = [e["data"] for e in probe.events_of(org, "campaigns.progress")]
     assert len(progress) >= 2, progress  # 50 sends at 25 a second take about two seconds
@@ -208,9 +210,7 @@ async def test_an_opted_out_lead_is_skipped_and_reported(api: Api, sandbox: Sand
     await eventually(lambda: known_to_sms(api, stopped), 10, what="the SMS projection to know the lead")
     assert await sandbox.inbound(audience[stopped], "STOP") == 200
     await eventually(lambda: probe.events_of(org, "sms.opt_out_changed"), 10, what="the opt-out to be recorded")
-    campaign = await create(api, await template(api), leadIds=list(audience))
-    await press(api, campaign["id"], "start")
-    done = await when(api, campaign["id"], completed, "the campaign to complete")
+    done = await run_to_the_end(api, audience)
     targets = {t["lead_id"]: t for t in done["targets"]}
     assert (targets[stopped]["state"], targets[stopped]["reason"]) == ("skipped", "opted_out")
     assert targets[texted]["state"] == "sent"
@@ -233,10 +233,7 @@ async def test_pause_stops_sending_and_resume_finishes(api: Api, sandbox: Sandbo
     held_counts = held["campaign"]["counts"]
     assert held_counts["waiting"] > 0, held_counts
     # A witness: another campaign of the organisation runs to its end, so the dispatcher went round many times.
-    witness_leads = await leads(api, 3)
-    witness = await create(api, await template(api), leadIds=list(witness_leads))
-    await press(api, witness["id"], "start")
-    await when(api, witness["id"], completed, "the witness campaign to complete")
+    await run_to_the_end(api, await leads(api, 3), "the witness campaign to complete")
     still = await detail(api, campaign["id"])
     assert still["campaign"]["counts"] == held_counts and still["campaign"]["status"] == "paused"
     assert sum((await texts(sandbox, audience.values())).values()) == held_counts["sent"]
@@ -310,9 +307,7 @@ async def test_quiet_hours_defer_a_send_to_the_window_in_the_leads_local_time(ap
         assert targets[lead_id]["state"] == "waiting"
         assert datetime.fromisoformat(targets[lead_id]["next_at"]) == at, (lead_id, targets[lead_id], at)
     # The dispatcher goes round (a witness campaign of the same organisation completes); the deferred ones wait.
-    witness = await create(api, await template(api), leadIds=list(await leads(api, 1)))
-    await press(api, witness["id"], "start")
-    await when(api, witness["id"], completed, "the witness campaign to complete")
+    await run_to_the_end(api, await leads(api, 1), "the witness campaign to complete")
     still = await detail(api, campaign["id"])
     assert still["campaign"]["status"] == "running" and still["campaign"]["counts"]["waiting"] == 2
     assert await texts(sandbox, [*tokyo.values(), *san_francisco.values()]) == Counter()
