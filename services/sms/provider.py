@@ -9,15 +9,16 @@ Guarantees:
     OptedOut (a PermanentFailure)    the recipient replied STOP (21610): never text them again
     TransientFailure(reason)         429, 5xx, timeout, connection error: try again later
   A timeout or a lost connection after a send may hide a message Twilio did
-  accept: before sending again, ask `find_sent`.
+  accept: before sending again, ask `find_sent` (it finds the message still
+  queued, and its body as Smart Encoding may have rewritten it).
 - with `TWILIO_BASE_URL` set (the default: the local sandbox) no request goes
   anywhere else, whatever TWILIO_EDGE / TWILIO_REGION say.
 """
 import asyncio
 import json
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Self, TypeVar
 
 import aiohttp
@@ -28,17 +29,21 @@ from twilio.base.exceptions import (
     TwilioRestException,
     TwilioServiceException,
 )
+from twilio.base.page import Page
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 
 from services.sms.segments import segments
+from services.sms.smart_encoding import comparable
 
 SANDBOX_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
 SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
 OPTED_OUT = 21610
 # Twilio prefixes the bodies a trial account sends.
 TRIAL_PREFIX = "Sent from your Twilio trial account - "
+PAGE_SIZE = 50  # an attempt's window is seconds long: the first page almost always reaches before it
 T = TypeVar("T")
 
 
@@ -147,26 +152,46 @@ class Provider:
         counted = int(message.num_segments or 0) or segments(body)[1]
         return Sent(sid=str(message.sid), status=str(message.status), segments=counted)
 
-    async def find_sent(self, to: str, since: datetime, body: str, until: datetime | None = None,
-                        exclude: Collection[str] = ()) -> str | None:
-        """The sid of a message Twilio accepted for `to` with `body`, sent between `since` and `until`
-        (aware), and not in `exclude` (sids already accounted for), if any.
+    async def find_sent(self, to: str, since: datetime, body: str, until: datetime | None = None) -> list[str]:
+        """The sids of the messages Twilio accepted from our sender for `to` with `body`, created between
+        `since` and `until` (aware), oldest first (the attempt a redelivery repeats comes first). Which of
+        them another SMS already holds is the caller's question.
 
-        Twilio's date filter may be coarser than a second (its documentation
-        speaks of days), so the dates are checked here again. The oldest match
-        wins: it is the attempt a redelivery repeats.
+        Not filtered on DateSent: a message still in Twilio's queue has no date_sent, and a
+        DateSent filter does not list it. The list is read by To and From (newest first, as
+        Twilio lists it), page after page until a page reaches messages created before `since`,
+        and `date_created` decides. The body is compared as Twilio may have rewritten it: Smart
+        Encoding (`smart_encoding.comparable` on both sides) and a trial account's prefix.
         """
-        if since.tzinfo is None:
-            raise ValueError("since must be an aware datetime")
-        # The client formats the time as "%Y-%m-%dT%H:%M:%SZ" without converting it to UTC: convert it first.
-        since = since.astimezone(UTC).replace(microsecond=0)
-        found = await self._call(self.client.messages.list_async(to=to, date_sent_after=since, page_size=100))
-        for message in reversed(found):  # Twilio lists newest first
-            when = message.date_sent or message.date_created
-            in_window = when is None or (when >= since and (until is None or when <= until))
-            if message.body in (body, TRIAL_PREFIX + body) and in_window and str(message.sid) not in exclude:
-                return str(message.sid)
-        return None
+        if since.tzinfo is None or (until is not None and until.tzinfo is None):
+            raise ValueError("since and until must be aware datetimes")
+        since = since.replace(microsecond=0)  # Twilio's dates are whole seconds
+        wanted = comparable(body)
+        found = []
+        for message in await self._listed_since(to, since):
+            created = message.date_created
+            in_window = created is None or (created >= since and (until is None or created <= until))
+            text = message.body or ""
+            if in_window and wanted in (comparable(text), comparable(text.removeprefix(TRIAL_PREFIX))):
+                found.append(str(message.sid))
+        return found[::-1]
+
+    async def _listed_since(self, to: str, since: datetime) -> list[MessageInstance]:
+        """The messages from our sender to `to`, newest first, down to the first page that reaches before `since`."""
+        s = self._settings
+        # Through a Messaging Service the sender is picked later (`from` is empty until then): To alone, then.
+        sender = {} if s.twilio_messaging_service_sid else {"from_": s.twilio_from_number}
+        page: Page | None = await self._call(self.client.messages.page_async(to=to, page_size=PAGE_SIZE, **sender))
+        listed: list[MessageInstance] = []
+        while page is not None:
+            records = list(page)
+            listed += records
+            if not records or any(m.date_created is not None and m.date_created < since for m in records):
+                break
+            page = await self._call(page.next_page_async())
+        if s.twilio_messaging_service_sid:
+            listed = [m for m in listed if m.messaging_service_sid == s.twilio_messaging_service_sid]
+        return listed
 
     async def close(self) -> None:
         if self._http is not None:

@@ -1,4 +1,5 @@
 """SQL for the SMS tables. Functions take a connection and never commit."""
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -73,10 +74,16 @@ async def templates(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {TEMPLATE} FROM sms_templates WHERE org_id = $1 ORDER BY name", org)
 
 
-async def sids_to(conn: asyncpg.Connection, phone: str) -> set[str]:
-    """The provider sids already recorded for messages to this number (none of them is a lost attempt)."""
+async def sids_taken(conn: asyncpg.Connection, sms_id: str, sids: Sequence[str]) -> set[str]:
+    """Which of these provider sids an SMS other than `sms_id` already holds (none of them is its lost attempt).
+
+    Asked of every organisation's rows, and only that: the sids are the few Twilio listed for this
+    SMS's own number, body and attempt window, and the answer is the sids, nothing of the rows. A sid
+    is unique across organisations (a message at Twilio is one SMS row's), so a sid another
+    organisation holds must not be adopted either; what another organisation sent is never read."""
     return {r["provider_sid"] for r in await conn.fetch(
-        "SELECT provider_sid FROM sms_messages WHERE to_phone = $1 AND provider_sid IS NOT NULL", phone)}
+        "SELECT provider_sid FROM sms_messages WHERE provider_sid = ANY($2::text[]) AND id <> $1",
+        UUID(sms_id), list(sids))}
 
 
 async def is_opted_out(conn: asyncpg.Connection, phone: str) -> bool:

@@ -6,8 +6,9 @@
       breaker open? ──► Pending: "queued", waits in the delay queues (no attempt used)
       row "sending" (an attempt was started)?
           started less than a lease ago ──► in progress elsewhere, or its answer may still come: wait
-          older ──► ask the provider (Messages list, that number, that body, that attempt's window,
-                    sids not already ours); found ──► adopt its sid
+          older ──► ask the provider: the Messages to that number from our sender created in that attempt's
+                    window (queued ones too: no DateSent filter), that body as Twilio may have rewritten it
+                    (Smart Encoding, trial prefix); the oldest whose sid no other SMS holds ──► adopt its sid
       tx: claim the attempt by compare-and-set on its start time (committed) ──► provider.send
     record (the command's transaction, with the inbox row): sent / failed / opted out, its event, the answer
 
@@ -142,14 +143,7 @@ class Sender(Effect):
         if row["status"] == "sending":  # an attempt was started, and nobody recorded how it ended
             if seen > datetime.now(UTC) - self.lease:
                 raise AttemptInProgress(f"an attempt started at {seen.isoformat()} may still be answered")
-            async with pool.acquire() as conn:
-                ours = await repository.sids_to(conn, row["to_phone"])
-            try:
-                sid = await self.provider.find_sent(row["to_phone"], seen - RECONCILE_MARGIN, row["body"],
-                                                    until=seen + self.lease, exclude=ours)
-            except TransientFailure as exc:  # the question failed: it says nothing of the attempt, still unknown
-                raise TransientFailure(f"cannot ask Twilio about the attempt started at {seen.isoformat()}: "
-                                       f"{exc.reason}", exc.code, maybe_accepted=True) from exc
+            sid = await self._reconcile(pool, row, seen)
             if sid is not None:
                 log.warning("sms.reconciled", sms_id=row["id"], sid=sid)
                 return Result(row, "sent", sid=sid)
@@ -163,6 +157,21 @@ class Sender(Effect):
         except PermanentFailure as exc:
             return Result(row, "failed", code=exc.code, reason=str(exc))
         return Result(row, "sent", sid=sent.sid)
+
+    async def _reconcile(self, pool: asyncpg.Pool, row: asyncpg.Record, seen: datetime) -> str | None:
+        """The sid of the message Twilio accepted for the attempt started at `seen`, if it did: the oldest
+        of those it lists for that number and body in the attempt's window that no other SMS holds."""
+        try:
+            found = await self.provider.find_sent(row["to_phone"], seen - RECONCILE_MARGIN, row["body"],
+                                                  until=seen + self.lease + RECONCILE_MARGIN)
+        except TransientFailure as exc:  # the question failed: it says nothing of the attempt, still unknown
+            raise TransientFailure(f"cannot ask Twilio about the attempt started at {seen.isoformat()}: "
+                                   f"{exc.reason}", exc.code, maybe_accepted=True) from exc
+        if not found:
+            return None
+        async with pool.acquire() as conn:
+            taken = await repository.sids_taken(conn, row["id"], found)
+        return next((sid for sid in found if sid not in taken), None)
 
     async def _after_failure(self, pool: asyncpg.Pool, row: asyncpg.Record, exc: TransientFailure) -> None:
         """A definite "not accepted" (429, 5xx) makes the SMS queued again; an ambiguous failure (timeout,

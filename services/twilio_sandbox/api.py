@@ -15,6 +15,7 @@ from multidict import MultiDictProxy
 from yarl import URL
 
 from services.sms.segments import segments
+from services.sms.smart_encoding import smart_encoded
 from services.twilio_sandbox.state import API_VERSION, SANDBOX, Message, twilio_error
 from services.twilio_sandbox.webhooks import WEBHOOKS
 from shared import logging
@@ -73,14 +74,25 @@ async def create(request: web.Request) -> web.Response:
         log.info("sandbox.message_refused", to=to, code=problem[0])
         return refused(400, *problem)
     sandbox = request.app[SANDBOX]
+    behaviour = sandbox.behaviour
+    body = stored_body(body, form.get("SmartEncoded"), behaviour.smart_encoding)
     # Through a Messaging Service Twilio picks the sender later: the message is "accepted", not yet "queued".
     message = sandbox.accept(Message(
         account_sid=sandbox.account_sid, to=to, from_=from_ or None, messaging_service_sid=service or None,
         body=body, segments=segments(body)[1], status="queued" if from_ else "accepted",
         status_callback=callback or None))
-    request.app[WEBHOOKS].follow(message, sandbox.behaviour.delivery)
+    if not behaviour.queued_for:
+        message.sent = message.created
+    request.app[WEBHOOKS].follow(message, behaviour.delivery, behaviour.queued_for)
     log.info("sandbox.message_accepted", sid=message.sid, to=to, segments=message.segments)
     return web.json_response(message.resource(), status=201)
+
+
+def stored_body(body: str, requested: object, by_default: bool) -> str:
+    """The body as Twilio keeps (and lists) it: rewritten by Smart Encoding when that is on for this send
+    (the `SmartEncoded` field, else the sandbox's `smart_encoding`, standing for a Messaging Service's setting)."""
+    smart = by_default if requested is None else str(requested).strip().lower() == "true"
+    return smart_encoded(body) if smart else body
 
 
 async def fetch(request: web.Request) -> web.Response:
@@ -122,7 +134,8 @@ Filter = Callable[[Message], bool]
 
 def filters(query: MultiDictProxy[str]) -> list[Filter]:
     """Twilio's list filters. The twilio client sends `DateSent>` / `DateSent<` (which read `DateSent>=` / `DateSent<=`
-    on the wire) with `YYYY-MM-DDTHH:MM:SSZ`; Twilio documents `YYYY-MM-DD`. Both bounds include their day or second."""
+    on the wire) with `YYYY-MM-DDTHH:MM:SSZ`; Twilio documents `YYYY-MM-DD`. Both bounds include their day or second.
+    A date filter never lists a message still queued: it has no date_sent yet."""
     keep: list[Filter] = []
     if "To" in query:
         keep.append(lambda m, to=query["To"]: m.to == to)
@@ -131,13 +144,13 @@ def filters(query: MultiDictProxy[str]) -> list[Filter]:
     for name, value in query.items():
         if name == "DateSent":
             low, high = moment(value)
-            keep.append(lambda m, low=low, high=high: low <= m.created < high)
+            keep.append(lambda m, low=low, high=high: m.sent is not None and low <= m.sent < high)
         elif name in ("DateSent>", "DateSent>="):
             low = moment(value)[0]
-            keep.append(lambda m, low=low: m.created.replace(microsecond=0) >= low)
+            keep.append(lambda m, low=low: m.sent is not None and m.sent.replace(microsecond=0) >= low)
         elif name in ("DateSent<", "DateSent<="):
             high = moment(value)[1]
-            keep.append(lambda m, high=high: m.created < high)
+            keep.append(lambda m, high=high: m.sent is not None and m.sent < high)
     return keep
 
 

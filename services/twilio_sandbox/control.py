@@ -1,7 +1,17 @@
 """The control API tests use (not part of Twilio's): misbehaviour, reset, what was received, inbound messages.
 
     POST /_sandbox/behaviour {"mode": "ok"|"error"|"slow", "status": 429|5xx, "delay": s, "count": n,
-                              "delivery": "delivered"|"undelivered"|"failed"}
+                              "delivery": "delivered"|"undelivered"|"failed",
+                              "queued_for": s, "smart_encoding": true|false}
+                             mode/status/delay: how the next `count` calls are answered (then "ok" again);
+                             the rest, how accepted messages go on, until the next POST here or reset:
+                               delivery        their last status
+                               queued_for      they stay "queued" that long, date_sent null, so that a
+                                               DateSent filter does not list them (date_created is set)
+                               smart_encoding  their body stored and listed as Twilio's Smart Encoding
+                                               rewrites it (“ ” ‘ ’ – — … and odd spaces ─► " ' - ... and
+                                               a space, if the body then fits GSM-7); a send's own
+                                               SmartEncoded field overrides it
     POST /_sandbox/reset     behaviour ok, messages forgotten, pending callbacks cancelled
     GET  /_sandbox/messages  {"calls": POSTs received (refused ones too), "messages": [oldest first]}
     POST /_sandbox/inbound   {"from", "to", "body", "url"?} ─► signed webhook to SANDBOX_INBOUND_URL (or "url")
@@ -37,6 +47,7 @@ def behaviour_of(data: dict[str, Any]) -> Behaviour:
     """A Behaviour from the JSON a test sent, or ValueError saying what is wrong with it."""
     mode, status, delay = data.get("mode", "ok"), data.get("status", 500), data.get("delay", 0)
     count, delivery = data.get("count"), data.get("delivery", "delivered")
+    queued_for, smart_encoding = data.get("queued_for", 0), data.get("smart_encoding", False)
     if mode not in ("ok", "error", "slow"):
         raise ValueError("mode must be ok, error or slow")
     if mode == "error" and status not in STATUS_CODES:
@@ -47,7 +58,12 @@ def behaviour_of(data: dict[str, Any]) -> Behaviour:
         raise ValueError("count must be a positive integer (omit it: until reset)")
     if delivery not in ("delivered", "undelivered", "failed"):
         raise ValueError("delivery must be delivered, undelivered or failed")
-    return Behaviour(mode=mode, status=status, delay=float(delay), count=count, delivery=delivery)
+    if isinstance(queued_for, bool) or not isinstance(queued_for, int | float) or not 0 <= queued_for <= 3600:
+        raise ValueError("queued_for must be a number of seconds, 0 to 3600")
+    if not isinstance(smart_encoding, bool):
+        raise ValueError("smart_encoding must be true or false")
+    return Behaviour(mode=mode, status=status, delay=float(delay), count=count, delivery=delivery,
+                     queued_for=float(queued_for), smart_encoding=smart_encoding)
 
 
 async def set_behaviour(request: web.Request) -> web.Response:

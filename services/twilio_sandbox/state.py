@@ -49,6 +49,9 @@ class Message:
     sid: str = field(default_factory=lambda: new_sid("SM"))
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated: datetime | None = None
+    # date_sent: null while the message waits in the queue, as at Twilio. The sandbox dates a message it
+    # sends at once (no `queued_for`) from its creation, which keeps the DateSent filters exact.
+    sent: datetime | None = None
 
     @property
     def uri(self) -> str:
@@ -61,11 +64,13 @@ class Message:
 
     def move(self, status: str, error_code: int | None = None) -> None:
         self.status, self.error_code, self.updated = status, error_code, datetime.now(UTC)
+        if status == "sent" and self.sent is None:
+            self.sent = self.updated
 
     def resource(self) -> dict[str, Any]:
         return {
             "account_sid": self.account_sid, "api_version": API_VERSION, "body": self.body,
-            "date_created": rfc2822(self.created), "date_sent": rfc2822(self.created),
+            "date_created": rfc2822(self.created), "date_sent": rfc2822(self.sent) if self.sent else None,
             "date_updated": rfc2822(self.updated or self.created), "direction": "outbound-api",
             "error_code": self.error_code, "error_message": None, "from": self.from_,
             "messaging_service_sid": self.messaging_service_sid, "num_media": "0",
@@ -85,11 +90,18 @@ class Behaviour:
     status: int = 500
     delay: float = 0.0
     count: int | None = None
-    delivery: Delivery = "delivered"  # the last status callback of accepted messages
+    # How accepted messages go on; these outlive `count`:
+    delivery: Delivery = "delivered"  # their last status callback
+    queued_for: float = 0.0  # seconds they stay queued, date_sent null (unseen by DateSent filters), before sent
+    smart_encoding: bool = False  # their body rewritten as Twilio's Smart Encoding does (unless SmartEncoded=false)
 
     def public(self) -> dict[str, Any]:
         return {"mode": self.mode, "status": self.status, "delay": self.delay, "count": self.count,
-                "delivery": self.delivery}
+                "delivery": self.delivery, "queued_for": self.queued_for, "smart_encoding": self.smart_encoding}
+
+    def settled(self) -> "Behaviour":
+        """Answering normally again, accepted messages still treated as asked."""
+        return Behaviour(delivery=self.delivery, queued_for=self.queued_for, smart_encoding=self.smart_encoding)
 
 
 class Sandbox:
@@ -109,7 +121,7 @@ class Sandbox:
             return None
         if current.count is not None:
             left = current.count - 1
-            self.behaviour = replace(current, count=left) if left > 0 else Behaviour(delivery=current.delivery)
+            self.behaviour = replace(current, count=left) if left > 0 else current.settled()
         return current
 
     def accept(self, message: Message) -> Message:

@@ -6,7 +6,8 @@ the twilio library's own function, and a fresh I-Twilio-Idempotency-Token.
 Like Twilio, a status callback that fails is not retried; the stored status
 moves on regardless.
 
-    accepted (queued) ──delay──► status "sent", POST ──delay──► status "delivered" (or undelivered), POST
+    accepted (queued) ──delay (or queued_for)──► status "sent", date_sent set, POST
+                      ──delay──► status "delivered" (or undelivered), POST
 """
 import asyncio
 from collections.abc import Coroutine
@@ -56,13 +57,14 @@ class Webhooks:
             await answer.read()
             return answer.status
 
-    def follow(self, message: Message, delivery: str) -> None:
-        """Move an accepted message to sent, then to `delivery`, posting a status callback for each step."""
-        self.spawn(self._progress(message, delivery))
+    def follow(self, message: Message, delivery: str, queued_for: float = 0.0) -> None:
+        """Move an accepted message to sent (after `queued_for` seconds in the queue, if longer than the usual
+        delay), then to `delivery`, posting a status callback for each step."""
+        self.spawn(self._progress(message, delivery, queued_for))
 
-    async def _progress(self, message: Message, delivery: str) -> None:
-        for status in ("sent", delivery):
-            await asyncio.sleep(self._delay)  # a real carrier takes seconds; callers must not rely on either
+    async def _progress(self, message: Message, delivery: str, queued_for: float) -> None:
+        for status, pause in (("sent", max(self._delay, queued_for)), (delivery, self._delay)):
+            await asyncio.sleep(pause)  # a real carrier takes seconds; callers must not rely on either
             message.move(status, DELIVERY_ERRORS.get(status))
             if message.status_callback:
                 await self._callback(message)

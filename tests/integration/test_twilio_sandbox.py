@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from twilio.request_validator import RequestValidator
 
+from services.sms import provider as provider_module
 from services.sms.provider import (
     OptedOut,
     PermanentFailure,
@@ -173,9 +174,9 @@ async def test_a_slow_answer_is_a_transient_failure_and_find_sent_sees_the_messa
             await slow.send("+14155550111", "did it go?", None)
         assert time.monotonic() - started < 0.8
         # Twilio may have accepted what the client gave up on: that is what find_sent is for.
-        assert await slow.find_sent("+14155550111", since, "did it go?") is None
+        assert await slow.find_sent("+14155550111", since, "did it go?") == []
         sent = await eventually(lambda: recorded_messages(control), timeout=5, what="the slow send to be accepted")
-        assert await slow.find_sent("+14155550111", since, "did it go?") == sent[0]["sid"]
+        assert await slow.find_sent("+14155550111", since, "did it go?") == [sent[0]["sid"]]
     finally:
         await slow.close()
 
@@ -212,24 +213,95 @@ async def test_find_sent_finds_only_that_body_to_that_number_since_then(provider
     sent = await provider.send("+14155550100", "Reminder: tomorrow 10:00", None)
     await provider.send("+14155550100", "Another message", None)
     await provider.send("+14155550199", "Reminder: tomorrow 10:00", None)
-    assert await provider.find_sent("+14155550100", since, "Reminder: tomorrow 10:00") == sent.sid
-    assert await provider.find_sent("+14155550100", since, "Reminder: tomorrow 11:00") is None
-    assert await provider.find_sent("+14155550188", since, "Reminder: tomorrow 10:00") is None
-    assert await provider.find_sent("+14155550100", since + timedelta(minutes=5), "Reminder: tomorrow 10:00") is None
-    # Any time zone: the client would send a local time marked "Z" if the adapter did not convert it.
+    assert await provider.find_sent("+14155550100", since, "Reminder: tomorrow 10:00") == [sent.sid]
+    assert await provider.find_sent("+14155550100", since, "Reminder: tomorrow 11:00") == []
+    assert await provider.find_sent("+14155550188", since, "Reminder: tomorrow 10:00") == []
+    assert await provider.find_sent("+14155550100", since + timedelta(minutes=5), "Reminder: tomorrow 10:00") == []
+    assert await provider.find_sent("+14155550100", since - timedelta(minutes=5), "Reminder: tomorrow 10:00",
+                                    until=since - timedelta(minutes=1)) == []
+    # Any time zone.
     in_sydney = since.astimezone(timezone(timedelta(hours=10)))
-    assert await provider.find_sent("+14155550100", in_sydney, "Reminder: tomorrow 10:00") == sent.sid
+    assert await provider.find_sent("+14155550100", in_sydney, "Reminder: tomorrow 10:00") == [sent.sid]
     later_in_sydney = in_sydney + timedelta(minutes=5)
-    assert await provider.find_sent("+14155550100", later_in_sydney, "Reminder: tomorrow 10:00") is None
+    assert await provider.find_sent("+14155550100", later_in_sydney, "Reminder: tomorrow 10:00") == []
     with pytest.raises(ValueError):
         await provider.find_sent("+14155550100", datetime.now(), "Reminder: tomorrow 10:00")
 
 
-async def test_find_sent_returns_the_oldest_match(provider: Provider) -> None:
+async def test_find_sent_lists_the_matches_oldest_first(provider: Provider) -> None:
     since = datetime.now(UTC)
     first = await provider.send("+14155550100", "same", None)
-    await provider.send("+14155550100", "same", None)
-    assert await provider.find_sent("+14155550100", since, "same") == first.sid
+    second = await provider.send("+14155550100", "same", None)
+    assert await provider.find_sent("+14155550100", since, "same") == [first.sid, second.sid]
+
+
+async def test_find_sent_reads_the_pages_back_to_the_window(provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provider_module, "PAGE_SIZE", 2)
+    since = datetime.now(UTC)
+    wanted = await provider.send("+14155550100", "the first", None)
+    for i in range(4):  # newer messages to the same number: "the first" is on the third page
+        await provider.send("+14155550100", f"later {i}", None)
+    assert await provider.find_sent("+14155550100", since, "the first") == [wanted.sid]
+
+
+async def test_a_message_kept_in_the_queue_has_no_date_sent_and_find_sent_still_finds_it(
+        provider: Provider, control: aiohttp.ClientSession) -> None:
+    since = datetime.now(UTC)
+    await behave(control, queued_for=1.0)
+    sent = await provider.send("+14155550100", "waiting", None)
+    queued = await provider.client.messages(sent.sid).fetch_async()
+    assert (queued.status, queued.date_sent) == ("queued", None) and queued.date_created is not None
+    # Twilio's DateSent filter does not list it yet; find_sent goes by date_created.
+    assert await provider.client.messages.list_async(to="+14155550100", date_sent_after=since) == []
+    assert await provider.find_sent("+14155550100", since, "waiting") == [sent.sid]
+    await eventually(lambda: has_status(provider, sent.sid, "sent", "delivered"), timeout=5, what="sent at last")
+    done = await provider.client.messages(sent.sid).fetch_async()
+    assert done.date_sent is not None and done.date_sent >= since.replace(microsecond=0)
+    assert [m.sid for m in await provider.client.messages.list_async(to="+14155550100",
+                                                                      date_sent_after=since)] == [sent.sid]
+
+
+async def has_status(provider: Provider, sid: str, *statuses: str) -> bool:
+    return (await provider.client.messages(sid).fetch_async()).status in statuses
+
+
+async def test_smart_encoding_rewrites_the_stored_body_and_find_sent_still_finds_it(
+        provider: Provider, control: aiohttp.ClientSession) -> None:
+    since = datetime.now(UTC)
+    await behave(control, smart_encoding=True)
+    written = "“Hi” — it’s 10:00…\u00a0‘ok’ – see you"
+    sent = await provider.send("+14155550100", written, None)
+    kept = await provider.send("+14155550100", "“Hi” 🙂", None)  # an emoji stays: the body cannot fit GSM-7
+    bodies = {m["sid"]: m["body"] for m in (await recorded(control))["messages"]}
+    assert bodies == {sent.sid: "\"Hi\" - it's 10:00... 'ok' - see you", kept.sid: "“Hi” 🙂"}
+    assert await provider.find_sent("+14155550100", since, written) == [sent.sid]
+    assert await provider.find_sent("+14155550100", since, "“Hi” 🙂") == [kept.sid]
+    assert await provider.find_sent("+14155550100", since, "“Hi” — it’s 11:00…") == []
+
+
+@pytest.mark.parametrize(("smart_encoding", "field", "stored"), [
+    (False, None, "“a” — b"), (True, None, '"a" - b'), (True, "false", "“a” — b"), (False, "true", '"a" - b')])
+async def test_a_sends_smart_encoded_field_overrides_the_sandboxs_setting(
+        control: aiohttp.ClientSession, smart_encoding: bool, field: str | None, stored: str) -> None:
+    await behave(control, smart_encoding=smart_encoding)
+    form = {"To": "+14155550100", "From": "+15005550006", "Body": "“a” — b"}
+    async with control.post(MESSAGES.lstrip("/"), data=form | ({"SmartEncoded": field} if field else {}),
+                            headers=AUTH) as answer:
+        assert answer.status == 201
+        assert (await answer.json())["body"] == stored
+
+
+async def test_find_sent_sees_only_our_sender(sandbox: TestServer, provider: Provider) -> None:
+    since = datetime.now(UTC)
+    service = "MG" + "1" * 32
+    through_service = Provider(settings_for(sandbox, twilio_messaging_service_sid=service))
+    try:
+        by_service = await through_service.send("+14155550100", "same", None)
+        by_number = await provider.send("+14155550100", "same", None)
+        assert await through_service.find_sent("+14155550100", since, "same") == [by_service.sid]
+    finally:
+        await through_service.close()
+    assert await provider.find_sent("+14155550100", since, "same") == [by_number.sid]
 
 
 async def test_the_sandbox_filters_and_pages_like_twilio(provider: Provider, sandbox: TestServer) -> None:
@@ -350,7 +422,8 @@ async def test_missing_or_wrong_credentials_get_20003(control: aiohttp.ClientSes
 
 
 async def test_the_control_api(control: aiohttp.ClientSession, provider: Provider) -> None:
-    for bad in ({"mode": "angry"}, {"mode": "error", "status": 404}, {"mode": "slow", "delay": -1}, {"count": 0}):
+    for bad in ({"mode": "angry"}, {"mode": "error", "status": 404}, {"mode": "slow", "delay": -1}, {"count": 0},
+                {"queued_for": -1}, {"queued_for": "soon"}, {"smart_encoding": "yes"}):
         async with control.post("_sandbox/behaviour", json=bad) as answer:
             assert answer.status == 400, bad
     await behave(control, mode="error", status=500)  # no count: until reset

@@ -15,7 +15,10 @@ class Sandbox:
             return await response.json()
 
     async def behave(self, **behaviour: object) -> None:
-        """e.g. behave(mode="error", status=500, count=2); behave(mode="ok")."""
+        """e.g. behave(mode="error", status=500, count=2); behave(mode="ok"). How accepted messages go on
+        lasts until the next call: behave(queued_for=30) keeps them queued 30 s with date_sent null;
+        behave(smart_encoding=True) stores their bodies as Twilio's Smart Encoding rewrites them
+        (services/twilio_sandbox/control.py)."""
         await self._post("/_sandbox/behaviour", behaviour)
 
     async def reset(self) -> None:

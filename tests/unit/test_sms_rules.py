@@ -1,7 +1,7 @@
-"""SMS rules: templates, keywords, forward-only statuses."""
+"""SMS rules: templates, keywords, forward-only statuses, Twilio's Smart Encoding."""
 import pytest
 
-from services.sms import domain
+from services.sms import domain, smart_encoding
 from shared.contracts.sms import SmsStatus as S
 from shared.problems import Rejected
 
@@ -43,3 +43,29 @@ def test_other_messages_are_not_keywords(body: str) -> None:
 ])
 def test_statuses_only_move_forward(current: S, new: S, moves: bool) -> None:
     assert domain.moves_forward(current, new) is moves
+
+
+@pytest.mark.parametrize(("written", "twilio_keeps"), [
+    ("“quoted” and ‘single’", "\"quoted\" and 'single'"),
+    ("it’s 10–11 — or later…", "it's 10-11 - or later..."),
+    ("non\u00a0breaking\u2009thin\u202fspaces", "non breaking thin spaces"),
+    ("«ok» „low” ‚x‘ ＂wide＂", "\"ok\" \"low\" ,x' \"wide\""),
+    ("½ price", "1/2 price"),
+    ("plain ASCII: unchanged", "plain ASCII: unchanged"),
+    ("“Hi” 🙂", "“Hi” 🙂"),  # an emoji stays, so the body is UCS-2 anyway: Twilio leaves it whole
+    ("“Привет”", "“Привет”"),  # another script likewise
+])
+def test_smart_encoding_rewrites_punctuation_only_when_the_body_then_fits_gsm7(written: str, twilio_keeps: str) -> None:
+    assert smart_encoding.smart_encoded(written) == twilio_keeps
+
+
+@pytest.mark.parametrize("written", ["“Hi” — it’s 10:00…", "“Hi” 🙂", "plain", "½\u00a0‘x’", ""])
+def test_a_body_compares_equal_to_what_twilio_keeps_of_it(written: str) -> None:
+    kept = smart_encoding.smart_encoded(written)
+    assert smart_encoding.comparable(kept) == smart_encoding.comparable(written)
+    assert smart_encoding.comparable(smart_encoding.comparable(written)) == smart_encoding.comparable(written)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [("“Hi” — 10:00", "\"Hi\" - 11:00"), ("it’s", "its"), ("a—b", "a--b")])
+def test_other_bodies_still_differ_after_normalisation(ours: str, theirs: str) -> None:
+    assert smart_encoding.comparable(ours) != smart_encoding.comparable(theirs)
