@@ -21,6 +21,10 @@ class GatewaySettings(CommonSettings, BlobSettings):
     ws_ping_interval: float = Field(15.0, gt=0)
     # Comma-separated Origins allowed to open a websocket; empty allows any.
     ws_allowed_origins: str = ""
+    # Replays at once (each a channel reading the whole log from a resume's position), on this gateway
+    # and per (organisation, user); a resume beyond either is closed 1013 and comes back after a backoff.
+    ws_max_replays: int = Field(64, ge=1)
+    ws_max_replays_per_user: int = Field(4, ge=1)
 
     # The URL the provider calls us at: webhook signatures are computed over it.
     public_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://")

@@ -12,9 +12,15 @@ business). A resuming screen reads the log from P on its own; live records are i
 replay reaches the live head, and afterwards only records past its position are sent. A record is put
 on the screen's queue before its position moves, so the live side never overtakes the replay.
 
-Close codes: 4400 malformed message, 4401 token missing, invalid or expired, 4403 a refresh for
-another principal, 4408 no hello in time, 1013 the client read too slowly (its queue filled: resume),
-1011 the event log is unavailable (retry), 1001 the gateway is stopping (resume).
+What a client may send, and its limits, is shared/contracts/realtime.py; patterns are matched by
+services/gateway/topics.py. A replay holds a channel and reads the log of every organisation from its
+position: a resume that would replay (or wait for a lagging head) takes one of `max_replays` slots, at
+most `max_replays_per_user` of them per (organisation, user), until it is live; beyond either, 1013.
+
+Close codes: 4400 malformed message (the reason says what), 4401 token missing, invalid or expired,
+4403 a refresh for another principal, 4408 no hello in time, 1013 the client read too slowly (its queue
+filled: resume) or too many replays (resume after a backoff), 1011 the event log is unavailable
+(retry), 1001 the gateway is stopping (resume).
 """
 import asyncio
 import json
@@ -22,7 +28,6 @@ import time
 from collections import OrderedDict
 from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -30,29 +35,19 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from services.gateway.auth import BadToken, Principal, decode
 from services.gateway.errors import Problem
 from services.gateway.stream import CONNECTION_ERRORS, Reader, Record
+from services.gateway.topics import Topics, topic_matches
 from shared import logging, metrics
+from shared.contracts import realtime
 
 log = logging.get("gateway.ws")
 BAD_MESSAGE, BAD_TOKEN, OTHER_PRINCIPAL, HELLO_TIMEOUT = 4400, 4401, 4403, 4408
-TOO_SLOW, LOG_UNAVAILABLE = WSCloseCode.TRY_AGAIN_LATER, WSCloseCode.INTERNAL_ERROR
+TOO_SLOW = TOO_MANY_REPLAYS = WSCloseCode.TRY_AGAIN_LATER
+LOG_UNAVAILABLE = WSCloseCode.INTERNAL_ERROR
+MAX_MESSAGE_BYTES = 1024**2  # a hello of 32 long topics is some 10 KB; aiohttp's own limit is 4 MB
 REMEMBER_IDS = 50_000  # event ids the hub remembers to send each once (the relay publishes at least once)
 REPLAY_REMEMBER_IDS = 10_000
 LAGGING_HEAD_WAIT = 2.0  # a position past our head may be one another gateway has read already
-
-
-@lru_cache(maxsize=4096)
-def topic_matches(pattern: str, topic: str) -> bool:
-    """AMQP topic matching: `*` is exactly one word, `#` zero or more words."""
-    return _match(tuple(pattern.split(".")), tuple(topic.split(".")))
-
-
-def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not words
-    head, rest = pattern[0], pattern[1:]
-    if head == "#":
-        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
-    return bool(words) and head in ("*", words[0]) and _match(rest, words[1:])
+__all__ = ["Hub", "Screen", "topic_matches"]  # (topic_matches: still importable from here)
 
 
 def remember(memory: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
@@ -75,13 +70,21 @@ class Screen:
     replay: asyncio.Task[None] | None = None
     closing: asyncio.Task[None] | None = None
     expiry: asyncio.TimerHandle | None = None  # closes the socket when its token expires
+    topics: Topics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(self.patterns)  # compiled once, at the hello: matched for every event
 
     @property
     def org(self) -> str:
         return self.principal.org
 
+    @property
+    def user(self) -> tuple[str, str]:
+        return self.principal.org, self.principal.user
+
     def wants(self, topic: str, event: dict[str, Any]) -> bool:
-        return event.get("org_id") == self.org and any(topic_matches(p, topic) for p in self.patterns)
+        return event.get("org_id") == self.org and self.topics.match(topic)
 
     def close(self, code: int, reason: bytes) -> None:
         if self.closing is None and not self.ws.closed:
@@ -101,9 +104,11 @@ class Hub:
     hello_timeout: float
     allowed_origins: set[str]
     ping_interval: float = 15.0
+    max_replays: int = 64
+    max_replays_per_user: int = 4
     reader: Reader | None = None
     screens: dict[str, set[Screen]] = field(default_factory=dict)
-    replaying: set[Screen] = field(default_factory=set)
+    replaying: set[Screen] = field(default_factory=set)  # each holds a replay slot until it is live
     # event id -> the position it was first read at: a second copy (another position) is skipped
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
@@ -206,12 +211,14 @@ class Hub:
         self._offer(screen, self._welcome(screen, recovered=False))
         self._go_live(screen)
 
-    async def _start(self, screen: Screen, resume: dict[str, Any] | None) -> None:
+    async def _start(self, screen: Screen, resume: realtime.Resume | None) -> None:
         """Welcome the screen: from the live head, or resumed from its position.
         Every frame, the welcome first, goes through the screen's queue: one order."""
-        if resume is None or resume.get("epoch") != self.epoch:
+        if resume is None or resume.epoch != self.epoch:
             return self._from_head(screen)
-        start: int = resume["position"]
+        start = resume.position
+        if start != self.head and not self._take_replay_slot(screen):  # to replay, or to wait for the head
+            return
         deadline = time.monotonic() + LAGGING_HEAD_WAIT
         while self.head is not None and start > self.head and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # another gateway may have read further than we have
@@ -222,8 +229,22 @@ class Hub:
         if start == head:
             self._offer(screen, self._welcome(screen, recovered=True))
             return self._go_live(screen)
-        self.replaying.add(screen)
         screen.replay = asyncio.create_task(self._replay(screen, start))
+
+    def _take_replay_slot(self, screen: Screen) -> bool:
+        """A replay holds a channel and reads every organisation's log: so many at once per gateway and
+        per user. Beyond either cap the screen is closed 1013, and its client resumes after a backoff."""
+        if sum(other.user == screen.user for other in self.replaying) >= self.max_replays_per_user:
+            refusal = "for this user"
+        elif len(self.replaying) >= self.max_replays:
+            refusal = "on this gateway"
+        else:
+            self.replaying.add(screen)  # (its position is -1 until it replays: the live side leaves it be)
+            return True
+        log.info("ws.replay_refused", org_id=screen.org, user_id=screen.principal.user, cap=refusal)
+        reason = realtime.close_reason(f"too many replays {refusal}: resume after a backoff")
+        screen.close(TOO_MANY_REPLAYS, reason)
+        return False
 
     # Connections --------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -231,7 +252,7 @@ class Hub:
         if self.allowed_origins and origin not in self.allowed_origins:
             raise Problem(403, "Forbidden", f"origin {origin!r} may not open a websocket here", "/problems/origin")
         # Protocol pings every interval; no pong within half of it closes the socket (aiohttp's rule).
-        ws = web.WebSocketResponse(heartbeat=self.ping_interval)
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         hello = await self._hello(ws)
         if hello is None:
@@ -273,49 +294,39 @@ class Hub:
                 await self.reader.ready.wait()
         return self.reader.ready.is_set()
 
-    async def _hello(self, ws: web.WebSocketResponse) -> tuple[Screen, dict[str, Any] | None] | None:
+    async def _hello(self, ws: web.WebSocketResponse) -> tuple[Screen, realtime.Resume | None] | None:
         try:
             message = await ws.receive(timeout=self.hello_timeout)
         except TimeoutError:
             await ws.close(code=HELLO_TIMEOUT, message=b"no hello in time")
             return None
         try:
-            hello = json.loads(message.data) if message.type == WSMsgType.TEXT else None
-            assert isinstance(hello, dict) and hello.get("type") == "hello"
-            topics = hello.get("topics", ["#"])
-            assert isinstance(topics, list) and 0 < len(topics) <= 50
-            assert all(isinstance(t, str) and 0 < len(t) <= 255 for t in topics)
-            resume = hello.get("resume")
-            assert resume is None or (isinstance(resume, dict) and isinstance(resume.get("epoch"), str)
-                                      and type(resume.get("position")) is int and resume["position"] >= -1)
-        except (ValueError, AssertionError):
-            await ws.close(code=BAD_MESSAGE, message=b"the first message must be a hello")
+            hello = realtime.parse_hello(message.data if message.type == WSMsgType.TEXT else None)
+        except realtime.BadMessage as exc:
+            await ws.close(code=BAD_MESSAGE, message=realtime.close_reason(str(exc)))
             return None
         try:
-            principal = decode(str(hello.get("token") or ""), self.secret)
+            principal = decode(hello.token, self.secret)
         except BadToken as exc:  # (decode turns any unreadable token into BadToken)
-            await ws.close(code=BAD_TOKEN, message=str(exc).encode()[:120])
+            await ws.close(code=BAD_TOKEN, message=realtime.close_reason(str(exc)))
             return None
-        return Screen(ws, principal, list(topics), asyncio.Queue(self.queue_size)), resume
+        return Screen(ws, principal, list(hello.topics), asyncio.Queue(self.queue_size)), hello.resume
 
     def _on_message(self, screen: Screen, data: str) -> None:
         try:
-            message = json.loads(data)
-            kind = message.get("type") if isinstance(message, dict) else None
-        except ValueError:
-            kind = None
-        if kind == "refresh":
-            self._refresh(screen, message.get("token"))
-        elif kind not in ("pong", "ping"):
-            screen.close(BAD_MESSAGE, b"expected a refresh or a pong")
+            message = realtime.parse_later(data)
+        except realtime.BadMessage as exc:
+            return screen.close(BAD_MESSAGE, realtime.close_reason(str(exc)))
+        if isinstance(message, realtime.Refresh):
+            self._refresh(screen, message.token)
 
-    def _refresh(self, screen: Screen, token: object) -> None:
+    def _refresh(self, screen: Screen, token: str) -> None:
         """A new token for the same organisation and user replaces the socket's (and its expiry)."""
         try:
-            principal = decode(str(token or ""), self.secret)
+            principal = decode(token, self.secret)
         except BadToken as exc:
-            return screen.close(BAD_TOKEN, str(exc).encode()[:120])
-        if (principal.org, principal.user) != (screen.org, screen.principal.user):
+            return screen.close(BAD_TOKEN, realtime.close_reason(str(exc)))
+        if (principal.org, principal.user) != screen.user:
             return screen.close(OTHER_PRINCIPAL, b"a refresh must be for the same organisation and user")
         screen.principal = principal
         if screen.expiry is not None:

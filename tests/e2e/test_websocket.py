@@ -76,13 +76,21 @@ async def test_a_screen_gets_only_the_topics_it_asked_for(api: Api, org: str) ->
         assert opened.events("leads.created") == []
 
 
-async def close_code(api: Api, first_message: str | None) -> int | None:
+async def closed_with(api: Api, first_message: str | bytes | None) -> tuple[int, str]:
+    """The server's close code and reason after `first_message` (ws.close_code may say 1006 if our reply
+    found it gone)."""
     async with api.http.ws_connect(api.url.replace("http", "ws") + "/ws") as ws:
-        if first_message is not None:
+        if isinstance(first_message, bytes):
+            await ws.send_bytes(first_message)
+        elif first_message is not None:
             await ws.send_str(first_message)
         message = await ws.receive(timeout=15)
         assert message.type == aiohttp.WSMsgType.CLOSE, message
-        return message.data  # the server's close code (ws.close_code may say 1006 if our reply found it gone)
+        return message.data, message.extra
+
+
+async def close_code(api: Api, first_message: str | None) -> int | None:
+    return (await closed_with(api, first_message))[0]
 
 
 async def test_a_bad_or_missing_token_closes_with_4401(api: Api, org: str) -> None:

@@ -6,7 +6,8 @@ import random
 import pytest
 
 from services.gateway.auth import Principal
-from services.gateway.ws import TOO_SLOW, Hub, Screen
+from services.gateway.ws import TOO_MANY_REPLAYS, TOO_SLOW, Hub, Screen
+from shared.contracts.realtime import Resume
 
 
 class StuckSocket:
@@ -16,9 +17,11 @@ class StuckSocket:
 
     def __init__(self) -> None:
         self.close_codes: list[int] = []
+        self.reasons: list[bytes] = []
 
     async def close(self, code: int, message: bytes = b"") -> None:
         self.close_codes.append(code)
+        self.reasons.append(message)
         self.closed = True
 
 
@@ -71,8 +74,8 @@ def hub_with(log: MemoryLog | None = None, queue_size: int = 100_000) -> Hub:
     return hub
 
 
-def screen(org: str = "org", queue_size: int = 100_000) -> Screen:
-    return Screen(StuckSocket(), Principal("u", org), ["#"], asyncio.Queue(queue_size))  # type: ignore[arg-type]
+def screen(org: str = "org", queue_size: int = 100_000, user: str = "u") -> Screen:
+    return Screen(StuckSocket(), Principal(user, org), ["#"], asyncio.Queue(queue_size))  # type: ignore[arg-type]
 
 
 def frames(opened: Screen) -> list[dict]:
@@ -148,3 +151,45 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed
     expected = [p for p, _, e in log.records if p > start and e and e["org_id"] == "org"]
     assert [f["position"] for f in events] == expected
     assert len({f["id"] for f in events}) == len(events)
+
+
+async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_head_takes_no_slot() -> None:
+    log = MemoryLog(random.Random(0))
+    for n in range(10):
+        log.append("org", n)
+    log.head = 9
+    hub = hub_with(log)
+    hub.max_replays, hub.max_replays_per_user = 3, 2
+    # Queues of 2 that nobody reads: each replay stops after its welcome and one event, holding its slot.
+    opened = {name: screen(org, queue_size=2, user=user) for name, org, user in [
+        ("a1", "org", "a"), ("a2", "org", "a"), ("a3", "org", "a"), ("same-name", "org2", "a"), ("b", "org", "b"),
+        ("c", "org", "c")]}
+    for one in opened.values():
+        hub.screens.setdefault(one.org, set()).add(one)
+        await hub._start(one, Resume(epoch="e1", position=0))
+    refused = {name for name, one in opened.items() if one.closing is not None}
+    assert refused == {"a3", "b", "c"}  # 2 per (organisation, user): "a" of org2 is another; 3 on the gateway
+    for name in refused:
+        await opened[name].closing  # type: ignore[misc]
+        assert opened[name].ws.close_codes == [TOO_MANY_REPLAYS]  # type: ignore[attr-defined]
+    reasons = {name: opened[name].ws.reasons[0] for name in refused}  # type: ignore[attr-defined]
+    assert b"for this user" in reasons["a3"] and b"on this gateway" in reasons["c"]
+    assert hub.replaying == {opened["a1"], opened["a2"], opened["same-name"]}
+
+    at_head = screen()
+    await hub._start(at_head, Resume(epoch="e1", position=9))  # nothing to replay: served while the slots are full
+    assert at_head.live and at_head.closing is None and frames(at_head)[0]["recovered"] is True
+
+    first = opened["a1"]
+    for _ in range(10_000):  # read: its replay reaches the head and frees its slot
+        if first.live:
+            break
+        frames(first)
+        await asyncio.sleep(0)
+    assert first.live and first not in hub.replaying
+    again = screen(user="a", queue_size=100)
+    await hub._start(again, Resume(epoch="e1", position=0))
+    assert again.closing is None and again in hub.replaying
+    for one in [*opened.values(), again]:
+        if one.replay is not None:
+            one.replay.cancel()
