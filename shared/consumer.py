@@ -8,8 +8,16 @@ committed, and every caller who waits gets an answer.
                  inbox.record(id, reply) + outbox events ── known id ──► ROLLBACK ─► stored reply (replayed) ─┐
                COMMIT ─► reply to reply_to ─► ack ◄───────────────────────────────────────────────────────────┘
     Rejected ─► ROLLBACK; the refusal is recorded in its own transaction, like any answer
+    NeedsLookup ─► ROLLBACK, ask the other service (no transaction open) ─► run again
     other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
+
+Hostile until parsed: a property or header that cannot be read is answered 422 `/problems/invalid` (when the
+message names a reply_to) and acked; a command only the platform may send, from anyone else, 403. Nothing
+is ever left unacknowledged: a retry or a park that cannot be written gives the message back to its queue
+(redelivered a moment later), and anything unexpected parks it with its reason. Every message is held
+under a deadline (shared/stalls.py): a stuck one makes the service answer not ready.
 """
+import asyncio
 import json
 import os
 import signal
@@ -27,26 +35,31 @@ from faststream import BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 
-from shared import db, inbox, logging, metrics, outbox, tracing
+from shared import db, inbox, logging, metrics, outbox, topology, tracing
 from shared.contracts.envelope import Event, Header, Reply, problem
 from shared.group_commit import GroupCommit
 from shared.identity import BrokerIdentity
-from shared.messages import Effect, Handler, Meta, Outcome
-from shared.problems import Rejected, invalid
+from shared.messages import Effect, Handler, Meta, NeedsLookup, Outcome, properties
+from shared.problems import Forbidden, InvalidMessage, Rejected, invalid
 from shared.retry import Pending, RetryPolicy
+from shared.stalls import Held
 from shared.topology import ServiceTopology
 
 log = logging.get("consumer")
+GIVE_BACK_AFTER = 1.0  # seconds a message that could not be retried or parked waits before it goes back
+LOOKUPS = 3  # look-ups one command may need before it runs (a lead, then its template's ...)
 
 
 class Commands:
     def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, identity: BrokerIdentity,
-                 own_user: str, crash_after_commit: str = ""):
+                 own_user: str, deadline: float, crash_after_commit: str = ""):
         """`identity` says who may act for which organisation; `own_user` is this service's broker user
-        (the `user_id` of what it publishes: retries, parked copies, events)."""
+        (the `user_id` of what it publishes: retries, parked copies, events); `deadline`: how long a message
+        may be held before the service says it is stalled."""
         self.broker, self.pool, self.topology = broker, pool, topology
         self.identity, self.own_user = identity, own_user
         self.policy = RetryPolicy(topology.retry_delays)
+        self.held = Held(deadline)
         # Set by the service once it has its pool and connections, before it consumes.
         self.replies: aio_pika.abc.AbstractChannel = None  # type: ignore[assignment]
         self.group: GroupCommit = None  # type: ignore[assignment]
@@ -56,7 +69,10 @@ class Commands:
                      effect: Effect | None = None) -> None:
         """A command, run by `handler` in its transaction, or by `effect` (acts first, then records)."""
         try:
-            meta = Meta.of(msg, self.identity)
+            meta = Meta.of(msg, self.identity, self.policy.max_attempts)
+            if getattr(command, "INTERNAL", False) and not self.identity.is_platform(msg.raw_message.user_id):
+                raise Forbidden(f"{meta.command} is the platform's own command: broker user "
+                                f"{msg.raw_message.user_id!r} may not send it")
         except Rejected as exc:
             return await self.refuse(msg, exc)
         await self._run(msg, meta, command, _Step(handler, effect))
@@ -65,7 +81,7 @@ class Commands:
                            effect: Effect | None = None) -> None:
         """An event this service subscribed to: at most one effect per event id, retried like a command."""
         try:
-            meta = Meta.of_event(msg, event, self.identity)
+            meta = Meta.of_event(msg, event, self.identity, self.policy.max_attempts)
         except Rejected as exc:
             return await self.refuse(msg, exc)
         await self._run(msg, meta, event, _Step(handler, effect))
@@ -78,7 +94,7 @@ class Commands:
             except Rejected as exc:
                 reply, replayed = exc.reply(), False
             except Pending as exc:
-                if exc.reply is not None and Header.LAST_ERROR not in meta.headers:  # not heard from us yet
+                if exc.reply is not None and not meta.retried:  # not heard from us yet
                     await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
                 return await self._retry_or_park(msg, meta, exc, step)
             except Exception as exc:  # transient by definition: see shared.retry
@@ -89,7 +105,7 @@ class Commands:
             outcome = "replayed" if replayed else "refused" if reply.status >= 400 else "done"
             self._count(meta.command, outcome, started)
             await self.reply(meta.reply_to, meta.correlation_id, reply, replayed=replayed, attempt=meta.attempt)
-            await msg.ack()
+            await _ack(msg)
 
     async def _execute(self, meta: Meta, command: BaseModel, step: "_Step") -> tuple[Reply, bool]:
         print_ = inbox.fingerprint(meta.command, command)
@@ -105,6 +121,15 @@ class Commands:
                 return await inbox.stored(conn, meta.message_id, meta.org_id, print_), True
 
     async def _attempt(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
+        """Run the step; what it needs from another service is asked between tries, never inside a transaction."""
+        for _ in range(LOOKUPS):
+            try:
+                return await self._try(meta, command, step, print_)
+            except NeedsLookup as needed:
+                await needed.resolve()
+        return await self._try(meta, command, step, print_)  # a look-up after the last: raised, a transient failure
+
+    async def _try(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
         try:
             handler = step.handler
             trace = tracing.carrier()  # here, in the command's own task: its batch may be written by another
@@ -126,35 +151,70 @@ class Commands:
         raw = msg.raw_message
         used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
         # Sent again as this service's own broker user, with the organisation it was found to act for.
-        headers = {**meta.headers, Header.ORG: meta.org_id, Header.ROUTING_KEY: meta.command,
-                   Header.ATTEMPT: meta.attempt + used, Header.LAST_ERROR: repr(exc)[:500]}
+        headers = {**meta.carried(), Header.ATTEMPT: meta.attempt + used, Header.LAST_ERROR: repr(exc)[:500]}
         common = dict(message_id=meta.message_id, correlation_id=meta.correlation_id, reply_to=meta.reply_to,
                       content_type=raw.content_type, persist=True, user_id=self.own_user)
         delay = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
-        if delay is not None:
-            tier, wait = delay
-            log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt, delay=wait.total_seconds(),
-                        error=repr(exc))
-            metrics.RETRIES.labels(self.topology.service, meta.command).inc()
-            self._count(meta.command, "pending" if isinstance(exc, Pending) else "retried")
-            await self.broker.publish(raw.body, routing_key=self.topology.delay(tier).name, expiration=wait,
-                                      headers=headers, **common)
-        else:
-            headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
-            log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
-            metrics.PARKED.labels(self.topology.service, meta.command).inc()
-            self._count(meta.command, "parked")
-            failure = Reply(status=503, body=problem(
-                503, "Command parked", f"the command failed {meta.attempt} times and was parked for an operator "
-                f"to replay: {exc!r}"[:1000], "/problems/command-parked"))
-            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the database may be the fault
-                async with db.transaction(self.pool) as conn:
-                    await inbox.park(conn, meta.message_id, meta.org_id, failure)
-                    if step.effect is not None:  # an Effect says what its parked attempt now is
-                        await outbox.add(conn, await step.effect.parked(conn, meta))
-            await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers, **common)
-            await self.reply(meta.reply_to, meta.correlation_id, failure, attempt=meta.attempt)
-        await msg.ack()
+        try:
+            if delay is not None:
+                tier, wait = delay
+                log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt,
+                            delay=wait.total_seconds(), error=repr(exc))
+                await self.broker.publish(raw.body, routing_key=self.topology.delay(tier).name, expiration=wait,
+                                          headers=headers, **common)
+                metrics.RETRIES.labels(self.topology.service, meta.command).inc()
+                self._count(meta.command, "pending" if isinstance(exc, Pending) else "retried")
+            else:
+                await self._park(msg, meta, exc, step, headers, common)
+        except Exception as failure:  # noqa: BLE001  (the broker or the database away: try it all again later)
+            return await self.give_back(msg, f"could not {'retry' if delay else 'park'} it: {failure!r}")
+        await _ack(msg)
+
+    async def _park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "_Step", headers: dict[str, Any],
+                    common: dict[str, Any]) -> None:
+        """Record the failure (the answer the status resource gives), then move the message to the parking queue.
+        Either failing raises: the message goes back to its queue, to be parked when it can be."""
+        headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
+        failure = Reply(status=503, body=problem(
+            503, "Command parked", f"the command failed {meta.attempt} times and was parked for an operator "
+            f"to replay: {exc!r}"[:1000], "/problems/command-parked"))
+        async with db.transaction(self.pool) as conn:
+            await inbox.park(conn, meta.message_id, meta.org_id, failure)
+            if step.effect is not None:  # an Effect says what its parked attempt now is
+                await outbox.add(conn, await step.effect.parked(conn, meta))
+        await self.broker.publish(msg.raw_message.body, routing_key=self.topology.parked.name, headers=headers,
+                                  **common)
+        log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
+        metrics.PARKED.labels(self.topology.service, meta.command).inc()
+        self._count(meta.command, "parked")
+        await self.reply(meta.reply_to, meta.correlation_id, failure, attempt=meta.attempt)
+
+    async def give_back(self, msg: RabbitMessage, why: str) -> None:
+        """Back to its queue a moment later (redelivered, to this or another instance): never held unacked."""
+        log.warning("command.given_back", command_id=logging.printable(msg.raw_message.message_id), reason=why[:500])
+        self._count("_given_back", "given_back")
+        await asyncio.sleep(GIVE_BACK_AFTER)  # not at once: what failed (the broker, the database) needs a moment
+        with suppress(Exception):  # a channel that is gone returns its unacked messages by itself
+            await msg.raw_message.nack(requeue=True)
+
+    async def unexpected(self, msg: RabbitMessage, exc: Exception) -> None:
+        """Something outside the pipeline's own handling failed (a bug, a framework error): the message is
+        parked with its reason (a query is dropped: its caller asks again), never left unacknowledged."""
+        raw = msg.raw_message
+        log.error("consumer.unexpected_error", routing_key=logging.printable(raw.routing_key),
+                  command_id=logging.printable(raw.message_id), error=repr(exc)[:500], exc_info=exc)
+        self._count("_unexpected", "parked")
+        if raw.exchange == topology.QUERIES:
+            return await _ack(msg)
+        try:
+            headers = {Header.PARKED_REASON: f"unexpected: {exc!r}"[:500],
+                       Header.PARKED_AT: datetime.now(UTC).isoformat(), Header.ROUTING_KEY: logging.printable(raw.routing_key)}
+            await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers,
+                                      message_id=logging.printable(raw.message_id), content_type="application/json",
+                                      persist=True, user_id=self.own_user)
+        except Exception as failure:  # noqa: BLE001
+            return await self.give_back(msg, f"could not park it: {failure!r}")
+        await _ack(msg)
 
     def _count(self, command: str, outcome: str, started: float | None = None) -> None:
         metrics.COMMANDS.labels(self.topology.service, command, outcome).inc()
@@ -165,55 +225,90 @@ class Commands:
         """Answer a query. Queries change nothing: neither deduped nor retried (the caller asks again)."""
         raw = msg.raw_message
         try:
-            org = self.identity.org_of(raw.user_id, (raw.headers or {}).get(Header.ORG))
-            async with self.pool.acquire() as conn:
-                reply = await query(conn, str(org))
+            org = self.identity.org_of(raw.user_id, properties(raw, self.policy.max_attempts).org)
+            for _ in range(LOOKUPS):
+                try:
+                    async with self.pool.acquire() as conn:
+                        reply = await query(conn, str(org))
+                    break
+                except NeedsLookup as needed:  # asked with no connection held
+                    await needed.resolve()
+            else:
+                raise RuntimeError("the query needed more look-ups than it may make")
         except Rejected as exc:
             reply = exc.reply()
         except asyncpg.DataError as exc:
             reply = invalid(f"a value in the query cannot be used: {exc}").reply()
         except Exception as exc:
-            log.warning("query.failed", routing_key=raw.routing_key, error=repr(exc))
+            log.warning("query.failed", routing_key=logging.printable(raw.routing_key), error=repr(exc))
             reply = Reply(status=503, body=problem(503, "Service unavailable", "the query failed; try again",
                                                    "/problems/unavailable"))
         await self.reply(raw.reply_to, raw.correlation_id, reply)
-        await msg.ack()
+        await _ack(msg)
+
+    def unknown(self, msg: RabbitMessage, what: str) -> Rejected:
+        """A message no handler took: a header that cannot be read (an odd x-routing-key...) is said first."""
+        try:
+            properties(msg.raw_message, self.policy.max_attempts)
+        except InvalidMessage as refusal:
+            return refusal
+        return invalid(f"unknown {what} {logging.printable(msg.raw_message.routing_key)}")
+
+    def unreadable(self, msg: RabbitMessage, exc: ValueError) -> Rejected:
+        """Why a body could not be read: its properties first (a content type that is not JSON makes any body
+        unreadable), else what is wrong with the body itself."""
+        try:
+            properties(msg.raw_message, self.policy.max_attempts)
+        except InvalidMessage as refusal:
+            return refusal
+        if isinstance(exc, ValidationError):
+            return invalid("the message body does not match its contract",
+                           [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()])
+        return invalid(f"the message body is not valid JSON: {exc}"[:500])
 
     async def refuse(self, msg: RabbitMessage, exc: Rejected) -> None:
         raw = msg.raw_message
-        log.info("command.refused", routing_key=raw.routing_key, detail=exc.body["detail"], command_id=raw.message_id,
-                 correlation_id=raw.correlation_id, org_id=(raw.headers or {}).get(Header.ORG))
+        org = (raw.headers or {}).get(Header.ORG) if isinstance(raw.headers, dict) else None
+        log.info("command.refused", routing_key=logging.printable(raw.routing_key), detail=exc.body["detail"][:500],
+                 command_id=logging.printable(raw.message_id), correlation_id=logging.printable(raw.correlation_id),
+                 org_id=logging.printable(org))
         self._count("_invalid", "invalid")  # not its routing key: anyone can make up those (label cardinality)
         await self.reply(raw.reply_to, raw.correlation_id, exc.reply())
-        await msg.ack()
+        await _ack(msg)
 
-    async def reply(self, reply_to: str | None, correlation_id: str | None, reply: Reply, *, replayed: bool = False,
+    async def reply(self, reply_to: object, correlation_id: object, reply: Reply, *, replayed: bool = False,
                     attempt: int = 1) -> None:
         """Straight on a channel without publisher confirms, past FastStream's publish path: a lost reply
-        costs nothing but a 202 (the answer is in the inbox, and the status resource gives it)."""
-        if not reply_to:
+        costs nothing but a 202 (the answer is in the inbox, and the status resource gives it). Never raises:
+        a reply_to that names nothing, or that cannot be one, is no reason to keep the message."""
+        if not reply_to or not isinstance(reply_to, str) or len(reply_to) > 255:
             return
         headers = {Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt}
-        await self.replies.default_exchange.publish(
-            aio_pika.Message(json.dumps(reply.model_dump(mode="json")).encode(), correlation_id=correlation_id,
-                             headers=headers, content_type="application/json"),
-            reply_to, mandatory=False)
+        try:
+            await self.replies.default_exchange.publish(
+                aio_pika.Message(json.dumps(reply.model_dump(mode="json")).encode(),
+                                 correlation_id=correlation_id if isinstance(correlation_id, str) else None,
+                                 headers=headers, content_type="application/json"),
+                reply_to, mandatory=False)
+        except Exception as exc:  # noqa: BLE001  (the channel closed under us: the caller will ask for the answer)
+            log.warning("reply.failed", reply_to=logging.printable(reply_to), error=repr(exc)[:300])
 
     def middleware(self) -> type[BaseMiddleware]:
-        """Answers a body that is not JSON or does not match its contract with 422 (and acks it)."""
+        """Around every message: held under the deadline (shared/stalls.py); a body that is not JSON or does
+        not match its contract answered 422 (and acked); anything else parked, never left unacknowledged."""
         commands = self
 
-        class RefuseInvalid(BaseMiddleware):
+        class Guard(BaseMiddleware):
             async def consume_scope(self, call_next, msg):  # type: ignore[no-untyped-def]
-                try:
-                    return await call_next(msg)
-                except ValidationError as exc:
-                    errors = [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()]
-                    await commands.refuse(msg, invalid("the message body does not match its contract", errors))
-                except ValueError as exc:  # not JSON, or not UTF-8
-                    await commands.refuse(msg, invalid(f"the message body is not valid JSON: {exc}"))
+                with commands.held.holding(msg.raw_message):
+                    try:
+                        return await call_next(msg)
+                    except (ValidationError, ValueError) as exc:  # the body: not JSON, not UTF-8, not the contract
+                        await commands.refuse(msg, commands.unreadable(msg, exc))
+                    except Exception as exc:  # noqa: BLE001
+                        await commands.unexpected(msg, exc)
 
-        return RefuseInvalid
+        return Guard
 
 
 @dataclass(frozen=True)
@@ -226,3 +321,8 @@ class _Step:
 
 async def _record(effect: Effect, result: Any, conn: asyncpg.Connection, command: Any, meta: Meta) -> Outcome:
     return await effect.record(conn, command, meta, result)
+
+
+async def _ack(msg: RabbitMessage) -> None:
+    with suppress(Exception):  # a channel that is gone returns the message itself: it is redelivered, and deduped
+        await msg.ack()

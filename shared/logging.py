@@ -46,3 +46,10 @@ def library_logger(name: str, level: str) -> logging.Logger:
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+def printable(value: object, limit: int = 100) -> str:
+    """A value from outside (a message's id, a header) as it may be logged: at most `limit` characters of it,
+    whatever its type or size."""
+    text = value if isinstance(value, str) else repr(value)
+    return text[:limit].encode("utf-8", errors="backslashreplace").decode()  # lone surrogates (not UTF-8) escaped

@@ -12,11 +12,18 @@ from typing import Any
 
 import asyncpg
 from faststream.rabbit import RabbitMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from shared.contracts.envelope import Event, EventData, Header, Reply
+from shared.contracts.envelope import (
+    TRACE_HEADERS,
+    Event,
+    EventData,
+    Header,
+    Properties,
+    Reply,
+)
 from shared.identity import BrokerIdentity
-from shared.problems import Forbidden, invalid
+from shared.problems import Forbidden, InvalidMessage, invalid
 
 
 @dataclass(frozen=True)
@@ -28,36 +35,52 @@ class Meta:
     correlation_id: str | None = None
     reply_to: str | None = None
     attempt: int = 1
-    headers: dict[str, Any] = field(default_factory=dict)
+    retried: bool = False  # it came back from a delay queue (we have answered it before)
+    trace: dict[str, str] = field(default_factory=dict)  # the W3C trace context it came with
 
     @classmethod
-    def of(cls, msg: RabbitMessage, identity: BrokerIdentity) -> "Meta":
+    def of(cls, msg: RabbitMessage, identity: BrokerIdentity, max_attempts: int) -> "Meta":
         """The organisation comes from the publishing broker user (shared/identity.py), not from a header alone."""
-        raw = msg.raw_message
-        headers = dict(raw.headers or {})
-        command = str(headers.get(Header.ROUTING_KEY) or raw.routing_key)
-        missing = [name for name, value in (("message_id", raw.message_id), (Header.USER, headers.get(Header.USER)))
-                   if not value]
+        props = properties(msg.raw_message, max_attempts)
+        missing = [name for name, value in (("message_id", props.message_id), (Header.USER, props.user)) if not value]
         if missing:
             raise invalid(f"the message lacks {', '.join(missing)}")
-        org = identity.org_of(raw.user_id, headers.get(Header.ORG))
-        return cls(raw.message_id, org, str(headers[Header.USER]), command,
-                   raw.correlation_id, raw.reply_to, int(headers.get(Header.ATTEMPT, 1)), headers)
+        org = identity.org_of(props.user_id, props.org)
+        return cls(str(props.message_id), org, str(props.user), props.command or props.routing_key,
+                   props.correlation_id, props.reply_to, props.attempt, props.last_error is not None, props.trace)
 
     @classmethod
-    def of_event(cls, msg: RabbitMessage, event: Event, identity: BrokerIdentity) -> "Meta":
+    def of_event(cls, msg: RabbitMessage, event: Event, identity: BrokerIdentity, max_attempts: int) -> "Meta":
         """An event consumed like a command: its id is the dedupe key, its type the command. Only the
         platform's own relays publish events: one from anyone else is refused."""
-        if not identity.is_platform(msg.raw_message.user_id):
-            raise Forbidden(f"an event from broker user {msg.raw_message.user_id!r}: events are the platform's")
-        headers = dict(msg.raw_message.headers or {})
-        return cls(str(event.id), event.org_id, "events", str(headers.get(Header.ROUTING_KEY) or event.type),
-                   event.correlation_id, None, int(headers.get(Header.ATTEMPT, 1)), headers)
+        props = properties(msg.raw_message, max_attempts)
+        if not identity.is_platform(props.user_id):
+            raise Forbidden(f"an event from broker user {props.user_id!r}: events are the platform's")
+        return cls(str(event.id), event.org_id, "events", props.command or event.type, event.correlation_id, None,
+                   props.attempt, props.last_error is not None, props.trace)
+
+    def carried(self) -> dict[str, Any]:
+        """The headers a copy of this message carries (to a delay queue, to the parking queue)."""
+        return {Header.ORG: self.org_id, Header.USER: self.user_id, Header.ROUTING_KEY: self.command, **self.trace}
 
     def event(self, data: EventData, org_id: str | None = None) -> Event:
         """The event `data` makes (its type is the model's TYPE), caused by this message."""
         return Event(type=data.TYPE, org_id=org_id or self.org_id, command_id=self.message_id, correlation_id=self.correlation_id,
                      data=data.model_dump(mode="json", by_alias=True))
+
+
+class NeedsLookup(Exception):
+    """Raised by a handler that needs what another service knows and this one's projection lacks (a lead
+    created a moment ago): the pipeline rolls the transaction back, awaits `resolve()` with no transaction
+    open and no connection held, then runs the command again. A remote call never waits inside a
+    transaction, where it would hold locks, and the whole batch of commands beside it, for its duration."""
+
+    def __init__(self, what: str, resolve: Callable[[], Awaitable[None]]):
+        super().__init__(what)
+        self._resolve = resolve
+
+    async def resolve(self) -> None:
+        await self._resolve()
 
 
 @dataclass
@@ -90,13 +113,36 @@ class Effect(ABC):
         return []
 
 
+def properties(raw: Any, max_attempts: int) -> Properties:
+    """A delivered message's properties and our headers, parsed (`InvalidMessage`, 422, for any that cannot be
+    read); `x-attempt` must be one of the 1..`max_attempts` attempts the retry policy makes."""
+    headers = raw.headers if isinstance(raw.headers, dict) else {}
+    given = {"message_id": raw.message_id, "content_type": raw.content_type, "content_encoding": raw.content_encoding,
+             "correlation_id": raw.correlation_id, "reply_to": raw.reply_to,
+             "user_id": raw.user_id, "routing_key": raw.routing_key,
+             **{name: headers[name] for name in Properties.HEADERS if name in headers},
+             "trace": {name: headers[name] for name in TRACE_HEADERS if name in headers}}
+    try:
+        props = Properties.model_validate(given)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidMessage(f"the message's properties or headers cannot be read: {errors[0]['field']}: "
+                             f"{errors[0]['message']}", errors) from None
+    if props.attempt > max_attempts:
+        raise InvalidMessage(f"{Header.ATTEMPT} must be 1 to {max_attempts} (the retry policy's attempts), "
+                             f"not {props.attempt}", [{"field": Header.ATTEMPT, "message": f"at most {max_attempts}"}])
+    return props
+
+
 def of_type(message_type: str) -> Callable[[RabbitMessage], Awaitable[bool]]:
     """A FastStream filter: the message is a command (or event) of this type, also after a delay queue."""
 
     # async on purpose: FastStream runs a sync filter in a worker thread, a hop per message.
     async def matches(message: RabbitMessage) -> bool:
         raw = message.raw_message
-        return (raw.headers or {}).get(Header.ROUTING_KEY, raw.routing_key) == message_type
+        named = raw.headers.get(Header.ROUTING_KEY) if isinstance(raw.headers, dict) else None
+        # A header that is no text is taken as absent here: the pipeline refuses it by name (`properties`).
+        return (named if isinstance(named, str) else raw.routing_key) == message_type
 
     return matches
 

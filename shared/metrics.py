@@ -4,9 +4,6 @@ The gateway serves them on its own port; a service on METRICS_PORT (0: off; `mak
 process its own). Labels never carry an organisation, a user or an id: a command's type, an
 outcome, a route. Scrape config: see the README ("Observe it").
 """
-import asyncio
-from contextlib import suppress
-
 import asyncpg
 from aiohttp import web
 from prometheus_client import (
@@ -34,6 +31,12 @@ PARKED = Counter("crm_parked_total", "Messages parked after their last attempt",
 OUTBOX_BACKLOG = Gauge("crm_outbox_backlog", "Outbox rows not yet published", ["service"], registry=REGISTRY)
 OUTBOX_OLDEST = Gauge("crm_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0: none)",
                       ["service"], registry=REGISTRY)
+STALLED = Gauge("crm_stalled_messages", "Messages this process has held past MESSAGE_DEADLINE_SECONDS (a stalled "
+                "consumer: the process answers not ready)", registry=REGISTRY)
+
+# Every process: its background loops (shared/loops.py) ------------------------------------
+BACKGROUND_ERRORS = Counter("crm_background_errors", "Failed cycles of a background loop (each was tried again)",
+                            ["loop"], registry=REGISTRY)
 BREAKER_OPEN = Gauge("crm_breaker_state", "Provider circuit breaker: 0 closed, 1 half-open, 2 open", ["service"],
                      registry=REGISTRY)
 
@@ -62,13 +65,10 @@ async def start_server(port: int) -> web.AppRunner:
     return runner
 
 
-async def watch_outbox(pool: asyncpg.Pool, service: str, every: float = 5.0) -> None:
-    """Keep the outbox gauges current (a scrape cannot wait on the database)."""
-    while True:
-        with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            async with pool.acquire() as conn:
-                row = await conn.fetchrow("SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age "
-                                          "FROM outbox")
-            OUTBOX_BACKLOG.labels(service).set(row["n"])
-            OUTBOX_OLDEST.labels(service).set(float(row["age"] or 0))
-        await asyncio.sleep(every)
+async def watch_outbox(pool: asyncpg.Pool, service: str) -> None:
+    """Keep the outbox gauges current (a scrape cannot wait on the database): one cycle of a loop."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age "
+                                  "FROM outbox")
+    OUTBOX_BACKLOG.labels(service).set(row["n"])
+    OUTBOX_OLDEST.labels(service).set(float(row["age"] or 0))

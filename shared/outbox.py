@@ -17,6 +17,7 @@ delay, so it never blocks the rows behind it. The relay also wakes every
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from typing import Any
 
 import asyncpg
@@ -53,27 +54,27 @@ class Relay:
         self._pool, self._dsn, self._channel, self._publish = pool, dsn, f"{schema}_outbox", publish
         self._batch, self._poll = batch, poll_seconds
         self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
 
-    async def run(self) -> None:
-        """Publish until cancelled."""
-        listener = await self._listen()
+    async def cycle(self) -> None:
+        """One round (a loop's cycle, shared/loops.py): publish what is due, batch after batch, then wait for a
+        commit's NOTIFY or the poll. A database away is said here and tried again next round."""
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await self._listen()
+        # Cleared before reading, so a commit notified while we publish wakes the next round.
+        self._wake.clear()
         try:
-            while True:
-                # Cleared before reading, so a commit notified while we publish wakes the next round.
-                self._wake.clear()
-                try:
-                    while await self.publish_due() == self._batch:
-                        pass  # a full batch: there may be more right behind it
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("outbox.relay_failed", error=repr(exc))
-                    listener = await self._relisten(listener)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
-        finally:
-            if listener is not None:
-                await listener.close()
+            while await self.publish_due() == self._batch:
+                pass  # a full batch: there may be more right behind it
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("outbox.relay_failed", error=repr(exc))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with suppress(Exception):
+                await self._listener.close()
 
     async def publish_due(self) -> int:
         """Publish one batch of due rows; returns how many rows were taken."""
@@ -108,14 +109,9 @@ class Relay:
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
-            conn = await asyncpg.connect(self._dsn)
+            conn = await asyncpg.connect(self._dsn, timeout=5)
             await conn.add_listener(self._channel, lambda *_: self._wake.set())
             return conn
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("outbox.listen_failed", error=repr(exc))
             return None  # polling still publishes; next failure retries LISTEN
-
-    async def _relisten(self, listener: asyncpg.Connection | None) -> asyncpg.Connection | None:
-        if listener is not None and not listener.is_closed():
-            return listener
-        return await self._listen()

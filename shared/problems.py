@@ -34,6 +34,11 @@ class Invalid(Rejected):
         super().__init__(detail, errors=errors or [], **extra)
 
 
+class InvalidMessage(Invalid):
+    """A message whose properties or headers cannot be read (a header of the wrong type, out of range, too long,
+    not UTF-8 text...): answered when it names a reply_to, and acked; never left unacknowledged."""
+
+
 class KeyReused(Rejected):
     """A known message id with another body: refused, and (unlike other refusals) not stored."""
 
@@ -42,7 +47,8 @@ class KeyReused(Rejected):
 
 
 class Forbidden(Rejected):
-    """A broker user acting for an organisation it may not act for (shared/identity.py)."""
+    """A broker user acting for an organisation it may not act for (shared/identity.py), or sending a command
+    only the platform may send (`Command.INTERNAL`)."""
 
 
 class NotFound(Rejected):
@@ -136,6 +142,7 @@ class ContractClosed(Rejected):
 # The one table: refusal -> (status, title, problem type).
 PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     Invalid: (422, "Invalid request", "/problems/validation"),
+    InvalidMessage: (422, "Invalid message", "/problems/invalid"),
     KeyReused: (422, "Idempotency key reused", "/problems/idempotency-key-reused"),
     NotFound: (404, "Not found", "/problems/not-found"),
     Forbidden: (403, "Forbidden", "/problems/forbidden"),

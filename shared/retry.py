@@ -43,7 +43,10 @@ class RetryPolicy:
         return len(self.delays) + 1
 
     def delay(self, attempt: int) -> tuple[int, timedelta] | None:
-        """The delay tier and the jittered wait after failed attempt `attempt` (1-based), or None: park."""
+        """The delay tier and the jittered wait after failed attempt `attempt` (1-based), or None: park.
+        (An attempt below 1 never gets here: the pipeline refuses such an `x-attempt` when it reads it.)"""
+        if attempt < 1:
+            raise ValueError(f"attempt {attempt}: attempts count from 1")
         tier = attempt - 1
         if tier >= len(self.delays):
             return None

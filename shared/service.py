@@ -5,10 +5,8 @@ A service module builds one `Service`, registers its handlers on
 """
 import asyncio
 import logging as stdlib_logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +26,17 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared import db, event_log, inbox, logging, metrics, topology, tracing
+from shared import (
+    amqp_decoding,
+    db,
+    event_log,
+    inbox,
+    logging,
+    loops,
+    metrics,
+    topology,
+    tracing,
+)
 from shared.consumer import Commands
 from shared.contracts.envelope import (
     Command,
@@ -42,22 +50,11 @@ from shared.group_commit import GroupCommit
 from shared.identity import own_user
 from shared.messages import Effect, Handler, of_type
 from shared.outbox import Relay
-from shared.problems import invalid
 from shared.settings import ServiceSettings, load
 
 PRUNE_EVERY_SECONDS = 600
-# What "the database or the broker is not there (yet)" raises, at start. OSError: refused, reset, timed out,
-# a name not resolved, asyncpg's "Multiple exceptions" (one per address), aio-pika's AMQPConnectionError;
-# PostgreSQL starting, stopping or full; a channel whose connection went.
-UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
-               asyncpg.TooManyConnectionsError, aio_pika.exceptions.ChannelInvalidStateError)
-# No use waiting: refused credentials, a certificate, a file (a migration) missing or unreadable.
-REFUSED = (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.AuthenticationError, ssl.SSLError,
-           FileNotFoundError, PermissionError, IsADirectoryError)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    return isinstance(exc, UNREACHABLE) and not isinstance(exc, REFUSED)
+OUTBOX_GAUGES_EVERY_SECONDS = 5.0
+WATCHDOG_EVERY_SECONDS = 1.0
 
 
 log = logging.get("service")
@@ -68,6 +65,7 @@ class Service:
     def __init__(self, name: str, settings: ServiceSettings, migrations: Path | list[Path]):
         """`migrations`: the service's SQL folder(s), applied after the shared ones, in this order."""
         self.name, self.settings = name, settings
+        amqp_decoding.install()  # before any connection: a hostile property must not end one (its docstring)
         self.migrations = [db.SHARED_MIGRATIONS, *(migrations if isinstance(migrations, list) else [migrations])]
         self.topology = topology.ServiceTopology(name, tuple(settings.retry_delays))
         # FastStream's per-message "Received/Processed" lines go to DEBUG: our own
@@ -80,12 +78,13 @@ class Service:
                                    default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
         self.identity, self.own_user = settings.identity, own_user(settings.amqp_url)
         self.commands = Commands(self.broker, None, self.topology, self.identity,  # type: ignore[arg-type]
-                                 self.own_user, settings.fault_crash_after_commit)
+                                 self.own_user, settings.message_deadline, settings.fault_crash_after_commit)
+        # The guard first: the outermost, so that nothing the others raise leaves a message unacknowledged.
+        self.broker.add_middleware(self.commands.middleware())
         provider = tracing.setup(name, settings.otel_exporter_otlp_endpoint, settings.trace_file)
         if provider is not None:  # the W3C context from the AMQP headers: a consume span under the caller's
             self.broker.add_middleware(RabbitTelemetryMiddleware(tracer_provider=provider))
             AsyncPGInstrumentor().instrument(tracer_provider=provider)
-        self.broker.add_middleware(self.commands.middleware())
         # FastStream's own consume-side metrics (received, acked, nacked, in progress, duration).
         self.broker.add_middleware(RabbitPrometheusMiddleware(registry=metrics.REGISTRY, app_name=name))
         self.commands_in = self.broker.subscriber(
@@ -100,6 +99,7 @@ class Service:
         self._health: list[Callable[[], dict[str, Any]]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._background: list[Callable[[], Awaitable[None]]] = []
+        self.loops: list[loops.Loop] = []
         self._events: list[str] = []
         self._metrics: web.AppRunner | None = None
         self._startup_deadline = 0.0
@@ -120,6 +120,8 @@ class Service:
 
     def _command(self, model: type[Command], handler: Handler | None, effect: Effect | None, doc: str) -> None:
         commands, message = self.commands, self._message
+        if model.INTERNAL:  # said in the AsyncAPI document, where integrators read what they may send
+            doc = f"Internal: only the platform's own broker users may send it (403 from any other). {doc}"
 
         async def on_command(body: model) -> None:  # type: ignore[valid-type]
             await commands.handle(message(), body, handler, effect)
@@ -170,8 +172,20 @@ class Service:
         self._health.append(detail)
 
     def in_background(self, job: Callable[[], Awaitable[None]]) -> None:
-        """Run `job` once the service consumes; cancelled at shutdown."""
+        """Run `job` once, when the service consumes; cancelled at shutdown. (Work that repeats is a `loop`.)"""
         self._background.append(job)
+
+    def loop(self, name: str, cycle: Callable[[], Awaitable[object]], every: float, *,
+             first_after: float = 0.0) -> loops.Loop:
+        """Run `cycle` every `every` seconds once the service consumes, for good (shared/loops.py): a failure is
+        logged, counted and tried again; a cycle past MESSAGE_DEADLINE_SECONDS makes the service not ready."""
+        loop = loops.Loop(name, cycle, every=every, deadline=self.settings.message_deadline, first_after=first_after)
+        self.loops.append(loop)
+        return loop
+
+    def readiness(self) -> list[str]:
+        """Why this instance is not ready (none: ready): messages held past their deadline, loops past theirs."""
+        return self.commands.held.reasons() + loops.overdue(self.loops)
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         self._closers.append(closer)
@@ -192,19 +206,22 @@ class Service:
 
         @self.queries_in(filter=of_type(f"{self.name}.query.health"))
         async def health(msg: RabbitMessage) -> None:
-            """How this instance is doing (e.g. a circuit breaker's state)."""
-            detail = {"service": self.name, **{k: v for d in self._health for k, v in d().items()}}
+            """How this instance is doing: ready or not (why), its own detail (e.g. a circuit breaker's state)."""
+            reasons = self.readiness()
+            detail = {"service": self.name, "ready": not reasons, **({"reasons": reasons} if reasons else {}),
+                      "stalled": len(self.commands.held.stalled()),
+                      **{k: v for d in self._health for k, v in d().items()}}
             await commands.answer(msg, lambda conn, org: _healthy(detail))
 
         @self.commands_in
         async def unknown_command(msg: RabbitMessage) -> None:
             """Any other routing key: answered 422."""
-            await commands.refuse(msg, invalid(f"unknown command {msg.raw_message.routing_key}"))
+            await commands.refuse(msg, commands.unknown(msg, "command"))
 
         @self.queries_in
         async def unknown_query(msg: RabbitMessage) -> None:
             """Any other routing key: answered 422."""
-            await commands.refuse(msg, invalid(f"unknown query {msg.raw_message.routing_key}"))
+            await commands.refuse(msg, commands.unknown(msg, "query"))
 
     def document_events(self, events: tuple[type[EventData], ...]) -> None:
         """Describe the events this service publishes (through its outbox) in its AsyncAPI document."""
@@ -242,7 +259,7 @@ class Service:
         """`step()`, again with backoff while `what` is unreachable, until STARTUP_WAIT_SECONDS after the start
         began; then the error (the supervisor's turn). tenacity: the backoff and jitter without a loop of ours."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_unreachable), wait=wait_exponential_jitter(initial=0.2, max=5),
+            retry=retry_if_exception(loops.unreachable), wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),
             stop=lambda _: time.monotonic() >= self._startup_deadline, reraise=True,
             before_sleep=lambda state: log.warning("service.waiting", service=self.name, waiting_for=what,
                                                    attempt=state.attempt_number,
@@ -253,17 +270,29 @@ class Service:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _started(self) -> None:
-        relay = Relay(self.pool, self.settings.database_url, self.name, self._publish_event,  # type: ignore[arg-type]
-                      batch=self.settings.relay_batch)
-        self._tasks = [asyncio.create_task(relay.run()), asyncio.create_task(self._prune()),
-                       asyncio.create_task(metrics.watch_outbox(self.pool, self.name)),  # type: ignore[arg-type]
-                       *(asyncio.create_task(job()) for job in self._background)]
+        s, pool = self.settings, self.pool
+        assert pool is not None  # opened by _open, which FastStream ran first
+        relay = Relay(pool, s.database_url, self.name, self._publish_event, batch=s.relay_batch)
+        self._closers.append(relay.close)
+        always = [self.loop("relay", relay.cycle, 0),
+                  self.loop("inbox_prune", lambda: self._prune(pool), PRUNE_EVERY_SECONDS),
+                  self.loop("outbox_gauges", lambda: metrics.watch_outbox(pool, self.name), OUTBOX_GAUGES_EVERY_SECONDS),
+                  self.loop("watchdog", self._watch, WATCHDOG_EVERY_SECONDS)]
+        self.loops = always + [loop for loop in self.loops if loop not in always]
+        self._tasks = [*(asyncio.create_task(loop.run()) for loop in self.loops),
+                       *(asyncio.create_task(_once(job)) for job in self._background)]
         if self.settings.metrics_port:
             try:
                 self._metrics = await metrics.start_server(self.settings.metrics_port)
             except OSError as exc:  # metrics are not worth refusing to serve the buttons
                 log.error("metrics.unavailable", port=self.settings.metrics_port, error=repr(exc))
         log.info("service.started", service=self.name)
+
+    async def _watch(self) -> None:
+        """The watchdog's cycle: stalled messages logged and counted (what is overdue is read when asked)."""
+        self.commands.held.check()
+        for reason in loops.overdue(self.loops):
+            log.error("loop.overdue", service=self.name, reason=reason)
 
     async def _publish_event(self, routing_key: str, body: bytes, headers: dict, message_id: str,  # type: ignore[type-arg]
                              correlation_id: str | None) -> None:
@@ -272,13 +301,10 @@ class Service:
                                   content_type="application/json", persist=True, mandatory=False,
                                   user_id=self.commands.own_user)
 
-    async def _prune(self) -> None:
-        while True:
-            with suppress(OSError, asyncpg.PostgresError):
-                async with db.transaction(self.pool) as conn:  # type: ignore[arg-type]
-                    removed = await inbox.prune(conn, self.settings.idempotency_ttl_hours)
-                log.info("inbox.pruned", removed=removed)
-            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+    async def _prune(self, pool: asyncpg.Pool) -> None:
+        async with db.transaction(pool) as conn:
+            removed = await inbox.prune(conn, self.settings.idempotency_ttl_hours)
+        log.info("inbox.pruned", removed=removed)
 
     async def _stop_tasks(self) -> None:
         for task in self._tasks:
@@ -295,6 +321,15 @@ class Service:
         if self._replies is not None:
             await self._replies.close()
         log.info("service.stopped", service=self.name)
+
+
+async def _once(job: Callable[[], Awaitable[None]]) -> None:
+    """A one-off background job: its failure is logged with its traceback and counted, never silent."""
+    try:
+        await job()
+    except Exception as exc:  # noqa: BLE001
+        metrics.BACKGROUND_ERRORS.labels("once").inc()
+        log.error("background.failed", error=repr(exc)[:500], exc_info=exc)
 
 
 async def _healthy(detail: dict[str, Any]) -> Reply:

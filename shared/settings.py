@@ -71,6 +71,13 @@ class ServiceSettings(CommonSettings):
     metrics_port: int = Field(0, ge=0, le=65535)
     # At start, how long to wait for an unreachable database or broker before exiting (to the supervisor).
     startup_wait_seconds: float = Field(60, ge=0)
+    # A message held longer than this, or a background loop's cycle running longer, makes the service answer
+    # not ready (shared/stalls.py, shared/loops.py). Unset: six statement timeouts (60 s by default).
+    message_deadline_seconds: float | None = Field(None, gt=0)
+
+    @property
+    def message_deadline(self) -> float:
+        return self.message_deadline_seconds or 6 * self.statement_timeout_ms / 1000
 
     @field_validator("retry_delays", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ class BookingsSettings(ServiceSettings):
 
 def build(settings: BookingsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
-    handlers = BookingHandlers(lead_directory.Directory(service.broker, service.own_user))
+    handlers = BookingHandlers(lead_directory.of(service))
     register(service, handlers)
     if settings.bookings_demo_org:
         service.in_background(lambda: book_demo(service.broker, lambda: service.pool, settings.bookings_demo_org,

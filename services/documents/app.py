@@ -1,4 +1,5 @@
 """Wiring of the documents service."""
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -22,9 +23,13 @@ class DocumentsSettings(ServiceSettings, BlobSettings):
 def build(settings: DocumentsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
     blobs = open_store(settings)
-    register(service, DocumentHandlers(lead_directory.Directory(service.broker, service.own_user), blobs))
-    service.in_background(lambda: collector.run(blobs, collector.in_use_by(lambda: service.pool),  # type: ignore[arg-type]
-                                                settings.blob_grace_seconds, settings.blob_gc_interval_seconds))
+    register(service, DocumentHandlers(lead_directory.of(service), blobs))
+    # The first pass waits a grace period: after the service was down a while, the attach commands queued
+    # meanwhile name blobs older than that, and they are attached first.
+    in_use = collector.in_use_by(lambda: service.pool)  # type: ignore[arg-type,return-value]
+    grace = timedelta(seconds=settings.blob_grace_seconds)
+    service.loop("blob_collector", lambda: collector.collect_once(blobs, in_use, grace),
+                 settings.blob_gc_interval_seconds, first_after=settings.blob_grace_seconds)
     service.on_close(blobs.close)
     service.finish_routing()
     service.document_events(EVENTS)

@@ -10,7 +10,6 @@ the default hour) and a document deleted a moment ago. A parked attach replayed 
 that may find its blob gone: it is refused, "upload again". Every instance of the service
 may run it: two deleting one blob is one delete.
 """
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -44,17 +43,3 @@ def in_use_by(pool: Callable[[], asyncpg.Pool]) -> InUse:
             return await repository.in_use(conn, sha256, since)
 
     return in_use
-
-
-async def run(store: BlobStore, in_use: InUse, grace: float, interval: float) -> None:
-    """Collect every `interval` seconds until cancelled; a failed pass is logged and tried again.
-
-    The first pass waits a grace period: after the service was down a while, the attach commands
-    queued meanwhile name blobs older than that, and they are attached first."""
-    await asyncio.sleep(grace)
-    while True:
-        try:
-            await collect_once(store, in_use, timedelta(seconds=grace))
-        except Exception as exc:  # the store or the database away for a moment: the next pass will do
-            log.warning("blob.collect_failed", error=repr(exc))
-        await asyncio.sleep(interval)

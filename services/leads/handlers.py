@@ -21,6 +21,7 @@ from shared.contracts.leads import (
     BulkUpdateLeadStatus,
     CreateLead,
     GetLead,
+    GetLeads,
     HistoryEntry,
     HistoryReply,
     LeadCreated,
@@ -117,6 +118,10 @@ class LeadHandlers:
             raise not_found("lead", query.leadId)
         return ok(LeadReply(lead=LeadView(**row)))
 
+    async def get_many(self, conn: asyncpg.Connection, query: GetLeads, org: str) -> Reply:
+        rows = await repository.get_many(conn, org, query.leadIds)
+        return ok(LeadPage(leads=[LeadView(**r) for r in rows], next_cursor=None))
+
     async def list(self, conn: asyncpg.Connection, query: ListLeads, org: str) -> Reply:
         rows = await repository.page(conn, org, query.status, query.limit, decode_cursor(query.cursor))
         more = len(rows) > query.limit
@@ -168,5 +173,7 @@ def register(service: Service, leads: LeadHandlers) -> None:
         service.event(deal_event, lambda event: leads.follow_deal,
                       f"Move the lead as {deal_event.TYPE} asks, when the rules allow it. Emits leads.status_changed.")
     service.query(GetLead, leads.get, "One lead of the caller's organisation.")
+    service.query(GetLeads, leads.get_many, "Internal: which of these ids are the organisation's leads (one "
+                  "question for many, from the other services' lead directories).")
     service.query(ListLeads, leads.list, "A page of leads, stable order (created_at, id).")
     service.query(LeadHistory, leads.history, "A lead's status changes, newest first.")

@@ -32,6 +32,12 @@ async def get(conn: asyncpg.Connection, org: str, lead_id: str) -> asyncpg.Recor
     return await conn.fetchrow(f"SELECT {COLUMNS} FROM leads WHERE id = $1 AND org_id = $2", ident, org)
 
 
+async def get_many(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """Those of `lead_ids` that are leads of `org` (ids that cannot be one name nothing)."""
+    idents = [ident for i in lead_ids if (ident := as_uuid(i)) is not None]
+    return await conn.fetch(f"SELECT {COLUMNS} FROM leads WHERE id = ANY($1::uuid[]) AND org_id = $2", idents, org)
+
+
 async def lock_statuses(conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
     """Lock the leads (in id order, so concurrent bulk changes cannot deadlock); their id, status and change time."""
     idents = [u for u in map(as_uuid, lead_ids) if u is not None]

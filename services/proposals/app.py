@@ -14,7 +14,7 @@ class ProposalsSettings(ServiceSettings):
 
 def build(settings: ProposalsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
-    register(service, lead_directory.Directory(service.broker, service.own_user))
+    register(service, lead_directory.of(service))
     service.finish_routing()
     service.document_events(EVENTS)
     return service

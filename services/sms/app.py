@@ -6,7 +6,7 @@ from pydantic import Field
 
 from services.sms import campaigns, clock
 from services.sms.campaign_sending import CampaignSender
-from services.sms.dispatcher import Dispatcher
+from services.sms.dispatcher import SWEEP_EVERY, TICK, WATCH_EVERY, Dispatcher
 from services.sms.handlers import ConfirmationSender, Queries, register
 from services.sms.provider import Provider, ProviderSettings
 from services.sms.sending import Sender
@@ -62,7 +62,7 @@ def breaker(settings: SmsSettings) -> CircuitBreaker:
 
 def build(settings: SmsSettings) -> Service:
     service = Service(SERVICE, settings, [lead_directory.MIGRATIONS, Path(__file__).parent / "migrations"])
-    provider, directory = Provider(settings), lead_directory.Directory(service.broker, service.own_user)
+    provider, directory = Provider(settings), lead_directory.of(service)
     callback = f"{settings.public_url}/webhooks/twilio/status" if settings.public_url else None
     circuit = breaker(settings)
     # How long a started attempt may still be answered: past it, ask the provider before sending again.
@@ -78,7 +78,9 @@ def build(settings: SmsSettings) -> Service:
     dispatcher = Dispatcher(lambda: service.pool, service.broker, service.own_user,  # type: ignore[arg-type,return-value]
                             circuit, settings.sms_campaign_rate_per_second,
                             timedelta(seconds=settings.sms_campaign_sweep_seconds), settings.fault_crash_after_dispatch)
-    service.in_background(dispatcher.run)
+    service.loop("campaign_dispatch", dispatcher.dispatch, TICK)
+    service.loop("campaign_sweep", dispatcher.sweep, SWEEP_EVERY)
+    service.loop("campaign_watch", dispatcher.watch, WATCH_EVERY)
     service.health(lambda: {"breaker": str(circuit.state)})
     service.on_close(provider.close)
     service.finish_routing()

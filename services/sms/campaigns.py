@@ -43,6 +43,7 @@ from shared.messages import Effect, Meta, Outcome, ok
 from shared.problems import invalid, not_found
 from shared.service import Service
 
+SHOWN_UNKNOWN = 100  # unknown leads named in a refusal's errors (all are counted in its detail)
 VIEW_FIELDS = ("id", "name", "template_id", "status", "audience", "send_from", "send_until", "created_at",
                "started_at", "finished_at")
 
@@ -75,18 +76,21 @@ class CampaignHandlers:
         return Outcome(ok(CampaignReply(campaign=campaign), 201), [changed(CampaignCreated, campaign, meta)])
 
     async def _leads(self, conn: asyncpg.Connection, org: str, given: list[str]) -> list[str]:
-        """The audience's leads, each once (canonical spelling); 422 naming every one that is not the org's."""
+        """The audience's leads, each once (canonical spelling); 422 naming the ones that are not the org's.
+        One query of the projection for all of them; those it lacks are asked about a page at a time, outside
+        the transaction (`Directory.find_many` raises NeedsLookup): never a question per id, never one that
+        holds the transaction (and every SMS press batched with it) while it waits."""
         position: dict[str, int] = {}
         for i, raw in enumerate(given):
             position.setdefault(str(as_uuid(raw) or raw), i)
-        known = {r["lead_id"] for r in await campaigns.projected(conn, org, [i for i in position if as_uuid(i)])}
-        for lead_id in [i for i in position if i not in known and as_uuid(i)]:  # the projection may lag
-            if await self.directory.find(conn, org, lead_id) is not None:
-                known.add(lead_id)
+        known = await self.directory.find_many(conn, org, [i for i in position if as_uuid(i)])
         unknown = [i for i in position if i not in known]
         if unknown:
-            raise invalid(f"{len(unknown)} of the leads are not this organisation's: {', '.join(unknown[:10])}",
-                          [{"field": f"leadIds.{position[i]}", "message": "no such lead"} for i in unknown])
+            raise invalid(f"{len(unknown)} of the leads are not this organisation's: {', '.join(unknown[:10])}"
+                          + (f" (the first {SHOWN_UNKNOWN} are listed in errors)" if len(unknown) > SHOWN_UNKNOWN
+                             else ""),
+                          [{"field": f"leadIds.{position[i]}", "message": "no such lead"}
+                           for i in unknown[:SHOWN_UNKNOWN]])
         return list(position)
 
     async def pause(self, conn: asyncpg.Connection, cmd: PauseCampaign, meta: Meta) -> Outcome:

@@ -1,5 +1,9 @@
 """The campaign dispatcher: a background job of every SMS instance that turns due targets into SMS commands.
 
+Three loops of every SMS instance (shared/loops.py: a failed round is logged, counted and tried again; the
+service says it is not ready while a round runs past its deadline): dispatch every TICK, sweep every
+SWEEP_EVERY, watch every WATCH_EVERY.
+
 Guarantee: each target is published as one `sms.send_campaign_sms` command whose message id is derived from
 (campaign, lead), however often it is published, so the SMS inbox and the Sender make it one SMS; a target is
 moved to `sending` and committed before it is published, so a crash in between is healed by publishing again.
@@ -72,24 +76,6 @@ class Dispatcher:
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool()  # the service's, made once it started
-
-    async def run(self) -> None:
-        """Until cancelled; a failure (database or broker away) is logged and the next round tries again."""
-        last_sweep = last_watch = 0.0
-        while True:
-            now = time.monotonic()
-            try:
-                await self.dispatch()
-                if now - last_sweep >= SWEEP_EVERY:
-                    last_sweep = now
-                    await self.sweep()
-                if now - last_watch >= WATCH_EVERY:
-                    last_watch = now
-                    await self.watch()
-            except Exception as exc:  # noqa: BLE001  (any failure: this round is over, the next one retries)
-                log.warning("campaigns.round_failed", error=repr(exc))
-                await asyncio.sleep(1)
-            await asyncio.sleep(max(0.0, TICK - (time.monotonic() - now)))  # a round every TICK when it can
 
     # Dispatch ----------------------------------------------------------------------
     async def dispatch(self) -> int:

@@ -91,6 +91,7 @@ class SendCampaignSms(Command):
     Its message id is derived from (campaignId, leadId), so every publication of it is one command."""
 
     ROUTING_KEY = "sms.send_campaign_sms"
+    INTERNAL = True  # the campaign dispatcher's
     campaignId: Id
     leadId: LeadId
 

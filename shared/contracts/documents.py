@@ -24,6 +24,7 @@ class AttachDocument(Command):
     """Sent by the gateway once the upload is in the blob store (multipart: the `file` part)."""
 
     ROUTING_KEY = "documents.attach"
+    INTERNAL = True  # the claim check is the gateway's word that these bytes were uploaded for this organisation
     leadId: LeadId
     sha256: Sha256
     size: int = Field(ge=0)

@@ -6,10 +6,17 @@ command type as routing key. Replies: {status, body}, HTTP-like, where an error
 body is an RFC 9457 problem. Events: the `Event` envelope below.
 """
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
 
 class Header:
@@ -25,6 +32,37 @@ class Header:
     REPLAYED = "x-replayed"
 
 
+# A name or an id carried in a property or a header: text, no control characters (no NUL: PostgreSQL cannot
+# store it), at most 255 characters (an AMQP short string's length; headers could carry megabytes).
+Name = Annotated[StrictStr, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$")]
+TRACE_HEADERS = ("traceparent", "tracestate")  # the W3C trace context (shared/tracing.py), carried along
+
+
+class Properties(BaseModel):
+    """What a consumer reads of a message besides its body: its AMQP properties and our headers, parsed
+    strictly (a header may be a table, an array, bytes, a float, a huge number or a megabyte of text:
+    hostile until parsed). Other headers are ignored, and not carried along to a retry."""
+
+    model_config = ConfigDict(extra="ignore")
+    HEADERS: ClassVar[tuple[str, ...]] = (Header.ORG, Header.USER, Header.ATTEMPT, Header.ROUTING_KEY,
+                                          Header.LAST_ERROR)
+
+    message_id: Name | None = None
+    # Bodies are JSON (UTF-8, as JSON is), sent as they are: no other type, no compression.
+    content_type: Annotated[StrictStr, StringConstraints(pattern=r"^(application/json\s*(;.{0,100})?)?$")] | None = None
+    content_encoding: Annotated[StrictStr, StringConstraints(pattern=r"^(|utf-?8|UTF-?8|identity)$")] | None = None
+    correlation_id: Name | None = None
+    reply_to: Name | None = None
+    user_id: Name | None = None
+    routing_key: Name
+    org: Name | None = Field(None, alias=Header.ORG)
+    user: Name | None = Field(None, alias=Header.USER)
+    attempt: StrictInt = Field(1, alias=Header.ATTEMPT, ge=1)
+    command: Name | None = Field(None, alias=Header.ROUTING_KEY)
+    last_error: Annotated[StrictStr, StringConstraints(max_length=1000)] | None = Field(None, alias=Header.LAST_ERROR)
+    trace: dict[str, Annotated[StrictStr, StringConstraints(max_length=512)]] = {}
+
+
 class Incoming(BaseModel):
     """Base of every consumed body: unknown fields are ignored."""
 
@@ -36,6 +74,9 @@ class Command(Incoming):
     the gateway publishes with it, the service routes on it, the inbox fingerprints it."""
 
     ROUTING_KEY: ClassVar[str]
+    # Only the platform's own broker users may send it (the gateway after checking a webhook's signature, the
+    # SMS service's campaign dispatcher...): from an integrating system it is refused 403 and changes nothing.
+    INTERNAL: ClassVar[bool] = False
 
 
 class Query(Incoming):

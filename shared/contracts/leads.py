@@ -97,6 +97,14 @@ class GetLead(Query):
     leadId: LeadId
 
 
+class GetLeads(Query):
+    """Internal (the other services' lead directories): which of these ids are leads of the caller's
+    organisation, in one question instead of one per id."""
+
+    ROUTING_KEY = "leads.query.get_many"
+    leadIds: list[LeadId] = Field(min_length=1, max_length=1000)
+
+
 class LeadHistory(Query):
     ROUTING_KEY = "leads.query.history"
     leadId: LeadId

@@ -58,6 +58,7 @@ class ProviderStatus(Command):
     """A status callback from the provider (signature checked by the gateway)."""
 
     ROUTING_KEY = "sms.provider_status"
+    INTERNAL = True  # a webhook the gateway checked the signature of
 
     sid: str
     status: str
@@ -68,6 +69,7 @@ class InboundSms(Command):
     """A message a lead sent us (STOP, START, ...), signature checked by the gateway."""
 
     ROUTING_KEY = "sms.inbound"
+    INTERNAL = True  # a signed webhook: a STOP opts the number out for every organisation
 
     sid: str
     from_: str = Field(alias="from")

@@ -4,8 +4,6 @@ and the services take its organisation from that user (BROKER_ORGS), never from 
 A stack of its own (the leads service) on a vhost of its own, with two RabbitMQ users made for the
 test: `acme` (an integrating system of organisation "acme-org") and `nobody` (mapped to nothing),
 each with the permissions an operator gives an integrating system (README, "Broker contract")."""
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -17,6 +15,7 @@ import pytest
 from shared.identity import own_user
 from tests.conftest import STACK_ENV
 from tests.support import infra as infra_mod
+from tests.support.broker import publish_as
 from tests.support.stack import Stack
 
 # What an operator grants an integrating system: publish to `commands`, and a private reply queue.
@@ -45,23 +44,7 @@ async def systems(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tup
 
 async def press(url: str, org: str | None, name: str, user_id: str | None = "own") -> dict:
     """leads.create published as the user of `url`; its reply."""
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        replies = await channel.declare_queue("", exclusive=True)
-        answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-
-        async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            if not answer.done():
-                answer.set_result(json.loads(message.body))
-
-        await replies.consume(on_reply, no_ack=True)
-        headers = {"x-user-id": "sync-job", **({"x-org-id": org} if org else {})}
-        message = aio_pika.Message(json.dumps({"name": name, "phone": "+14155550100"}).encode(), headers=headers,
-                                   message_id=str(uuid4()), correlation_id="c", reply_to=replies.name,
-                                   user_id=own_user(url) if user_id == "own" else user_id)
-        await (await channel.get_exchange("commands", ensure=False)).publish(message, "leads.create")
-        return await asyncio.wait_for(answer, 20)
+    return await publish_as(url, "leads.create", {"name": name, "phone": "+14155550100"}, org, user_id)
 
 
 async def orgs_of(infra: infra_mod.Infra, name: str) -> list[str]:

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import uuid4
 
+import aio_pika
 import asyncpg
 
 from tests.conftest import Api
 from tests.integration.test_delivery import create, history
 from tests.support.broker import Probe
-from tests.support.infra import Infra
+from tests.support.infra import Infra, clear_policy, queues, set_policy
 from tests.support.stack import ROOT, Stack, eventually
 
 
@@ -145,3 +146,52 @@ async def test_a_graceful_stop_with_a_command_in_flight_loses_nothing(
     replies = await probe.reply(correlation_id)
     assert [r.status for r in replies] == [200]
     assert len(await history(infra, lead)) == 1
+
+
+@asynccontextmanager
+async def parking_full(infra: Infra) -> AsyncIterator[None]:
+    """leads.parked refuses every message: a policy of at most one, and fillers past it (a quorum queue refuses a
+    publish once it holds more than its limit). The fillers are taken out again afterwards."""
+    await set_policy(infra, "parking-full", r"^leads\.parked$", {"max-length": 1, "overflow": "reject-publish"})
+    connection = await aio_pika.connect(infra.amqp_url)
+    try:
+        channel = await connection.channel()
+        for _ in range(5):
+            try:
+                await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id=f"filler-{uuid4().hex}"),
+                                                       "leads.parked")
+            except aio_pika.exceptions.DeliveryError:
+                break  # full
+        yield
+    finally:
+        await clear_policy(infra, "parking-full")
+        queue = await channel.declare_queue("leads.parked", passive=True)
+        kept = []
+        while (message := await queue.get(fail=False)) is not None:
+            if (message.message_id or "").startswith("filler-"):
+                await message.ack()
+            else:
+                kept.append(message)
+        for message in kept:
+            await message.nack(requeue=True)
+        await connection.close()
+
+
+async def test_a_park_that_fails_gives_the_message_back_and_nothing_is_lost(
+        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    """The parking queue refuses the message (full): it is given back to its queue and delivered again, never
+    acked away unparked; once what failed is gone, a redelivery takes effect, once."""
+    lead = await create(probe, org)
+    message_id = uuid4().hex
+    leads = stack.processes["leads"]
+    async with parking_full(infra):
+        async with row_locked(infra, lead):
+            correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "proposal"},
+                                              org=org, message_id=message_id)
+            await eventually(lambda: len(leads.logged("command.given_back", command_id=message_id)) >= 2, 30, 0.1,
+                             "the unparkable message to be given back, twice")
+            assert sum((await queues(infra))["leads.commands"]) >= 1  # still there, ready or being handled
+            assert not probe.replies.get(correlation_id)  # no answer yet: it is neither done nor parked
+        (reply,) = await probe.reply(correlation_id, timeout=20)  # the lock is gone: a redelivery does it
+        assert reply.status == 200 and reply.body["lead"]["status"] == "proposal", reply
+        assert len(await history(infra, lead)) == 1

@@ -9,8 +9,9 @@ import aio_pika
 import asyncpg
 import pytest
 
-from shared import db, outbox, topology
+from shared import db, metrics, outbox, topology
 from shared.contracts.envelope import Event
+from shared.loops import Loop
 from shared.outbox import Relay
 from tests.support.infra import Infra
 from tests.support.stack import eventually
@@ -62,7 +63,20 @@ async def empty(pool: asyncpg.Pool) -> bool:
 
 
 async def run_relay(relay: Relay) -> asyncio.Task[None]:
-    return asyncio.create_task(relay.run())
+    """As a service runs it: a loop of the relay's cycles (shared/loops.py), its LISTEN connection closed at the end."""
+    async def run() -> None:
+        try:
+            await Loop("relay", relay.cycle, every=0, deadline=60).run()
+        finally:
+            await relay.close()
+
+    return asyncio.create_task(run())
+
+
+async def stop(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_committed_events_are_published_and_rolled_back_ones_never(
@@ -78,7 +92,7 @@ async def test_committed_events_are_published_and_rolled_back_ones_never(
         assert broker.published == kept
         await eventually(lambda: empty(pool), 10, what="the published rows to be deleted")
     finally:
-        task.cancel()
+        await stop(task)
 
 
 async def test_a_row_that_cannot_be_published_does_not_block_the_rows_behind_it(
@@ -106,8 +120,7 @@ async def test_a_relay_that_dies_mid_batch_loses_nothing(
     ids = await write(pool, "t.a", "t.b")
     dying = await run_relay(Relay(pool, infra.database_url, name, hang))
     await asyncio.wait_for(stuck.wait(), 10)
-    dying.cancel()  # the process "dies" holding the rows
-    await asyncio.gather(dying, return_exceptions=True)
+    await stop(dying)  # the process "dies" holding the rows
     broker = Broker(amqp)
     assert await Relay(pool, infra.database_url, name, broker).publish_due() == 2
     assert broker.published == ids
@@ -124,8 +137,7 @@ async def test_two_relays_publish_each_event_once(
         await eventually(lambda: len(broker.published) >= 300, 20, what="all 300 events")
         assert sorted(broker.published) == sorted(ids)
     finally:
-        for task in tasks:
-            task.cancel()
+        await stop(*tasks)
 
 
 async def test_migrations_started_at_once_apply_once(infra: Infra) -> None:
@@ -143,3 +155,29 @@ async def test_migrations_started_at_once_apply_once(infra: Infra) -> None:
         await pools[0].execute(f'DROP SCHEMA "{name}" CASCADE')
         for pool in pools:
             await pool.close()
+
+
+async def test_a_relay_whose_round_fails_unexpectedly_goes_on(
+        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    """A bug in a round (not a connection error) used to end the relay for good: now the loop logs it, counts
+    it, backs off and the next round publishes."""
+    pool, name = schema
+    broker = Broker(amqp)
+    relay = Relay(pool, infra.database_url, name, broker, poll_seconds=0.1)
+    real, failures = relay.publish_due, []
+
+    async def fails_once() -> int:
+        if not failures:
+            failures.append(1)
+            raise KeyError("a bug in one round")
+        return await real()
+
+    relay.publish_due = fails_once  # type: ignore[method-assign]
+    errors = metrics.BACKGROUND_ERRORS.labels("relay")._value.get()
+    ids = await write(pool, "t.after_a_bug")
+    task = await run_relay(relay)
+    try:
+        await eventually(lambda: broker.published == ids, 15, what="the event, published by a later round")
+        assert metrics.BACKGROUND_ERRORS.labels("relay")._value.get() == errors + 1
+    finally:
+        await stop(task)

@@ -1,5 +1,6 @@
 """A test's own view of the broker: publish commands straight to `commands`,
 collect their replies, and record every event published on `events`."""
+import asyncio
 import json
 from dataclasses import dataclass, field
 from uuid import uuid4
@@ -7,6 +8,7 @@ from uuid import uuid4
 import aio_pika
 
 from shared.contracts.envelope import Header
+from shared.identity import own_user
 from tests.support.stack import eventually
 
 
@@ -79,3 +81,26 @@ class Probe:
         (reply,) = await self.reply(correlation_id)
         marker = reply.body["lead"]["id"]
         await eventually(lambda: self.events_of(org, "leads.created", marker), 15, what="the barrier event")
+
+
+async def publish_as(url: str, routing_key: str, body: dict, org: str | None = None,
+                     user_id: str | None = "own") -> dict:
+    """A command published on a connection of its own as the user of `url` (an integrating system; `user_id`
+    "own": that user, as RabbitMQ requires; None: none), with a reply queue of its own; its reply."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        replies = await channel.declare_queue("", exclusive=True)
+        answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+
+        async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            if not answer.done():
+                answer.set_result(json.loads(message.body))
+
+        await replies.consume(on_reply, no_ack=True)
+        headers = {Header.USER: "sync-job", **({Header.ORG: org} if org else {})}
+        message = aio_pika.Message(json.dumps(body).encode(), headers=headers, message_id=str(uuid4()),
+                                   correlation_id="c", reply_to=replies.name, content_type="application/json",
+                                   user_id=own_user(url) if user_id == "own" else user_id)
+        await (await channel.get_exchange("commands", ensure=False)).publish(message, routing_key)
+        return await asyncio.wait_for(answer, 20)

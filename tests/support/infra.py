@@ -81,7 +81,12 @@ def _management_api(amqp_url: str, action: str, *args: str) -> None:
     parts = urlsplit(amqp_url)
     admin = parts.username or "guest"
     auth = b64encode(f"{admin}:{parts.password or 'guest'}".encode()).decode()
-    if action == "set_permissions":  # -p VHOST USER CONFIGURE WRITE READ
+    if action in ("set_policy", "clear_policy"):  # -p VHOST [--apply-to queues] NAME [PATTERN DEFINITION]
+        vhost, name = quote(args[1], safe=""), quote(args[-3] if action == "set_policy" else args[-1], safe="")
+        body = {"pattern": args[-2], "definition": json.loads(args[-1]), "apply-to": "queues"} \
+            if action == "set_policy" else None
+        method, path = ("PUT" if body else "DELETE"), f"/policies/{vhost}/{name}"
+    elif action == "set_permissions":  # -p VHOST USER CONFIGURE WRITE READ
         vhost, user, configure, write, read = quote(args[1], safe=""), quote(args[2], safe=""), *args[3:6]
         method, path, body = "PUT", f"/permissions/{vhost}/{user}", {"configure": configure, "write": write,
                                                                      "read": read}
@@ -102,6 +107,41 @@ def _add_vhost(amqp_url: str, containers: tuple, vhost: str) -> None:
     user = urlsplit(amqp_url).username or "guest"
     _rabbitmqctl(amqp_url, containers, "add_vhost", vhost)
     _rabbitmqctl(amqp_url, containers, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def _list_queues(amqp_url: str, containers: tuple, vhost: str) -> list[dict]:
+    """Each queue of `vhost` with its ready and unacknowledged messages (rabbitmqctl, or the management API)."""
+    columns = ["name", "messages_ready", "messages_unacknowledged"]
+    broker = next((c for c in containers if "rabbitmq" in c.image), None)
+    if broker is not None:
+        code, output = broker.exec(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"])
+        return json.loads(output)
+    if shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        done = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"],
+                              check=True, capture_output=True, timeout=60)
+        return json.loads(done.stdout)
+    parts = urlsplit(amqp_url)
+    auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
+    request = urllib.request.Request(f"http://{parts.hostname}:15672/api/queues/{quote(vhost, safe='')}",
+                                     headers={"Authorization": f"Basic {auth}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return [{k: q.get(k, 0) for k in columns} for q in json.loads(answer.read())]
+
+
+async def queues(infra: "Infra") -> dict[str, tuple[int, int]]:
+    """name -> (ready, unacknowledged) for every queue of this run's vhost."""
+    rows = await asyncio.to_thread(_list_queues, infra.amqp_url, infra._containers, infra._vhost)
+    return {row["name"]: (int(row["messages_ready"]), int(row["messages_unacknowledged"])) for row in rows}
+
+
+async def set_policy(infra: "Infra", name: str, pattern: str, definition: dict) -> None:
+    """A policy on this run's vhost's queues (e.g. a parking queue that refuses every message)."""
+    await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "set_policy", "-p", infra._vhost,
+                            "--apply-to", "queues", name, pattern, json.dumps(definition))
+
+
+async def clear_policy(infra: "Infra", name: str) -> None:
+    await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "clear_policy", "-p", infra._vhost, name)
 
 
 async def add_broker_user(infra: Infra, name: str, password: str, configure: str, write: str, read: str) -> str:

@@ -5,7 +5,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from shared.service import _unreachable
+from shared.loops import unreachable as _unreachable
 
 
 @pytest.mark.parametrize("error", [
