@@ -10,13 +10,14 @@ from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrument
 from services.gateway import errors
 from services.gateway.auth import principal_from
 from services.gateway.bus import Bus
-from services.gateway.keys import BLOBS, BUS, HUB, SERVICES, SETTINGS
+from services.gateway.keys import BLOBS, BUS, HUB, READINESS, SERVICES, SETTINGS
+from services.gateway.readiness import Readiness
 from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.stream import Reader
 from services.gateway.ws import TOO_SLOW, Hub
+from shared import amqp_decoding, logging, metrics, tracing
 from shared import buttons as buttons_table
-from shared import logging, metrics, tracing
 from shared.blobs import open_store
 
 ROUTED_SERVICES = list(buttons_table.SERVICES)
@@ -64,6 +65,7 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
     pinger = asyncio.create_task(hub.ping())
     yield
     pinger.cancel()
+    await app[READINESS].close()
     await hub.reader.stop()  # type: ignore[union-attr]
     await app[BUS].stop()
 
@@ -78,13 +80,15 @@ async def close_screens(app: web.Application) -> None:
 
 
 def init_app(settings: GatewaySettings) -> web.Application:
+    amqp_decoding.install()  # before any connection: a hostile property must not end one (its docstring)
     provider = tracing.setup("gateway", settings.otel_exporter_otlp_endpoint, settings.trace_file)
     if provider is not None:  # a server span per request: the instrumentor adds its middleware to the app
         AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     app = web.Application(middlewares=[context, errors.problems, authenticate])
     instance = f"gateway.{uuid4().hex[:12]}"
     hub = Hub(settings.jwt_secret, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins,
-              settings.ws_ping_interval)
+              settings.ws_ping_interval, max_replays=settings.ws_max_replays,
+              max_replays_per_user=settings.ws_max_replays_per_user)
     # A new log (deleted, or another epoch): every position a screen holds is void; they resume and reload.
     hub.reader = Reader(settings.amqp_url, settings.database_url, settings.retention, instance, hub.live,
                         lambda: hub.close_all(TOO_SLOW, b"the event log was recreated: resume"))
@@ -92,6 +96,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app[HUB] = hub
     app[SERVICES] = ROUTED_SERVICES
     app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, instance)
+    app[READINESS] = Readiness(app[BUS], hub, settings.database_url, ROUTED_SERVICES)  # /readyz's checks, once a second
     app[BLOBS] = open_store(settings)  # uploads go there first (claim check): services/gateway/uploads.py
     app.cleanup_ctx.append(broker)
     app.on_shutdown.append(close_screens)

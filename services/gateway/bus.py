@@ -8,6 +8,16 @@ reach the websockets through the event log instead (stream.py).
 The connection is opened in the background and re-opened by aio-pika's robust
 connection: while the broker is unreachable, `call` fails fast with
 `Unavailable` instead of hanging.
+
+Guarantee: `call` returns only for a message the broker confirmed. A publish not
+confirmed within `publish_timeout` is `Unavailable` (a 503 with Retry-After), even
+though the broker may have taken it: retrying with the same message id is safe (the
+services dedupe on it), while a 202 or 204 for a message the broker may never have
+taken could lose it (the status resource would say "accepted" forever; Twilio does
+not retry a 204).
+
+    publish ──confirmed──► reply within `wait` ──► Answer;  none ──► None (the caller's 202)
+            ──refused, or no confirm in time──► Unavailable
 """
 import asyncio
 import json
@@ -22,7 +32,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from shared import logging, topology, tracing
+from shared import logging, loops, topology, tracing
 from shared.contracts.envelope import Header
 from shared.identity import own_user
 
@@ -73,8 +83,11 @@ class Bus:
             try:
                 await self._connect()
                 return
-            except (OSError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError) as exc:
-                log.warning("bus.connect_failed", error=repr(exc), retry_in=delay)
+            except Exception as exc:  # noqa: BLE001  (whatever it is, the gateway must get its broker back)
+                if loops.unreachable(exc) or isinstance(exc, aio_pika.exceptions.AMQPError | asyncio.TimeoutError):
+                    log.warning("bus.connect_failed", error=repr(exc), retry_in=delay)
+                else:
+                    log.error("bus.connect_failed", error=repr(exc), retry_in=delay, exc_info=exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -92,7 +105,9 @@ class Bus:
 
     async def call(self, exchange: str, routing_key: str, body: bytes, *, message_id: str, correlation_id: str,
                    org: str, user: str, wait: float, persistent: bool) -> Answer | None:
-        """Publish and wait up to `wait` seconds for the reply; None when none came in time.
+        """Publish and wait up to `wait` seconds for the reply; None when the broker confirmed the message
+        but no reply came in time. Unavailable when the broker is unreachable, refused the message or did not
+        confirm it within the publish timeout.
 
         `correlation_id` must be unique among this gateway's calls in flight (a uuid4).
         """
@@ -111,11 +126,12 @@ class Bus:
                 async with asyncio.timeout(self._publish_timeout):
                     await self._exchanges[exchange].publish(message, routing_key, mandatory=True)
             except TimeoutError:
-                # Written but not confirmed in time: it may well be queued. Not a 503 (a client
-                # retrying without a key would act twice): the caller answers 202 and the status
-                # resource tells what became of it.
-                log.warning("bus.confirm_late", routing_key=routing_key)
-                return None
+                # Written but not confirmed in time: it may be queued, or lost. Only a retry can tell,
+                # and one with the same message id is one command (the services dedupe on it).
+                log.warning("bus.confirm_late", routing_key=routing_key, message_id=message_id)
+                raise Unavailable("the message broker did not confirm the request in time; it may or may not "
+                                  "have arrived: retry with the same Idempotency-Key (one that arrived has no "
+                                  "second effect)") from None
             except (aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
                 log.warning("bus.publish_failed", routing_key=routing_key, error=repr(exc))
                 raise Unavailable("the message broker refused the message") from exc
@@ -129,7 +145,7 @@ class Bus:
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._waiting.get(message.correlation_id or "")
         if future is None or future.done():
-            return  # the request gave up waiting (it answered 202); the inbox keeps the answer
+            return  # the request gave up waiting (202: no reply in time; 503: no confirm); the inbox keeps the answer
         try:
             reply = json.loads(message.body)
             replayed = (message.headers or {}).get(Header.REPLAYED) == "true"

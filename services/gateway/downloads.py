@@ -3,6 +3,7 @@
     documents.query.get (org-checked: another organisation's document is a 404 like an unknown one)
       ──► If-None-Match has its ETag ──► 304
       ──► Range (one range; If-Range, when given, must be its ETag) ──► 206 + Content-Range, or 416
+          (past the end, or a position of more than 18 digits)
       ──► 200: Content-Type, Content-Length, Content-Disposition (attachment), ETag "<sha256>"
 
 Not aiohttp's FileResponse, which does ranges for a file: it makes its own ETag from the file's
@@ -21,7 +22,9 @@ from services.gateway.views import answer_of, path_ids
 from shared import logging
 from shared.contracts.documents import DocumentView, GetDocument
 
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # not \d: int() would take other scripts' digits too
+# An exabyte. A longer position is absurd, not a range to serve (and int() refuses past 4,300 digits: a 500).
+MAX_DIGITS = 18
 log = logging.get("gateway.downloads")
 
 
@@ -75,6 +78,8 @@ def byte_range(request: web.Request, size: int, etag: str) -> tuple[int, int] | 
     if match is None or match.groups() == ("", ""):
         return None
     first, last = match.groups()
+    if max(len(first), len(last)) > MAX_DIGITS:
+        raise Unsatisfiable()
     if first == "":  # the last n bytes
         if int(last) == 0 or size == 0:
             raise Unsatisfiable()

@@ -2,6 +2,7 @@
 from aiohttp import web
 
 from services.gateway.bus import Bus
+from services.gateway.readiness import Readiness
 from services.gateway.settings import GatewaySettings
 from services.gateway.ws import Hub
 from shared.blobs import BlobStore
@@ -11,3 +12,4 @@ BUS = web.AppKey("bus", Bus)
 HUB = web.AppKey("hub", Hub)
 SERVICES = web.AppKey("services", list[str])
 BLOBS = web.AppKey("blobs", BlobStore)
+READINESS = web.AppKey("readiness", Readiness)

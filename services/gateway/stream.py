@@ -25,6 +25,7 @@ import aiormq
 import asyncpg
 
 from shared import event_log, logging, metrics, tracing
+from shared.loops import Loop
 
 log = logging.get("gateway.stream")
 Record = tuple[int, str, dict[str, Any] | None]  # position, topic, event (None: a marker or an unreadable body)
@@ -33,6 +34,7 @@ REPLAY_PREFETCH = 200
 ACK_EVERY = 50  # well below both prefetches: credit never runs out while acks are pending
 WATCH_SECONDS = 1.0
 EPOCH_CHECK_SECONDS = 5.0
+READER_DEADLINE = 60.0  # a session reads for good, its watch beating every WATCH_SECONDS: this long without a beat
 CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError,
                      asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError, RuntimeError)
 
@@ -70,9 +72,12 @@ class Reader:
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._deleted = False
+        self.loop = Loop("event_log_reader", self._session, every=0, deadline=READER_DEADLINE, backoff=(0.2, 5.0))
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        """Read for good (shared/loops.py): a session that fails is logged, counted, backed off and opened again,
+        whatever it raised; one that ends because the log is new is opened again at once."""
+        self._task = asyncio.create_task(self.loop.run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -84,21 +89,14 @@ class Reader:
     def connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed and self.ready.is_set()
 
-    async def _run(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self._read()
-            except (LogDeleted, NewEpoch) as exc:
-                log.warning("stream.new_log", reason=type(exc).__name__)
-                self._deleted = isinstance(exc, LogDeleted)
-                delay = 0.2
-            except CONNECTION_ERRORS as exc:
-                log.warning("stream.reader_failed", error=repr(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                self._connection = None
+    async def _session(self) -> None:
+        try:
+            await self._read()
+        except (LogDeleted, NewEpoch) as exc:
+            log.warning("stream.new_log", reason=type(exc).__name__)
+            self._deleted = isinstance(exc, LogDeleted)
+        finally:
+            self._connection = None
 
     async def _read(self) -> None:
         connection = await aio_pika.connect(self._amqp_url, timeout=5,
@@ -171,6 +169,7 @@ class Reader:
         next_epoch_check = loop.time() + EPOCH_CHECK_SECONDS
         while True:
             await asyncio.sleep(WATCH_SECONDS)
+            self.loop.beat()
             if tag not in underlay.consumers:
                 raise LogDeleted()
             if loop.time() >= next_epoch_check:

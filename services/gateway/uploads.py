@@ -1,6 +1,7 @@
 """An upload: the file part of a multipart body streamed into the blob store (the claim check).
 
     POST multipart/form-data, one part (the row's `upload`, "file")
+      ──► a part encoding aiohttp cannot undo (or a Content-Encoding, RFC 7578 §4.8) ──► 415, nothing read
       ──► its first bytes read: a declared type they contradict ──► 415, nothing stored
       ──► the rest streamed into the blob store, hashed and counted ── past DOCUMENT_MAX_BYTES ──► 413, nothing kept
       ──► {sha256, size, contentType, filename}: the command's fields; the bytes stay in the store
@@ -26,6 +27,8 @@ SNIFF_BYTES = 4096
 READ_CHUNK = 64 * 1024
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file: a body longer than the limit by more
 UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f]")
+# The Content-Transfer-Encodings aiohttp decodes (any other raises RuntimeError in `part.decode`: a 500).
+TRANSFER_ENCODINGS = {"binary", "8bit", "7bit", "base64", "quoted-printable"}
 
 
 async def read(request: web.Request, part_name: str) -> dict[str, Any]:
@@ -57,6 +60,7 @@ async def read(request: web.Request, part_name: str) -> dict[str, Any]:
 
 async def store(request: web.Request, part: BodyPartReader, limit: int) -> dict[str, Any]:
     filename = file_name(part.filename)
+    plain(part)
     head = await _head(part)
     try:
         content_type = sniff.content_type(part.headers.get(hdrs.CONTENT_TYPE), filename, head)
@@ -80,6 +84,19 @@ def file_name(given: str | None) -> str:
                       "name=\"file\"; filename=\"...\")", "/problems/validation",
                       errors=[{"field": "filename", "message": "required"}])
     return name
+
+
+def plain(part: BodyPartReader) -> None:
+    """The part's bytes are the file's, or in a transfer encoding aiohttp undoes. A Content-Encoding is refused,
+    not ignored as aiohttp does in form-data: kept, the compressed bytes would become the document."""
+    transfer, encoding = part.headers.get(hdrs.CONTENT_TRANSFER_ENCODING), part.headers.get(hdrs.CONTENT_ENCODING)
+    if transfer is not None and transfer.lower() not in TRANSFER_ENCODINGS:
+        detail = f"Content-Transfer-Encoding {transfer[:40]!r} is none of {', '.join(sorted(TRANSFER_ENCODINGS))}"
+    elif encoding is not None and encoding.lower() != "identity":
+        detail = f"a part's Content-Encoding ({encoding[:40]!r}) has no place in form-data: send the file's bytes"
+    else:
+        return
+    raise Problem(415, "Unsupported encoding", detail, "/problems/unsupported-encoding")
 
 
 def too_large(limit: int) -> Problem:

@@ -1,8 +1,6 @@
 """What every view does: parse the request, send a command or a query, map the answer; and operations."""
-import asyncio
 import json
 import re
-import time
 from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
@@ -17,7 +15,7 @@ from services.gateway.errors import (
     unavailable,
     validation_problem,
 )
-from services.gateway.keys import BUS, HUB, SERVICES, SETTINGS
+from services.gateway.keys import BUS, READINESS, SERVICES, SETTINGS
 from shared import logging, topology
 from shared.contracts.envelope import GetCommand
 
@@ -84,7 +82,7 @@ async def send_command(request: web.Request, routing_key: str, command: BaseMode
     service = routing_key.split(".")[0]
     answer = await _call(request, topology.COMMANDS, routing_key, command, message_id,
                          request.app[SETTINGS].reply_timeout, persistent=True)
-    if answer is None:
+    if answer is None:  # the broker confirmed it (else 503): it is queued, and will be done
         return json_response(202, {"command": {"id": message_id, "status": "accepted"}},
                              {"Location": f"/api/commands/{service}/{message_id}"})
     return json_response(answer.status, answer.body, {"Idempotent-Replayed": "true"} if answer.replayed else None)
@@ -126,32 +124,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the broker and the database answer; each service's own detail is shown, not judged."""
-    import asyncpg  # only here: the gateway has no other use for the database
-
-    hub = request.app[HUB]
-    checks = {"broker": request.app[BUS].ready, "database": False,
-              "event_log": bool(hub.reader and hub.reader.connected)}
-    started = time.monotonic()
-    try:
-        conn = await asyncpg.connect(request.app[SETTINGS].database_url, timeout=2)
-        await conn.close()
-        checks["database"] = True
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        pass
-    services = dict(zip(request.app[SERVICES], await asyncio.gather(
-        *(service_health(request.app[BUS], name) for name in request.app[SERVICES])), strict=True))
-    status = 200 if all(checks.values()) else 503
-    return web.json_response({"status": "ready" if status == 200 else "not ready", "checks": checks,
-                              "services": services, "took_ms": round((time.monotonic() - started) * 1000, 1)},
-                             status=status)
-
-
-async def service_health(bus: Bus, service: str) -> dict[str, Any]:
-    try:
-        answer = await bus.call(topology.QUERIES, f"{service}.query.health", b"{}", message_id=str(uuid4()),
-                                correlation_id=uuid4().hex, org="_gateway", user="_gateway", wait=1.0,
-                                persistent=False)
-    except Unavailable:
-        answer = None
-    return answer.body if answer is not None and answer.status == 200 else {"service": service, "answer": None}
+    """Public: answered from checks made at most once a second (services/gateway/readiness.py)."""
+    status, body = await request.app[READINESS].answer()
+    return web.json_response(body, status=status)

@@ -5,9 +5,18 @@ Not under /api and not JWT-authenticated: each request is checked with twilio's
 path); a bad or missing signature is 403 and nothing changes. Accepted ones
 become commands for the SMS service, deduplicated there like any command: a
 status callback on its `I-Twilio-Idempotency-Token`, an inbound message on its sid.
+
+    body ──not a form we can read (type, charset, bytes) ──► 400   ──larger than Twilio sends──► 413
+         ──signature does not match ──► 403
+         ──the broker confirmed the command ──► 204 / TwiML;  not confirmed in time ──► 503: Twilio retries
+
+The body is read before the signature is checked: the signature is over the decoded
+fields, so a body that cannot be decoded cannot be checked either.
 """
+import codecs
 import hashlib
 import json
+from urllib.parse import parse_qsl
 from uuid import uuid4
 
 from aiohttp import web
@@ -22,16 +31,15 @@ from shared.contracts.sms import InboundSms, ProviderStatus
 
 PROVIDER_ORG, PROVIDER_USER = "_provider", "twilio"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024  # Twilio's largest (an inbound message, 1,600 characters and media URLs) is a few kB
+# What a form may sensibly be posted in (codecs' names: utf8, us-ascii, latin-1... are these). Twilio posts UTF-8.
+CHARSETS = {"utf-8", "ascii", "iso8859-1"}
 
 
 async def signed_form(request: web.Request) -> dict[str, str]:
     settings = request.app[SETTINGS]
-    try:
-        form = await request.post()
-    except (ValueError, UnicodeDecodeError):  # e.g. multipart/form-data without its boundary
-        raise Problem(400, "Malformed form", "the body is not a readable form (Twilio posts "
-                      "application/x-www-form-urlencoded)", "/problems/malformed-form") from None
-    params = {k: v for k, v in form.items() if isinstance(v, str)}
+    params = await read_form(request)
     url = settings.public_url.rstrip("/") + request.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
@@ -39,14 +47,51 @@ async def signed_form(request: web.Request) -> dict[str, str]:
     return params
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The fields of the form posted, decoded in its declared charset (UTF-8 when none is declared).
+    Not aiohttp's `request.post()`: an unknown charset makes it raise LookupError (a 500), and it
+    accepts any size up to the application's limit and multipart bodies Twilio never sends."""
+    if request.content_type != FORM:
+        raise malformed(f"the body is {request.content_type[:80]}, not {FORM} (what Twilio posts)")
+    charset = request.charset or "utf-8"
+    try:
+        codec = codecs.lookup(charset).name
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        codec = None
+    if codec not in CHARSETS:
+        raise malformed(f"the charset {charset[:40]!r} is not one a form is posted in (Twilio posts UTF-8)")
+    body = await _body(request)
+    try:
+        return dict(parse_qsl(body.decode(codec), keep_blank_values=True, encoding=codec, errors="strict"))
+    except ValueError:  # UnicodeDecodeError among them: raw or percent-encoded bytes that are not in the charset
+        raise malformed(f"the body is not a form written in {charset[:40]}") from None
+
+
+async def _body(request: web.Request) -> bytes:
+    too_large = Problem(413, "Form too large", f"a webhook's form may hold at most {MAX_FORM_BYTES} bytes",
+                        "/problems/too-large", maxBytes=MAX_FORM_BYTES)
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        raise too_large  # said before a byte is read
+    body = b""
+    while chunk := await request.content.read(MAX_FORM_BYTES + 1 - len(body)):  # chunked: no length to trust
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise too_large
+    return body
+
+
+def malformed(detail: str) -> Problem:
+    return Problem(400, "Malformed form", detail, "/problems/malformed-form")
+
+
 async def forward(request: web.Request, routing_key: str, command: BaseModel, message_id: str) -> None:
     bus: Bus = request.app[BUS]
     try:
         await bus.call(topology.COMMANDS, routing_key, command.model_dump_json(by_alias=True).encode(),
                        message_id=message_id, correlation_id=uuid4().hex, org=PROVIDER_ORG, user=PROVIDER_USER,
-                       wait=0, persistent=True)  # accepted once the broker confirmed it: Twilio need not wait
-    except Unavailable as exc:
-        raise unavailable(str(exc)) from None  # Twilio retries a failed webhook
+                       wait=0, persistent=True)  # answered once the broker confirmed it: Twilio need not wait
+    except Unavailable as exc:  # unreachable, or no confirm in time: Twilio retries a 503, never a 204
+        raise unavailable(str(exc)) from None
 
 
 def parse(model: type[BaseModel], data: dict[str, object]) -> BaseModel:
