@@ -77,7 +77,7 @@ parked: $(STAMP)
 	$(PY) -m shared.tools.parked $(CMD) --service $(SERVICE)
 
 asyncapi: $(STAMP)
-	for service in leads bookings sms proposals documents; do $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
+	for service in leads bookings sms proposals documents; do PYTHONHASHSEED=0 $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
 
 # The Python client's buttons, reads and `crm` subcommands, from the one table (shared/buttons.py).
 client: $(STAMP)
