@@ -31,9 +31,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _problems(*codes: int) -> dict[str, Any]:
     reasons = {400: "Malformed request or Idempotency-Key", 401: "Missing or invalid token", 404: "Not found",
                409: "Refused by the rules or by a concurrent change", 413: "The file is larger than the limit",
-               415: "Not multipart/form-data, or a declared type the file's bytes contradict",
+               415: "Not multipart/form-data, a declared type the file's bytes contradict, or a part's "
+               "Content-Transfer-Encoding or Content-Encoding that is not read",
                416: "The range is outside the content", 422: "Invalid input, or a key reused with "
-               "another body", 503: "Broker or service unreachable"}
+               "another body", 503: "Broker or service unreachable, or the broker did not confirm in time: retry "
+               "with the same Idempotency-Key"}
     return {str(c): {"description": reasons[c], "content": {"application/problem+json": {"schema": PROBLEM}}}
             for c in codes}
 
@@ -74,7 +76,11 @@ def _webhook(summary: str) -> dict[str, Any]:
                             "schema": {"type": "string"}}],
             "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
             "responses": {"204": {"description": "Accepted"}, "200": {"description": "Accepted (TwiML)"},
-                          "403": {"description": "Bad signature: nothing changes"}}}
+                          "400": {"description": "A body that is not a readable form (not form-urlencoded, a charset "
+                                                 "other than UTF-8, ASCII or Latin-1, bytes not in it)"},
+                          "403": {"description": "Bad signature: nothing changes"},
+                          "413": {"description": "A body over 64 KiB"},
+                          "503": {"description": "The broker did not confirm the command: Twilio retries"}}}
 
 
 def _one(schemas: list[dict[str, Any]]) -> dict[str, Any]:
