@@ -56,7 +56,9 @@ class Readiness:
         database, *answers = await asyncio.gather(self._database(),
                                                   *(service_health(self._bus, name) for name in self._services))
         reader = self._hub.reader
-        checks = {"broker": self._bus.ready, "database": database, "event_log": bool(reader and reader.connected)}
+        # The log reader: connected, and its session beating (shared/loops.py: not stuck past its deadline).
+        event_log = bool(reader and reader.connected and reader.loop.overdue is None)
+        checks = {"broker": self._bus.ready, "database": database, "event_log": event_log}
         status, body = judge(checks, dict(zip(self._services, answers, strict=True)))
         return status, {**body, "took_ms": round((time.monotonic() - started) * 1000, 1)}
 

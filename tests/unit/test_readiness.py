@@ -52,7 +52,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[FakeConnection]:
 
 def checker(every: float) -> tuple[Readiness, Bus]:
     bus = Bus()
-    hub = SimpleNamespace(reader=SimpleNamespace(connected=True))
+    hub = SimpleNamespace(reader=SimpleNamespace(connected=True, loop=SimpleNamespace(overdue=None)))
     return Readiness(bus, hub, "postgresql://unused", ["leads", "sms"], every=every), bus  # type: ignore[arg-type]
 
 
