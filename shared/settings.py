@@ -4,23 +4,56 @@ A bad or missing setting stops the process at start with one line naming the
 environment variable (see `load`), never a traceback deep inside a handler.
 """
 import sys
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.event_log import Retention
-from shared.identity import BrokerIdentity
+from shared.identity import BrokerIdentity, own_user
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/crm"
+# The development secret `make run` makes once per checkout (never committed): refused in production.
+DEV_SECRET_FILE = Path(__file__).resolve().parents[1] / ".dev-secret"
+AppEnv = Literal["development", "production"]
+# The Twilio sandbox's published credential (services/twilio_sandbox): anyone who reads this repository can sign
+# a webhook with it. Refused in production wherever a Twilio token is set.
+SANDBOX_TWILIO_AUTH_TOKEN = "sandbox-auth-token"
+PLACEHOLDER = "change-me"  # how deploy/.env.example marks a value to replace
 
 
-class CommonSettings(BaseSettings):
+def placeholder(value: str) -> bool:
+    return PLACEHOLDER in value.lower()
+
+
+class Production:
+    """What a process must not start with in production (APP_ENV=production, the default): each class of
+    settings adds its own to `production_problems` (variable -> why), and `load` refuses to start with any."""
+
+    app_env: AppEnv
+
+    def production_problems(self) -> dict[str, str]:
+        return {}
+
+
+def dev_secret() -> str | None:
+    try:
+        return DEV_SECRET_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class CommonSettings(Production, BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
-    amqp_url: str = Field(DEFAULT_AMQP_URL, pattern=r"^amqps?://")
-    database_url: str = Field(DEFAULT_DATABASE_URL, pattern=r"^postgres(ql)?://")
+    # `production` (the default) refuses development shortcuts (`production_problems`); `make run`, the tests,
+    # `make bench` and `make chaos` set `development`.
+    app_env: AppEnv = "production"
+    # URLs may hold passwords: kept out of any repr (and so of any log line of the settings).
+    amqp_url: str = Field(DEFAULT_AMQP_URL, pattern=r"^amqps?://", repr=False)
+    database_url: str = Field(DEFAULT_DATABASE_URL, pattern=r"^postgres(ql)?://", repr=False)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # None: JSON when stderr is not a terminal, console lines when it is.
     log_json: bool | None = None
@@ -37,6 +70,16 @@ class CommonSettings(BaseSettings):
     # may act for any organisation (comma-separated).
     broker_orgs: str = Field("", pattern=r"^([^:,\s]+:[^:,\s]+(,[^:,\s]+:[^:,\s]+)*)?$")
     broker_trusted_users: str = ""
+
+    def production_problems(self) -> dict[str, str]:
+        problems = super().production_problems()
+        if own_user(self.amqp_url) == "guest":
+            problems["AMQP_URL"] = ("its user is guest, RabbitMQ's default with a published password: give the "
+                                    "platform a broker user of its own")
+        for name, url in (("AMQP_URL", self.amqp_url), ("DATABASE_URL", self.database_url)):
+            if placeholder(url):
+                problems.setdefault(name, f"it holds a {PLACEHOLDER} placeholder (deploy/.env.example): set a password")
+        return problems
 
     @property
     def identity(self) -> "BrokerIdentity":
@@ -91,11 +134,23 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 def load(cls: type[S]) -> S:
-    """Build the settings or exit naming each bad variable."""
+    """Build the settings or exit naming each bad variable; in production, also each development shortcut."""
     try:
-        return cls()
+        settings = cls()
     except ValidationError as exc:
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"][:1]).upper()
             print(f"invalid setting {name}: {error['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+    if isinstance(settings, Production) and settings.app_env == "production":
+        problems = settings.production_problems()
+        for name, why in problems.items():
+            print(f"invalid setting {name} (APP_ENV=production): {why}", file=sys.stderr)
+        if problems:
+            raise SystemExit(2)
+    return settings
+
+
+def secret(value: SecretStr | str) -> str:
+    """The value of a secret setting, where it is used (and only there)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value

@@ -10,7 +10,7 @@ from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrument
 from services.gateway import errors
 from services.gateway.auth import principal_from
 from services.gateway.bus import Bus
-from services.gateway.keys import BLOBS, BUS, HUB, READINESS, SERVICES, SETTINGS
+from services.gateway.keys import BLOBS, BUS, HUB, READINESS, RULES, SERVICES, SETTINGS
 from services.gateway.readiness import Readiness
 from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
@@ -52,7 +52,7 @@ async def context(request: web.Request, handler):  # type: ignore[no-untyped-def
 async def authenticate(request: web.Request, handler):  # type: ignore[no-untyped-def]
     if not request.path.startswith("/api/") or request.path in PUBLIC_API:
         return await handler(request)
-    principal = principal_from(request, request.app[SETTINGS].jwt_secret)
+    principal = principal_from(request, request.app[RULES])
     request["principal"] = principal
     with logging.bind(org_id=principal.org, user_id=principal.user):
         return await handler(request)
@@ -86,13 +86,14 @@ def init_app(settings: GatewaySettings) -> web.Application:
         AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     app = web.Application(middlewares=[context, errors.problems, authenticate])
     instance = f"gateway.{uuid4().hex[:12]}"
-    hub = Hub(settings.jwt_secret, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins,
+    hub = Hub(settings.token_rules, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins,
               settings.ws_ping_interval, max_replays=settings.ws_max_replays,
               max_replays_per_user=settings.ws_max_replays_per_user)
     # A new log (deleted, or another epoch): every position a screen holds is void; they resume and reload.
     hub.reader = Reader(settings.amqp_url, settings.database_url, settings.retention, instance, hub.live,
                         lambda: hub.close_all(TOO_SLOW, b"the event log was recreated: resume"))
     app[SETTINGS] = settings
+    app[RULES] = settings.token_rules  # what a token must be: made once, the key of the verified-token cache
     app[HUB] = hub
     app[SERVICES] = ROUTED_SERVICES
     app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, instance)

@@ -1,5 +1,6 @@
 """The buttons and reads: one view each, made from their rows (shared/buttons.py); the few reads
 that are not one query of one id (the lead list, the moves table) and the development sign-in."""
+import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -84,8 +85,21 @@ DEV_TOKEN_TTL_SECONDS = 12 * 3600
 
 
 def _dev_login_on(request: web.Request) -> None:
-    if not request.app[SETTINGS].dev_login:  # off: as if the route did not exist
+    """Only with DEV_LOGIN, only in development, and only for a request from this machine (a loopback peer:
+    the gateway may listen on other addresses, and a token to anyone who asks must not leave the machine)."""
+    settings = request.app[SETTINGS]
+    if not settings.dev_login or settings.app_env != "development":  # off: as if the route did not exist
         raise Problem(404, "Not found", f"there is nothing at {request.path}", "/problems/not-found")
+    if not _loopback(request.remote):
+        raise Problem(403, "Forbidden", "the development sign-in answers requests from this machine only "
+                      "(127.0.0.1 or ::1); use a token (make token)", "/problems/forbidden")
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(remote or "").is_loopback
+    except ValueError:  # a Unix socket, or no peer address
+        return False
 
 
 async def dev_login(request: web.Request) -> web.Response:
@@ -98,6 +112,7 @@ async def dev_login(request: web.Request) -> web.Response:
 async def dev_token(request: web.Request) -> web.Response:
     _dev_login_on(request)
     settings = request.app[SETTINGS]
-    token = issue(settings.jwt_secret, settings.dev_login_org, settings.dev_login_user, DEV_TOKEN_TTL_SECONDS)
+    token = issue(settings.jwt_secret.get_secret_value(), settings.dev_login_org, settings.dev_login_user,
+                  DEV_TOKEN_TTL_SECONDS, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return json_response(200, {"token": token, "org": settings.dev_login_org, "user": settings.dev_login_user,
                                "expires_in": DEV_TOKEN_TTL_SECONDS})

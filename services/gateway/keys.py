@@ -1,6 +1,7 @@
 """Typed application state."""
 from aiohttp import web
 
+from services.gateway.auth import TokenRules
 from services.gateway.bus import Bus
 from services.gateway.readiness import Readiness
 from services.gateway.settings import GatewaySettings
@@ -13,3 +14,4 @@ HUB = web.AppKey("hub", Hub)
 SERVICES = web.AppKey("services", list[str])
 BLOBS = web.AppKey("blobs", BlobStore)
 READINESS = web.AppKey("readiness", Readiness)
+RULES = web.AppKey("token_rules", TokenRules)

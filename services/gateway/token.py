@@ -13,4 +13,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     config = settings.load(GatewaySettings)
     print(f"token for user {args.user} of organisation {args.org}, valid {args.ttl_hours} h:")
-    print(issue(config.jwt_secret, args.org, args.user, int(args.ttl_hours * 3600)))
+    print(issue(config.jwt_secret.get_secret_value(), args.org, args.user, int(args.ttl_hours * 3600),
+                issuer=config.jwt_issuer, audience=config.jwt_audience))

@@ -42,7 +42,7 @@ async def signed_form(request: web.Request) -> dict[str, str]:
     params = await read_form(request)
     url = settings.public_url.rstrip("/") + request.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
+    if not signature or not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, params, signature):
         raise Problem(403, "Forbidden", "the X-Twilio-Signature does not match this request", "/problems/signature")
     return params
 

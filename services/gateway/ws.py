@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from services.gateway.auth import BadToken, Principal, decode
+from services.gateway.auth import BadToken, Principal, TokenRules, decode
 from services.gateway.errors import Problem
 from services.gateway.stream import CONNECTION_ERRORS, Reader, Record
 from services.gateway.topics import Topics, topic_matches
@@ -99,7 +99,7 @@ def event_frame(position: int, epoch: str | None, topic: str, event: dict[str, A
 
 @dataclass
 class Hub:
-    secret: str
+    secret: TokenRules | str  # what a token must be (GatewaySettings.token_rules)
     queue_size: int
     hello_timeout: float
     allowed_origins: set[str]

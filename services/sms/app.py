@@ -41,6 +41,9 @@ class SmsSettings(ServiceSettings, ProviderSettings):
     # Test hook: the campaigns' clock runs this many seconds from the wall clock (services/sms/clock.py).
     campaign_clock_offset_seconds: float = 0
 
+    def production_problems(self) -> dict[str, str]:
+        return {**super().production_problems(), **self.twilio_problems()}
+
 
 BREAKER_GAUGE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}  # crm_breaker_state (shared/metrics.py)
 

@@ -20,9 +20,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Self, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from twilio.base.exceptions import (
     TwilioException,
@@ -37,9 +38,10 @@ from twilio.rest.api.v2010.account.message import MessageInstance
 
 from services.sms.segments import segments
 from services.sms.smart_encoding import comparable
+from shared.settings import SANDBOX_TWILIO_AUTH_TOKEN, placeholder
 
 SANDBOX_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
-SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
+SANDBOX_AUTH_TOKEN = SANDBOX_TWILIO_AUTH_TOKEN
 OPTED_OUT = 21610
 # Twilio prefixes the bodies a trial account sends.
 TRIAL_PREFIX = "Sent from your Twilio trial account - "
@@ -53,7 +55,7 @@ class ProviderSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     twilio_account_sid: str = Field(SANDBOX_ACCOUNT_SID, min_length=1)
-    twilio_auth_token: str = Field(SANDBOX_AUTH_TOKEN, min_length=1, repr=False)
+    twilio_auth_token: SecretStr = Field(SecretStr(SANDBOX_AUTH_TOKEN), min_length=1)
     # The sender: a number (default: Twilio's valid test sender), unless a Messaging Service is set.
     twilio_from_number: str = "+15005550006"
     twilio_messaging_service_sid: str = Field("", pattern=r"^(MG[0-9a-fA-F]{32})?$")
@@ -63,12 +65,27 @@ class ProviderSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_twilio_needs_credentials(self) -> Self:
-        sandbox_credentials = (self.twilio_account_sid, self.twilio_auth_token)
+        sandbox_credentials = (self.twilio_account_sid, self.twilio_auth_token.get_secret_value())
         if not self.twilio_base_url and (SANDBOX_ACCOUNT_SID in sandbox_credentials
                                          or SANDBOX_AUTH_TOKEN in sandbox_credentials):
             raise ValueError("TWILIO_BASE_URL is empty (the real Twilio): set TWILIO_ACCOUNT_SID and "
                              "TWILIO_AUTH_TOKEN too")
         return self
+
+    def twilio_problems(self) -> dict[str, str]:
+        """In production (shared/settings.py, Production): the real Twilio, with real credentials."""
+        problems = {}
+        if self.twilio_auth_token.get_secret_value() == SANDBOX_AUTH_TOKEN or placeholder(
+                self.twilio_auth_token.get_secret_value()):
+            problems["TWILIO_AUTH_TOKEN"] = "unset, the sandbox's published token or a placeholder: set your account's"
+        if self.twilio_account_sid == SANDBOX_ACCOUNT_SID or placeholder(self.twilio_account_sid):
+            problems["TWILIO_ACCOUNT_SID"] = "unset, the sandbox's or a placeholder: set your Twilio account's"
+        host = urlsplit(self.twilio_base_url).hostname or ""
+        if self.twilio_base_url and not (self.twilio_base_url.startswith("https://") and
+                                         (host == "twilio.com" or host.endswith(".twilio.com"))):
+            problems["TWILIO_BASE_URL"] = (f"{self.twilio_base_url} is not Twilio (the sandbox's, by default): leave "
+                                           "it empty for api.twilio.com")
+        return problems
 
 
 class ProviderError(Exception):
@@ -133,7 +150,7 @@ class Provider:
         if self._client is None:
             s = self._settings
             self._http = HttpClient()  # no max_retries: it would retry POSTs blindly
-            self._client = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=self._http)
+            self._client = Client(s.twilio_account_sid, s.twilio_auth_token.get_secret_value(), http_client=self._http)
             if s.twilio_base_url:
                 self._client.api.base_url = s.twilio_base_url
                 # The client rewrites every host when these are set (from TWILIO_EDGE / TWILIO_REGION by default),

@@ -5,10 +5,11 @@ count it, misbehave if a test asked for it (error or delay), check HTTP Basic
 credentials (AccountSid:AuthToken, and the account in the path), then answer.
 """
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import BasicAuth, hdrs, web
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.twilio_sandbox import api, control
@@ -21,26 +22,33 @@ from services.twilio_sandbox.state import (
 )
 from services.twilio_sandbox.webhooks import WEBHOOKS, Webhooks
 from shared import logging
+from shared.settings import SANDBOX_TWILIO_AUTH_TOKEN, AppEnv, Production
 
 log = logging.get("twilio_sandbox")
 DEFAULT_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
-DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
+DEFAULT_AUTH_TOKEN = SANDBOX_TWILIO_AUTH_TOKEN
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class SandboxSettings(BaseSettings):
+class SandboxSettings(Production, BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    app_env: AppEnv = "production"
 
     host: str = Field("127.0.0.1", validation_alias="SANDBOX_HOST")
     port: int = Field(8089, ge=0, le=65535, validation_alias="SANDBOX_PORT")
     account_sid: str = Field(DEFAULT_ACCOUNT_SID, min_length=1, validation_alias="TWILIO_ACCOUNT_SID")
-    auth_token: str = Field(DEFAULT_AUTH_TOKEN, min_length=1, repr=False, validation_alias="TWILIO_AUTH_TOKEN")
-    # Where inbound messages (POST /_sandbox/inbound) are posted, like a number's messaging webhook.
+    auth_token: SecretStr = Field(SecretStr(DEFAULT_AUTH_TOKEN), min_length=1, validation_alias="TWILIO_AUTH_TOKEN")
+    # Where inbound messages (POST /_sandbox/inbound) are posted, like a number's messaging webhook: there only.
     inbound_url: str | None = Field(None, pattern=r"^https?://", validation_alias="SANDBOX_INBOUND_URL")
     # Seconds between accepted -> sent -> delivered (each step posts a status callback).
     callback_delay: float = Field(0.2, ge=0, le=60, validation_alias="SANDBOX_CALLBACK_DELAY")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool | None = None
+
+    def production_problems(self) -> dict[str, str]:
+        return {"APP_ENV": "the Twilio sandbox is a development tool (a fake of Twilio with published credentials "
+                           "and a control API): it does not run in production"}
 
 
 def unauthorized() -> web.Response:
@@ -97,10 +105,29 @@ async def webhooks(app: web.Application) -> AsyncIterator[None]:
     await app[WEBHOOKS].close()
 
 
+@web.middleware
+async def control_on_loopback(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The control API (/_sandbox/*) answers only on 127.0.0.1 (or ::1): on whatever address the sandbox
+    listens (SANDBOX_HOST may be 0.0.0.0 in a container), a request that arrived at any other is a 404."""
+    if request.path.startswith("/_sandbox/") and not _loopback(request.transport):
+        raise web.HTTPNotFound(text='{"error": "the control API answers on 127.0.0.1 only"}',
+                               content_type="application/json")
+    return await handler(request)
+
+
+def _loopback(transport: object) -> bool:
+    sockname = getattr(transport, "get_extra_info", lambda _: None)("sockname")
+    try:
+        return ipaddress.ip_address(sockname[0]).is_loopback if isinstance(sockname, tuple) else False
+    except ValueError:
+        return False
+
+
 def init_app(settings: SandboxSettings) -> web.Application:
-    app = web.Application(middlewares=[front_door])
-    app[SANDBOX] = Sandbox(settings.account_sid, settings.auth_token, settings.inbound_url)
-    app[WEBHOOKS] = Webhooks(settings.auth_token, settings.callback_delay)
+    app = web.Application(middlewares=[control_on_loopback, front_door])
+    token = settings.auth_token.get_secret_value()
+    app[SANDBOX] = Sandbox(settings.account_sid, token, settings.inbound_url)
+    app[WEBHOOKS] = Webhooks(token, settings.callback_delay)
     app.cleanup_ctx.append(webhooks)
     api.setup(app)
     control.setup(app)

@@ -1,4 +1,5 @@
 """The control API tests use (not part of Twilio's): misbehaviour, reset, what was received, inbound messages.
+It answers on 127.0.0.1 only (app.py, `control_on_loopback`), and the sandbox never runs in production.
 
     POST /_sandbox/behaviour {"mode": "ok"|"error"|"slow", "status": 429|5xx, "delay": s, "count": n,
                               "delivery": "delivered"|"undelivered"|"failed",
@@ -14,8 +15,8 @@
                                                SmartEncoded field overrides it
     POST /_sandbox/reset     behaviour ok, messages forgotten, pending callbacks cancelled
     GET  /_sandbox/messages  {"calls": POSTs received (refused ones too), "messages": [oldest first]}
-    POST /_sandbox/inbound   {"from", "to", "body", "url"?} ─► signed webhook to SANDBOX_INBOUND_URL (or "url")
-                             ─► {"status": that endpoint's answer}
+    POST /_sandbox/inbound   {"from", "to", "body"} ─► signed webhook to SANDBOX_INBOUND_URL, never anywhere else
+                             (a "url" is refused: 400) ─► {"status": that endpoint's answer}
 """
 from typing import Any
 
@@ -90,9 +91,11 @@ async def messages(request: web.Request) -> web.Response:
 async def inbound(request: web.Request) -> web.Response:
     data = await json_object(request)
     sandbox = request.app[SANDBOX]
-    url = data.get("url") or sandbox.inbound_url
+    if "url" in data:  # a URL from the request would make the sandbox a signer of forged webhooks for anyone
+        return bad('the inbound webhook goes to SANDBOX_INBOUND_URL only: "url" is not taken')
+    url = sandbox.inbound_url
     if not url:
-        return bad("no inbound URL: set SANDBOX_INBOUND_URL or give \"url\"", 409)
+        return bad("no inbound URL: set SANDBOX_INBOUND_URL", 409)
     if not all(isinstance(data.get(k), str) and data[k] for k in ("from", "to", "body")):
         return bad('"from", "to" and "body" are required strings')
     form = inbound_form(sandbox.account_sid, data["from"], data["to"], data["body"])

@@ -108,7 +108,8 @@ async def test_the_health_tool_asks_a_service_over_the_broker(stack: Stack, infr
 
     def health(service: str) -> int:
         return subprocess.run([sys.executable, "-m", "shared.tools.health", service], cwd=ROOT, timeout=60,
-                              env={"AMQP_URL": infra.amqp_url, "PATH": "/usr/bin:/bin"}, capture_output=True).returncode
+                              env={"AMQP_URL": infra.amqp_url, "APP_ENV": "development", "PATH": "/usr/bin:/bin"},
+                              capture_output=True).returncode
 
     assert await asyncio.to_thread(health, "leads") == 0
     assert await asyncio.to_thread(health, "nosuchservice") == 1

@@ -124,7 +124,8 @@ async def test_an_expired_or_unreadable_token_in_the_hello_closes_with_4401(api:
 
     import jwt
 
-    expired = jwt.encode({"sub": "u", "org": org, "exp": int(time.time()) - 5}, TEST_SECRET, algorithm="HS256")
+    # Expired past the gateway's leeway for clock skew (JWT_LEEWAY_SECONDS, 30).
+    expired = jwt.encode({"sub": "u", "org": org, "exp": int(time.time()) - 45}, TEST_SECRET, algorithm="HS256")
     assert await close_code(api, json.dumps({"type": "hello", "token": expired, "topics": ["#"]})) == 4401
     assert await close_code(api, json.dumps({"type": "hello", "token": "\ud800", "topics": ["#"]})) == 4401
 

@@ -381,16 +381,26 @@ async def test_an_undelivered_message_reports_its_error_code(provider: Provider,
     assert "ErrorCode" not in receiver.received[0][1]
 
 
-async def test_inbound_messages_are_posted_signed(control: aiohttp.ClientSession, receiver: Receiver) -> None:
+async def test_inbound_messages_are_posted_signed_to_the_inbound_url_only(receiver: Receiver) -> None:
     url = receiver.url("/sms/inbound")
-    async with control.post("_sandbox/inbound", json={"from": "+14155550100", "to": "+15005550006", "body": "STOP",
-                                                       "url": url}) as answer:
-        assert (answer.status, (await answer.json())["status"]) == (200, 204)
+    settings = SandboxSettings(TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN, SANDBOX_INBOUND_URL=url)
+    async with TestServer(init_app(settings), host="127.0.0.1") as server, \
+            aiohttp.ClientSession(str(server.make_url("/"))) as control:
+        async with control.post("_sandbox/inbound", json={"from": "+14155550100", "to": "+15005550006",
+                                                           "body": "STOP"}) as answer:
+            assert (answer.status, (await answer.json())["status"]) == (200, 204)
+        # A URL from the request is never posted to: the sandbox would sign forged webhooks for anyone.
+        async with control.post("_sandbox/inbound", json={"from": "+1", "to": "+1", "body": "x",
+                                                           "url": receiver.url("/elsewhere")}) as answer:
+            assert answer.status == 400 and "SANDBOX_INBOUND_URL" in (await answer.json())["error"]
     [(_, form, headers)] = receiver.received
     assert (form["From"], form["To"], form["Body"], form["NumMedia"], form["AccountSid"]) == (
         "+14155550100", "+15005550006", "STOP", "0", SID)
     assert form["MessageSid"].startswith("SM")
     assert RequestValidator(TOKEN).validate(url, form, headers["X-Twilio-Signature"])
+
+
+async def test_without_an_inbound_url_nothing_is_posted(control: aiohttp.ClientSession) -> None:
     async with control.post("_sandbox/inbound", json={"from": "+1", "to": "+1", "body": "x"}) as answer:
         assert answer.status == 409  # no SANDBOX_INBOUND_URL in this sandbox
 
@@ -445,7 +455,7 @@ def test_real_twilio_needs_real_credentials(monkeypatch: pytest.MonkeyPatch) -> 
     for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_BASE_URL", "TWILIO_MESSAGING_SERVICE_SID"):
         monkeypatch.delenv(name, raising=False)
     defaults = ProviderSettings()
-    assert (defaults.twilio_account_sid, defaults.twilio_auth_token) == (SID, TOKEN)  # the sandbox's defaults
+    assert (defaults.twilio_account_sid, defaults.twilio_auth_token.get_secret_value()) == (SID, TOKEN)  # the sandbox's defaults
     assert (defaults.twilio_base_url, defaults.twilio_from_number) == ("http://127.0.0.1:8089", "+15005550006")
     monkeypatch.setenv("TWILIO_BASE_URL", "")
     with pytest.raises(ValueError, match="TWILIO_ACCOUNT_SID"):

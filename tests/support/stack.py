@@ -106,8 +106,8 @@ class Stack:
         return f"http://127.0.0.1:{self.sandbox_port}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        wiring = {"JWT_SECRET": TEST_SECRET, "GATEWAY_PORT": str(self.port), "LOG_JSON": "true",
-                  "PUBLIC_URL": self.url, "TWILIO_BASE_URL": self.sandbox_url, "SANDBOX_PORT": str(self.sandbox_port),
+        wiring = {"APP_ENV": "development", "JWT_SECRET": TEST_SECRET, "GATEWAY_PORT": str(self.port),
+                  "LOG_JSON": "true", "PUBLIC_URL": self.url, "TWILIO_BASE_URL": self.sandbox_url, "SANDBOX_PORT": str(self.sandbox_port),
                   "SANDBOX_INBOUND_URL": f"{self.url}/webhooks/twilio/inbound"}
         return {**os.environ, **wiring, **self.base_env, **extra}
 
