@@ -10,15 +10,21 @@ SECRET_FILE := .dev-secret
 export JWT_SECRET ?= $(shell cat $(SECRET_FILE) 2>/dev/null)
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/crm
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+# Every target here is a development tool: development settings (guest, the sandbox, the dev login) are allowed.
+# A process started any other way runs in production (the default) and refuses them (README, "Running it in production").
+export APP_ENV ?= development
 GATEWAY_PORT ?= 8080
 # For `make run` only (the tests wire their own): where the Twilio sandbox (or Twilio) calls the gateway back.
 run: export GATEWAY_PORT := $(GATEWAY_PORT)
 run: export PUBLIC_URL ?= http://127.0.0.1:$(GATEWAY_PORT)
 run: export SANDBOX_INBOUND_URL ?= $(PUBLIC_URL)/webhooks/twilio/inbound
+# Tokens name their issuer and audience, and the gateway of `make run` checks both (`make token` sets them too).
+run token: export JWT_ISSUER ?= crm-dev
+run token: export JWT_AUDIENCE ?= crm
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser
+.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose
 
 venv: $(STAMP)
 
@@ -49,7 +55,13 @@ browser:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# The compose file's tests (tests/unit/test_compose.py) need a real Compose: Debian's docker-compose (1.29; it reads
+# and checks the file without a Docker engine), installed when missing.
+compose:
+	@command -v docker-compose >/dev/null || { echo "installing Debian's docker-compose for the compose file's tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
+test: $(STAMP) browser compose
 	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench chaos clients/python
 	$(PY) -m pytest $(PYTEST_ARGS)
 
