@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Development secret for signing tokens: made once per checkout, never committed.
 SECRET_FILE := .dev-secret
+# Installing Debian's packages (chromium, docker-compose) needs root: through sudo for anyone else.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export JWT_SECRET ?= $(shell cat $(SECRET_FILE) 2>/dev/null)
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/crm
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
@@ -24,7 +26,7 @@ run token: export JWT_AUDIENCE ?= crm
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose
+.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose fresh-machine-check
 
 venv: $(STAMP)
 
@@ -50,16 +52,18 @@ run: $(STAMP) $(SECRET_FILE)
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} BOOKINGS_DEMO_ORG=$(ORG) DEV_LOGIN=true DEV_LOGIN_ORG=$(ORG) DEV_LOGIN_USER=$(USER) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 		exec $(PY) -m shared.tools.supervise Procfile
 
-# The browser tests need Chromium: Debian's package, installed when missing (never a downloaded build).
+# The browser tests need Chromium: Debian's package, installed when missing (never a downloaded build); and
+# libatomic1, which the Playwright package's own Node.js driver is linked against (a minimal Debian lacks it).
 browser:
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null && { ! command -v dpkg >/dev/null || dpkg -s libatomic1 >/dev/null 2>&1; } || \
+		{ echo "installing Debian's chromium and libatomic1 for the browser tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libatomic1 >/dev/null; }
 
 # The compose file's tests (tests/unit/test_compose.py) need a real Compose: Debian's docker-compose (1.29; it reads
 # and checks the file without a Docker engine), installed when missing.
 compose:
 	@command -v docker-compose >/dev/null || { echo "installing Debian's docker-compose for the compose file's tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
 test: $(STAMP) browser compose
 	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench chaos clients/python
@@ -80,6 +84,13 @@ screenshots: $(STAMP) browser
 # The long fuzzing run (the suite runs a bounded one): schemathesis against the gateway's OpenAPI document.
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_SECONDS=$${FUZZ_SECONDS:-900} $(PY) -m pytest tests/e2e/test_fuzz.py -q
+
+# A fresh Debian (debootstrap minbase + python3, python3-venv, make, ca-certificates) in namespaces of its own:
+# make run until a press through the gateway is answered, Ctrl-C, make test: proves that make run installs
+# PostgreSQL and RabbitMQ itself. As root on Debian/Ubuntu; ~10 min; var/fresh-machine-check.txt.
+# FRESH_ARGS: --keep --untracked --rebuild-base --patch=FILE
+fresh-machine-check:
+	bash deploy/fresh-machine-check.sh $(FRESH_ARGS)
 
 token: $(STAMP) $(SECRET_FILE)
 	@JWT_SECRET=$${JWT_SECRET:-$$(cat $(SECRET_FILE))} $(PY) -m services.gateway.token --org $(ORG) --user $(USER)

@@ -2,7 +2,13 @@ from pydantic import Field, SecretStr, field_validator
 
 from services.gateway.auth import TokenRules
 from shared.blobs import BlobSettings
-from shared.settings import PLACEHOLDER, SANDBOX_TWILIO_AUTH_TOKEN, CommonSettings, dev_secret, placeholder
+from shared.settings import (
+    PLACEHOLDER,
+    SANDBOX_TWILIO_AUTH_TOKEN,
+    CommonSettings,
+    dev_secret,
+    placeholder,
+)
 
 
 class GatewaySettings(CommonSettings, BlobSettings):
