@@ -19,10 +19,13 @@ log = logging.get("consumer")
 
 @dataclass
 class _Held:
-    message_id: str
-    routing_key: str
+    message_id: object  # as the publisher put them (made printable only when said: every message is held)
+    routing_key: object
     since: float = field(default_factory=time.monotonic)
     reported: bool = False
+
+    def said(self) -> dict[str, str]:
+        return {"command_id": logging.printable(self.message_id), "routing_key": logging.printable(self.routing_key)}
 
 
 class Held:
@@ -34,14 +37,13 @@ class Held:
     def holding(self, raw: Any) -> Iterator[None]:
         """While a delivered message (aio-pika's) is being handled."""
         key = id(raw)
-        held = self._held[key] = _Held(logging.printable(raw.message_id), logging.printable(raw.routing_key))
+        held = self._held[key] = _Held(raw.message_id, raw.routing_key)
         try:
             yield
         finally:
             self._held.pop(key, None)
             if held.reported:  # let go at last: the gauge says so now, not at the next check
-                log.warning("consumer.let_go", command_id=held.message_id, routing_key=held.routing_key,
-                            held_seconds=round(time.monotonic() - held.since, 1))
+                log.warning("consumer.let_go", **held.said(), held_seconds=round(time.monotonic() - held.since, 1))
                 metrics.STALLED.set(len(self.stalled()))
 
     def stalled(self) -> list[_Held]:
@@ -54,14 +56,15 @@ class Held:
         for held in stalled:
             if not held.reported:
                 held.reported = True
-                log.error("consumer.stalled", command_id=held.message_id, routing_key=held.routing_key,
-                          held_seconds=round(time.monotonic() - held.since, 1), deadline_seconds=self.deadline)
+                log.error("consumer.stalled", **held.said(), held_seconds=round(time.monotonic() - held.since, 1),
+                          deadline_seconds=self.deadline)
         metrics.STALLED.set(len(stalled))
 
     def reasons(self) -> list[str]:
         stalled = self.stalled()
         if not stalled:
             return []
-        oldest = max(time.monotonic() - held.since for held in stalled)
-        return [f"{len(stalled)} message(s) held past {self.deadline:.0f} s (the oldest for {oldest:.0f} s: "
-                f"{stalled[0].routing_key} {stalled[0].message_id})"]
+        oldest = min(stalled, key=lambda held: held.since)
+        said = oldest.said()
+        return [f"{len(stalled)} message(s) held past {self.deadline:.0f} s (the oldest for "
+                f"{time.monotonic() - oldest.since:.0f} s: {said['routing_key']} {said['command_id']})"]
