@@ -47,7 +47,6 @@ from shared.topology import ServiceTopology
 
 log = logging.get("consumer")
 GIVE_BACK_AFTER = 1.0  # seconds a message that could not be retried or parked waits before it goes back
-LOOKUPS = 3  # look-ups one command may need before it runs (a lead, then its template's ...)
 
 
 class Commands:
@@ -122,12 +121,7 @@ class Commands:
 
     async def _attempt(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
         """Run the step; what it needs from another service is asked between tries, never inside a transaction."""
-        for _ in range(LOOKUPS):
-            try:
-                return await self._try(meta, command, step, print_)
-            except NeedsLookup as needed:
-                await needed.resolve()
-        return await self._try(meta, command, step, print_)  # a look-up after the last: raised, a transient failure
+        return await NeedsLookup.looked_up(lambda: self._try(meta, command, step, print_))
 
     async def _try(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
         try:
@@ -226,15 +220,12 @@ class Commands:
         raw = msg.raw_message
         try:
             org = self.identity.org_of(raw.user_id, properties(raw, self.policy.max_attempts).org)
-            for _ in range(LOOKUPS):
-                try:
-                    async with self.pool.acquire() as conn:
-                        reply = await query(conn, str(org))
-                    break
-                except NeedsLookup as needed:  # asked with no connection held
-                    await needed.resolve()
-            else:
-                raise RuntimeError("the query needed more look-ups than it may make")
+
+            async def run() -> Reply:  # a look-up is asked with no connection held
+                async with self.pool.acquire() as conn:
+                    return await query(conn, str(org))
+
+            reply = await NeedsLookup.looked_up(run)
         except Rejected as exc:
             reply = exc.reply()
         except asyncpg.DataError as exc:
@@ -248,27 +239,30 @@ class Commands:
 
     def unknown(self, msg: RabbitMessage, what: str) -> Rejected:
         """A message no handler took: a header that cannot be read (an odd x-routing-key...) is said first."""
-        try:
-            properties(msg.raw_message, self.policy.max_attempts)
-        except InvalidMessage as refusal:
-            return refusal
-        return invalid(f"unknown {what} {logging.printable(msg.raw_message.routing_key)}")
+        return self._unreadable_properties(msg) or invalid(
+            f"unknown {what} {logging.printable(msg.raw_message.routing_key)}")
 
     def unreadable(self, msg: RabbitMessage, exc: ValueError) -> Rejected:
         """Why a body could not be read: its properties first (a content type that is not JSON makes any body
         unreadable), else what is wrong with the body itself."""
-        try:
-            properties(msg.raw_message, self.policy.max_attempts)
-        except InvalidMessage as refusal:
+        if (refusal := self._unreadable_properties(msg)) is not None:
             return refusal
         if isinstance(exc, ValidationError):
             return invalid("the message body does not match its contract",
                            [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()])
         return invalid(f"the message body is not valid JSON: {exc}"[:500])
 
+    def _unreadable_properties(self, msg: RabbitMessage) -> InvalidMessage | None:
+        """Only on a path that refuses anyway: the pipeline reads them once, in Meta.of."""
+        try:
+            properties(msg.raw_message, self.policy.max_attempts)
+        except InvalidMessage as refusal:
+            return refusal
+        return None
+
     async def refuse(self, msg: RabbitMessage, exc: Rejected) -> None:
         raw = msg.raw_message
-        org = (raw.headers or {}).get(Header.ORG) if isinstance(raw.headers, dict) else None
+        org = raw.headers.get(Header.ORG) if isinstance(raw.headers, dict) else None
         log.info("command.refused", routing_key=logging.printable(raw.routing_key), detail=exc.body["detail"][:500],
                  command_id=logging.printable(raw.message_id), correlation_id=logging.printable(raw.correlation_id),
                  org_id=logging.printable(org))

@@ -8,7 +8,7 @@ runs inside the command's transaction; an `Effect` (registered with
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from faststream.rabbit import RabbitMessage
@@ -24,6 +24,8 @@ from shared.contracts.envelope import (
 )
 from shared.identity import BrokerIdentity
 from shared.problems import Forbidden, InvalidMessage, invalid
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,16 @@ class NeedsLookup(Exception):
 
     async def resolve(self) -> None:
         await self._resolve()
+
+    @staticmethod
+    async def looked_up(run: Callable[[], Awaitable[T]], most: int = 3) -> T:
+        """`run()`, again after each look-up it needs (at most `most`; one more is raised, a transient failure)."""
+        for _ in range(most):
+            try:
+                return await run()
+            except NeedsLookup as needed:
+                await needed.resolve()
+        return await run()
 
 
 @dataclass

@@ -274,11 +274,10 @@ class Service:
         assert pool is not None  # opened by _open, which FastStream ran first
         relay = Relay(pool, s.database_url, self.name, self._publish_event, batch=s.relay_batch)
         self._closers.append(relay.close)
-        always = [self.loop("relay", relay.cycle, 0),
-                  self.loop("inbox_prune", lambda: self._prune(pool), PRUNE_EVERY_SECONDS),
-                  self.loop("outbox_gauges", lambda: metrics.watch_outbox(pool, self.name), OUTBOX_GAUGES_EVERY_SECONDS),
-                  self.loop("watchdog", self._watch, WATCHDOG_EVERY_SECONDS)]
-        self.loops = always + [loop for loop in self.loops if loop not in always]
+        self.loop("relay", relay.cycle, 0)  # (beside the service's own, registered before it started)
+        self.loop("inbox_prune", lambda: self._prune(pool), PRUNE_EVERY_SECONDS)
+        self.loop("outbox_gauges", lambda: metrics.watch_outbox(pool, self.name), OUTBOX_GAUGES_EVERY_SECONDS)
+        self.loop("watchdog", self._watch, WATCHDOG_EVERY_SECONDS)
         self._tasks = [*(asyncio.create_task(loop.run()) for loop in self.loops),
                        *(asyncio.create_task(_once(job)) for job in self._background)]
         if self.settings.metrics_port:
