@@ -28,6 +28,11 @@ def placeholder(value: str) -> bool:
     return PLACEHOLDER in value.lower()
 
 
+def published_twilio_token(value: str) -> bool:
+    """The sandbox's token, or the example's placeholder: a Twilio token anyone could sign webhooks with."""
+    return value == SANDBOX_TWILIO_AUTH_TOKEN or placeholder(value)
+
+
 class Production:
     """What a process must not start with in production (APP_ENV=production, the default): each class of
     settings adds its own to `production_problems` (variable -> why), and `load` refuses to start with any."""

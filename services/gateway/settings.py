@@ -8,6 +8,7 @@ from shared.settings import (
     CommonSettings,
     dev_secret,
     placeholder,
+    published_twilio_token,
 )
 
 
@@ -71,8 +72,7 @@ class GatewaySettings(CommonSettings, BlobSettings):
             problems["JWT_SECRET"] = f"a {PLACEHOLDER} placeholder (deploy/.env.example): openssl rand -hex 32"
         elif self.jwt_secret.get_secret_value() == dev_secret():
             problems["JWT_SECRET"] = "it is the development secret (.dev-secret): make one, e.g. openssl rand -hex 32"
-        if self.twilio_auth_token.get_secret_value() == SANDBOX_TWILIO_AUTH_TOKEN or placeholder(
-                self.twilio_auth_token.get_secret_value()):
+        if published_twilio_token(self.twilio_auth_token.get_secret_value()):
             problems["TWILIO_AUTH_TOKEN"] = ("unset, the sandbox's published token or a placeholder: anyone could sign "
                                              "a webhook (a STOP for any number); set your Twilio account's auth token")
         if self.dev_login:

@@ -38,7 +38,11 @@ from twilio.rest.api.v2010.account.message import MessageInstance
 
 from services.sms.segments import segments
 from services.sms.smart_encoding import comparable
-from shared.settings import SANDBOX_TWILIO_AUTH_TOKEN, placeholder
+from shared.settings import (
+    SANDBOX_TWILIO_AUTH_TOKEN,
+    placeholder,
+    published_twilio_token,
+)
 
 SANDBOX_ACCOUNT_SID = "ACsandbox00000000000000000000000000"
 SANDBOX_AUTH_TOKEN = SANDBOX_TWILIO_AUTH_TOKEN
@@ -75,8 +79,7 @@ class ProviderSettings(BaseSettings):
     def twilio_problems(self) -> dict[str, str]:
         """In production (shared/settings.py, Production): the real Twilio, with real credentials."""
         problems = {}
-        if self.twilio_auth_token.get_secret_value() == SANDBOX_AUTH_TOKEN or placeholder(
-                self.twilio_auth_token.get_secret_value()):
+        if published_twilio_token(self.twilio_auth_token.get_secret_value()):
             problems["TWILIO_AUTH_TOKEN"] = "unset, the sandbox's published token or a placeholder: set your account's"
         if self.twilio_account_sid == SANDBOX_ACCOUNT_SID or placeholder(self.twilio_account_sid):
             problems["TWILIO_ACCOUNT_SID"] = "unset, the sandbox's or a placeholder: set your Twilio account's"
