@@ -51,13 +51,19 @@ async def test_a_cycle_past_its_deadline_is_overdue_until_it_ends() -> None:
 
 
 async def test_cancelling_a_loop_stops_it() -> None:
-    loop = Loop("unit_cancel", asyncio.sleep, every=0, deadline=5)  # type: ignore[arg-type]
-    loop.cycle = lambda: asyncio.sleep(10)
+    """Cancelled mid-cycle (a CancelledError is no failure to retry): the loop ends."""
+    running = asyncio.Event()
+
+    async def long_cycle() -> None:
+        running.set()
+        await asyncio.sleep(3600)
+
+    loop = Loop("unit_cancel", long_cycle, every=0, deadline=5, backoff=(0.01, 0.01))
     task = asyncio.create_task(loop.run())
-    await asyncio.sleep(0)
+    await asyncio.wait_for(running.wait(), 5)
     task.cancel()
     results = await asyncio.gather(task, return_exceptions=True)
-    assert isinstance(results[0], asyncio.CancelledError)
+    assert isinstance(results[0], asyncio.CancelledError) and errors("unit_cancel") == 0
 
 
 def test_a_message_held_past_its_deadline_is_counted_and_said() -> None:
