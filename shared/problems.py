@@ -1,17 +1,29 @@
-"""Expected refusals, by name, and the one table that says how each is answered.
+"""Every refusal the system gives, by name, and the one table that says how each is answered.
 
 A domain module raises a named refusal (`ForbiddenMove(detail, currentStatus=...)`);
 it knows nothing of HTTP. `PROBLEMS` maps each to its status, title and problem
 type (RFC 9457); the pipeline answers with that body, stores it in the inbox like
-any answer, and never retries it (shared.retry). The gateway passes the body on.
+any answer, and never retries it (shared.retry). The gateway passes the body on,
+and raises the HTTP edge's own refusals (malformed JSON, a bad signature...) the
+same way: its middleware answers any `Rejected` with its body and headers.
+
+`BY_TYPE` turns a problem type back into its class (the SMS campaigns judge a
+refused send by it; the Python client's exceptions are generated from the table).
+`CLOSES` is the websocket's table: each close code, and what it tells the client.
 """
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
 
 from shared.contracts.envelope import Reply, problem
 
 
 class Rejected(Exception):
-    """Base of every expected, permanent refusal. `extra` fields ride along in the problem body."""
+    """Base of every expected, permanent refusal. `extra` fields ride along in the problem body;
+    `headers` go with it when it leaves over HTTP (Retry-After, WWW-Authenticate)."""
+
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, **extra: Any):
         super().__init__(detail)
@@ -20,7 +32,11 @@ class Rejected(Exception):
 
     @property
     def status(self) -> int:
-        return self.body["status"]
+        return int(self.body["status"])
+
+    @property
+    def type(self) -> str:
+        return str(self.body["type"])
 
     def reply(self) -> Reply:
         return Reply(status=self.status, body=self.body)
@@ -139,6 +155,81 @@ class ContractClosed(Rejected):
     """Changing a contract that is signed (never changes) or void."""
 
 
+# The HTTP edge (services/gateway) ---------------------------------------------------
+class MalformedJson(Rejected):
+    """A body that is not JSON, or not a JSON object."""
+
+
+class InvalidIdempotencyKey(Rejected):
+    pass
+
+
+class Unauthorized(Rejected):
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class BadSignature(Rejected):
+    """A webhook whose X-Twilio-Signature does not match it."""
+
+
+class OriginRefused(Rejected):
+    """A websocket opened from an origin that is not allowed."""
+
+
+class MalformedForm(Rejected):
+    pass
+
+
+class BadWebhook(Rejected):
+    """A webhook form that lacks the fields it must carry."""
+
+
+class MalformedMultipart(Rejected):
+    pass
+
+
+class TooLarge(Rejected):
+    pass
+
+
+class FileTooLarge(TooLarge):
+    pass
+
+
+class FormTooLarge(TooLarge):
+    pass
+
+
+class UnsupportedMediaType(Rejected):
+    pass
+
+
+class ContentTypeMismatch(Rejected):
+    """A file whose bytes say another type than its Content-Type."""
+
+
+class UnsupportedEncoding(Rejected):
+    pass
+
+
+class RangeNotSatisfiable(Rejected):
+    pass
+
+
+class ContentMissing(Rejected):
+    """A document whose stored content cannot be found (logged: an operator's matter)."""
+
+
+class Unavailable(Rejected):
+    """Transient: the broker did not confirm, a service did not answer in time. Try again."""
+
+    headers = {"Retry-After": "1"}
+
+
+class CommandParked(Rejected):
+    """A command that failed all its attempts and waits for an operator (`make parked`)."""
+
+
 # The one table: refusal -> (status, title, problem type).
 PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     Invalid: (422, "Invalid request", "/problems/validation"),
@@ -166,7 +257,69 @@ PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     ReferenceReused: (409, "External reference reused", "/problems/reference-reused"),
     RefundTooLarge: (409, "Refund exceeds what was paid", "/problems/refund-too-large"),
     ContractClosed: (409, "Contract closed", "/problems/contract-closed"),
+    MalformedJson: (400, "Malformed JSON", "/problems/malformed-json"),
+    InvalidIdempotencyKey: (400, "Invalid Idempotency-Key", "/problems/idempotency-key"),
+    Unauthorized: (401, "Unauthorized", "/problems/unauthorized"),
+    BadSignature: (403, "Forbidden", "/problems/signature"),
+    OriginRefused: (403, "Forbidden", "/problems/origin"),
+    MalformedForm: (400, "Malformed form", "/problems/malformed-form"),
+    BadWebhook: (400, "Bad webhook", "/problems/bad-webhook"),
+    MalformedMultipart: (400, "Malformed multipart body", "/problems/malformed-multipart"),
+    TooLarge: (413, "Too large", "/problems/too-large"),
+    FileTooLarge: (413, "File too large", "/problems/too-large"),
+    FormTooLarge: (413, "Form too large", "/problems/too-large"),
+    UnsupportedMediaType: (415, "Unsupported media type", "/problems/unsupported-media-type"),
+    ContentTypeMismatch: (415, "Content type contradicts the file", "/problems/content-type-mismatch"),
+    UnsupportedEncoding: (415, "Unsupported encoding", "/problems/unsupported-encoding"),
+    RangeNotSatisfiable: (416, "Range not satisfiable", "/problems/range-not-satisfiable"),
+    ContentMissing: (500, "Content missing", "/problems/content-missing"),
+    Unavailable: (503, "Service unavailable", "/problems/unavailable"),
+    CommandParked: (503, "Command parked", "/problems/command-parked"),
 }
+
+# A problem type back to its class: the first (most general) class of a type, so a `TooLarge` stands for both.
+BY_TYPE: dict[str, type[Rejected]] = {}
+for _refusal, (_, _, _type) in PROBLEMS.items():
+    BY_TYPE.setdefault(_type, _refusal)
+
+
+def is_refusal(body: Any, *kinds: type[Rejected]) -> bool:
+    """Whether a problem body (a command's stored answer) is one of these refusals (or a subclass of one)."""
+    known = BY_TYPE.get(str(body.get("type"))) if isinstance(body, dict) else None
+    return known is not None and issubclass(known, kinds)
+
+
+def http_error(status: int, title: str, detail: str) -> dict[str, Any]:
+    """The body of an HTTP error the framework raised (no route: 404, a wrong method: 405, 500): RFC 9457's
+    `about:blank` type, whose title is the status's own phrase. Not a refusal of ours, so not in the table."""
+    return problem(status, title, detail)
+
+
+def invalid_body(exc: ValidationError, detail: str) -> Invalid:
+    """A pydantic error as the 422 that names each field."""
+    errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    return Invalid(detail, errors)
+
+
+@dataclass(frozen=True)
+class Close:
+    """A websocket close code and what the client is to do about it (docs/realtime.md)."""
+
+    code: int
+    name: str
+    meaning: str
+
+
+# The websocket's refusals, by close code (services/gateway/ws.py closes with these; the clients act on them).
+CLOSES: dict[str, Close] = {c.name: c for c in (
+    Close(4400, "bad_message", "a malformed message: the reason says what; do not retry it as it is"),
+    Close(4401, "bad_token", "the token is missing, invalid or expired: sign in again"),
+    Close(4403, "other_principal", "a token refresh for another user or organisation"),
+    Close(4408, "hello_timeout", "no hello in time"),
+    Close(1013, "try_again_later", "read too slowly, or too many replays: resume after a backoff"),
+    Close(1011, "log_unavailable", "the event log is unavailable: resume in a moment"),
+    Close(1001, "going_away", "the gateway is stopping: resume"),
+)}
 
 
 def not_found(what: str, ident: str) -> NotFound:
