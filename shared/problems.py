@@ -189,15 +189,7 @@ class MalformedMultipart(Rejected):
 
 
 class TooLarge(Rejected):
-    pass
-
-
-class FileTooLarge(TooLarge):
-    pass
-
-
-class FormTooLarge(TooLarge):
-    pass
+    """A file, or a webhook's form, over its limit (the detail says which, and the limit)."""
 
 
 class UnsupportedMediaType(Rejected):
@@ -265,9 +257,7 @@ PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     MalformedForm: (400, "Malformed form", "/problems/malformed-form"),
     BadWebhook: (400, "Bad webhook", "/problems/bad-webhook"),
     MalformedMultipart: (400, "Malformed multipart body", "/problems/malformed-multipart"),
-    TooLarge: (413, "Too large", "/problems/too-large"),
-    FileTooLarge: (413, "File too large", "/problems/too-large"),
-    FormTooLarge: (413, "Form too large", "/problems/too-large"),
+    TooLarge: (413, "Too large", "/problems/too-large"),  # one title per type (RFC 9457): was "File/Form too large"
     UnsupportedMediaType: (415, "Unsupported media type", "/problems/unsupported-media-type"),
     ContentTypeMismatch: (415, "Content type contradicts the file", "/problems/content-type-mismatch"),
     UnsupportedEncoding: (415, "Unsupported encoding", "/problems/unsupported-encoding"),
@@ -277,10 +267,10 @@ PROBLEMS: dict[type[Rejected], tuple[int, str, str]] = {
     CommandParked: (503, "Command parked", "/problems/command-parked"),
 }
 
-# A problem type back to its class: the first (most general) class of a type, so a `TooLarge` stands for both.
+# A problem type back to its class (one class per type: tests/unit/test_problems.py).
 BY_TYPE: dict[str, type[Rejected]] = {}
-for _refusal, (_, _, _type) in PROBLEMS.items():
-    BY_TYPE.setdefault(_type, _refusal)
+for _refusal, _row in PROBLEMS.items():
+    BY_TYPE.setdefault(_row[2], _refusal)
 
 
 def is_refusal(body: Any, *kinds: type[Rejected]) -> bool:
@@ -310,7 +300,7 @@ class Close:
     meaning: str
 
 
-# The websocket's refusals, by close code (services/gateway/ws.py closes with these; the clients act on them).
+# The websocket's refusals, by close code (services/gateway/ws/ closes with these; the clients act on them).
 CLOSES: dict[str, Close] = {c.name: c for c in (
     Close(4400, "bad_message", "a malformed message: the reason says what; do not retry it as it is"),
     Close(4401, "bad_token", "the token is missing, invalid or expired: sign in again"),

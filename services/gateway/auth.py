@@ -8,7 +8,7 @@ from functools import lru_cache
 import jwt
 from aiohttp import web
 
-from services.gateway.errors import unauthorized
+from shared.problems import Unauthorized
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,10 @@ def principal_from(request: web.Request, secret: TokenRules | str) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
-        raise unauthorized("the Authorization header is missing")
+        raise Unauthorized("the Authorization header is missing")
     if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("the Authorization header must be 'Bearer <token>'")
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     try:
         return decode(token.strip(), secret)
     except BadToken as exc:
-        raise unauthorized(str(exc)) from None
+        raise Unauthorized(str(exc)) from None

@@ -9,9 +9,10 @@ from pydantic import ValidationError
 
 from services.gateway import uploads
 from services.gateway.auth import issue
-from services.gateway.errors import Problem, json_response, validation_problem
+from services.gateway.errors import json_response
 from services.gateway.keys import SETTINGS
 from services.gateway.views import ask, parse, read_json, send_command
+from shared import problems
 from shared.contracts.declare import Button, Read
 from shared.contracts.leads import statuses_reply
 
@@ -41,9 +42,9 @@ def pick(buttons: Sequence[Button], data: dict) -> Button:
         return buttons[0]
     given = [b for b in buttons if b.selector in data]
     if len(given) > 1:
-        names = [b.selector for b in given]
-        raise Problem(422, "Invalid request", f"give one of {' or '.join(names)}, not both", "/problems/validation",
-                      errors=[{"field": names[-1], "message": f"not with {names[0]}"}])
+        names = [b.selector for b in given if b.selector]
+        raise problems.Invalid(f"give one of {' or '.join(names)}, not both",
+                               errors=[{"field": names[-1], "message": f"not with {names[0]}"}])
     return given[0] if given else buttons[0]
 
 
@@ -58,8 +59,8 @@ def read(row: Read) -> View:
             query = row.query.model_validate({**present, **ids})
         except ValidationError as exc:
             if any(e["loc"] and e["loc"][0] in ids for e in exc.errors()):  # an id that cannot be one names nothing
-                raise Problem(404, "Not found", f"there is nothing at {request.path}", "/problems/not-found") from None
-            raise validation_problem(exc, "the query string is not valid") from None
+                raise problems.NotFound(f"there is nothing at {request.path}") from None
+            raise problems.invalid_body(exc, "the query string is not valid") from None
         return await ask(request, row.query.ROUTING_KEY, query)
 
     return view
@@ -70,8 +71,8 @@ def query_string(request: web.Request, *taken: str) -> dict[str, str]:
     an empty value means absent. `taken`: names the path already fills."""
     repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
     if repeated:
-        raise Problem(422, "Invalid request", "the query string is not valid", "/problems/validation",
-                      errors=[{"field": k, "message": "given more than once"} for k in repeated])
+        raise problems.Invalid("the query string is not valid",
+                               errors=[{"field": k, "message": "given more than once"} for k in repeated])
     return {k: v for k, v in request.query.items() if v != "" and k not in taken}
 
 
@@ -89,10 +90,10 @@ def _dev_login_on(request: web.Request) -> None:
     the gateway may listen on other addresses, and a token to anyone who asks must not leave the machine)."""
     settings = request.app[SETTINGS]
     if not settings.dev_login or settings.app_env != "development":  # off: as if the route did not exist
-        raise Problem(404, "Not found", f"there is nothing at {request.path}", "/problems/not-found")
+        raise problems.NotFound(f"there is nothing at {request.path}")
     if not _loopback(request.remote):
-        raise Problem(403, "Forbidden", "the development sign-in answers requests from this machine only "
-                      "(127.0.0.1 or ::1); use a token (make token)", "/problems/forbidden")
+        raise problems.Forbidden("the development sign-in answers requests from this machine only "
+                                 "(127.0.0.1 or ::1); use a token (make token)")
 
 
 def _loopback(remote: str | None) -> bool:

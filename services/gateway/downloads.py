@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
-from services.gateway.errors import Problem, json_response
+from services.gateway.errors import json_response, refusal_response
 from services.gateway.keys import BLOBS
 from services.gateway.views import answer_of, path_ids
-from shared import logging
+from shared import logging, problems
 from shared.contracts.documents import DocumentView, GetDocument
 
 RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # not \d: int() would take other scripts' digits too
@@ -39,19 +39,18 @@ async def content(request: web.Request) -> web.StreamResponse:
         return json_response(answer.status, answer.body)
     document = DocumentView.model_validate(answer.body["document"])
     etag = f'"{document.sha256}"'
-    headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: "private, no-cache", hdrs.ACCEPT_RANGES: "bytes"}
+    headers: dict[str, str] = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: "private, no-cache", hdrs.ACCEPT_RANGES: "bytes"}
     if any(tag.value in (document.sha256, "*") for tag in request.if_none_match or ()):
         return web.Response(status=304, headers=headers)
     try:
         start, end = byte_range(request, document.size, etag) or (0, document.size)
-    except Unsatisfiable:
-        raise Problem(416, "Range not satisfiable", f"the document holds {document.size} bytes",
-                      "/problems/range-not-satisfiable",
-                      headers={hdrs.CONTENT_RANGE: f"bytes */{document.size}", **headers}) from None
+    except Unsatisfiable:  # answered, not raised: its headers are this document's
+        return refusal_response(problems.RangeNotSatisfiable(f"the document holds {document.size} bytes"),
+                                {hdrs.CONTENT_RANGE: f"bytes */{document.size}", **headers})
     chunks = await request.app[BLOBS].open(document.sha256, start, end)
     if chunks is None:  # a document whose bytes are gone: never expected (the collector spares them)
         log.error("document.content_missing", document_id=document.id, sha256=document.sha256)
-        raise Problem(500, "Content missing", "the document's content cannot be found; it has been logged")
+        raise problems.ContentMissing("the document's content cannot be found; it has been logged")
     partial = (start, end) != (0, document.size)
     if partial:
         headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{document.size}"

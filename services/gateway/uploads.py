@@ -19,8 +19,8 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from services.gateway import sniff
-from services.gateway.errors import Problem
 from services.gateway.keys import BLOBS, SETTINGS
+from shared import problems
 from shared.blobs import TooLarge
 
 SNIFF_BYTES = 4096
@@ -35,8 +35,7 @@ async def read(request: web.Request, part_name: str) -> dict[str, Any]:
     """The command's fields for the file in part `part_name`, once its bytes are in the blob store."""
     limit = request.app[SETTINGS].document_max_bytes
     if request.content_type != "multipart/form-data":
-        raise Problem(415, "Unsupported media type", f"send multipart/form-data with the file in a part named "
-                      f"{part_name!r}", "/problems/unsupported-media-type")
+        raise problems.UnsupportedMediaType(f"send multipart/form-data with the file in a part named {part_name!r}")
     if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
         raise too_large(limit)  # said before a byte is read
     fields: dict[str, Any] | None = None
@@ -46,15 +45,14 @@ async def read(request: web.Request, part_name: str) -> dict[str, Any]:
             name = getattr(part, "name", None)
             if not isinstance(part, BodyPartReader) or name != part_name or fields is not None:
                 detail = "one file per upload" if fields is not None else f"no part but {part_name!r}, not {name!r}"
-                raise Problem(422, "Invalid request", f"the body must hold one part, {part_name!r}: {detail}",
-                              "/problems/validation", errors=[{"field": str(name), "message": "unexpected part"}])
+                raise problems.Invalid(f"the body must hold one part, {part_name!r}: {detail}",
+                                       errors=[{"field": str(name), "message": "unexpected part"}])
             fields = await store(request, part, limit)
     except (ValueError, HttpProcessingError) as exc:  # a boundary missing, a part cut short, a bad part header
-        raise Problem(400, "Malformed multipart body", f"the multipart body cannot be read: {exc}",
-                      "/problems/malformed-multipart") from None
+        raise problems.MalformedMultipart(f"the multipart body cannot be read: {exc}") from None
     if fields is None:
-        raise Problem(422, "Invalid request", f"the file part {part_name!r} is missing", "/problems/validation",
-                      errors=[{"field": part_name, "message": "required"}])
+        raise problems.Invalid(f"the file part {part_name!r} is missing",
+                               errors=[{"field": part_name, "message": "required"}])
     return fields
 
 
@@ -65,8 +63,7 @@ async def store(request: web.Request, part: BodyPartReader, limit: int) -> dict[
     try:
         content_type = sniff.content_type(part.headers.get(hdrs.CONTENT_TYPE), filename, head)
     except sniff.Mismatch as exc:
-        raise Problem(415, "Content type contradicts the file", str(exc), "/problems/content-type-mismatch",
-                      declared=exc.declared, detected=exc.found) from None
+        raise problems.ContentTypeMismatch(str(exc), declared=exc.declared, detected=exc.found) from None
     try:
         blob = await request.app[BLOBS].put(_rest(head, part), max_bytes=limit)
     except TooLarge:
@@ -80,9 +77,8 @@ def file_name(given: str | None) -> str:
     the quote and line breaks so)."""
     name = UNSAFE_IN_NAME.sub("", re.split(r"[/\\]", unquote(given or ""))[-1]).strip()
     if not name:
-        raise Problem(422, "Invalid request", "the file part has no file name (Content-Disposition: form-data; "
-                      "name=\"file\"; filename=\"...\")", "/problems/validation",
-                      errors=[{"field": "filename", "message": "required"}])
+        raise problems.Invalid("the file part has no file name (Content-Disposition: form-data; name=\"file\"; "
+                               "filename=\"...\")", errors=[{"field": "filename", "message": "required"}])
     return name
 
 
@@ -96,12 +92,11 @@ def plain(part: BodyPartReader) -> None:
         detail = f"a part's Content-Encoding ({encoding[:40]!r}) has no place in form-data: send the file's bytes"
     else:
         return
-    raise Problem(415, "Unsupported encoding", detail, "/problems/unsupported-encoding")
+    raise problems.UnsupportedEncoding(detail)
 
 
-def too_large(limit: int) -> Problem:
-    return Problem(413, "File too large", f"a document may hold at most {limit} bytes", "/problems/too-large",
-                   maxBytes=limit)
+def too_large(limit: int) -> problems.TooLarge:
+    return problems.TooLarge(f"a document may hold at most {limit} bytes", maxBytes=limit)
 
 
 async def _head(part: BodyPartReader) -> bytes:

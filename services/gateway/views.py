@@ -9,14 +9,9 @@ from pydantic import BaseModel, ValidationError
 
 from services.gateway.auth import Principal
 from services.gateway.bus import Answer, Bus, Unavailable
-from services.gateway.errors import (
-    Problem,
-    json_response,
-    unavailable,
-    validation_problem,
-)
+from services.gateway.errors import json_response
 from services.gateway.keys import BUS, READINESS, SERVICES, SETTINGS
-from shared import logging, topology
+from shared import logging, problems, topology
 from shared.contracts.envelope import GetCommand
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,9 +25,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.read() or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Problem(400, "Malformed JSON", "the request body is not valid JSON", "/problems/malformed-json") from None
+        raise problems.MalformedJson("the request body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise Problem(400, "Malformed JSON", "the request body must be a JSON object", "/problems/malformed-json")
+        raise problems.MalformedJson("the request body must be a JSON object")
     return data
 
 
@@ -40,7 +35,7 @@ def parse(model: type[M], data: Any, what: str = "the request body") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_problem(exc, f"{what} is not valid") from None
+        raise problems.invalid_body(exc, f"{what} is not valid") from None
 
 
 def path_ids(model: type[M], **fields: str) -> M:
@@ -48,8 +43,7 @@ def path_ids(model: type[M], **fields: str) -> M:
     try:
         return model.model_validate(fields)
     except ValidationError:
-        raise Problem(404, "Not found", f"there is nothing at {', '.join(fields.values())}",
-                      "/problems/not-found") from None
+        raise problems.NotFound(f"there is nothing at {', '.join(fields.values())}") from None
 
 
 def message_id_for(request: web.Request, principal: Principal) -> str:
@@ -58,8 +52,7 @@ def message_id_for(request: web.Request, principal: Principal) -> str:
     if key is None:
         return str(uuid4())
     if not IDEMPOTENCY_KEY.match(key):
-        raise Problem(400, "Invalid Idempotency-Key",
-                      "Idempotency-Key must be 1 to 255 characters of A-Z a-z 0-9 _ - . :", "/problems/idempotency-key")
+        raise problems.InvalidIdempotencyKey("Idempotency-Key must be 1 to 255 characters of A-Z a-z 0-9 _ - . :")
     return str(uuid5(KEY_NAMESPACE, "\n".join((principal.org, principal.user, request.path, key))))
 
 
@@ -73,7 +66,7 @@ async def _call(request: web.Request, exchange: str, routing_key: str, body: Bas
                                   correlation_id=request["correlation_id"], org=principal.org, user=principal.user,
                                   wait=wait, persistent=persistent)
         except Unavailable as exc:
-            raise unavailable(str(exc)) from None
+            raise problems.Unavailable(str(exc)) from None
 
 
 async def send_command(request: web.Request, routing_key: str, command: BaseModel) -> web.Response:
@@ -99,21 +92,19 @@ async def answer_of(request: web.Request, routing_key: str, query: BaseModel) ->
     answer = await _call(request, topology.QUERIES, routing_key, query, str(uuid4()),
                          request.app[SETTINGS].query_timeout, persistent=False)
     if answer is None:
-        raise unavailable(f"the {routing_key.split('.')[0]} service did not answer in time")
+        raise problems.Unavailable(f"the {routing_key.split('.')[0]} service did not answer in time")
     return answer
 
 
 async def command_status(request: web.Request) -> web.Response:
     service = request.match_info["service"]
     if service not in request.app[SERVICES]:
-        raise Problem(404, "Not found", f"there is no service {service!r}", "/problems/not-found")
-    query = path_ids(GetCommand, commandId=request.match_info["command_id"])
+        raise problems.NotFound(f"there is no service {service!r}")
+    query = path_ids(GetCommand, commandId=request.match_info["commandId"])
     pending = json_response(202, {"command": {"id": query.commandId, "status": "accepted"}}, {"Location": request.path})
     try:
         response = await ask(request, f"{service}.query.command", query)
-    except Problem as exc:
-        if exc.status != 503:
-            raise
+    except problems.Unavailable:
         return pending  # the service is down: the command is still accepted, and waits for it
     return pending if response.status == 202 else response
 

@@ -24,9 +24,8 @@ from pydantic import BaseModel, ValidationError
 from twilio.request_validator import RequestValidator
 
 from services.gateway.bus import Bus, Unavailable
-from services.gateway.errors import Problem, unavailable
 from services.gateway.keys import BUS, SETTINGS
-from shared import topology
+from shared import problems, topology
 from shared.contracts.sms import InboundSms, ProviderStatus
 
 PROVIDER_ORG, PROVIDER_USER = "_provider", "twilio"
@@ -43,7 +42,7 @@ async def signed_form(request: web.Request) -> dict[str, str]:
     url = settings.public_url.rstrip("/") + request.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, params, signature):
-        raise Problem(403, "Forbidden", "the X-Twilio-Signature does not match this request", "/problems/signature")
+        raise problems.BadSignature("the X-Twilio-Signature does not match this request")
     return params
 
 
@@ -52,24 +51,25 @@ async def read_form(request: web.Request) -> dict[str, str]:
     Not aiohttp's `request.post()`: an unknown charset makes it raise LookupError (a 500), and it
     accepts any size up to the application's limit and multipart bodies Twilio never sends."""
     if request.content_type != FORM:
-        raise malformed(f"the body is {request.content_type[:80]}, not {FORM} (what Twilio posts)")
+        raise problems.MalformedForm(f"the body is {request.content_type[:80]}, not {FORM} (what Twilio posts)")
     charset = request.charset or "utf-8"
     try:
         codec = codecs.lookup(charset).name
     except (LookupError, ValueError):  # ValueError: a NUL in the name
         codec = None
     if codec not in CHARSETS:
-        raise malformed(f"the charset {charset[:40]!r} is not one a form is posted in (Twilio posts UTF-8)")
+        raise problems.MalformedForm(
+            f"the charset {charset[:40]!r} is not one a form is posted in (Twilio posts UTF-8)")
     body = await _body(request)
     try:
         return dict(parse_qsl(body.decode(codec), keep_blank_values=True, encoding=codec, errors="strict"))
     except ValueError:  # UnicodeDecodeError among them: raw or percent-encoded bytes that are not in the charset
-        raise malformed(f"the body is not a form written in {charset[:40]}") from None
+        raise problems.MalformedForm(f"the body is not a form written in {charset[:40]}") from None
 
 
 async def _body(request: web.Request) -> bytes:
-    too_large = Problem(413, "Form too large", f"a webhook's form may hold at most {MAX_FORM_BYTES} bytes",
-                        "/problems/too-large", maxBytes=MAX_FORM_BYTES)
+    too_large = problems.TooLarge(f"a webhook's form may hold at most {MAX_FORM_BYTES} bytes",
+                                      maxBytes=MAX_FORM_BYTES)
     if (request.content_length or 0) > MAX_FORM_BYTES:
         raise too_large  # said before a byte is read
     body = b""
@@ -80,10 +80,6 @@ async def _body(request: web.Request) -> bytes:
     return body
 
 
-def malformed(detail: str) -> Problem:
-    return Problem(400, "Malformed form", detail, "/problems/malformed-form")
-
-
 async def forward(request: web.Request, routing_key: str, command: BaseModel, message_id: str) -> None:
     bus: Bus = request.app[BUS]
     try:
@@ -91,15 +87,14 @@ async def forward(request: web.Request, routing_key: str, command: BaseModel, me
                        message_id=message_id, correlation_id=uuid4().hex, org=PROVIDER_ORG, user=PROVIDER_USER,
                        wait=0, persistent=True)  # answered once the broker confirmed it: Twilio need not wait
     except Unavailable as exc:  # unreachable, or no confirm in time: Twilio retries a 503, never a 204
-        raise unavailable(str(exc)) from None
+        raise problems.Unavailable(str(exc)) from None
 
 
 def parse(model: type[BaseModel], data: dict[str, object]) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Problem(400, "Bad webhook", f"the webhook lacks fields: {exc.error_count()} error(s)",
-                      "/problems/bad-webhook") from None
+        raise problems.BadWebhook(f"the webhook lacks fields: {exc.error_count()} error(s)") from None
 
 
 async def twilio_status(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ import asyncpg
 import crm_client
 import pytest
 from aiohttp import web
+from crm_client import problems
 
 from tests.conftest import Api
 from tests.support.infra import Infra
@@ -157,6 +158,42 @@ async def test_a_bad_token_is_unauthorized(stack: Stack) -> None:
         with pytest.raises(crm_client.Unauthorized) as refused:
             await client.create_lead("Ada", "+14155550100")
     assert refused.value.status == 401
+    assert isinstance(refused.value, problems.Unauthorized) and refused.value.type == "/problems/unauthorized"
+
+
+async def test_each_refusal_arrives_as_its_own_class(api: Api, stack: Stack) -> None:
+    lead = (await api.create_lead())["id"]
+    async with fast(stack.url, api.token) as client:
+        await client.update_lead_status(lead, "won")
+        with pytest.raises(problems.ForbiddenMove) as forbidden:
+            await client.update_lead_status(lead, "new")
+        with pytest.raises(problems.StatusConflict) as moved:
+            await client.update_lead_status(lead, "lost", expected_status="new")
+        with pytest.raises(problems.NotFound):
+            await client.get_lead(str(uuid4()))
+        with pytest.raises(problems.Invalid) as invalid:
+            await client.create_lead("No Phone", "not a phone")
+        with pytest.raises(crm_client.NotFound) as no_route:  # the framework's own 404: no class of ours
+            await client.http.query("/api/no-such-thing")
+    assert isinstance(forbidden.value, crm_client.Conflict) and forbidden.value.status == 409
+    assert forbidden.value.type == "/problems/forbidden-status-change" and "won" in forbidden.value.detail
+    assert moved.value.body["status"] == 409 and isinstance(moved.value, crm_client.Refused)
+    assert invalid.value.body["errors"] and isinstance(invalid.value, crm_client.Invalid)
+    assert type(no_route.value) is crm_client.NotFound and no_route.value.type == "about:blank"
+
+
+async def test_a_service_that_does_not_answer_is_unavailable_after_the_retries(api: Api, stack: Stack) -> None:
+    lead = (await api.create_lead())["id"]
+    stack.processes["leads"].stop()
+    try:
+        async with fast(stack.url, api.token, attempts=2) as client:
+            with pytest.raises(problems.Unavailable) as unavailable:
+                await client.get_lead(lead)
+    finally:
+        stack.start("leads")
+        await stack.wait_started("leads")
+    assert isinstance(unavailable.value, crm_client.Unreachable)  # what the client raised for it before
+    assert unavailable.value.status == 503 and unavailable.value.type == "/problems/unavailable"
 
 
 async def test_the_other_buttons_and_reads(api: Api, stack: Stack, sandbox: Sandbox) -> None:

@@ -14,6 +14,7 @@ import aio_pika
 import aiohttp
 import crm_client
 import pytest
+from crm_client import problems
 from multidict import CIMultiDict
 
 from tests.conftest import Api
@@ -272,6 +273,7 @@ async def test_the_python_client_attaches_with_one_key_and_downloads(api: Api, s
     finally:
         await proxy.stop()
     assert refused.value.status == 415 and again["document"]["content_type"] == "text/plain"
+    assert isinstance(refused.value, problems.ContentTypeMismatch)
     assert body["document"]["filename"] == "offer.pdf"
     listed = (await api.get(f"/api/leads/{lead}/documents"))[2]["documents"]  # type: ignore[index]
     assert [d["filename"] for d in listed] == ["offer.pdf", "notes.txt"]

@@ -154,7 +154,7 @@ def token(**claims: object) -> str:
     "Bearer",
     "Bearer not-a-jwt",
     "Bearer " + jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "w" * 40, algorithm="HS256"),
-    "Bearer " + token(sub="u", org="o", exp=int(time.time()) - 5),
+    "Bearer " + token(sub="u", org="o", exp=int(time.time()) - 3600),
     "Bearer " + token(sub="u", exp=int(time.time()) + 60),
     "Bearer " + token(org="o", exp=int(time.time()) + 60),
     "Bearer " + token(sub="u", org="o"),

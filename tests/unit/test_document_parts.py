@@ -7,9 +7,9 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from services.gateway.downloads import Unsatisfiable, byte_range, disposition
-from services.gateway.errors import Problem
 from services.gateway.sniff import Mismatch, content_type, identify
 from services.gateway.uploads import file_name
+from shared.problems import Invalid
 
 PDF, PNG = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 JPEG, GIF = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"GIF89a\x01\x00"
@@ -85,7 +85,7 @@ def test_file_names_lose_folders_and_control_characters() -> None:
     assert file_name("a\r\nb\x00.txt") == "ab.txt"
     assert file_name("Gr%C3%BC%C3%9Fe%20%22x%22.pdf") == 'Grüße "x".pdf'  # percent-encoded, as RFC 7578 allows
     assert file_name("a%2Fb%0A.pdf") == "b.pdf"  # decoded first: no folder, no line break sneaks in
-    with pytest.raises(Problem):
+    with pytest.raises(Invalid):
         file_name("folder/")
 
 

@@ -6,7 +6,11 @@
 Every press has one idempotency key for all its retries; presses made while the
 gateway cannot be reached wait in the offline queue (SQLite) and are replayed in
 order; `subscribe()` resumes the event stream across reconnections.
+
+A refusal is raised as its own class (`crm_client.problems.ForbiddenMove`, ...), generated from the
+server's table; each is also one of the errors below (`Conflict`...), and all are `Rejected`.
 """
+from crm_client import problems
 from crm_client.client import Client
 from crm_client.errors import (
     CircuitOpen,
@@ -15,6 +19,7 @@ from crm_client.errors import (
     Invalid,
     NotFound,
     Refused,
+    Rejected,
     ServerError,
     StillAccepted,
     Unauthorized,
@@ -24,4 +29,5 @@ from crm_client.live import Event, Reload, Resume
 from crm_client.offline import Outcome, Queued
 
 __all__ = ["CircuitOpen", "Client", "ClientError", "Conflict", "Event", "Invalid", "NotFound", "Outcome", "Queued",
-           "Refused", "Reload", "Resume", "ServerError", "StillAccepted", "Unauthorized", "Unreachable"]
+           "Refused", "Rejected", "Reload", "Resume", "ServerError", "StillAccepted", "Unauthorized", "Unreachable",
+           "problems"]

@@ -1,15 +1,21 @@
 """What a call can end in besides its answer.
 
     ClientError
-    ├── Refused (the gateway said no; never retried)   status + problem+json body
-    │   ├── Invalid       400, 422
-    │   ├── Unauthorized  401, 403
-    │   ├── NotFound      404
-    │   └── Conflict      409 without Retry-After (the state forbids it)
-    ├── ServerError       500, or a command parked after the service's retries
+    ├── Rejected (the gateway answered with a problem+json body)   status, type, title, detail, body
+    │   ├── Refused (the gateway said no; never retried)
+    │   │   ├── Invalid       400, 422
+    │   │   ├── Unauthorized  401, 403
+    │   │   ├── NotFound      404
+    │   │   └── Conflict      409 without Retry-After (the state forbids it)
+    │   └── ServerError       500, or a command parked after the service's retries
     ├── Unreachable       network errors, 502/503/504 after every retry: safe to repeat with the same key
     ├── StillAccepted     202 followed until the deadline, no final answer yet (it is durably queued server-side)
     └── CircuitOpen       the SMS breaker is open: failed fast, nothing was sent
+
+Each refusal of the server's table (shared/problems.py) has its class in crm_client/problems.py,
+generated, under the one above that its status gives: `ForbiddenMove` is a `Conflict`,
+`Unavailable` (503, retried first) an `Unreachable`. A problem of a type not in that table is
+raised as the class of its status.
 """
 from typing import Any
 
@@ -18,12 +24,31 @@ class ClientError(Exception):
     """Base of every error this package raises."""
 
 
-class Refused(ClientError):
-    """A domain refusal: the answer is final, repeating the call gives the same answer."""
+class Rejected(ClientError):
+    """An answer that is a problem (RFC 9457). `body` is all of it, with the fields a refusal adds
+    (`errors`, `currentStatus`...); `problem` is the same dict, by its older name. On a class of
+    crm_client/problems.py, `status`, `title` and `type` are also the table's row."""
+
+    status: int = 0
+    title: str = ""
+    type: str = "about:blank"
 
     def __init__(self, status: int, problem: dict[str, Any] | None):
-        self.status, self.problem = status, problem or {}
-        super().__init__(f"{status} {self.problem.get('title', '')}: {self.problem.get('detail', '')}".strip())
+        self.status, self.body = status, problem or {}
+        self.type = str(self.body.get("type", self.type))
+        self.title = str(self.body.get("title", self.title))
+        self.detail = str(self.body.get("detail", ""))
+        # Not super(): in a class that is also an Unreachable (Unavailable), that would be Unreachable's __init__.
+        ClientError.__init__(self, f"{status} {self.title}: {self.detail}".strip())
+
+    @property
+    def problem(self) -> dict[str, Any]:
+        """The body, by the name it had before `body`."""
+        return self.body
+
+
+class Refused(Rejected):
+    """A domain refusal: the answer is final, repeating the call gives the same answer."""
 
 
 class Invalid(Refused):
@@ -42,10 +67,8 @@ class Conflict(Refused):
     pass
 
 
-class ServerError(ClientError):
-    def __init__(self, status: int, problem: dict[str, Any] | None):
-        self.status, self.problem = status, problem or {}
-        super().__init__(f"{status} {self.problem.get('title', 'server error')}")
+class ServerError(Rejected):
+    """The gateway failed (500), or the command was parked after the service's retries (503): not retried."""
 
 
 class Unreachable(ClientError):
@@ -53,8 +76,13 @@ class Unreachable(ClientError):
     `status` is the last HTTP status (502/503/504), or None for a network error."""
 
     def __init__(self, detail: str, status: int | None = None, problem: dict[str, Any] | None = None):
-        self.status, self.problem = status, problem
+        self.status, self._problem = status, problem
         super().__init__(detail)
+
+    @property
+    def problem(self) -> dict[str, Any] | None:
+        """The last answer's problem body, if it had one."""
+        return self._problem
 
 
 class StillAccepted(ClientError):

@@ -11,6 +11,8 @@ effect (the gateway turns the key into the command's message id).
          └─► 400/401/403/404/409/422 ────────────────────────────► Refused (never retried)
 
 Retries stop after `attempts` or before `total_time` would be passed; then Unreachable.
+A problem answer is raised as the class of its type (crm_client/problems.py, generated from the
+server's table: `ForbiddenMove`, `Unavailable`...), else as the class of its status.
 """
 import asyncio
 import json
@@ -31,11 +33,11 @@ from tenacity import (
 )
 from tenacity.wait import wait_base, wait_random_exponential
 
-from crm_client.errors import ServerError, StillAccepted, Unreachable, refusal
+from crm_client import problems
+from crm_client.errors import Rejected, ServerError, StillAccepted, Unreachable, refusal
 
 T = TypeVar("T")
 RETRY_STATUSES = {429, 502, 503, 504}
-PARKED = "/problems/command-parked"  # a 503 of the status resource that no waiting will change
 
 
 @dataclass(frozen=True)
@@ -99,21 +101,40 @@ class HonourRetryAfter(wait_base):
         return max(wait, asked) if asked is not None else wait
 
 
+def known(body: Any) -> type[Rejected] | None:
+    """The class of a problem body's type, when it is one of the server's refusals."""
+    return problems.BY_TYPE.get(str(body.get("type"))) if isinstance(body, dict) else None
+
+
 def classify(status: int, headers: Mapping[str, str], body: Any) -> None:
     """Raise Retryable for an answer that a repeat with the same key may change."""
     in_flight = status == 409 and "Retry-After" in headers  # the same key is being worked on right now
-    parked = isinstance(body, dict) and body.get("type") == PARKED
-    if (status in RETRY_STATUSES and not parked) or in_flight:
+    kind = known(body)
+    final = kind is not None and not issubclass(kind, Unreachable)  # e.g. a parked command: no waiting changes it
+    if (status in RETRY_STATUSES and not final) or in_flight:
         raise Retryable(f"HTTP {status}", status, body, retry_after(headers.get("Retry-After")))
+
+
+def rejected(status: int, body: dict[str, Any]) -> Rejected:
+    """The error of a problem answer: the class of its type, else the one of its status."""
+    kind = known(body)
+    if kind is not None:
+        return kind(status, body)
+    return refusal(status, body) if status < 500 else ServerError(status, body)
 
 
 def final(answer: Answer) -> Answer:
     if answer.status < 400:
         return answer
-    body = answer.body if isinstance(answer.body, dict) else {"detail": str(answer.body)}
-    if answer.status < 500:
-        raise refusal(answer.status, body)
-    raise ServerError(answer.status, body)
+    raise rejected(answer.status, answer.body if isinstance(answer.body, dict) else {"detail": str(answer.body)})
+
+
+def unreachable(exc: Retryable) -> Unreachable:
+    """After the last retry: the server's own class when it said to try again (`Unavailable`), else Unreachable."""
+    kind = known(exc.body)
+    if kind is not None and issubclass(kind, Unreachable):
+        return kind(exc.status, exc.body)  # a Rejected too: (status, body)
+    return Unreachable(str(exc), exc.status, exc.body)
 
 
 class Http:
@@ -141,8 +162,8 @@ class Http:
             headers["Idempotency-Key"] = key
         try:
             with ExitStack() as opened:
-                body = file.multipart(opened) if file is not None else data
-                async with self.session.request(method, self.url + path, data=body, headers=headers) as response:
+                sent = file.multipart(opened) if file is not None else data
+                async with self.session.request(method, self.url + path, data=sent, headers=headers) as response:
                     status, got = response.status, dict(response.headers)
                     if raw and status < 300:
                         return Answer(status, await response.read(), got)
@@ -165,7 +186,7 @@ class Http:
         try:
             return await retryer(attempt, *args)  # a coroutine function: tenacity awaits each try
         except Retryable as exc:
-            raise Unreachable(str(exc), exc.status, exc.body) from exc
+            raise unreachable(exc) from exc
 
     async def command(self, path: str, data: bytes | None, key: str, attempts: int | None = None,
                       file: "FilePart | None" = None) -> Answer:
