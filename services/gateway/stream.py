@@ -12,12 +12,15 @@ Where the log ended when the reader first started is learnt from a marker it pub
 everything up to the marker is older than this gateway (`head` is unknown until then, `ready` is unset).
 A log found deleted (our consumer cancelled), or an epoch changed in the database, is another log:
 `on_new_log` closes the screens so they resume and are told `recovered: false`.
+
+A lost broker connection is told from a bug by what it raises (CONNECTION_ERRORS): a replay whose
+connection goes raises one of them, and never just ends; anything else is a bug, left to propagate.
 """
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import aio_pika
@@ -35,8 +38,13 @@ ACK_EVERY = 50  # well below both prefetches: credit never runs out while acks a
 WATCH_SECONDS = 1.0
 EPOCH_CHECK_SECONDS = 5.0
 READER_DEADLINE = 60.0  # a session reads for good, its watch beating every WATCH_SECONDS: this long without a beat
-CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError,
-                     asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError, RuntimeError)
+# What reading the log raises when the broker connection goes (or the broker refuses): OSError (a socket's
+# errors, TimeoutError, aiormq's AMQPConnectionError), any AMQPError (ConnectionClosed, ChannelClosed, a frame
+# it cannot read), and ChannelInvalidStateError, the one RuntimeError aiormq and aio-pika raise on purpose: an
+# operation on a channel that closed under us. A bare RuntimeError is a bug, with one exception: the one
+# aio-pika and aiormq raise for a channel asked of a connection that is gone (`_channel` turns it into a
+# ConnectionError, by the connection's state, not by the error's words).
+CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError)
 
 
 class LogDeleted(Exception):
@@ -105,7 +113,7 @@ class Reader:
             db = await asyncpg.connect(self._database_url, timeout=5)
             try:
                 await self._open(connection, db)
-                channel = await connection.channel()
+                channel = await _channel(connection)
                 await channel.set_qos(prefetch_count=LIVE_PREFETCH)
                 queue = await channel.declare_queue(event_log.LOG, passive=True)
                 start: int | str = "last" if self._read_to is None else self._read_to + 1
@@ -132,7 +140,7 @@ class Reader:
                 await self._on_new_log()
 
     async def _publish_marker(self, connection: aio_pika.abc.AbstractConnection) -> None:
-        channel = await connection.channel(publisher_confirms=True)
+        channel = await _channel(connection, publisher_confirms=True)
         try:
             await channel.default_exchange.publish(event_log.marker(self._marker or ""), event_log.LOG)
         finally:
@@ -163,8 +171,9 @@ class Reader:
     async def _watch(self, channel: aio_pika.abc.AbstractChannel, records: aio_pika.abc.AbstractQueueIterator,
                      db: asyncpg.Connection) -> None:
         """A deleted log cancels our consumer without a word to the iterator; an epoch may change elsewhere."""
-        underlay = await channel.get_underlay_channel()
-        tag = records.consumer_tag  # type: ignore[attr-defined]
+        # aiormq's Channel keeps its consumers; its AbstractChannel (what aio-pika declares it returns) does not say so.
+        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+        tag = records.consumer_tag  # type: ignore[attr-defined]  # QueueIterator has it, AbstractQueueIterator not
         loop = asyncio.get_running_loop()
         next_epoch_check = loop.time() + EPOCH_CHECK_SECONDS
         while True:
@@ -177,13 +186,14 @@ class Reader:
                 if await event_log.read_epoch(db) != self.epoch:
                     raise NewEpoch()
 
-    async def replay(self, start: int) -> AsyncIterator[Record]:
+    async def replay(self, start: int) -> AsyncGenerator[Record, None]:
         """Every record from `start` on, in order, read as the caller takes them (credit-based: at most
-        REPLAY_PREFETCH wait in memory). Ends only when the caller stops or the connection fails."""
+        REPLAY_PREFETCH wait in memory). Ends only when the caller stops: a connection that goes raises
+        one of CONNECTION_ERRORS (ConnectionError when aio-pika's iterator merely stops)."""
         connection = self._connection
-        if connection is None or connection.is_closed:
+        if connection is None or _gone(connection):
             raise ConnectionError("the event log is not reachable")
-        channel = await connection.channel()
+        channel = await _channel(connection)
         try:
             await channel.set_qos(prefetch_count=REPLAY_PREFETCH)
             queue = await channel.declare_queue(event_log.LOG, passive=True)
@@ -194,10 +204,31 @@ class Reader:
                     await message.ack(multiple=True)
                     unacked = 0
                 yield decode(message)
+            # A stream has no end: aio-pika's iterator stops quietly only when its channel closed under it.
+            raise ConnectionError("the event log's channel closed")
         finally:  # closing the channel cancels the consumer; what it still held is dropped, not requeued
             if not channel.is_closed:
                 with suppress(*CONNECTION_ERRORS):
                     await channel.close()
+
+
+def _gone(connection: aio_pika.abc.AbstractConnection) -> bool:
+    """Closed, closing, or lost: aio-pika's `is_closed` stays False after a lost connection; aiormq's is True."""
+    transport = connection.transport
+    return connection.is_closed or transport is None or transport.connection.is_closed
+
+
+async def _channel(connection: aio_pika.abc.AbstractConnection,
+                   publisher_confirms: bool = True) -> aio_pika.abc.AbstractChannel:
+    """A new channel, or ConnectionError when the connection is gone: aiormq refuses a channel on a lost
+    connection with a bare RuntimeError ("<Connection ...> closed"), aio-pika on a closing one too
+    ("Connection was not opened"). Any other RuntimeError is left as it is: a bug."""
+    try:
+        return await connection.channel(publisher_confirms=publisher_confirms)
+    except RuntimeError as exc:
+        if not _gone(connection):
+            raise
+        raise ConnectionError("the event log's connection is closed") from exc
 
 
 async def _first_of(*jobs: Awaitable[None]) -> None:

@@ -1,13 +1,26 @@
-"""The hub's fan-out and its seam between a replay and live records, on an in-memory log."""
+"""The hub's fan-out, its seam between a replay and live records, and a replay that fails, on an in-memory log."""
 import asyncio
 import json
 import random
+from collections.abc import AsyncIterator
 
+import aiormq
 import pytest
+from structlog.testing import capture_logs
 
 from services.gateway.auth import Principal
 from services.gateway.ws import TOO_MANY_REPLAYS, TOO_SLOW, Hub, Screen
+from services.gateway.ws.screen import (
+    BAD_MESSAGE,
+    BAD_TOKEN,
+    GOING_AWAY,
+    HELLO_TIMEOUT,
+    LOG_UNAVAILABLE,
+    OTHER_PRINCIPAL,
+)
 from shared.contracts.realtime import Resume
+from shared.problems import CLOSES
+from tests.support.stack import eventually
 
 
 class StuckSocket:
@@ -33,7 +46,8 @@ class MemoryLog:
         self.records: list[tuple[int, str, dict | None]] = []
         self.grew = asyncio.Event()
         self.rng = rng
-        self.epoch, self.head = "e1", None  # what the hub reads of its reader
+        self.epoch: str | None = "e1"  # what the hub reads of its reader
+        self.head: int | None = None
         self.ready = asyncio.Event()
 
     def append(self, org: str, n: int, event_id: str | None = None) -> None:
@@ -45,7 +59,7 @@ class MemoryLog:
         for _ in range(self.rng.randrange(most)):
             await asyncio.sleep(0)
 
-    async def replay(self, start: int):  # type: ignore[no-untyped-def]
+    async def replay(self, start: int) -> AsyncIterator[tuple[int, str, dict | None]]:
         position = start
         while True:
             while position >= len(self.records):
@@ -68,8 +82,10 @@ class MemoryLog:
             position += 1
 
 
-def hub_with(log: MemoryLog | None = None, queue_size: int = 100_000) -> Hub:
-    hub = Hub("s" * 40, queue_size=queue_size, hello_timeout=1, allowed_origins=set())
+def hub_with(log: MemoryLog | None = None, queue_size: int = 100_000, max_replays: int = 64,
+             max_replays_per_user: int = 4) -> Hub:
+    hub = Hub("s" * 40, queue_size=queue_size, hello_timeout=1, allowed_origins=set(), max_replays=max_replays,
+              max_replays_per_user=max_replays_per_user)
     hub.reader = log  # type: ignore[assignment]
     return hub
 
@@ -134,8 +150,8 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed
     opened = screen()
     opened.position = start
     hub.screens["org"] = {opened}
-    hub.replaying.add(opened)
-    opened.replay = asyncio.create_task(hub._replay(opened, start))
+    hub.replays.running.add(opened)
+    opened.replay = asyncio.create_task(hub.replays.replay(opened, start, log))
     for n in range(len(log.records), total):  # live records keep coming while the replay runs
         log.append(rng.choice(["org", "other"]), n)
         await log._pause()
@@ -144,7 +160,7 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed
         if opened.live:
             break
         await asyncio.sleep(0)
-    assert opened.live and not hub.replaying
+    assert opened.live and not hub.replays.running
     received = frames(opened)
     assert received[0]["type"] == "welcome" and received[0]["recovered"] is True
     events = received[1:]
@@ -158,15 +174,14 @@ async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_hea
     for n in range(10):
         log.append("org", n)
     log.head = 9
-    hub = hub_with(log)
-    hub.max_replays, hub.max_replays_per_user = 3, 2
+    hub = hub_with(log, max_replays=3, max_replays_per_user=2)
     # Queues of 2 that nobody reads: each replay stops after its welcome and one event, holding its slot.
     opened = {name: screen(org, queue_size=2, user=user) for name, org, user in [
         ("a1", "org", "a"), ("a2", "org", "a"), ("a3", "org", "a"), ("same-name", "org2", "a"), ("b", "org", "b"),
         ("c", "org", "c")]}
     for one in opened.values():
         hub.screens.setdefault(one.org, set()).add(one)
-        await hub._start(one, Resume(epoch="e1", position=0))
+        await hub.replays.start(one, Resume(epoch="e1", position=0), log)
     refused = {name for name, one in opened.items() if one.closing is not None}
     assert refused == {"a3", "b", "c"}  # 2 per (organisation, user): "a" of org2 is another; 3 on the gateway
     for name in refused:
@@ -174,10 +189,11 @@ async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_hea
         assert opened[name].ws.close_codes == [TOO_MANY_REPLAYS]  # type: ignore[attr-defined]
     reasons = {name: opened[name].ws.reasons[0] for name in refused}  # type: ignore[attr-defined]
     assert b"for this user" in reasons["a3"] and b"on this gateway" in reasons["c"]
-    assert hub.replaying == {opened["a1"], opened["a2"], opened["same-name"]}
+    assert hub.replays.running == {opened["a1"], opened["a2"], opened["same-name"]}
 
     at_head = screen()
-    await hub._start(at_head, Resume(epoch="e1", position=9))  # nothing to replay: served while the slots are full
+    # Nothing to replay: served while the slots are full.
+    await hub.replays.start(at_head, Resume(epoch="e1", position=9), log)
     assert at_head.live and at_head.closing is None and frames(at_head)[0]["recovered"] is True
 
     first = opened["a1"]
@@ -186,10 +202,67 @@ async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_hea
             break
         frames(first)
         await asyncio.sleep(0)
-    assert first.live and first not in hub.replaying
+    assert first.live and first not in hub.replays.running
     again = screen(user="a", queue_size=100)
-    await hub._start(again, Resume(epoch="e1", position=0))
-    assert again.closing is None and again in hub.replaying
+    await hub.replays.start(again, Resume(epoch="e1", position=0), log)
+    assert again.closing is None and again in hub.replays.running
     for one in [*opened.values(), again]:
         if one.replay is not None:
             one.replay.cancel()
+
+
+class FailingLog(MemoryLog):
+    """A log whose replay gives one record, then fails with `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(random.Random(0))
+        self.error = error
+
+    async def replay(self, start: int) -> AsyncIterator[tuple[int, str, dict | None]]:
+        yield self.records[start]
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "bug"), [
+    (ConnectionError("the event log's channel closed"), False),
+    (aiormq.exceptions.ChannelInvalidStateError("<Channel: 1> closed"), False),
+    (aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED"), False),
+    (RuntimeError("a bug"), True),
+    (KeyError("x-stream-offset"), True),
+])
+async def test_a_replay_that_fails_closes_1011_and_a_bug_is_logged_with_its_traceback(
+        error: BaseException, bug: bool) -> None:
+    log = FailingLog(error)
+    for n in range(10):
+        log.append("org", n)
+    log.head = 9
+    hub = hub_with(log)
+    opened = screen()
+    with capture_logs() as logged:
+        await hub.replays.start(opened, Resume(epoch="e1", position=0), log)
+        await eventually(lambda: opened.closing, 5, 0.01, "the replay to fail")
+    await opened.closing  # type: ignore[misc]  # (set: waited for above)
+    assert opened.ws.close_codes == [LOG_UNAVAILABLE] == [1011]  # type: ignore[attr-defined]  # a StuckSocket
+    assert opened.ws.reasons == [b"the event log is unavailable: resume in a moment"]  # type: ignore[attr-defined]
+    assert not hub.replays.running and not opened.live  # its slot is free; its client resumes
+    (said,) = [line for line in logged if line["event"] in ("ws.replay_failed", "ws.replay_crashed")]
+    if bug:
+        assert (said["event"], said["log_level"], said.get("exc_info")) == ("ws.replay_crashed", "error", True)
+    else:
+        assert (said["event"], said["log_level"], "exc_info" in said) == ("ws.replay_failed", "warning", False)
+
+
+async def test_a_live_event_whose_organisation_is_no_string_goes_nowhere() -> None:
+    hub = hub_with()
+    opened = live_screen(hub)
+    for position, org in enumerate([["org"], {"org": 1}, 5, None]):
+        hub.live((position, "leads.created", {"org_id": org, "id": str(position), "data": {}}))
+    assert frames(opened) == []
+
+
+def test_the_close_codes_are_the_shared_tables() -> None:
+    assert {name: close.code for name, close in CLOSES.items()} == {
+        "bad_message": 4400, "bad_token": 4401, "other_principal": 4403, "hello_timeout": 4408,
+        "try_again_later": 1013, "log_unavailable": 1011, "going_away": 1001}
+    assert (BAD_MESSAGE, BAD_TOKEN, OTHER_PRINCIPAL, HELLO_TIMEOUT) == (4400, 4401, 4403, 4408)
+    assert (TOO_SLOW, TOO_MANY_REPLAYS, LOG_UNAVAILABLE, GOING_AWAY) == (1013, 1013, 1011, 1001)
