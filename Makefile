@@ -65,8 +65,13 @@ compose:
 	@command -v docker-compose >/dev/null || { echo "installing Debian's docker-compose for the compose file's tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
+# Lint, format and types first (settings in pyproject.toml), then the suite.
+LINTED := shared services tests bench chaos clients/python
+TYPED := shared services clients/python bench chaos tests/support
 test: $(STAMP) browser compose
-	$(PY) -m ruff check --quiet --select F,E9,I shared services tests bench chaos clients/python
+	$(PY) -m ruff check --quiet $(LINTED)
+	$(PY) -m ruff format --check --quiet $(LINTED)
+	$(PY) -m mypy $(TYPED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

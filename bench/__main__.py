@@ -138,7 +138,9 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
 
 async def main(args: argparse.Namespace) -> int:
     # SIGTERM ends the run like Ctrl-C: processes stopped, database and vhost dropped.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
+    main_task = asyncio.current_task()
+    assert main_task is not None  # (a coroutine run by asyncio.run: its task)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     infra = await infra_mod.provision(prefix="crm_bench")
     log_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     ok = False

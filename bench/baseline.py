@@ -38,7 +38,7 @@ async def change_status(pool: asyncpg.Pool, who: Principal, cmd: UpdateLeadStatu
     async with pool.acquire() as conn, conn.transaction():
         row = None if lead_id is None else await conn.fetchrow(
             "SELECT status FROM leads WHERE id = $1 AND org_id = $2 FOR UPDATE", lead_id, who.org)
-        if row is None:
+        if row is None or lead_id is None:  # (no id: no row either)
             raise not_found("lead", cmd.leadId)
         current = LeadStatus(row["status"])
         if domain.check_move(cmd.leadId, current, cmd.status, cmd.expectedStatus):

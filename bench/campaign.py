@@ -31,18 +31,18 @@ def phones(count: int) -> list[str]:
     return [f"+1415{300 + i // 10_000}{i % 10_000:04d}" for i in range(count)]
 
 
-async def _post(http: aiohttp.ClientSession, url: str, token: str, body: dict[str, Any], expected: int) -> dict:
+async def _post(http: aiohttp.ClientSession, url: str, token: str, body: dict[str, Any], expected: int) -> dict[str, Any]:
     async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
         answer = await response.json()
         if response.status != expected:
             raise RuntimeError(f"POST {url} answered {response.status}: {answer}")
-        return answer  # type: ignore[no-any-return]
+        return answer
 
 
-async def _campaign(http: aiohttp.ClientSession, url: str, token: str, campaign_id: str) -> dict:
+async def _campaign(http: aiohttp.ClientSession, url: str, token: str, campaign_id: str) -> dict[str, Any]:
     async with http.get(f"{url}/api/campaigns/{campaign_id}?limit=1",
                         headers={"Authorization": f"Bearer {token}"}) as response:
-        return (await response.json())["campaign"]  # type: ignore[no-any-return]
+        return (await response.json())["campaign"]
 
 
 async def measure(url: str, sandbox_url: str, database_url: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def update_jobs(lead_ids: list[str], status: str = "contacted") -> list[Job]:
 async def _one(http: aiohttp.ClientSession, url: str, headers: dict[str, str], job: Job) -> Sample:
     key, body = job
     sent = time.perf_counter()
+    status: int | str
     try:
         async with http.post(url, data=body, headers=headers) as response:
             data, status = await response.read(), response.status

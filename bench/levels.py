@@ -59,7 +59,7 @@ async def pipeline(url: str, database_url: str, levels: Plan, args: argparse.Nam
     async with client(1, None) as ws_http:
         await events.open(ws_http, url, token, [TOPIC])
         try:
-            for (c, _, _), (warm, measured) in zip(levels, _batches(ids, levels)):
+            for (c, _, _), (warm, measured) in zip(levels, _batches(ids, levels), strict=True):
                 samples = await _level(f"{url}/api/leads/update-status", token, c, warm, measured,
                                        args.request_timeout)
                 await events.wait_for(warm + measured, args.event_timeout)
@@ -75,7 +75,7 @@ async def baseline(url: str, database_url: str, levels: Plan, args: argparse.Nam
     org, token = seed.tenant()
     ids = await seed.via_sql(database_url, org, seed.USER, sum(w + n for _, w, n in levels))
     out: dict[int, dict[str, Any]] = {}
-    for (c, _, _), (warm, measured) in zip(levels, _batches(ids, levels)):
+    for (c, _, _), (warm, measured) in zip(levels, _batches(ids, levels), strict=True):
         samples = await _level(f"{url}/update-status", token, c, warm, measured, args.request_timeout)
         out[c] = {"http": report.http_figures(samples),
                   "db_changed": await seed.count_status(database_url, measured, "contacted")}

@@ -38,7 +38,7 @@ async def _consuming(connection: aio_pika.abc.AbstractConnection, topology: Serv
         work = await channel.declare_queue(topology.work.name, passive=True)
         await channel.declare_queue(topology.parked.name, passive=True)  # declared after consuming started
         await channel.close()
-        return work.declaration_result.consumer_count > 0
+        return (work.declaration_result.consumer_count or 0) > 0  # (always a count in a DeclareOk)
     except aio_pika.exceptions.AMQPError:
         return False
 

@@ -92,7 +92,7 @@ def fanout_figures(samples: list[Sample], listeners: list[Listener], frames: int
 
 async def measure_fanout(stack: Stack, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
     org, token = seed.tenant()
-    pid = stack.processes["gateway"].popen.pid  # type: ignore[union-attr]
+    pid = _gateway_pid(stack)
     pids = {"gateway": pid, "bench client": os.getpid()}
     url = f"{stack.url}/api/leads/update-status"
     async with client(args.concurrency, args.request_timeout) as http, client(0, None) as ws_http:
@@ -123,8 +123,13 @@ async def measure_fanout(stack: Stack, database_url: str, args: argparse.Namespa
 
 async def measure(stack: Stack, database_url: str, amqp_url: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"fanout": await measure_fanout(stack, database_url, args),
-            "replay": await replay.measure(stack.url, stack.processes["gateway"].popen.pid,  # type: ignore[union-attr]
-                                           amqp_url, args)}
+            "replay": await replay.measure(stack.url, _gateway_pid(stack), amqp_url, args)}
+
+
+def _gateway_pid(stack: Stack) -> int:
+    popen = stack.processes["gateway"].popen
+    assert popen is not None, "the gateway was started before measuring"
+    return popen.pid
 
 
 def failed(r: dict[str, Any] | None) -> bool:

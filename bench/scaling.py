@@ -81,4 +81,4 @@ def render(figures: dict[str, Any] | None, concurrency: int) -> list[str]:
 
 
 def failed(figures: dict[str, Any] | None) -> bool:
-    return bool(figures) and any(f["errors"] for f in figures.values())
+    return figures is not None and any(f["errors"] for f in figures.values())

@@ -57,7 +57,9 @@ async def main(args: argparse.Namespace) -> int:
     # bury the timeline (the clients count their errors, reported in the JSON).
     for noisy in ("aiormq", "aio_pika", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
+    main_task = asyncio.current_task()
+    assert main_task is not None  # (a coroutine run by asyncio.run: its task)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     infra = await infra_mod.provision(prefix="crm_chaos")
     stack = ChaosStack(infra, Path(tempfile.mkdtemp(prefix="crm-chaos-")), args.instances)
     infrastructure = Infrastructure(infra.amqp_url, infra.database_url)

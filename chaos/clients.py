@@ -9,6 +9,7 @@ straight through the broker (an integrating system: publish, wait for the reply,
 Either ends with the final answer (status, body), or `Unresolved` at the deadline.
 """
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -154,7 +155,5 @@ class Broker:
 
 
 async def _quietly(awaitable: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # closing what is already broken
         await awaitable
-    except Exception:  # noqa: BLE001 - closing what is already broken
-        pass

@@ -15,6 +15,7 @@ hook should the run end some other way.
 """
 import asyncio
 import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -127,7 +128,7 @@ class Schedule:
         at: list[tuple[float, str, Callable[[], Awaitable[None]]]] = []
         if o.kills:
             for name in [*self.stack.services, *self.stack.gateways]:
-                at.append((rng.uniform(0.05, 0.8) * span, f"kill {name}", lambda n=name: self.kill(n)))
+                at.append((rng.uniform(0.05, 0.8) * span, f"kill {name}", functools.partial(self.kill, name)))
         if o.sandbox:
             at.append((rng.uniform(0.1, 0.25) * span, "sandbox", self.sandbox_stretch))
         for enabled, name, moment, fault, refusal in (

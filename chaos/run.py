@@ -62,7 +62,9 @@ async def versions(infra: Infra) -> str:
         await conn.close()
     connection = await aio_pika.connect(infra.amqp_url)
     async with connection:
-        rabbit = connection.transport.connection.server_properties.get("version", b"?")  # type: ignore[union-attr]
+        transport = connection.transport
+        assert transport is not None  # (open inside its `async with`)
+        rabbit = transport.connection.server_properties.get("version", b"?")
     return f"PostgreSQL {pg}, RabbitMQ {rabbit.decode() if isinstance(rabbit, bytes) else rabbit}"
 
 
@@ -76,7 +78,8 @@ async def run(args: argparse.Namespace, infra: Infra, stack: ChaosStack, infrast
     viewer = issue(TEST_SECRET, org, "viewer")
     screens = [Screen(f"raw-{i}", stack.urls[i - 1:] + stack.urls[:i - 1], viewer) for i in (1, 2)]
     followers = [Follower(f"crm_client-{i + 1}", url, viewer) for i, url in enumerate(stack.urls)]
-    for watcher in [*screens, *followers]:
+    watchers: list[Screen | Follower] = [*screens, *followers]
+    for watcher in watchers:
         watcher.start()
     gateways, broker = Gateways(stack.urls, tokens), Broker(infra.amqp_url)
     await gateways.open()
@@ -106,7 +109,6 @@ async def run(args: argparse.Namespace, infra: Infra, stack: ChaosStack, infrast
     await state.read_sandbox(stack.sandbox_url, final)
     await state.read_queues(infra.amqp_url, infra._vhost, final)
     log_ids = {e["id"] for e in final.events}
-    watchers = [*screens, *followers]
     with suppress(AssertionError):
         await eventually(lambda: all(log_ids <= set(w.ids) for w in watchers), 60, 0.5, "the screens to catch up")
     for watcher in watchers:

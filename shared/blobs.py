@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 from uuid import uuid4
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -180,7 +180,7 @@ class DirectoryStore(BlobStore):
         grave.unlink()
         return True
 
-    async def list(self) -> AsyncIterator[Blob]:  # type: ignore[override]
+    async def list(self) -> AsyncIterator[Blob]:
         def folders() -> list[Path]:
             return sorted(p for p in self.root.iterdir() if len(p.name) == 2) if self.root.is_dir() else []
 
@@ -214,7 +214,7 @@ class DirectoryStore(BlobStore):
         return await asyncio.to_thread(sweep)
 
 
-def _flush(file) -> None:  # type: ignore[no-untyped-def]
+def _flush(file: BinaryIO) -> None:
     file.flush()
     os.fsync(file.fileno())
     file.close()
@@ -231,7 +231,7 @@ def _install(part: Path, final: Path) -> None:
         os.close(folder)
 
 
-async def _chunks(file, start: int, end: int | None) -> AsyncIterator[bytes]:  # type: ignore[no-untyped-def]
+async def _chunks(file: BinaryIO, start: int, end: int | None) -> AsyncIterator[bytes]:
     try:
         await asyncio.to_thread(file.seek, start)
         left = None if end is None else end - start

@@ -79,7 +79,8 @@ async def migrate(pool: asyncpg.Pool, schema: str, folders: Sequence[Path]) -> l
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrations:{schema}")
         try:
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             for version, path in files:

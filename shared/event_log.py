@@ -1,7 +1,8 @@
 """The event log: one durable, ordered record of every service's events (a RabbitMQ stream).
 
     outbox relays ──► [events] topic ──#──► events.log (stream queue; a message's offset is its position)
-                                              ├─► each gateway: a live reader from its own offset, one replay per resuming screen
+                                              ├─► each gateway: a live reader from its own offset,
+                                              │   one replay per resuming screen
                                               └─► any system: a stream consumer from an offset of its own
 
 Guarantees:
@@ -109,7 +110,8 @@ async def ensure(connection: aio_pika.abc.AbstractConnection, conn: asyncpg.Conn
 
 
 def offset_of(message: aio_pika.abc.AbstractIncomingMessage) -> int:
-    return int((message.headers or {})[OFFSET_HEADER])  # type: ignore[arg-type]
+    # RabbitMQ sets this header on every message it delivers from a stream, and always to an integer.
+    return int((message.headers or {})[OFFSET_HEADER])  # type: ignore[arg-type]  # a header's type is any AMQP value
 
 
 def is_marker(message: aio_pika.abc.AbstractIncomingMessage) -> bool:

@@ -38,14 +38,16 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
     trip); raises `AlreadyDone` when the id is known (the caller rolls back, outbox rows included)."""
     if not events:
         inserted = await conn.fetchval(
-            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
+            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) "
+            "VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
             message_id, org_id, command, print_, reply.status, reply.body,
         )
     else:
         inserted = await conn.fetchval(
             f"WITH events AS ({outbox.insert(7)}) "
-            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
+            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) "
+            "VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
             message_id, org_id, command, print_, reply.status, reply.body, *outbox.rows(events, trace),
         )
@@ -73,8 +75,9 @@ async def stored_reply(conn: asyncpg.Connection, message_id: str, org_id: str) -
 
 
 async def park(conn: asyncpg.Connection, message_id: str, org_id: str, reply: Reply) -> None:
-    await conn.execute("INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) ON CONFLICT (org_id, message_id) "
-                       "DO UPDATE SET reply = excluded.reply, parked_at = now()", message_id, org_id, reply.body)
+    await conn.execute("INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) "
+                       "ON CONFLICT (org_id, message_id) DO UPDATE SET reply = excluded.reply, parked_at = now()",
+                       message_id, org_id, reply.body)
 
 
 async def prune(conn: asyncpg.Connection, older_than_hours: float) -> int:

@@ -8,8 +8,9 @@ import sys
 
 import structlog
 from structlog.contextvars import bound_contextvars as bind  # noqa: F401  (re-exported)
+from structlog.typing import Processor
 
-SHARED = [
+SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -88,8 +88,8 @@ class Loop:
         async for attempt in self._retrying:
             with attempt:
                 if failed is not None:  # the first failure, counted and backed off like the ones after it
-                    exc, failed = failed, None
-                    raise exc
+                    first, failed = failed, None
+                    raise first
                 await self._timed()
         self.failures = 0
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 from yarl import URL
 
 from services.sms.segments import segments
@@ -132,26 +132,38 @@ async def list_(request: web.Request) -> web.Response:
 Filter = Callable[[Message], bool]
 
 
-def filters(query: MultiDictProxy[str]) -> list[Filter]:
+def filters(query: MultiMapping[str]) -> list[Filter]:
     """Twilio's list filters. The twilio client sends `DateSent>` / `DateSent<` (which read `DateSent>=` / `DateSent<=`
     on the wire) with `YYYY-MM-DDTHH:MM:SSZ`; Twilio documents `YYYY-MM-DD`. Both bounds include their day or second.
     A date filter never lists a message still queued: it has no date_sent yet."""
     keep: list[Filter] = []
     if "To" in query:
-        keep.append(lambda m, to=query["To"]: m.to == to)
+        to = query["To"]
+        keep.append(lambda m: m.to == to)
     if "From" in query:
-        keep.append(lambda m, from_=query["From"]: m.from_ == from_)
+        from_ = query["From"]
+        keep.append(lambda m: m.from_ == from_)
     for name, value in query.items():
         if name == "DateSent":
-            low, high = moment(value)
-            keep.append(lambda m, low=low, high=high: m.sent is not None and low <= m.sent < high)
+            keep.append(_sent_within(*moment(value)))
         elif name in ("DateSent>", "DateSent>="):
-            low = moment(value)[0]
-            keep.append(lambda m, low=low: m.sent is not None and m.sent.replace(microsecond=0) >= low)
+            keep.append(_sent_since(moment(value)[0]))
         elif name in ("DateSent<", "DateSent<="):
-            high = moment(value)[1]
-            keep.append(lambda m, high=high: m.sent is not None and m.sent < high)
+            keep.append(_sent_before(moment(value)[1]))
     return keep
+
+
+# One function per filter, each closing over its own bounds (the loop above may add several of a kind).
+def _sent_within(low: datetime, high: datetime) -> Filter:
+    return lambda m: m.sent is not None and low <= m.sent < high
+
+
+def _sent_since(low: datetime) -> Filter:
+    return lambda m: m.sent is not None and m.sent.replace(microsecond=0) >= low
+
+
+def _sent_before(high: datetime) -> Filter:
+    return lambda m: m.sent is not None and m.sent < high
 
 
 def moment(value: str) -> tuple[datetime, datetime]:

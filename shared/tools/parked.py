@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 import aio_pika
 
@@ -24,10 +25,11 @@ from shared.topology import ServiceTopology
 RESET = (Header.ATTEMPT, Header.LAST_ERROR, Header.PARKED_REASON, Header.PARKED_AT)
 
 
-def describe(message: aio_pika.abc.AbstractIncomingMessage) -> dict:
+def describe(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
     headers = message.headers or {}
     return {"message_id": message.message_id, "command": headers.get(Header.ROUTING_KEY), "org": headers.get(Header.ORG),
-            "attempts": int(headers.get(Header.ATTEMPT, 2)) - 1,
+            # The attempt count is ours (an int): a header of another type fails here, loudly, as it should.
+            "attempts": int(headers.get(Header.ATTEMPT, 2)) - 1,  # type: ignore[arg-type]  # a header: any AMQP value
             "reason": headers.get(Header.PARKED_REASON), "parked_at": headers.get(Header.PARKED_AT)}
 
 
@@ -39,7 +41,8 @@ async def drain(queue: aio_pika.abc.AbstractQueue) -> list[aio_pika.abc.Abstract
     return taken
 
 
-async def replay(channel: aio_pika.abc.AbstractChannel, work_queue: str, message, user: str) -> None:  # type: ignore[no-untyped-def]
+async def replay(channel: aio_pika.abc.AbstractChannel, work_queue: str,
+                 message: aio_pika.abc.AbstractIncomingMessage, user: str) -> None:
     """Back to the work queue as `user` (this tool's broker user: a platform user, shared/identity.py)."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in RESET}
     copy = aio_pika.Message(message.body, headers=headers, message_id=message.message_id, user_id=user,

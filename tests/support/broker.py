@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from uuid import uuid4
 
 import aio_pika
+from aio_pika.abc import HeadersType
 
 from shared.contracts.envelope import Header
 from shared.identity import own_user
@@ -50,7 +51,7 @@ class Probe:
         """Publish a command the way any platform process would (as this connection's broker user: the
         `user_id` RabbitMQ checks; None: no user_id); returns the correlation id."""
         correlation_id = correlation_id or uuid4().hex
-        headers = {Header.ORG: org, Header.USER: user} if org else {Header.USER: user}
+        headers: HeadersType = {Header.ORG: org, Header.USER: user} if org else {Header.USER: user}
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         exchange = await self.channel.get_exchange("commands")
         await exchange.publish(aio_pika.Message(payload, message_id=message_id, correlation_id=correlation_id,
@@ -98,7 +99,7 @@ async def publish_as(url: str, routing_key: str, body: dict, org: str | None = N
                 answer.set_result(json.loads(message.body))
 
         await replies.consume(on_reply, no_ack=True)
-        headers = {Header.USER: "sync-job", **({Header.ORG: org} if org else {})}
+        headers: HeadersType = {Header.USER: "sync-job", **({Header.ORG: org} if org else {})}
         message = aio_pika.Message(json.dumps(body).encode(), headers=headers, message_id=str(uuid4()),
                                    correlation_id="c", reply_to=replies.name, content_type="application/json",
                                    user_id=own_user(url) if user_id == "own" else user_id)

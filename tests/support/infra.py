@@ -114,7 +114,7 @@ def _list_queues(amqp_url: str, containers: tuple, vhost: str) -> list[dict]:
     columns = ["name", "messages_ready", "messages_unacknowledged"]
     broker = next((c for c in containers if "rabbitmq" in c.image), None)
     if broker is not None:
-        code, output = broker.exec(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"])
+        _code, output = broker.exec(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"])
         return json.loads(output)
     if shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost", "::1"):
         done = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"],

@@ -6,9 +6,13 @@ a 64-bit integer with its top bit set, a timestamp past the year 9999, a header'
 `install()` patches pamqp's encoder in this (test) process only; every other value encodes as before.
 """
 import struct
+import time
+from datetime import datetime
+from typing import Any
 
 import aio_pika
-from pamqp import encode
+import aiormq
+from pamqp import common, encode
 
 
 class Raw(str):
@@ -56,17 +60,17 @@ def install() -> None:
     plain_value, plain_string, plain_table, plain_timestamp = (encode.encode_table_value, encode.short_string,
                                                                 encode.field_table, encode.timestamp)
 
-    def table_value(value: object) -> bytes:
-        return value.raw if isinstance(value, Raw) else plain_value(value)  # type: ignore[arg-type]
+    def table_value(value: common.FieldArray | common.FieldTable | common.FieldValue) -> bytes:
+        return value.raw if isinstance(value, Raw) else plain_value(value)
 
     def short(value: str) -> bytes:
         return value.raw if isinstance(value, Raw) else plain_string(value)
 
-    def table(value: object) -> bytes:
-        return value.raw if isinstance(value, Raw) else plain_table(value)  # type: ignore[arg-type]
+    def table(value: common.FieldTable | Raw) -> bytes:
+        return value.raw if isinstance(value, Raw) else plain_table(value)
 
-    def stamp(value: object) -> bytes:
-        return value.raw[1:] if isinstance(value, Raw) else plain_timestamp(value)  # type: ignore[arg-type]
+    def stamp(value: datetime | time.struct_time | Raw) -> bytes:
+        return value.raw[1:] if isinstance(value, Raw) else plain_timestamp(value)
 
     encode.encode_table_value, encode.short_string, encode.field_table, encode.timestamp = (
         table_value, short, table, stamp)
@@ -77,12 +81,12 @@ def install() -> None:
 class RawMessage(aio_pika.Message):
     """A message whose properties are set as given, past aio-pika's conversions (`str(...)`)."""
 
-    def __init__(self, body: bytes, raw_properties: dict[str, object], **kwargs: object):
-        super().__init__(body, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, body: bytes, raw_properties: dict[str, object], **kwargs: Any):
+        super().__init__(body, **kwargs)
         self.raw_properties = raw_properties
 
     @property
-    def properties(self):  # type: ignore[no-untyped-def]
+    def properties(self) -> aiormq.spec.Basic.Properties:
         properties = super().properties
         for name, value in self.raw_properties.items():
             setattr(properties, name, value)

@@ -1,10 +1,12 @@
 """A resumable screen for tests: connects, resumes from its last position, records what it got;
 and a publisher of events straight onto the `events` exchange (as any system may)."""
 import asyncio
+import itertools
 import json
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import aio_pika
@@ -29,13 +31,13 @@ class ResumingScreen:
     close_code: int | None = None
     _pump: asyncio.Task | None = None
 
-    async def connect(self, resume: bool = True, **ws_options: object) -> dict:
+    async def connect(self, resume: bool = True, **ws_options: Any) -> dict:
         """Open (again), resuming from the last position applied; returns the welcome."""
         hello: dict = {"type": "hello", "token": self.token or issue(TEST_SECRET, self.org, "viewer"),
                        "topics": self.topics}
         if resume and self.epoch is not None and self.position is not None:
             hello["resume"] = {"epoch": self.epoch, "position": self.position}
-        self.ws = await self.http.ws_connect(self.url.replace("http", "ws") + "/ws", **ws_options)  # type: ignore[arg-type]
+        self.ws = await self.http.ws_connect(self.url.replace("http", "ws") + "/ws", **ws_options)
         await self.ws.send_json(hello)
         welcome = await self.ws.receive_json(timeout=20)
         assert welcome["type"] == "welcome", welcome
@@ -95,4 +97,4 @@ def assert_once_in_order(received: list[dict], expected_ids: list[str]) -> None:
     missing = wanted - set(ids)
     assert not missing, f"{len(missing)} of {len(expected_ids)} events missing"
     positions = [e["position"] for e in received]
-    assert all(a < b for a, b in zip(positions, positions[1:])), "positions out of order"
+    assert all(a < b for a, b in itertools.pairwise(positions)), "positions out of order"

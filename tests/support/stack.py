@@ -4,6 +4,7 @@ Used by the end-to-end tests and by `make bench`. Each process writes its JSON
 log lines to its own file, so tests can wait on what a service logged.
 """
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -11,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -26,7 +29,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+                     what: str = "condition") -> Any:
     """Wait until `check()` (sync or async) returns something truthy; return it. Fails after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -60,14 +64,15 @@ class Process:
         return self.popen is not None and self.popen.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        if not self.running:
-            return self.popen.returncode if self.popen else None
-        self.popen.send_signal(sig)
+        popen = self.popen
+        if popen is None or not self.running:
+            return popen.returncode if popen else None
+        popen.send_signal(sig)
         try:
-            return self.popen.wait(timeout)
+            return popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait(5)
+            popen.kill()
+            return popen.wait(5)
 
     def log_lines(self) -> list[dict]:
         lines = []
@@ -76,10 +81,8 @@ class Process:
             text = log.read().decode(errors="replace")
         for raw in text.splitlines():
             if raw.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     lines.append(json.loads(raw))
-                except ValueError:
-                    pass
         return lines
 
     def logged(self, event: str, **fields: object) -> list[dict]:
