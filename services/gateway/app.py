@@ -10,6 +10,7 @@ from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrument
 from services.gateway import errors
 from services.gateway.auth import principal_from
 from services.gateway.bus import Bus
+from services.gateway.catalog import PUBLIC
 from services.gateway.keys import BLOBS, BUS, HUB, READINESS, RULES, SERVICES, SETTINGS
 from services.gateway.readiness import Readiness
 from services.gateway.routes import setup_routes
@@ -21,7 +22,7 @@ from shared import buttons as buttons_table
 from shared.blobs import open_store
 
 ROUTED_SERVICES = list(buttons_table.SERVICES)
-PUBLIC_API = {"/api/openapi.json"}
+PUBLIC_API = {"/api/openapi.json", *PUBLIC}  # the documents of the API and its table of buttons: no data
 log = logging.get("gateway")
 
 
@@ -35,7 +36,7 @@ async def context(request: web.Request, handler):  # type: ignore[no-untyped-def
             response = await handler(request)
             status = response.status
             return response
-        except web.HTTPException as exc:  # a Problem raised by the auth middleware, inside this one
+        except web.HTTPException as exc:  # one the problems middleware, inside this one, lets through (< 400)
             status = exc.status
             raise
         finally:

@@ -1,16 +1,18 @@
-"""The OpenAPI 3.1 document, built from the button table (shared/buttons.py) and the same pydantic
-models the services use."""
-import re
+"""The OpenAPI 3.1 document, built from the button table (shared/buttons.py), the gateway's other
+routes (services/gateway/catalog.py's ROUTES) and the same pydantic models the services use.
+Each button's operation also names the problem types it may answer (`x-refusals`, shared/problems.py)
+and the events it publishes (`x-events`), as GET /api/buttons does."""
 from functools import cache
 from typing import Any
 
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from services.gateway.catalog import ROUTES, Route, types
 from shared.buttons import BUTTONS, READS
-from shared.contracts import documents as D
 from shared.contracts import leads as L
-from shared.contracts.declare import Button
+from shared.contracts.declare import EVERY_BUTTON, Button, Refusals, path_fields
+from shared.problems import PROBLEMS
 
 REF = "#/components/schemas/{model}"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -28,16 +30,33 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+REASONS = {400: "Malformed request or Idempotency-Key", 401: "Missing or invalid token", 404: "Not found",
+           409: "Refused by the rules or by a concurrent change", 413: "The file is larger than the limit",
+           415: "Not multipart/form-data, a declared type the file's bytes contradict, or a part's "
+           "Content-Transfer-Encoding or Content-Encoding that is not read",
+           416: "The range is outside the content", 422: "Invalid input, or a key reused with another body",
+           503: "Broker or service unreachable, or the broker did not confirm in time: retry with the same "
+           "Idempotency-Key"}
+
+
 def _problems(*codes: int) -> dict[str, Any]:
-    reasons = {400: "Malformed request or Idempotency-Key", 401: "Missing or invalid token", 404: "Not found",
-               409: "Refused by the rules or by a concurrent change", 413: "The file is larger than the limit",
-               415: "Not multipart/form-data, a declared type the file's bytes contradict, or a part's "
-               "Content-Transfer-Encoding or Content-Encoding that is not read",
-               416: "The range is outside the content", 422: "Invalid input, or a key reused with "
-               "another body", 503: "Broker or service unreachable, or the broker did not confirm in time: retry "
-               "with the same Idempotency-Key"}
-    return {str(c): {"description": reasons[c], "content": {"application/problem+json": {"schema": PROBLEM}}}
-            for c in codes}
+    return {str(c): _problem(REASONS[c]) for c in codes}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+
+
+def _refused(refusals: Refusals, described: dict[int, Any] | None = None) -> dict[str, Any]:
+    """A problem answer per status of these refusals: described as given, else as usual, else by their titles."""
+    titles: dict[int, list[str]] = {}
+    for refusal in refusals:
+        status, title, _ = PROBLEMS[refusal]
+        titles.setdefault(status, []).append(title)
+    given = described or {}
+    return {str(status): _problem(given[status] if isinstance(given.get(status), str)
+                                  else REASONS.get(status, "; ".join(dict.fromkeys(names))))
+            for status, names in sorted(titles.items())}
 
 
 def _command(summary: str, body: dict[str, Any], ok: tuple[int, dict[str, Any]]) -> dict[str, Any]:
@@ -70,26 +89,12 @@ def _query_parameters(schema: dict[str, Any], path: list[str]) -> list[dict[str,
     return parameters
 
 
-def _webhook(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "security": [],
-            "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
-            "responses": {"204": {"description": "Accepted"}, "200": {"description": "Accepted (TwiML)"},
-                          "400": {"description": "A body that is not a readable form (not form-urlencoded, a charset "
-                                                 "other than UTF-8, ASCII or Latin-1, bytes not in it)"},
-                          "403": {"description": "Bad signature: nothing changes"},
-                          "413": {"description": "A body over 64 KiB"},
-                          "503": {"description": "The broker did not confirm the command: Twilio retries"}}}
-
-
 def _one(schemas: list[dict[str, Any]]) -> dict[str, Any]:
     return schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-            for n in re.findall(r"{(\w+)}", path)]
+def _path_parameters(fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in fields]
 
 
 def _button_operations() -> dict[str, dict[str, Any]]:
@@ -102,8 +107,13 @@ def _button_operations() -> dict[str, dict[str, Any]]:
         operation = _command("; or ".join(b.summary for b in rows), _one([_ref(b.command) for b in rows]),
                              (rows[0].status, _one([_ref(b.reply) for b in rows])))
         operation["operationId"] = rows[0].name if len(rows) == 1 else "_or_".join(b.name for b in rows)
-        operation["parameters"] += _path_parameters(path)
+        operation["parameters"] += _path_parameters(rows[0].fields)
         operation["x-routing-keys"] = [b.routing_key for b in rows]
+        refusals = tuple(r for b in rows for r in b.all_refusals)
+        for status, answer in _refused(refusals).items():
+            operation["responses"].setdefault(status, answer)
+        operation["x-refusals"] = types(refusals)
+        operation["x-events"] = list(dict.fromkeys(e.TYPE for b in rows for e in b.events))
         if rows[0].upload:
             _upload(operation, rows[0].upload)
         paths[path] = {"post": operation}
@@ -120,46 +130,49 @@ def _upload(operation: dict[str, Any], part: str) -> None:
     operation["responses"].update(_problems(413, 415))
 
 
-def _document_paths() -> dict[str, Any]:
-    """The bytes of a document, and DELETE as another way to press its delete button."""
-    document_id = [{"name": "documentId", "in": "path", "required": True, "schema": {"type": "string"}}]
-    sent = {"ETag": {"description": "\"<sha256>\" of the bytes", "schema": {"type": "string"}},
-            "Content-Disposition": {"description": "attachment, with the file name", "schema": {"type": "string"}},
-            "Accept-Ranges": {"schema": {"const": "bytes"}}}
-    content = {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
-    return {
-        "/api/documents/{documentId}/content": {"get": {
-            "summary": "A document's bytes (Range and If-None-Match honoured)", "operationId": "download_document",
-            "parameters": [*document_id, *({"name": n, "in": "header", "required": False,
-                                             "schema": {"type": "string"}} for n in ("Range", "If-None-Match"))],
-            "responses": {"200": {"description": "The bytes", "headers": sent, "content": content},
-                          "206": {"description": "The range asked for (Content-Range)", "headers": sent,
-                                  "content": content},
-                          "304": {"description": "Not modified: If-None-Match has the ETag"},
-                          **_problems(401, 404, 416, 503)}}},
-        "/api/documents/{documentId}": {"delete": {
-            "summary": "Delete a document (as POST /api/documents/{documentId}/delete)",
-            "operationId": "delete_document_by_delete",
-            "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}, *document_id],
-            "responses": {"200": _json(_ref(D.DocumentReply), "The deleted document"), "202": ACCEPTED,
-                          **_problems(400, 401, 404, 422, 503)}}},
-    }
-
-
 def _read_operations(schemas: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    paths = {}
+    paths: dict[str, dict[str, Any]] = {}
     for row in READS:
-        path = re.findall(r"{(\w+)}", row.path)
+        path = list(row.fields)
         operation = _read(row.summary, row.reply, path, _query_parameters(schemas[row.query.__name__], path))
         operation["operationId"] = row.name
         paths.setdefault(row.path, {})["get"] = operation
     return paths
 
 
+def _route_operation(route: Route) -> dict[str, Any]:
+    """A row of ROUTES: a route that is not a button or a read (or another way to press a button)."""
+    button = route.button
+    operation: dict[str, Any] = {"summary": route.summary, "operationId": route.name, "parameters": [
+        *([{"$ref": "#/components/parameters/IdempotencyKey"}] if button else []),
+        *_path_parameters(path_fields(route.path)), *route.parameters]}
+    if route.public:
+        operation["security"] = []
+    responses: dict[str, Any] = {}
+    reply = button.reply if button else route.reply
+    if reply is not None:
+        responses["200"] = _json(_ref(reply), route.summary)
+        if route.example is not None:
+            responses["200"]["content"]["application/json"]["example"] = route.example
+    if button or route.accepted:
+        responses["202"] = ACCEPTED
+    for status, answer in route.answers.items():
+        if isinstance(answer, str) and str(status) in responses:  # a better word for the reply's 200
+            responses[str(status)]["description"] = answer
+        else:
+            responses[str(status)] = {"description": answer} if isinstance(answer, str) else answer
+    refusals = (*button.refusals, *EVERY_BUTTON) if button else route.refusals  # no body: none of its refusals
+    responses.update(_refused(refusals, route.answers))
+    operation["responses"] = dict(sorted(responses.items()))
+    if route.body is not None:
+        operation["requestBody"] = route.body
+    return operation
+
+
 @cache
 def document() -> dict[str, Any]:
     models = [*{m: None for b in BUTTONS for m in (b.command, b.reply)},
-              *{m: None for r in READS for m in (r.query, r.reply)}, L.StatusesReply]
+              *{m: None for r in READS for m in (r.query, r.reply)}, *{r.reply: None for r in ROUTES if r.reply}]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = defs.get("$defs", {})
     moves = L.statuses_reply().model_dump(mode="json")
@@ -170,28 +183,10 @@ def document() -> dict[str, Any]:
     schemas["Accepted"] = {"type": "object", "properties": {"command": {"type": "object", "properties": {
         "id": {"type": "string"}, "status": {"const": "accepted"}}}}}
     paths = _button_operations()
-    for path, operations in (*_read_operations(schemas).items(), *_document_paths().items()):
+    for path, operations in _read_operations(schemas).items():
         paths.setdefault(path, {}).update(operations)
-    paths.update({
-        "/api/leads/statuses": {"get": {
-            "summary": "The lead statuses and the moves allowed from each (the rule the service enforces)",
-            "responses": {"200": {**_json(_ref(L.StatusesReply), "Statuses and moves"),
-                                  "content": {"application/json": {"schema": _ref(L.StatusesReply),
-                                                                   "example": moves}}},
-                          **_problems(401)}}},
-        "/webhooks/twilio/status": {"post": _webhook("Twilio status callback (X-Twilio-Signature checked)")},
-        "/webhooks/twilio/inbound": {"post": _webhook("Twilio inbound message: STOP / START (signature checked)")},
-        "/dev/token": {"post": {
-            "summary": "Development only (DEV_LOGIN): a token for the demo agent; 404 when off",
-            "security": [], "responses": {"200": {"description": "{token, org, user, expires_in}"},
-                                          "404": {"description": "DEV_LOGIN is off"}}}},
-        "/api/commands/{service}/{commandId}": {"get": {
-            "summary": "The final answer of an accepted command (202 until it exists)",
-            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                           for n in ("service", "commandId")],
-            "responses": {"200": {"description": "The command's answer, as it would have been given"},
-                          "202": ACCEPTED, **_problems(401, 404, 503)}}},
-    })
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _route_operation(route)
     return {
         "openapi": "3.1.0",
         "info": {"title": "CRM buttons gateway", "version": "1.0.0"},

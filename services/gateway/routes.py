@@ -3,12 +3,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import buttons, downloads, openapi, views, webhooks
+from services.gateway import buttons, openapi, views
+from services.gateway.catalog import ROUTES
 from services.gateway.keys import HUB
 from shared import metrics
 from shared.buttons import BUTTONS, READS
 from shared.contracts.declare import Button
-from shared.contracts.documents import DeleteDocument
 
 STATIC = Path(__file__).parent / "static"
 
@@ -33,20 +33,15 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/openapi.json", openapi.serve)
     for path, rows in by_path(BUTTONS).items():
         app.router.add_post(path, buttons.press(rows))
-    app.router.add_get("/api/leads/statuses", buttons.lead_statuses)
-    literal = [*(b.path for b in BUTTONS), "/api/leads/statuses"]
+    literal = [*(b.path for b in BUTTONS), *(r.path for r in ROUTES)]
     for row in READS:
         app.router.add_get(not_a_sibling(row.path, literal), buttons.read(row))
-    delete_document = next(b for b in BUTTONS if b.command is DeleteDocument)
-    app.router.add_delete("/api/documents/{documentId}", buttons.press([delete_document], body=False))
-    app.router.add_get("/api/documents/{documentId}/content", downloads.content)
-    app.router.add_post("/webhooks/twilio/status", webhooks.twilio_status)
-    app.router.add_post("/webhooks/twilio/inbound", webhooks.twilio_inbound)
-    app.router.add_get("/api/commands/{service}/{command_id}", views.command_status)
+    for route in ROUTES:  # the statuses, a document's bytes, a command's answer, the webhooks, the dev sign-in...
+        if route.method == "GET":
+            app.router.add_get(route.path, route.view)  # and HEAD
+        else:
+            app.router.add_route(route.method, route.path, route.view)
     app.router.add_get("/ws", websocket)
-    # Outside /api on purpose: public (no token yet), and 404 unless DEV_LOGIN is on.
-    app.router.add_get("/dev/login", buttons.dev_login)
-    app.router.add_post("/dev/token", buttons.dev_token)
     app.router.add_get("/", console)
     app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static", STATIC)
@@ -61,12 +56,14 @@ def by_path(rows: tuple[Button, ...]) -> dict[str, list[Button]]:
 
 def not_a_sibling(path: str, literal: list[str]) -> str:
     """`/api/leads/{leadId}` that never matches `/api/leads/update-status` (a button's own path): a GET
-    there is a 405 with its Allow, not a read of the lead "update-status"."""
+    there is a 405 with its Allow, not a read of the lead "update-status". A segment otherwise matches what
+    aiohttp's own `{name}` matches (no brace), as the buttons' paths on the same segments do: the same id is
+    routed alike by a read and a press (else a POST the read's pattern takes would be a 405)."""
     parts = path.split("/")
     for i, part in enumerate(parts):
         if part.startswith("{"):
             taken = sorted({other.split("/")[i] for other in literal if other.split("/")[:i] == parts[:i]
-                            and len(other.split("/")) > i})
+                            and len(other.split("/")) > i and not other.split("/")[i].startswith("{")})
             if taken:
-                parts[i] = f"{{{part[1:-1]}:(?!{'|'.join(re.escape(t) + '$' for t in taken)})[^/]+}}"
+                parts[i] = f"{{{part[1:-1]}:(?!{'|'.join(re.escape(t) + '$' for t in taken)})[^{{}}/]+}}"
     return "/".join(parts)

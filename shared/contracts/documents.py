@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
 from shared.contracts.leads import LeadId
+from shared.problems import NotFound
 
 SERVICE = "documents"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -97,9 +98,10 @@ EVENTS: tuple[type[EventData], ...] = (DocumentAttached, DocumentDeleted)
 BUTTONS = (
     Button("attach_document", "/api/leads/{leadId}/documents", AttachDocument, DocumentReply,
            "Attach a file to a lead (multipart/form-data, part `file`; the same bytes twice are one document)",
-           status=201, upload="file"),
+           status=201, upload="file", refusals=(NotFound,), events=(DocumentAttached,)),
     Button("delete_document", "/api/documents/{documentId}/delete", DeleteDocument, DocumentReply,
-           "Delete a document (also DELETE /api/documents/{documentId})", cli="document delete documentId"),
+           "Delete a document (also DELETE /api/documents/{documentId})", cli="document delete documentId",
+           refusals=(NotFound,), events=(DocumentDeleted,)),
 )
 READS = (
     Read("get_document", "/api/documents/{documentId}", GetDocument, DocumentReply,

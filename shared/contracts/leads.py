@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     EmailStr,
     Field,
     SerializerFunctionWrapHandler,
@@ -16,6 +17,7 @@ from pydantic import (
 
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
+from shared.problems import BulkRefused, ForbiddenMove, NotFound, StatusConflict
 
 SERVICE = "leads"
 
@@ -130,7 +132,7 @@ class LeadView(BaseModel):
 
     # No return annotation on purpose: the published schema stays the model's own.
     @model_serializer(mode="wrap")
-    def _zone_when_set(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+    def _zone_when_set(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # see above
         data: dict[str, Any] = handler(self)
         if data.get("timeZone") is None:
             data.pop("timeZone", None)
@@ -221,7 +223,7 @@ class LeadStatusChanged(EventData):
     changedAt: datetime
     by: str
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
 EVENTS: tuple[type[EventData], ...] = (LeadCreated, LeadStatusChanged)
@@ -230,13 +232,14 @@ EVENTS: tuple[type[EventData], ...] = (LeadCreated, LeadStatusChanged)
 # The buttons and reads (shared/contracts/declare.py) -------------------------
 BUTTONS = (
     Button("create_lead", "/api/leads", CreateLead, LeadReply, "Create a lead", status=201,
-           cli="lead create name phone"),
+           cli="lead create name phone", events=(LeadCreated,)),
     Button("update_lead_status", "/api/leads/update-status", UpdateLeadStatus, LeadStatusReply,
            "Change the status of one lead", selector="leadId", cli="lead status leadId status",
-           flags={"expectedStatus": "--expected"}),
+           flags={"expectedStatus": "--expected"}, refusals=(NotFound, ForbiddenMove, StatusConflict),
+           events=(LeadStatusChanged,)),
     Button("bulk_update_lead_status", "/api/leads/update-status", BulkUpdateLeadStatus, BulkReply,
            "Change the status of many leads at once (all or nothing)", selector="leadIds",
-           cli="lead bulk-status status leadIds"),
+           cli="lead bulk-status status leadIds", refusals=(BulkRefused,), events=(LeadStatusChanged,)),
 )
 READS = (
     Read("list_leads", "/api/leads", ListLeads, LeadPage, "A page of leads, oldest first (status filter, cursor)",

@@ -12,6 +12,18 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
 from shared.contracts.leads import LeadId
+from shared.problems import (
+    AlreadyExists,
+    ContractClosed,
+    CurrencyMismatch,
+    NotFound,
+    Overpayment,
+    ProposalExpired,
+    ProposalNotAccepted,
+    ProposalNotOpen,
+    ReferenceReused,
+    RefundTooLarge,
+)
 
 SERVICE = "proposals"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -362,26 +374,34 @@ EVENTS: tuple[type[EventData], ...] = (ProposalSent, ProposalAccepted, ProposalD
 BUTTONS = (
     Button("send_proposal", "/api/proposals", SendProposal, ProposalReply,
            "Send a proposal to a lead (moves the lead to proposal)", status=201,
-           cli="proposal send leadId title amountMinor currency validUntil", flags={"amountMinor": "--amount-minor"}),
+           cli="proposal send leadId title amountMinor currency validUntil", flags={"amountMinor": "--amount-minor"},
+           refusals=(NotFound,), events=(ProposalSent,)),
     Button("accept_proposal", "/api/proposals/accept", AcceptProposal, ProposalReply,
-           "Accept a sent proposal (moves the lead to won)", cli="proposal accept proposalId"),
+           "Accept a sent proposal (moves the lead to won)", cli="proposal accept proposalId",
+           refusals=(NotFound, ProposalNotOpen, ProposalExpired), events=(ProposalAccepted,)),
     Button("decline_proposal", "/api/proposals/decline", DeclineProposal, ProposalReply,
-           "Decline a sent proposal (moves the lead to lost)", cli="proposal decline proposalId"),
+           "Decline a sent proposal (moves the lead to lost)", cli="proposal decline proposalId",
+           refusals=(NotFound, ProposalNotOpen), events=(ProposalDeclined,)),
     Button("record_payment", "/api/payments", RecordPayment, PaymentReply,
            "Record a payment against an accepted proposal (one per external reference, never above the balance)",
-           status=201, cli="payment record proposalId amountMinor currency method externalReference"),
+           status=201, cli="payment record proposalId amountMinor currency method externalReference",
+           refusals=(NotFound, ProposalNotAccepted, CurrencyMismatch, Overpayment, ReferenceReused),
+           events=(PaymentRecorded,)),
     Button("refund_payment", "/api/payments/refund", RefundPayment, RefundReply,
            "Refund (part of) a payment, never more than was paid", status=201,
-           cli="payment refund paymentId amountMinor"),
+           cli="payment refund paymentId amountMinor", refusals=(NotFound, RefundTooLarge), events=(PaymentRefunded,)),
     Button("create_contract", "/api/contracts", CreateContract, ContractReply,
            "Make a contract from an accepted proposal (a snapshot of its terms)", status=201,
-           cli="contract create proposalId"),
+           cli="contract create proposalId", refusals=(NotFound, ProposalNotAccepted, AlreadyExists),
+           events=(ContractCreated,)),
     Button("send_contract", "/api/contracts/send", SendContract, ContractReply, "Send a draft contract",
-           cli="contract send contractId"),
+           cli="contract send contractId", refusals=(NotFound, ContractClosed), events=(ContractSent,)),
     Button("sign_contract", "/api/contracts/sign", SignContract, ContractReply,
-           "Mark a draft or sent contract signed (it never changes after)", cli="contract sign contractId signerName"),
+           "Mark a draft or sent contract signed (it never changes after)", cli="contract sign contractId signerName",
+           refusals=(NotFound, ContractClosed), events=(ContractSigned,)),
     Button("void_contract", "/api/contracts/void", VoidContract, ContractReply,
-           "Void a draft or sent contract, with a reason", cli="contract void contractId reason"),
+           "Void a draft or sent contract, with a reason", cli="contract void contractId reason",
+           refusals=(NotFound, ContractClosed), events=(ContractVoided,)),
 )
 READS = (
     Read("get_proposal", "/api/proposals/{proposalId}", GetProposal, ProposalDetail,

@@ -5,6 +5,8 @@
 // Retried by themselves: network errors, 429 and 5xx (honouring Retry-After), with exponential
 // backoff and full jitter. Anything else is the answer.
 
+import { problem } from "./table.js";
+
 export class Unauthorized extends Error {}
 export class Undelivered extends Error {} // no answer after the attempts allowed: the caller keeps the press
 
@@ -82,7 +84,7 @@ export async function follow(location, token, { stopped = () => false } = {}) {
       continue; // the network again: keep asking
     }
     if (res.status !== 202 && !retryable(res.status)) return res;
-    if (res.status === 503 && res.body && res.body.type === "/problems/command-parked") return res;
+    if (res.status === 503 && res.body && problem(res.body.type) === "CommandParked") return res; // final, though a 503
   }
   throw new Undelivered("stopped");
 }

@@ -10,7 +10,7 @@ const OPEN = new Set(["scheduled", "confirmed"]);
 const by = (who) => (who ? " by " + who : "");
 
 export class Appointments {
-  /** ctx: {press(kind, path, body, label, leadIds, extra), read(path), openId(), nameOf(id), entries()} */
+  /** ctx: {press(button, fields, label, leadIds, extra), read(name, fields), openId(), nameOf(id), entries()} */
   constructor(ctx) {
     this.ctx = ctx; this.items = []; this.drafts = new Map(); this.timer = null;
   }
@@ -20,7 +20,7 @@ export class Appointments {
   reset() { this.items = []; this.drafts.clear(); this.render(); }
 
   async load(leadId) {
-    const body = await this.ctx.read(`/api/leads/${leadId}/appointments`);
+    const body = await this.ctx.read("lead_appointments", { leadId });
     if (body && this.ctx.openId() === leadId) { this.items = body.appointments; this.render(); }
   }
 
@@ -75,7 +75,7 @@ export class Appointments {
 
   confirm(a) {
     const sendSms = $("#confirm-sms").checked;
-    this.ctx.press("confirm", "/api/bookings/confirm", { appointmentId: a.id, sendSms },
+    this.ctx.press("confirm_booking", { appointmentId: a.id, sendSms },
       `Confirming the appointment with ${this.ctx.nameOf(a.lead_id)}${sendSms ? " (and texting)" : ""}`, [a.lead_id]);
   }
 
@@ -83,7 +83,7 @@ export class Appointments {
     const startsAt = isoFromLocal(this.value(`at:${a.id}`, localInput(a.starts_at)));
     if (!startsAt) return void notify("error", "Choose the new date and time of the appointment first.");
     this.drafts.delete(`at:${a.id}`);
-    this.ctx.press("reschedule", "/api/bookings/reschedule", { appointmentId: a.id, startsAt },
+    this.ctx.press("reschedule_appointment", { appointmentId: a.id, startsAt },
       `Moving the appointment with ${this.ctx.nameOf(a.lead_id)} to ${when(startsAt)}`, [a.lead_id], { previous: a.starts_at });
   }
 
@@ -91,13 +91,12 @@ export class Appointments {
     const reason = this.value(`reason:${a.id}`).trim();
     if (!reason) return void notify("error", "Say why the appointment is cancelled (the reason is kept with it).");
     this.drafts.delete(`reason:${a.id}`);
-    this.ctx.press("cancel", "/api/bookings/cancel", { appointmentId: a.id, reason },
+    this.ctx.press("cancel_appointment", { appointmentId: a.id, reason },
       `Cancelling the appointment of ${when(a.starts_at)} with ${this.ctx.nameOf(a.lead_id)}`, [a.lead_id]);
   }
 
   close(a, how) { // complete or no-show
-    const kind = how === "complete" ? "complete" : "no_show";
-    this.ctx.press(kind, `/api/bookings/${how}`, { appointmentId: a.id },
+    this.ctx.press(how === "complete" ? "complete_appointment" : "mark_no_show", { appointmentId: a.id },
       `${how === "complete" ? "Marking completed" : "Marking a no-show"}: the appointment of ${when(a.starts_at)} with ${this.ctx.nameOf(a.lead_id)}`,
       [a.lead_id]);
   }
@@ -111,7 +110,7 @@ export class Appointments {
     const body = { leadId, startsAt, durationMinutes: Number($("#book-duration").value) || 30 };
     const title = $("#book-title").value.trim();
     if (title) body.title = title;
-    this.ctx.press("book", "/api/appointments", body, `Booking ${this.ctx.nameOf(leadId)} for ${when(startsAt)}`, [leadId]);
+    this.ctx.press("create_appointment", body, `Booking ${this.ctx.nameOf(leadId)} for ${when(startsAt)}`, [leadId]);
     form.reset();
   }
 }

@@ -9,8 +9,10 @@ import { $, el, notify, refill, when } from "./view.js";
 import { campaignProgress, targetWords } from "./words.js";
 
 const MOVES = { draft: ["start", "cancel"], running: ["pause", "cancel"], paused: ["resume", "cancel"], completed: [], cancelled: [] };
-const BUTTONS = { start: ["Start", "primary", "Starting"], pause: ["Pause", "", "Pausing"], resume: ["Resume", "primary", "Resuming"],
-  cancel: ["Cancel", "", "Cancelling"] };
+// Each move's control (text, style, what its notice says) and its button in the server's table.
+const CONTROLS = { start: ["Start", "primary", "Starting", "start_campaign"], pause: ["Pause", "", "Pausing", "pause_campaign"],
+  resume: ["Resume", "primary", "Resuming", "resume_campaign"], cancel: ["Cancel", "", "Cancelling", "cancel_campaign"] };
+const PRESSES = new Set(["create_campaign", ...Object.values(CONTROLS).map((c) => c[3])]);
 const PAGE = 50;
 const hhmm = (t) => String(t || "").slice(0, 5);
 const at = (iso) => (iso ? Date.parse(iso) : 0);
@@ -18,7 +20,7 @@ const at = (iso) => (iso ? Date.parse(iso) : 0);
 const newer = (a, b) => at(a.created_at) - at(b.created_at) || (a.id > b.id ? 1 : a.id < b.id ? -1 : 0);
 
 export class Campaigns {
-  /** ctx: {press, read(path), entries(), selected(), statuses(), leadName(id), openLead(id)} */
+  /** ctx: {press(button, fields, label, leadIds, extra), read(name, fields), entries(), selected(), statuses(), leadName(id), openLead(id)} */
   constructor(ctx) {
     this.ctx = ctx; this.items = new Map(); this.templates = []; this.detail = null; this.state = "unread";
     this.eventAt = new Map(); this.timer = null; this.detailTimer = null; this.formKey = ""; this.next = null;
@@ -54,7 +56,7 @@ export class Campaigns {
   load() {
     return this.serially(async (current) => {
       const started = Date.now(), limit = Math.min(200, Math.max(PAGE, this.items.size));
-      const [list, templates] = await Promise.all([this.ctx.read(`/api/campaigns?limit=${limit}`), this.ctx.read("/api/sms/templates")]);
+      const [list, templates] = await Promise.all([this.ctx.read("list_campaigns", { limit }), this.ctx.read("list_templates")]);
       if (!current()) return;
       if (templates) this.templates = templates.templates;
       if (list) this.refresh(list, started);
@@ -81,7 +83,7 @@ export class Campaigns {
   loadMore() {
     return this.serially(async (current) => {
       if (!this.next) return;
-      const list = await this.ctx.read(`/api/campaigns?limit=${PAGE}&after=${encodeURIComponent(this.next)}`);
+      const list = await this.ctx.read("list_campaigns", { limit: PAGE, after: this.next });
       if (!current()) return;
       if (!list) return void notify("error", "The older campaigns cannot be read now (no connection?): try again when it is back.");
       for (const c of list.campaigns) if (!this.items.has(c.id)) this.items.set(c.id, c);
@@ -108,7 +110,7 @@ export class Campaigns {
   /** After a press's answer: the campaign as it answered (unless an event told newer news meanwhile). */
   answered(entry, answer) {
     const made = answer.body && answer.body.campaign;
-    if (!entry.kind.startsWith("campaign_") || !made || answer.status >= 300) return;
+    if (!PRESSES.has(entry.button) || !made || answer.status >= 300) return;
     if ((this.eventAt.get(made.id) || 0) > Date.parse(entry.createdAt)) return;
     this.items.set(made.id, { ...this.items.get(made.id), ...made });
     this.eventAt.set(made.id, Date.now());
@@ -153,12 +155,12 @@ export class Campaigns {
     }
     if (sendFrom >= sendUntil) return void notify("error", "“Send from” must be earlier than “until” (both in each lead's local time).");
     const body = { name, templateId, ...(status ? { status } : { leadIds }), sendFrom, sendUntil };
-    this.ctx.press("campaign_create", "/api/campaigns", body, `Creating the campaign "${name}"`, [], { title: name });
+    this.ctx.press("create_campaign", body, `Creating the campaign "${name}"`, [], { title: name });
     $("#campaign-name").value = "";
   }
 
   move(c, how) {
-    this.ctx.press(`campaign_${how}`, `/api/campaigns/${c.id}/${how}`, {}, `${BUTTONS[how][2]} "${c.name}"`, [],
+    this.ctx.press(CONTROLS[how][3], { campaignId: c.id }, `${CONTROLS[how][2]} "${c.name}"`, [],
       { campaignId: c.id, title: c.name });
   }
 
@@ -166,7 +168,7 @@ export class Campaigns {
   render() {
     if (!this.shown()) return;
     const entries = this.ctx.entries(), busy = new Set(entries.map((e) => e.campaignId).filter(Boolean));
-    const waiting = entries.filter((e) => e.kind === "campaign_create").map((e) => el("li", { class: "campaign", dataset: { pending: "1" } },
+    const waiting = entries.filter((e) => e.button === "create_campaign").map((e) => el("li", { class: "campaign", dataset: { pending: "1" } },
       el("div", { class: "top" }, el("strong", { class: "body", textContent: e.title }), el("span", { class: "pending-mark", textContent: "pending" })),
       el("div", { class: "meta", textContent: "waits to be created: sent by itself when the connection returns" })));
     const list = [...this.items.values()].sort((a, b) => newer(b, a));
@@ -187,8 +189,8 @@ export class Campaigns {
         `${hhmm(c.send_from)}–${hhmm(c.send_until)} local time`, this.dates(c)].filter(Boolean).join(" · ") }),
       this.progress(c),
       el("div", { class: "line actions" },
-        ...MOVES[c.status].map((how) => el("button", { type: "button", class: `small ${BUTTONS[how][1]}`, testid: `campaign-${how}`,
-          dataset: data, textContent: BUTTONS[how][0], disabled: pending, "aria-label": `${BUTTONS[how][0]} ${c.name}`,
+        ...MOVES[c.status].map((how) => el("button", { type: "button", class: `small ${CONTROLS[how][1]}`, testid: `campaign-${how}`,
+          dataset: data, textContent: CONTROLS[how][0], disabled: pending, "aria-label": `${CONTROLS[how][0]} ${c.name}`,
           onclick: () => this.move(c, how) })),
         el("span", { class: "spacer" }),
         el("button", { type: "button", class: "small quiet", testid: "campaign-details", dataset: data, textContent: open ? "Hide leads" : "Show leads",
@@ -239,8 +241,7 @@ export class Campaigns {
     if (d.busy) { d.again = d.again || !more; return; }
     d.busy = true;
     const limit = more ? PAGE : Math.min(1000, Math.max(PAGE, d.targets.length));
-    const after = more && d.next ? `&after=${encodeURIComponent(d.next)}` : "";
-    const body = await this.ctx.read(`/api/campaigns/${d.id}?limit=${limit}${after}`);
+    const body = await this.ctx.read("get_campaign", { campaignId: d.id, limit, after: more && d.next ? d.next : null });
     d.busy = false;
     if (this.detail !== d) return;
     if (body) Object.assign(d, { targets: more ? [...d.targets, ...body.targets] : body.targets, next: body.next_after, read: true });

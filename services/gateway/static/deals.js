@@ -7,13 +7,14 @@
 //   contract:  draft ──send──► sent ──sign──► signed (final);  draft / sent ──void (reason)──► void (final)
 import { newKey } from "./api.js";
 import { formatMoney, parseMinor, toDecimal } from "./money.js";
+import { problem } from "./table.js";
 import { $, el, isoFromLocal, kept, notify, refill, when } from "./view.js";
 
 const METHODS = [["card", "card"], ["bank_transfer", "bank transfer"], ["cash", "cash"], ["cheque", "cheque"], ["other", "other"]];
 const VALID_DAYS = 30;
 
 export class Deals {
-  /** ctx: {press(kind, path, body, label, leadIds, extra), read(path), openId(), nameOf(id), entries()} */
+  /** ctx: {press(button, fields, label, leadIds, extra), read(name, fields), openId(), nameOf(id), entries()} */
   constructor(ctx) {
     this.ctx = ctx; this.drafts = new Map(); this.timer = null;
     this.proposals = []; this.details = new Map(); this.timeline = [];
@@ -37,15 +38,15 @@ export class Deals {
   }
 
   async load(leadId) {
-    const [list, timeline] = await Promise.all([this.ctx.read(`/api/leads/${leadId}/proposals`),
-      this.ctx.read(`/api/leads/${leadId}/timeline`)]);
+    const [list, timeline] = await Promise.all([this.ctx.read("lead_proposals", { leadId }),
+      this.ctx.read("lead_timeline", { leadId })]);
     if (this.ctx.openId() !== leadId) return;
     if (list) this.proposals = list.proposals;
     if (timeline) this.timeline = timeline.timeline;
     this.render();
     // Payments and contracts exist only for accepted proposals: one read each (the newest few).
     const accepted = this.proposals.filter((p) => p.status === "accepted").slice(0, 10);
-    const details = await Promise.all(accepted.map((p) => this.ctx.read(`/api/proposals/${p.id}`)));
+    const details = await Promise.all(accepted.map((p) => this.ctx.read("get_proposal", { proposalId: p.id })));
     if (this.ctx.openId() !== leadId) return;
     accepted.forEach((p, i) => { if (details[i]) this.details.set(p.id, details[i]); });
     this.render();
@@ -145,8 +146,8 @@ export class Deals {
 
   value(key) { return (this.drafts.get(key) || "").trim(); }
 
-  press(kind, path, body, label, p, extra = {}) {
-    return this.ctx.press(kind, path, body, label, [p.lead_id], { title: p.title, currency: p.currency, ...extra });
+  press(button, fields, label, p, extra = {}) {
+    return this.ctx.press(button, fields, label, [p.lead_id], { title: p.title, currency: p.currency, ...extra });
   }
 
   sendProposal(e) {
@@ -159,14 +160,14 @@ export class Deals {
     if (!amountMinor) return void notify("error", `"${$("#proposal-amount").value}" is not an amount in ${currency}: write it like 1234.50.`);
     const validUntil = isoFromLocal(`${$("#proposal-valid").value}T23:59:59`);
     if (!validUntil) return void notify("error", "Choose until when the proposal is valid.");
-    this.press("proposal", "/api/proposals", { leadId, title, amountMinor, currency, validUntil },
+    this.press("send_proposal", { leadId, title, amountMinor, currency, validUntil },
       `Sending the proposal "${title}" (${formatMoney(amountMinor, currency)}) to ${this.ctx.nameOf(leadId)}`,
       { lead_id: leadId, title, currency });
     $("#proposal-title").value = ""; $("#proposal-amount").value = "";
   }
 
   decide(p, how) {
-    this.press(how, `/api/proposals/${how}`, { proposalId: p.id },
+    this.press(how === "accept" ? "accept_proposal" : "decline_proposal", { proposalId: p.id },
       `${how === "accept" ? "Accepting" : "Declining"} "${p.title}" for ${this.ctx.nameOf(p.lead_id)}`, p);
   }
 
@@ -175,7 +176,7 @@ export class Deals {
     if (!amountMinor) return void notify("error", typed ? `"${typed}" is not an amount in ${p.currency}: write it like 1234.50.` : "Write the amount paid first.");
     const method = this.drafts.get(`method:${p.id}`) || "card", externalReference = this.value(`ref:${p.id}`) || this.reference(p.id);
     this.drafts.delete(`amount:${p.id}`);
-    this.press("payment", "/api/payments", { proposalId: p.id, amountMinor, currency: p.currency, method, externalReference },
+    this.press("record_payment", { proposalId: p.id, amountMinor, currency: p.currency, method, externalReference },
       `Recording a payment of ${formatMoney(amountMinor, p.currency)} on "${p.title}"`, p, { balance: p.balance_minor });
     this.render();
   }
@@ -185,12 +186,12 @@ export class Deals {
     const amountMinor = parseMinor(typed, pay.currency);
     if (!amountMinor) return void notify("error", `"${typed}" is not an amount in ${pay.currency}: write it like 12.50.`);
     this.drafts.delete(`refund:${pay.id}`);
-    this.press("refund", "/api/payments/refund", { paymentId: pay.id, amountMinor },
+    this.press("refund_payment", { paymentId: pay.id, amountMinor },
       `Refunding ${formatMoney(amountMinor, pay.currency)} of the payment ${pay.external_reference} on "${p.title}"`, p);
   }
 
   createContract(p) {
-    this.press("contract", "/api/contracts", { proposalId: p.id }, `Making a contract from "${p.title}"`, p);
+    this.press("create_contract", { proposalId: p.id }, `Making a contract from "${p.title}"`, p);
   }
 
   contract(p, c, how) {
@@ -206,14 +207,14 @@ export class Deals {
     this.drafts.delete(`signer:${c.id}`); this.drafts.delete(`void:${c.id}`);
     const label = { send: `Sending the contract for "${p.title}"`, sign: `Marking the contract for "${p.title}" signed by ${body.signerName}`,
       void: `Voiding the contract for "${p.title}"` }[how];
-    this.press(`contract_${how}`, `/api/contracts/${how}`, body, label, p);
+    this.press({ send: "send_contract", sign: "sign_contract", void: "void_contract" }[how], body, label, p);
   }
 
   /** After an answer: a payment recorded (or its reference found taken) frees the form for the next payment. */
   answered(entry, answer) {
-    if (entry.kind !== "payment") return;
+    if (entry.button !== "record_payment") return;
     const b = answer.body || {};
-    if ((answer.status >= 200 && answer.status < 300) || b.type === "/problems/reference-reused") {
+    if ((answer.status >= 200 && answer.status < 300) || problem(b.type) === "ReferenceReused") {
       if (this.drafts.get(`ref:${entry.body.proposalId}`) === entry.body.externalReference) this.drafts.delete(`ref:${entry.body.proposalId}`);
     }
   }

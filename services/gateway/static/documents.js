@@ -5,14 +5,15 @@
 //             page cannot be kept for later; offline, the page says an upload needs a connection.
 //             A second press after a failure is a new key, which is harmless: the same bytes twice
 //             on one lead are one document.
-//   download: GET /api/documents/{id}/content with the token ──► a blob ──► saved through an object URL
+//   download: GET its content (the table's download_document) with the token ──► a blob ──► saved through an object URL
 //   delete:   a press like any other (main.js's press: the queue, offline too)
 import { Unauthorized, Undelivered, follow, getBlob, newKey, withRetry } from "./api.js";
+import * as table from "./table.js";
 import { $, el, notify, refill, when } from "./view.js";
 import { fileKind, fileSize, outcome, queuedWords } from "./words.js";
 
 export class Documents {
-  /** ctx: {press, read(path), openId(), nameOf(id), entries(), token(), expired(why)} */
+  /** ctx: {press(button, fields, label, leadIds, extra), read(name, fields), openId(), nameOf(id), entries(), token(), expired(why)} */
   constructor(ctx) {
     this.ctx = ctx; this.items = []; this.timer = null; this.uploading = 0;
   }
@@ -27,7 +28,7 @@ export class Documents {
   }
 
   async load(leadId) {
-    const body = await this.ctx.read(`/api/leads/${leadId}/documents`);
+    const body = await this.ctx.read("lead_documents", { leadId });
     if (body && this.ctx.openId() === leadId) { this.items = body.documents; this.render(); }
   }
 
@@ -61,14 +62,16 @@ export class Documents {
     if (!navigator.onLine) {
       return void notify("error", `${file.name} was not uploaded: an upload needs a connection (files are not kept in the browser). Upload it again when you are back online.`);
     }
-    const entry = { kind: "document_upload", key: newKey(), leadIds: [leadId], filename: file.name,
+    const entry = { button: "attach_document", key: newKey(), leadIds: [leadId], filename: file.name,
       label: `Uploading ${file.name} for ${this.ctx.nameOf(leadId)}` };
     const handle = notify("pending", `${entry.label} (${fileSize(file.size)})…`);
     const form = new FormData();
     form.append("file", file, file.name);
     this.uploading++; this.render();
     try {
-      let answer = await withRetry("POST", `/api/leads/${leadId}/documents`, { token: this.ctx.token(), body: form, key: entry.key });
+      await table.ready();
+      const { method, path } = table.press(entry.button, { leadId });
+      let answer = await withRetry(method, path, { token: this.ctx.token(), body: form, key: entry.key });
       if (answer.status === 202 && answer.headers.get("Location")) {
         handle.update("pending", queuedWords(entry, "accepted"));
         const token = this.ctx.token();
@@ -89,7 +92,8 @@ export class Documents {
 
   async download(d) {
     try {
-      const got = await getBlob(`/api/documents/${d.id}/content`, this.ctx.token());
+      await table.ready();
+      const got = await getBlob(table.path("download_document", { documentId: d.id }), this.ctx.token());
       if (got.status !== 200) {
         return void notify("error", got.status === 404 ? `${d.filename} no longer exists.`
           : `${d.filename} could not be downloaded (${(got.body && got.body.title) || "error " + got.status}).`);
@@ -107,13 +111,13 @@ export class Documents {
   }
 
   remove(d) {
-    this.ctx.press("document_delete", `/api/documents/${d.id}/delete`, {}, `Deleting ${d.filename}`, [d.lead_id],
+    this.ctx.press("delete_document", { documentId: d.id }, `Deleting ${d.filename}`, [d.lead_id],
       { documentId: d.id, filename: d.filename });
   }
 
   /** After a press's answer: a deleted document leaves the list at once (the event says so too). */
   answered(entry, answer) {
-    if (entry.kind !== "document_delete" || answer.status < 200 || answer.status >= 300) return;
+    if (entry.button !== "delete_document" || answer.status < 200 || answer.status >= 300) return;
     this.items = this.items.filter((d) => d.id !== entry.documentId);
     this.render();
   }

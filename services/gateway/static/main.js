@@ -7,6 +7,7 @@ import { Documents } from "./documents.js";
 import { Live } from "./live.js";
 import { Queue } from "./queue.js";
 import { SmsBreaker, segments } from "./sms.js";
+import * as table from "./table.js";
 import * as view from "./view.js";
 import { $ } from "./view.js";
 import { outcome, queuedWords } from "./words.js";
@@ -17,7 +18,8 @@ const S = { token: null, principal: null, leads: new Map(), statuses: [], moves:
   open: null, sms: [], history: [], templates: [], optedOut: new Set(), entries: [],
   queue: null, live: null, breaker: null, loading: null, buffered: null, notices: new Map(), devLogin: null };
 const debug = (globalThis.crmConsole = { applied: [], welcomes: [], state: S }); // for tests: what was applied, in order
-// The sections with buttons of their own (appointments.js, deals.js, documents.js, campaigns.js): they press through the one queue.
+// The sections with buttons of their own (appointments.js, deals.js, documents.js, campaigns.js): they press through the one
+// queue, and read, by the names of the server's table (table.js).
 const ctx = { press: (...args) => press(...args), read, openId: () => S.open, nameOf: (id) => nameOf(id), entries: () => S.entries,
   token: () => S.token, expired: (why) => expired(why), statuses: () => S.statuses, leadName: (id) => S.leads.get(id)?.name,
   selected: () => [...S.selected].filter((id) => S.leads.has(id)), openLead: (id) => { showView("leads"); openLead(id); } };
@@ -109,19 +111,21 @@ async function loadAll() {
   const token = S.token;
   S.loading = true; S.buffered = S.buffered || [];
   try {
-    const statuses = await get("/api/leads/statuses", token);
+    table.load(token, () => S.token === token); // at each (re)load: a release may bring another table (else a 304)
+    await table.ready(); // the kept one at once, if any
+    const statuses = await get(table.path("lead_statuses"), token);
     if (statuses.status === 200) setStatuses(statuses.body.statuses, statuses.body.moves);
     const leads = new Map();
     let cursor = null;
     do {
-      const page = await get(`/api/leads?limit=200${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`, token);
+      const page = await get(table.path("list_leads", { limit: 200, cursor }), token);
       if (page.status !== 200) throw new Error(`leads: ${page.status}`);
       for (const l of page.body.leads) leads.set(l.id, l);
       cursor = page.body.next_cursor;
     } while (cursor && leads.size < 5000);
     if (S.token !== token) return;
     S.leads = leads;
-    const templates = await get("/api/sms/templates", token);
+    const templates = await get(table.path("list_templates"), token);
     if (templates.status === 200) { S.templates = templates.body.templates; view.renderTemplates(S.templates); }
     S.loaded = true;
     saveCache();
@@ -146,22 +150,23 @@ async function loadAll() {
   }
 }
 
-/** A read's body (200), else null; a refused token signs out. */
-async function read(path) {
+/** The body (200) of the read `name` (a read of the server's table, table.js), else null; a refused token signs out. */
+async function read(name, fields) {
   try {
-    const res = await get(path, S.token);
+    await table.ready();
+    const res = await get(table.path(name, fields), S.token);
     return res.status === 200 ? res.body : null;
   } catch (err) { if (err instanceof Unauthorized) expired(err.message); return null; }
 }
 
 async function loadPanel(which = ["appointments", "sms", "history", "deals", "documents"]) {
   const id = S.open;
-  const paths = { sms: `/api/leads/${id}/sms-history`, history: `/api/leads/${id}/history` };
+  const reads = { sms: "sms_history", history: "lead_history" };
   await Promise.all(which.map(async (kind) => {
     if (kind === "appointments") return appointments.load(id);
     if (kind === "deals") return deals.load(id);
     if (kind === "documents") return documents.load(id);
-    const body = await read(paths[kind]);
+    const body = await read(reads[kind], { leadId: id });
     if (S.open !== id || !body) return;
     if (kind === "sms") { S.sms = body.sms_messages; view.renderSmsHistory(S.sms); }
     if (kind === "history") { S.history = body.history; view.renderHistory(S.history); }
@@ -205,7 +210,7 @@ function applyEvent(frame) {
 
 async function fetchLead(id) {
   try {
-    const res = await get(`/api/leads/${id}`, S.token);
+    const res = await get(table.path("get_lead", { leadId: id }), S.token);
     if (res.status === 200) { S.leads.set(id, res.body.lead); renderSoon(); }
   } catch { /* the next reload brings it */ }
 }
@@ -218,7 +223,7 @@ function render() {
   const pending = new Map(), projected = new Map();
   for (const e of S.entries) for (const id of e.leadIds || []) {
     pending.set(id, (pending.get(id) || 0) + 1);
-    if (e.kind === "status") projected.set(id, e.body.status);
+    if (e.button === "update_lead_status") projected.set(id, e.body.status);
   }
   const leads = [...S.leads.values()];
   view.renderRows({ leads, filter: S.filter, moves: S.moves, pending, projected, selected: S.selected, open: S.open },
@@ -251,16 +256,18 @@ function showBreaker(state) {
 // Presses ------------------------------------------------------------------------------
 const nameOf = (id) => (S.leads.get(id) ? S.leads.get(id).name : "this lead");
 
-async function press(kind, path, body, label, leadIds, extra = {}) {
-  const entry = await S.queue.add({ key: newKey(), method: "POST", path, body, kind, label, leadIds, ...extra });
+/** A press of the button `button` (its name in the server's table): its request made from `fields`, kept, sent. */
+async function press(button, fields, label, leadIds, extra = {}) {
+  await table.ready();
+  const entry = await S.queue.add({ key: newKey(), ...table.press(button, fields), button, label, leadIds, ...extra });
   S.notices.set(entry.seq, view.notify("pending", `${label}…`));
   return entry;
 }
 
 function move(lead, to) {
-  const waiting = S.entries.filter((e) => e.kind === "status" && e.body.leadId === lead.id);
+  const waiting = S.entries.filter((e) => e.button === "update_lead_status" && e.body.leadId === lead.id);
   const from = waiting.length ? waiting[waiting.length - 1].body.status : lead.status; // what the agent saw
-  press("status", "/api/leads/update-status", { leadId: lead.id, status: to }, `Moving ${lead.name} to ${to}`, [lead.id],
+  press("update_lead_status", { leadId: lead.id, status: to }, `Moving ${lead.name} to ${to}`, [lead.id],
     { names: { [lead.id]: lead.name }, from });
 }
 
@@ -270,7 +277,7 @@ function bulkApply() {
   const ids = [...S.selected].filter((id) => S.leads.has(id)), to = $("#bulk-status").value;
   if (!ids.length) return;
   const names = Object.fromEntries(ids.map((id) => [id, nameOf(id)]));
-  press("bulk", "/api/leads/update-status", { leadIds: ids, status: to }, `Moving ${ids.length} lead${ids.length > 1 ? "s" : ""} to ${to}`, ids, { names });
+  press("bulk_update_lead_status", { leadIds: ids, status: to }, `Moving ${ids.length} lead${ids.length > 1 ? "s" : ""} to ${to}`, ids, { names });
 }
 
 function sendSms(e) {
@@ -282,7 +289,7 @@ function sendSms(e) {
     return void view.notify("error", `Not sent: the SMS provider is down. Try again in ${Math.ceil(S.breaker.remainingMs() / 1000)} s.`);
   }
   const body = templateId ? { leadId, templateId } : { leadId, message: text };
-  press("sms", "/api/leads/send-sms", body, `Texting ${nameOf(leadId)}`, [leadId]);
+  press("send_sms", body, `Texting ${nameOf(leadId)}`, [leadId]);
   $("#sms-message").value = ""; smsCount();
 }
 
@@ -290,7 +297,7 @@ function createLead(e) {
   e.preventDefault();
   const f = new FormData(e.target), body = { name: f.get("name").trim(), phone: f.get("phone").trim() };
   if (f.get("email").trim()) body.email = f.get("email").trim();
-  press("create", "/api/leads", body, `Creating ${body.name}`, []);
+  press("create_lead", body, `Creating ${body.name}`, []);
   e.target.reset();
 }
 
@@ -308,24 +315,26 @@ function queued(entry, why) {
   handle.update("pending", queuedWords(entry, why));
 }
 
+const MOVES_LEADS = new Set(["update_lead_status", "bulk_update_lead_status"]);
+
 function answered(entry, answer) {
   const [kind, text, details] = outcome(entry, answer, (id) => (entry.names && entry.names[id]) || nameOf(id));
   const handle = S.notices.get(entry.seq);
   S.notices.delete(entry.seq);
   if (handle) handle.update(kind, text, details); else view.notify(kind, text, details);
   const b = answer.body || {};
-  if (entry.kind === "status" && b.lead) setLeadStatus(b.lead.id, b.lead.status, b.lead.status_changed_at);
-  if (entry.kind === "bulk" && answer.status === 200) {
+  if (entry.button === "update_lead_status" && b.lead) setLeadStatus(b.lead.id, b.lead.status, b.lead.status_changed_at);
+  if (entry.button === "bulk_update_lead_status" && answer.status === 200) {
     for (const l of b.leads || []) setLeadStatus(l.id, l.status, l.status_changed_at);
     S.selected.clear();
   }
-  if ((entry.kind === "status" || entry.kind === "bulk") && answer.status === 409) refreshLeads(entry.leadIds);
-  if (entry.kind === "create" && b.lead) S.leads.set(b.lead.id, b.lead);
+  if (MOVES_LEADS.has(entry.button) && answer.status === 409) refreshLeads(entry.leadIds);
+  if (entry.button === "create_lead" && b.lead) S.leads.set(b.lead.id, b.lead);
   deals.answered(entry, answer); documents.answered(entry, answer); campaigns.answered(entry, answer);
-  if (entry.kind === "sms") {
+  if (entry.button === "send_sms") {
     if (b.sms && b.sms.status === "sent") S.breaker.providerUp();
     else if ((b.sms && b.sms.status === "queued") || answer.status >= 500) S.breaker.providerDown();
-    if (b.type === "/problems/opted-out") S.optedOut.add(entry.body.leadId);
+    if (table.problem(b.type) === "OptedOut") S.optedOut.add(entry.body.leadId);
   }
   if (entry.leadIds && entry.leadIds.includes(S.open)) loadPanel();
   render();
@@ -373,6 +382,7 @@ async function devSignIn() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  table.restore();
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {}); // the page opens offline too
   $("#sign-in-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("#token-input").value.trim()); });
   $("#token-input").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("#sign-in-form").requestSubmit(); } });

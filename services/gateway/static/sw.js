@@ -1,10 +1,10 @@
 // The console's shell (page, scripts, style) kept for opening the page offline.
 // Network first, so a new version shows at once; the cache only when the network fails.
 // The API, the websocket and the development sign-in are never touched: they go to the network as they are.
-const CACHE = "crm-console-v4";
+const CACHE = "crm-console-v5";
 const SHELL = ["/", "/static/console.css", "/static/main.js", "/static/api.js", "/static/queue.js", "/static/live.js",
   "/static/view.js", "/static/sms.js", "/static/words.js", "/static/money.js", "/static/appointments.js", "/static/deals.js",
-  "/static/campaigns.js", "/static/documents.js"];
+  "/static/campaigns.js", "/static/documents.js", "/static/table.js"];
 
 self.addEventListener("install", (e) => e.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting())));
 self.addEventListener("activate", (e) => e.waitUntil(caches.keys() // an older version's shell goes

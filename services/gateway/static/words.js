@@ -1,8 +1,8 @@
-// What an answer means, in words a person understands (not a status code).
+// What an answer means, in words a person understands (not a status code): keyed by button name
+// and by problem name (the server's table, table.js: the type an answer carries, named as in shared/problems.py).
 import { formatMoney } from "./money.js";
+import { problem } from "./table.js";
 import { when } from "./view.js";
-
-const LEAD_KINDS = new Set(["status", "bulk", "sms", "create", "document_upload"]); // presses about a lead itself (its 404 is the lead's)
 
 export function queuedWords(entry, why) {
   if (why === "accepted") return `${entry.label}: accepted; the service is busy or down, it takes effect as soon as it is back.`;
@@ -14,119 +14,146 @@ const BULK_REASON = (reason) => (reason === "not_found" ? "no longer exists"
 
 /** [kind, text, details] for a press and its final answer. */
 export function outcome(entry, answer, nameOf) {
-  const b = answer.body || {}, status = answer.status;
-  if (status >= 200 && status < 300) return success(entry, b, nameOf);
-  const who = nameOf((entry.leadIds || [])[0]);
-  if (status === 409 && entry.kind === "status") {
-    const current = b.currentStatus;
-    if (b.type === "/problems/status-conflict" || (current && entry.from && current !== entry.from))
-      return ["error", `Someone moved ${who} to ${current} first: it cannot go to ${entry.body.status} now.`, []];
-    return ["error", `${who} cannot move to ${entry.body.status} from ${current}.`, []];
-  }
-  if (status === 409 && entry.kind === "bulk") {
-    const failed = b.failed || [];
-    return ["error", `No lead was moved: ${failed.length} of ${entry.body.leadIds.length} cannot go to ${entry.body.status}.`,
-      failed.map((f) => `${nameOf(f.leadId)}: ${BULK_REASON(f.reason)}`)];
-  }
-  if (status === 409 && b.type === "/problems/opted-out") return ["error", `${who} has opted out of SMS (replied STOP): nothing was sent.`, []];
-  if (status === 409 && b.type === "/problems/appointment-not-scheduled" && entry.kind === "confirm")
-    return ["error", `This appointment is ${b.currentStatus || "no longer scheduled"}: it cannot be confirmed.`, []];
-  if (status === 409 && b.type === "/problems/appointment-in-the-past" && entry.kind === "confirm") return ["error", "This appointment has already started: it can no longer be confirmed.", []];
-  const refused = refusal(entry, b);
-  if (refused) return ["error", refused, []];
-  if (status === 404) return ["error", LEAD_KINDS.has(entry.kind) ? `${entry.label}: ${who} no longer exists.`
-    : `${entry.label}: it no longer exists${b.detail ? ` (${b.detail})` : ""}.`, []];
-  if (status === 422 && b.type === "/problems/sms-refused") return ["error", `The SMS to ${who} was refused by the provider: ${b.detail || "the number cannot receive it"}.`, []];
+  const b = answer.body || {}, status = answer.status, who = nameOf((entry.leadIds || [])[0]);
+  if (status >= 200 && status < 300) return (DONE[entry.button] || DONE.any)(entry, b, who);
+  const name = problem(b.type), words = (REFUSED[entry.button] || {})[name] || REFUSED.any[name];
+  const refused = words && words(entry, b, who, nameOf);
+  if (refused) return Array.isArray(refused) ? refused : ["error", refused, []];
+  if (status === 404) return ["error", `${entry.label}: it no longer exists${b.detail ? ` (${b.detail})` : ""}.`, []];
   if (status === 422) return ["error", `${entry.label}: not accepted. ${b.detail || ""}`.trim(), (b.errors || []).map((e) => `${e.field}: ${e.message}`)];
-  if (status === 503 && b.type === "/problems/command-parked")
-    return ["error", `${entry.label}: the service could not carry it out after several tries; an operator has it.`, []];
   return ["error", `${entry.label}: it did not work (${b.title || "error " + status}). ${b.detail || ""}`.trim(), []];
 }
 
-function success(entry, b, nameOf) {
-  const who = nameOf((entry.leadIds || [])[0]);
-  switch (entry.kind) {
-    case "status": return ["success", `${who} is now ${entry.body.status}.`, []];
-    case "bulk": return ["success", b.updated === 0 ? `All ${entry.body.leadIds.length} were already ${entry.body.status}.`
-      : `${b.updated} lead${b.updated === 1 ? "" : "s"} moved to ${entry.body.status}.`, []];
-    case "sms": return b.sms && b.sms.status === "queued"
-      ? ["success", `The SMS to ${who} is queued: the provider is unavailable, it is sent by itself when it is back.`, []]
-      : ["success", `SMS sent to ${who}.`, []];
-    case "confirm": return ["success", `Appointment with ${who} confirmed${entry.body.sendSms ? "; the lead is being texted" : ""}.`, []];
-    case "create": return ["success", `${entry.body.name} was added.`, []];
-    case "book": return ["success", `${who} is booked for ${when(entry.body.startsAt)}.`, []];
-    case "reschedule": {
-      const clashes = b.clashes || [];
-      const moved = `The appointment with ${who} is moved to ${when(entry.body.startsAt)}`;
-      return clashes.length ? ["warning", `${moved}, but it overlaps ${clashes.length === 1 ? "another appointment" : `${clashes.length} other appointments`} of ${who}:`,
-        clashes.map((c) => `${when(c.starts_at)}, ${c.duration_minutes} min (${c.status.replace("_", " ")})`)] : ["success", `${moved}.`, []];
-    }
-    case "cancel": return ["success", `The appointment with ${who} is cancelled.`, []];
-    case "complete": return ["success", `The appointment with ${who} is marked completed.`, []];
-    case "no_show": return ["success", `The appointment with ${who} is marked a no-show.`, []];
-    case "proposal": return ["success", `Proposal "${entry.title}" sent to ${who}.`, []];
-    case "accept": return ["success", `"${entry.title}" is accepted; ${who} moves to won.`, []];
-    case "decline": return ["success", `"${entry.title}" is declined; ${who} moves to lost.`, []];
-    case "payment": return ["success", `Payment of ${money(entry.body.amountMinor, entry)} recorded on "${entry.title}"` +
-      (b.proposal ? `; the balance is now ${money(b.proposal.balance_minor, entry)}.` : "."), []];
-    case "refund": return ["success", `${money(entry.body.amountMinor, entry)} refunded on "${entry.title}"` +
-      (b.proposal ? `; the balance is now ${money(b.proposal.balance_minor, entry)}.` : "."), []];
-    case "contract": return ["success", `A contract for "${entry.title}" is drafted: send it when ready.`, []];
-    case "contract_send": return ["success", `The contract for "${entry.title}" is sent.`, []];
-    case "contract_sign": return ["success", `The contract for "${entry.title}" is signed by ${entry.body.signerName}.`, []];
-    case "contract_void": return ["success", `The contract for "${entry.title}" is void.`, []];
-    case "campaign_create": return ["success", `The campaign "${entry.title}" is created: start it when ready.`, []];
-    case "campaign_start": return ["success", `"${entry.title}" is started` +
-      (b.campaign ? `: ${b.campaign.counts.total} lead${b.campaign.counts.total === 1 ? "" : "s"} to text.` : "."), []];
-    case "campaign_pause": return ["success", `"${entry.title}" is paused: nothing more is sent until it is resumed.`, []];
-    case "campaign_resume": return ["success", `"${entry.title}" is sending again.`, []];
-    case "campaign_cancel": return ["success", `"${entry.title}" is cancelled: nothing more is sent (what was sent stays sent).`, []];
-    case "document_upload": return ["success", `${entry.filename} is attached to ${who}.`, []];
-    case "document_delete": return ["success", `${entry.filename} is deleted.`, []];
-    default: return ["success", `${entry.label}: done.`, []];
-  }
-}
-
+const ok = (text) => ["success", text, []];
 const money = (minor, entry) => formatMoney(minor, entry.currency);
+const balance = (b, entry) => (b.proposal ? `; the balance is now ${money(b.proposal.balance_minor, entry)}.` : ".");
 
-/** Words for the appointments' and deals' refusals (problem types of shared/problems.py); null for the others. */
-function refusal(entry, b) {
-  const now = b.currentStatus ? `is ${String(b.currentStatus).replace("_", " ")}` : "";
-  switch (b.type) {
-    case "/problems/appointment-in-the-past": return "This appointment has already started: it can no longer be moved.";
-    case "/problems/appointment-closed": return `This appointment ${now || "is closed"}: it cannot change any more.`;
-    case "/problems/appointment-not-started":
-      return `This appointment has not started yet: it can be marked ${entry.kind === "no_show" ? "a no-show" : "completed"} once its time has come.`;
-    case "/problems/proposal-not-open": return `"${entry.title}" ${now || "was already decided"}: it cannot be ${entry.kind === "accept" ? "accepted" : "declined"} now.`;
-    case "/problems/proposal-expired": return `"${entry.title}" has expired: it can no longer be accepted. Send a new proposal.`;
-    case "/problems/proposal-not-accepted": return `"${entry.title}" is not accepted: ${entry.kind === "payment" ? "a payment" : "a contract"} needs an accepted proposal.`;
-    case "/problems/currency-mismatch": return `${entry.label}: the currency does not match the proposal's. ${b.detail || ""}`.trim();
-    case "/problems/overpayment": {
-      const balance = Number.isInteger(b.balanceMinor) ? b.balanceMinor : entry.balance;
-      return `Not recorded: ${money(entry.body.amountMinor, entry)} is more than the balance left on "${entry.title}"` +
-        (Number.isInteger(balance) ? ` (${money(balance, entry)}).` : ".");
-    }
-    case "/problems/reference-reused":
-      return `Not recorded: the reference ${entry.body.externalReference} is already another payment. Nothing was recorded twice; use a new reference for a new payment.`;
-    case "/problems/refund-too-large": return `Not refunded: ${money(entry.body.amountMinor, entry)} is more than what is left of that payment` +
-      (Number.isInteger(b.refundableMinor) ? ` (${money(b.refundableMinor, entry)}).` : ".");
-    case "/problems/contract-closed": return `This contract ${now || "is closed"}: it can no longer change.`;
-    case "/problems/campaign-closed": return `"${entry.title}" ${now || "is over"}: it can no longer be ${CAMPAIGN_VERBS[entry.kind] || "changed"}.`;
-    case "/problems/campaign-not-started": return `"${entry.title}" was never started: it cannot be ${CAMPAIGN_VERBS[entry.kind] || "changed"}. Start it first.`;
-    case "/problems/not-found": return entry.kind === "campaign_create"
-      ? `The campaign "${entry.title}" was not created: its template no longer exists. Choose another one.` : null;
-    case "/problems/too-large": return `${entry.filename} was not attached: it is too large` +
-      (Number.isInteger(b.maxBytes) ? ` (a document may hold at most ${fileSize(b.maxBytes)}).` : ".");
-    case "/problems/content-type-mismatch": return `${entry.filename} was refused: it says it is ${fileKind(b.declared)}, ` +
-      `but its content is ${b.detected ? fileKind(b.detected) : "something else"}. Check that it is the right file.`;
-    case "/problems/unsupported-media-type": return `${entry.filename || entry.label} was refused: ${b.detail || "the server cannot take this kind of upload"}.`;
-    case "/problems/conflict": return entry.kind === "contract"
-      ? `"${entry.title}" already has a contract in progress: void it first to make another.` : null;
-    default: return null;
-  }
-}
+/** Success, by button: (entry, body, who) -> [kind, text, details]. */
+export const DONE = {
+  update_lead_status: (e, b, who) => ok(`${who} is now ${e.body.status}.`),
+  bulk_update_lead_status: (e, b) => ok(b.updated === 0 ? `All ${e.body.leadIds.length} were already ${e.body.status}.`
+    : `${b.updated} lead${b.updated === 1 ? "" : "s"} moved to ${e.body.status}.`),
+  send_sms: (e, b, who) => ok(b.sms && b.sms.status === "queued"
+    ? `The SMS to ${who} is queued: the provider is unavailable, it is sent by itself when it is back.` : `SMS sent to ${who}.`),
+  create_lead: (e) => ok(`${e.body.name} was added.`),
+  create_appointment: (e, b, who) => ok(`${who} is booked for ${when(e.body.startsAt)}.`),
+  confirm_booking: (e, b, who) => ok(`Appointment with ${who} confirmed${e.body.sendSms ? "; the lead is being texted" : ""}.`),
+  reschedule_appointment: (e, b, who) => {
+    const clashes = b.clashes || [], moved = `The appointment with ${who} is moved to ${when(e.body.startsAt)}`;
+    return clashes.length ? ["warning", `${moved}, but it overlaps ${clashes.length === 1 ? "another appointment" : `${clashes.length} other appointments`} of ${who}:`,
+      clashes.map((c) => `${when(c.starts_at)}, ${c.duration_minutes} min (${c.status.replace("_", " ")})`)] : ok(`${moved}.`);
+  },
+  cancel_appointment: (e, b, who) => ok(`The appointment with ${who} is cancelled.`),
+  complete_appointment: (e, b, who) => ok(`The appointment with ${who} is marked completed.`),
+  mark_no_show: (e, b, who) => ok(`The appointment with ${who} is marked a no-show.`),
+  send_proposal: (e, b, who) => ok(`Proposal "${e.title}" sent to ${who}.`),
+  accept_proposal: (e, b, who) => ok(`"${e.title}" is accepted; ${who} moves to won.`),
+  decline_proposal: (e, b, who) => ok(`"${e.title}" is declined; ${who} moves to lost.`),
+  record_payment: (e, b) => ok(`Payment of ${money(e.body.amountMinor, e)} recorded on "${e.title}"${balance(b, e)}`),
+  refund_payment: (e, b) => ok(`${money(e.body.amountMinor, e)} refunded on "${e.title}"${balance(b, e)}`),
+  create_contract: (e) => ok(`A contract for "${e.title}" is drafted: send it when ready.`),
+  send_contract: (e) => ok(`The contract for "${e.title}" is sent.`),
+  sign_contract: (e) => ok(`The contract for "${e.title}" is signed by ${e.body.signerName}.`),
+  void_contract: (e) => ok(`The contract for "${e.title}" is void.`),
+  create_campaign: (e) => ok(`The campaign "${e.title}" is created: start it when ready.`),
+  start_campaign: (e, b) => ok(`"${e.title}" is started` +
+    (b.campaign ? `: ${b.campaign.counts.total} lead${b.campaign.counts.total === 1 ? "" : "s"} to text.` : ".")),
+  pause_campaign: (e) => ok(`"${e.title}" is paused: nothing more is sent until it is resumed.`),
+  resume_campaign: (e) => ok(`"${e.title}" is sending again.`),
+  cancel_campaign: (e) => ok(`"${e.title}" is cancelled: nothing more is sent (what was sent stays sent).`),
+  attach_document: (e, b, who) => ok(`${e.filename} is attached to ${who}.`),
+  delete_document: (e) => ok(`${e.filename} is deleted.`),
+  any: (e) => ok(`${e.label}: done.`),
+};
 
-const CAMPAIGN_VERBS = { campaign_start: "started", campaign_pause: "paused", campaign_resume: "resumed", campaign_cancel: "cancelled" };
+const now = (b, otherwise) => (b.currentStatus ? `is ${String(b.currentStatus).replace("_", " ")}` : otherwise);
+const leadGone = (e, b, who) => `${e.label}: ${who} no longer exists.`;
+const closed = (e, b) => `This appointment ${now(b, "is closed")}: it cannot change any more.`;
+const notStarted = (how) => () => `This appointment has not started yet: it can be marked ${how} once its time has come.`;
+const contractClosed = (e, b) => `This contract ${now(b, "is closed")}: it can no longer change.`;
+const campaignClosed = (verb) => (e, b) => `"${e.title}" ${now(b, "is over")}: it can no longer be ${verb}.`;
+const neverStarted = (verb) => (e) => `"${e.title}" was never started: it cannot be ${verb}. Start it first.`;
+const proposalNotOpen = (verb) => (e, b) => `"${e.title}" ${now(b, "was already decided")}: it cannot be ${verb} now.`;
+const notAccepted = (what) => (e) => `"${e.title}" is not accepted: ${what} needs an accepted proposal.`;
+
+/** Refusals, by button and problem name ("any": whichever button): (entry, body, who, nameOf) -> text, or
+ * [kind, text, details]; a name with no words here is said by its status (404, 422, any other). */
+export const REFUSED = {
+  update_lead_status: {
+    StatusConflict: (e, b, who) => `Someone moved ${who} to ${b.currentStatus} first: it cannot go to ${e.body.status} now.`,
+    ForbiddenMove: (e, b, who) => (b.currentStatus && e.from && b.currentStatus !== e.from
+      ? REFUSED.update_lead_status.StatusConflict(e, b, who) : `${who} cannot move to ${e.body.status} from ${b.currentStatus}.`),
+    NotFound: leadGone,
+  },
+  bulk_update_lead_status: {
+    BulkRefused: (e, b, who, nameOf) => {
+      const failed = b.failed || [];
+      return ["error", `No lead was moved: ${failed.length} of ${e.body.leadIds.length} cannot go to ${e.body.status}.`,
+        failed.map((f) => `${nameOf(f.leadId)}: ${BULK_REASON(f.reason)}`)];
+    },
+  },
+  send_sms: {
+    OptedOut: (e, b, who) => `${who} has opted out of SMS (replied STOP): nothing was sent.`,
+    ProviderRefused: (e, b, who) => `The SMS to ${who} was refused by the provider: ${b.detail || "the number cannot receive it"}.`,
+    NotFound: leadGone,
+  },
+  confirm_booking: {
+    NotScheduled: (e, b) => `This appointment is ${b.currentStatus || "no longer scheduled"}: it cannot be confirmed.`,
+    AlreadyStarted: () => "This appointment has already started: it can no longer be confirmed.",
+  },
+  reschedule_appointment: {
+    AlreadyStarted: () => "This appointment has already started: it can no longer be moved.",
+    AppointmentClosed: closed,
+  },
+  cancel_appointment: { AppointmentClosed: closed },
+  complete_appointment: { AppointmentClosed: closed, NotStarted: notStarted("completed") },
+  mark_no_show: { AppointmentClosed: closed, NotStarted: notStarted("a no-show") },
+  accept_proposal: {
+    ProposalNotOpen: proposalNotOpen("accepted"),
+    ProposalExpired: (e) => `"${e.title}" has expired: it can no longer be accepted. Send a new proposal.`,
+  },
+  decline_proposal: { ProposalNotOpen: proposalNotOpen("declined") },
+  record_payment: {
+    ProposalNotAccepted: notAccepted("a payment"),
+    CurrencyMismatch: (e, b) => `${e.label}: the currency does not match the proposal's. ${b.detail || ""}`.trim(),
+    Overpayment: (e, b) => {
+      const left = Number.isInteger(b.balanceMinor) ? b.balanceMinor : e.balance;
+      return `Not recorded: ${money(e.body.amountMinor, e)} is more than the balance left on "${e.title}"` +
+        (Number.isInteger(left) ? ` (${money(left, e)}).` : ".");
+    },
+    ReferenceReused: (e) => `Not recorded: the reference ${e.body.externalReference} is already another payment. ` +
+      "Nothing was recorded twice; use a new reference for a new payment.",
+  },
+  refund_payment: {
+    RefundTooLarge: (e, b) => `Not refunded: ${money(e.body.amountMinor, e)} is more than what is left of that payment` +
+      (Number.isInteger(b.refundableMinor) ? ` (${money(b.refundableMinor, e)}).` : "."),
+  },
+  create_contract: {
+    ProposalNotAccepted: notAccepted("a contract"),
+    AlreadyExists: (e) => `"${e.title}" already has a contract in progress: void it first to make another.`,
+  },
+  send_contract: { ContractClosed: contractClosed },
+  sign_contract: { ContractClosed: contractClosed },
+  void_contract: { ContractClosed: contractClosed },
+  create_campaign: {
+    NotFound: (e) => `The campaign "${e.title}" was not created: its template no longer exists. Choose another one.`,
+  },
+  start_campaign: { CampaignClosed: campaignClosed("started") },
+  pause_campaign: { CampaignClosed: campaignClosed("paused"), CampaignNotStarted: neverStarted("paused") },
+  resume_campaign: { CampaignClosed: campaignClosed("resumed"), CampaignNotStarted: neverStarted("resumed") },
+  cancel_campaign: { CampaignClosed: campaignClosed("cancelled") },
+  attach_document: {
+    NotFound: leadGone,
+    TooLarge: (e, b) => `${e.filename} was not attached: it is too large` +
+      (Number.isInteger(b.maxBytes) ? ` (a document may hold at most ${fileSize(b.maxBytes)}).` : "."),
+    ContentTypeMismatch: (e, b) => `${e.filename} was refused: it says it is ${fileKind(b.declared)}, ` +
+      `but its content is ${b.detected ? fileKind(b.detected) : "something else"}. Check that it is the right file.`,
+  },
+  any: {
+    UnsupportedMediaType: (e, b) => `${e.filename || e.label} was refused: ${b.detail || "the server cannot take this kind of upload"}.`,
+    CommandParked: (e) => `${e.label}: the service could not carry it out after several tries; an operator has it.`,
+  },
+};
 
 /** A campaign's counts in words: "3 of 40 sent · 1 skipped (opted out or gone) · 36 waiting". */
 export function campaignProgress(campaign) {
