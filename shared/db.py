@@ -75,7 +75,10 @@ async def migrate(pool: asyncpg.Pool, schema: str, folders: Sequence[Path]) -> l
     files = [(f"{folder.parent.name}/{path.name}", path) for folder in folders for path in sorted(folder.glob("*.sql"))]
     applied_now = []
     async with pool.acquire() as conn:
-        # One lock per schema: instances of one service serialise, services don't.
+        # One lock per schema: instances of one service serialise, services don't. The pool's lock and
+        # statement timeouts are for requests: an instance waits for another's migration as long as it takes,
+        # and a migration (an index on a large table) is not cut off (both restored below).
+        await conn.execute("SET lock_timeout = 0; SET statement_timeout = 0")
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrations:{schema}")
         try:
             await conn.execute(
@@ -93,4 +96,5 @@ async def migrate(pool: asyncpg.Pool, schema: str, folders: Sequence[Path]) -> l
                 log.info("db.migration_applied", schema=schema, version=version)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrations:{schema}")
+            await conn.execute("RESET lock_timeout; RESET statement_timeout")
     return applied_now

@@ -157,6 +157,31 @@ async def test_migrations_started_at_once_apply_once(infra: Infra) -> None:
             await pool.close()
 
 
+async def test_an_instance_waits_for_another_migration_longer_than_its_lock_timeout(infra: Infra) -> None:
+    """Under load a migration outlasted the pool's lock timeout and the second instance exited on
+    LockNotAvailableError: it now waits, and its connections keep the pool's timeouts afterwards."""
+    name = f"migrate_{uuid4().hex[:8]}"
+    holder = await db.create_pool(infra.database_url, name, size=1)
+    waiter = await db.create_pool(infra.database_url, name, size=1, lock_timeout_ms=50, statement_timeout_ms=5000)
+    try:
+        async with holder.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrations:{name}")
+            migrating = asyncio.create_task(db.migrate(waiter, name, [db.SHARED_MIGRATIONS]))
+            # The waiter has waited four of its lock timeouts, and is still waiting (not failed).
+            await eventually(lambda: migrating.done() or conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
+                "'%pg_advisory_lock%' AND now() - query_start > interval '200 ms' AND pid <> pg_backend_pid()"),
+                timeout=10)
+            assert not migrating.done()
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrations:{name}")
+        assert await asyncio.wait_for(migrating, 10)
+        assert await waiter.fetchval("SHOW lock_timeout") == "50ms"
+    finally:
+        await holder.execute(f'DROP SCHEMA "{name}" CASCADE')
+        await holder.close()
+        await waiter.close()
+
+
 async def test_a_relay_whose_round_fails_unexpectedly_goes_on(
         schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
     """A bug in a round (not a connection error) used to end the relay for good: now the loop logs it, counts
