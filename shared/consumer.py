@@ -3,11 +3,13 @@
 Guarantee: a command takes effect exactly once, is acked only after its effect
 committed, and every caller who waits gets an answer.
 
-    message ─► meta (id, org, user) ─► BEGIN (shared with the commands beside it: group_commit.py)
+    message ─► meta (id, org, user) ─► an event's data parsed as its model (Step.given)
+               ─► BEGIN (shared with the commands beside it: group_commit.py)
                  handler ─► effect
                  inbox.record(id, reply) + outbox events ── known id ──► ROLLBACK ─► stored reply (replayed) ─┐
                COMMIT ─► reply to reply_to ─► ack ◄───────────────────────────────────────────────────────────┘
-    Rejected ─► ROLLBACK; the refusal is recorded in its own transaction, like any answer
+    Rejected (an event's data that is not its model too) ─► ROLLBACK; the refusal is recorded in its own
+               transaction, like any answer
     NeedsLookup ─► ROLLBACK, ask the other service (no transaction open) ─► run again
     other error ─► retry.<delay> queue (attempt+1) ─► ack;  last attempt ─► parked + failure reply ─► ack
 
@@ -27,26 +29,35 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import aio_pika
 import asyncpg
+from aio_pika.abc import HeadersType
 from faststream import BaseMiddleware
 from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import db, inbox, logging, metrics, outbox, topology, tracing
-from shared.contracts.envelope import Event, Header, Reply, problem
+from shared.contracts.envelope import Event, EventData, Header, Reply
 from shared.group_commit import GroupCommit
 from shared.identity import BrokerIdentity
-from shared.messages import Effect, Handler, Meta, NeedsLookup, Outcome, properties
-from shared.problems import Forbidden, InvalidMessage, Rejected, invalid
+from shared.messages import IGNORED, Effect, Handler, Meta, NeedsLookup, Outcome, properties
+from shared.problems import (
+    CommandParked,
+    Forbidden,
+    InvalidMessage,
+    Rejected,
+    Unavailable,
+    invalid,
+)
 from shared.retry import Pending, RetryPolicy
 from shared.stalls import Held
 from shared.topology import ServiceTopology
 
 log = logging.get("consumer")
 GIVE_BACK_AFTER = 1.0  # seconds a message that could not be retried or parked waits before it goes back
+C = TypeVar("C")
 
 
 class Commands:
@@ -60,13 +71,12 @@ class Commands:
         self.policy = RetryPolicy(topology.retry_delays)
         self.held = Held(deadline)
         # Set by the service once it has its pool and connections, before it consumes.
-        self.replies: aio_pika.abc.AbstractChannel = None  # type: ignore[assignment]
-        self.group: GroupCommit = None  # type: ignore[assignment]
+        self.replies: aio_pika.abc.AbstractChannel = None  # type: ignore[assignment]  # set before it consumes
+        self.group: GroupCommit = None  # type: ignore[assignment]  # set before it consumes
         self._crash_after_commit = crash_after_commit
 
-    async def handle(self, msg: RabbitMessage, command: BaseModel, handler: Handler | None,
-                     effect: Effect | None = None) -> None:
-        """A command, run by `handler` in its transaction, or by `effect` (acts first, then records)."""
+    async def handle(self, msg: RabbitMessage, command: BaseModel, step: "Step[Any]") -> None:
+        """A command, run by the step's handler in its transaction, or by its effect (acts first, then records)."""
         try:
             meta = Meta.of(msg, self.identity, self.policy.max_attempts)
             if getattr(command, "INTERNAL", False) and not self.identity.is_platform(msg.raw_message.user_id):
@@ -74,18 +84,18 @@ class Commands:
                                 f"{msg.raw_message.user_id!r} may not send it")
         except Rejected as exc:
             return await self.refuse(msg, exc)
-        await self._run(msg, meta, command, _Step(handler, effect))
+        await self._run(msg, meta, command, step)
 
-    async def handle_event(self, msg: RabbitMessage, event: Event, handler: Handler | None,
-                           effect: Effect | None = None) -> None:
-        """An event this service subscribed to: at most one effect per event id, retried like a command."""
+    async def handle_event(self, msg: RabbitMessage, event: Event, step: "Step[Any]") -> None:
+        """An event this service subscribed to (`step.data` its model): at most one effect per event id,
+        retried like a command. Deduped, fingerprinted and parked as the envelope it came in."""
         try:
             meta = Meta.of_event(msg, event, self.identity, self.policy.max_attempts)
         except Rejected as exc:
             return await self.refuse(msg, exc)
-        await self._run(msg, meta, event, _Step(handler, effect))
+        await self._run(msg, meta, event, step)
 
-    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, step: "_Step") -> None:
+    async def _run(self, msg: RabbitMessage, meta: Meta, command: BaseModel, step: "Step[Any]") -> None:
         started = time.monotonic()
         with logging.bind(command_id=meta.message_id, correlation_id=meta.correlation_id, org_id=meta.org_id):
             try:
@@ -96,7 +106,7 @@ class Commands:
                 if exc.reply is not None and not meta.retried:  # not heard from us yet
                     await self.reply(meta.reply_to, meta.correlation_id, exc.reply, attempt=meta.attempt)
                 return await self._retry_or_park(msg, meta, exc, step)
-            except Exception as exc:  # transient by definition: see shared.retry
+            except Exception as exc:  # noqa: BLE001  (transient by definition: see shared.retry)
                 return await self._retry_or_park(msg, meta, exc, step)
             if self._crash_after_commit == meta.command:
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between commit and ack
@@ -106,11 +116,12 @@ class Commands:
             await self.reply(meta.reply_to, meta.correlation_id, reply, replayed=replayed, attempt=meta.attempt)
             await _ack(msg)
 
-    async def _execute(self, meta: Meta, command: BaseModel, step: "_Step") -> tuple[Reply, bool]:
-        print_ = inbox.fingerprint(meta.command, command)
+    async def _execute(self, meta: Meta, message: BaseModel, step: "Step[Any]") -> tuple[Reply, bool]:
+        print_ = inbox.fingerprint(meta.command, message)
         try:
             try:
-                return await self._attempt(meta, command, step, print_), False
+                subject, runs = step.given(message)  # once per delivery: an event's data parsed as its model
+                return await self._attempt(meta, subject, runs, print_), False
             except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
                 async with db.transaction(self.pool) as conn:
                     await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, refusal.reply())
@@ -119,20 +130,22 @@ class Commands:
             async with self.pool.acquire() as conn:
                 return await inbox.stored(conn, meta.message_id, meta.org_id, print_), True
 
-    async def _attempt(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
+    async def _attempt(self, meta: Meta, subject: Any, step: "Step[Any]", print_: str) -> Reply:
         """Run the step; what it needs from another service is asked between tries, never inside a transaction."""
-        return await NeedsLookup.looked_up(lambda: self._try(meta, command, step, print_))
+        return await NeedsLookup.looked_up(lambda: self._try(meta, subject, step, print_))
 
-    async def _try(self, meta: Meta, command: BaseModel, step: "_Step", print_: str) -> Reply:
+    async def _try(self, meta: Meta, subject: Any, step: "Step[Any]", print_: str) -> Reply:
+        """`subject`: what the handler (or effect) is given, the command or an event's typed data."""
         try:
-            handler = step.handler
             trace = tracing.carrier()  # here, in the command's own task: its batch may be written by another
-            if step.effect is not None:  # act first, then record as a handler would
-                result = await step.effect.perform(self.pool, command, meta)
-                handler = partial(_record, step.effect, result)
+            if isinstance(step.run, Effect):  # act first, then record as a handler would
+                result = await step.run.perform(self.pool, subject, meta)
+                run: Handler[Any] = partial(_record, step.run, result)
+            else:
+                run = step.run
 
             async def writes(conn: asyncpg.Connection) -> Reply:
-                outcome = await handler(conn, command, meta)
+                outcome = await run(conn, subject, meta)
                 await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply,
                                    outcome.events, trace)
                 return outcome.reply
@@ -141,13 +154,15 @@ class Commands:
         except asyncpg.DataError as exc:  # a value the database cannot hold (a NUL character...): bad input
             raise invalid(f"a value in the command cannot be stored: {exc}") from exc
 
-    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "_Step") -> None:
+    async def _retry_or_park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "Step[Any]") -> None:
         raw = msg.raw_message
         used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
         # Sent again as this service's own broker user, with the organisation it was found to act for.
-        headers = {**meta.carried(), Header.ATTEMPT: meta.attempt + used, Header.LAST_ERROR: repr(exc)[:500]}
-        common = dict(message_id=meta.message_id, correlation_id=meta.correlation_id, reply_to=meta.reply_to,
-                      content_type=raw.content_type, persist=True, user_id=self.own_user)
+        headers: HeadersType = {**meta.carried(), Header.ATTEMPT: meta.attempt + used,
+                                Header.LAST_ERROR: repr(exc)[:500]}
+        common: dict[str, Any] = dict(message_id=meta.message_id, correlation_id=meta.correlation_id,
+                                      reply_to=meta.reply_to, content_type=raw.content_type, persist=True,
+                                      user_id=self.own_user)
         delay = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
         try:
             if delay is not None:
@@ -164,18 +179,17 @@ class Commands:
             return await self.give_back(msg, f"could not {'retry' if delay else 'park'} it: {failure!r}")
         await _ack(msg)
 
-    async def _park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "_Step", headers: dict[str, Any],
+    async def _park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "Step[Any]", headers: HeadersType,
                     common: dict[str, Any]) -> None:
         """Record the failure (the answer the status resource gives), then move the message to the parking queue.
         Either failing raises: the message goes back to its queue, to be parked when it can be."""
         headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
-        failure = Reply(status=503, body=problem(
-            503, "Command parked", f"the command failed {meta.attempt} times and was parked for an operator "
-            f"to replay: {exc!r}"[:1000], "/problems/command-parked"))
+        failure = CommandParked(f"the command failed {meta.attempt} times and was parked for an operator "
+                                f"to replay: {exc!r}"[:1000]).reply()
         async with db.transaction(self.pool) as conn:
             await inbox.park(conn, meta.message_id, meta.org_id, failure)
-            if step.effect is not None:  # an Effect says what its parked attempt now is
-                await outbox.add(conn, await step.effect.parked(conn, meta))
+            if isinstance(step.run, Effect):  # an Effect says what its parked attempt now is
+                await outbox.add(conn, await step.run.parked(conn, meta))
         await self.broker.publish(msg.raw_message.body, routing_key=self.topology.parked.name, headers=headers,
                                   **common)
         log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
@@ -201,8 +215,9 @@ class Commands:
         if raw.exchange == topology.QUERIES:
             return await _ack(msg)
         try:
-            headers = {Header.PARKED_REASON: f"unexpected: {exc!r}"[:500],
-                       Header.PARKED_AT: datetime.now(UTC).isoformat(), Header.ROUTING_KEY: logging.printable(raw.routing_key)}
+            headers: HeadersType = {Header.PARKED_REASON: f"unexpected: {exc!r}"[:500],
+                                    Header.PARKED_AT: datetime.now(UTC).isoformat(),
+                                    Header.ROUTING_KEY: logging.printable(raw.routing_key)}
             await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers,
                                       message_id=logging.printable(raw.message_id), content_type="application/json",
                                       persist=True, user_id=self.own_user)
@@ -230,10 +245,9 @@ class Commands:
             reply = exc.reply()
         except asyncpg.DataError as exc:
             reply = invalid(f"a value in the query cannot be used: {exc}").reply()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (a query that failed is answered 503: its caller asks again)
             log.warning("query.failed", routing_key=logging.printable(raw.routing_key), error=repr(exc))
-            reply = Reply(status=503, body=problem(503, "Service unavailable", "the query failed; try again",
-                                                   "/problems/unavailable"))
+            reply = Unavailable("the query failed; try again").reply()
         await self.reply(raw.reply_to, raw.correlation_id, reply)
         await _ack(msg)
 
@@ -249,7 +263,8 @@ class Commands:
             return refusal
         if isinstance(exc, ValidationError):
             return invalid("the message body does not match its contract",
-                           [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()])
+                           [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
+                            for e in exc.errors()])
         return invalid(f"the message body is not valid JSON: {exc}"[:500])
 
     def _unreadable_properties(self, msg: RabbitMessage) -> InvalidMessage | None:
@@ -277,7 +292,7 @@ class Commands:
         a reply_to that names nothing, or that cannot be one, is no reason to keep the message."""
         if not reply_to or not isinstance(reply_to, str) or len(reply_to) > 255:
             return
-        headers = {Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt}
+        headers: HeadersType = {Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt}
         try:
             await self.replies.default_exchange.publish(
                 aio_pika.Message(json.dumps(reply.model_dump(mode="json")).encode(),
@@ -293,7 +308,7 @@ class Commands:
         commands = self
 
         class Guard(BaseMiddleware):
-            async def consume_scope(self, call_next, msg):  # type: ignore[no-untyped-def]
+            async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
                 with commands.held.holding(msg.raw_message):
                     try:
                         return await call_next(msg)
@@ -306,14 +321,39 @@ class Commands:
 
 
 @dataclass(frozen=True)
-class _Step:
-    """What runs a message: a handler in the transaction, or an effect that acts first."""
+class Step(Generic[C]):
+    """What runs a message: `run`, a handler (in its transaction) or an effect (acts first, then records).
 
-    handler: Handler | None
-    effect: Effect | None
+    For an event, `data` is its model: `run` is given the event's data parsed as that (a `C`), once per
+    delivery; data that is not that model is a refusal, stored and acked like any. `when(data)` false: nothing
+    to do, answered `IGNORED` (stored too: the event is still done once)."""
+
+    run: Handler[C] | Effect[C, Any]
+    data: type[EventData] | None = None
+    when: Callable[[C], bool] | None = None
+
+    def given(self, message: BaseModel) -> tuple[C, "Step[C]"]:
+        """What the handler is given (the command itself, or the event's typed data), and what runs for it."""
+        if self.data is None:
+            return cast(C, message), self
+        envelope = cast(Event, message)
+        try:
+            data = cast(C, self.data.model_validate(envelope.data))
+        except ValidationError as exc:
+            raise invalid(f"the data of this {envelope.type} event does not match its contract",
+                          [{"field": ".".join(("data", *map(str, e["loc"]))), "message": e["msg"]}
+                           for e in exc.errors()]) from None
+        if self.when is not None and not self.when(data):
+            return data, Step(_nothing_to_do)
+        return data, self
 
 
-async def _record(effect: Effect, result: Any, conn: asyncpg.Connection, command: Any, meta: Meta) -> Outcome:
+async def _nothing_to_do(conn: asyncpg.Connection, data: Any, meta: Meta) -> Outcome:
+    return Outcome(IGNORED)
+
+
+async def _record(effect: Effect[Any, Any], result: Any, conn: asyncpg.Connection, command: Any,
+                  meta: Meta) -> Outcome:
     return await effect.record(conn, command, meta, result)
 
 

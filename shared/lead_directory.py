@@ -22,14 +22,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
 
 from shared import db, topology
-from shared.contracts.envelope import Event, Header, Query, Reply
+from shared.contracts.envelope import Header, Query, Reply
 from shared.contracts.leads import GetLeads, LeadCreated, LeadStatus, ListLeads
 from shared.db import as_uuid
 from shared.messages import Meta, NeedsLookup, Outcome
@@ -58,17 +58,16 @@ async def remember(conn: asyncpg.Connection, org: str, lead_id: str, name: str, 
     await conn.execute(REMEMBER, lead_id, org, name, phone, time_zone)
 
 
-async def remember_all(conn: asyncpg.Connection, org: str, leads: list[dict]) -> None:  # type: ignore[type-arg]
+async def remember_all(conn: asyncpg.Connection, org: str, leads: list[dict[str, Any]]) -> None:
     """Leads as the leads service gives them (`LeadView`s), in one round trip."""
     if leads:
         await conn.executemany(REMEMBER, [(UUID(lead["id"]), org, lead["name"], lead["phone"], lead.get("timeZone"))
                                           for lead in leads])
 
 
-async def remember_created(conn: asyncpg.Connection, event: Event, meta: Meta) -> Outcome:
-    """Handler of `leads.created`."""
-    lead = LeadCreated.model_validate(event.data)
-    await remember(conn, event.org_id, lead.leadId, lead.name, lead.phone, lead.timeZone)
+async def remember_created(conn: asyncpg.Connection, lead: LeadCreated, meta: Meta) -> Outcome:
+    """Handler of `leads.created` (its organisation: the event's, `meta.org_id`)."""
+    await remember(conn, meta.org_id, lead.leadId, lead.name, lead.phone, lead.timeZone)
     return Outcome(Reply(status=200, body={}))
 
 
@@ -103,7 +102,7 @@ class Directory:
     async def learn(self, org: str, lead_ids: Sequence[str]) -> None:
         """Ask the leads service about `lead_ids` (no transaction open: it may take seconds), remember the leads
         it knows in the projection and, for a minute, that it knows none of the others."""
-        found: list[dict] = []  # type: ignore[type-arg]
+        found: list[dict[str, Any]] = []
         for start in range(0, len(lead_ids), LOOKUP_PAGE):
             answer = await self._ask(GetLeads(leadIds=list(lead_ids[start:start + LOOKUP_PAGE])), org)
             if answer["status"] != 200:
@@ -125,10 +124,10 @@ class Directory:
         since = self._absent.get((org, lead_id))
         return since is not None and time.monotonic() - since < ABSENT_SECONDS
 
-    async def with_status(self, org: str, status: LeadStatus, most: int) -> list[dict] | None:  # type: ignore[type-arg]
+    async def with_status(self, org: str, status: LeadStatus, most: int) -> list[dict[str, Any]] | None:
         """Every lead of `org` in `status` now (the leads service's views), or None when there are more than `most`.
         Asked page by page: never call it inside a transaction."""
-        leads: dict[str, dict] = {}  # type: ignore[type-arg]
+        leads: dict[str, dict[str, Any]] = {}
         cursor = None
         while True:
             answer = await self._ask(ListLeads(status=status, limit=PAGE, cursor=cursor), org)
@@ -145,17 +144,17 @@ class Directory:
         return await conn.fetchrow("SELECT lead_id::text AS lead_id, org_id, name, phone, time_zone "
                                    "FROM lead_directory WHERE lead_id = $1 AND org_id = $2", UUID(lead_id), org)
 
-    async def _ask(self, query: Query, org: str) -> dict:  # type: ignore[type-arg]
+    async def _ask(self, query: Query, org: str) -> dict[str, Any]:
         try:
             response = await self.broker.request(
                 query.model_dump_json().encode(), exchange=topology.exchange(topology.QUERIES),
                 routing_key=query.ROUTING_KEY, headers={Header.ORG: org}, content_type="application/json",
                 timeout=ASK_TIMEOUT_SECONDS, user_id=self.user)
-            return await response.decode()  # type: ignore[no-any-return]
+            return cast(dict[str, Any], await response.decode())  # a `Reply`, as every query is answered
         except TimeoutError as exc:
             raise LeadsUnavailable("the leads service did not answer") from exc
 
 
 def of(service: "Service") -> Directory:
     """The directory of a service: asks as its broker user, remembers in its database."""
-    return Directory(service.broker, service.own_user, lambda: service.pool)  # type: ignore[arg-type,return-value]
+    return Directory(service.broker, service.own_user, lambda: service.pool)

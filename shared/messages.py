@@ -1,14 +1,15 @@
 """What a handler sees of a message, and what it gives back.
 
 `Meta`: the ids every message carries (message id, org, user, type, correlation,
-reply-to, attempt). `Outcome`: the answer and the events to publish. A `Handler`
-runs inside the command's transaction; an `Effect` (registered with
-`Service.effect`) acts outside it first.
+reply-to, attempt; for an event, its type). `Outcome`: the answer and the events to
+publish. A `Handler[C]` runs inside the transaction on a `C` (a command, or an event's
+typed data); an `Effect[C, R]` (registered with `Service.effect`, or `Service.event`)
+acts outside it first, giving an `R` that it then records in it.
 """
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from faststream.rabbit import RabbitMessage
@@ -26,6 +27,8 @@ from shared.identity import BrokerIdentity
 from shared.problems import Forbidden, InvalidMessage, invalid
 
 T = TypeVar("T")
+C = TypeVar("C")  # what a handler or an effect is given: a command, or an event's typed data
+R = TypeVar("R")  # what an effect's `perform` gives its `record`
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Meta:
     attempt: int = 1
     retried: bool = False  # it came back from a delay queue (we have answered it before)
     trace: dict[str, str] = field(default_factory=dict)  # the W3C trace context it came with
+    event_type: str | None = None  # an event's type, from its envelope (None: a command)
 
     @classmethod
     def of(cls, msg: RabbitMessage, identity: BrokerIdentity, max_attempts: int) -> "Meta":
@@ -59,7 +63,7 @@ class Meta:
         if not identity.is_platform(props.user_id):
             raise Forbidden(f"an event from broker user {props.user_id!r}: events are the platform's")
         return cls(str(event.id), event.org_id, "events", props.command or event.type, event.correlation_id, None,
-                   props.attempt, props.last_error is not None, props.trace)
+                   props.attempt, props.last_error is not None, props.trace, event.type)
 
     def carried(self) -> dict[str, Any]:
         """The headers a copy of this message carries (to a delay queue, to the parking queue)."""
@@ -67,8 +71,8 @@ class Meta:
 
     def event(self, data: EventData, org_id: str | None = None) -> Event:
         """The event `data` makes (its type is the model's TYPE), caused by this message."""
-        return Event(type=data.TYPE, org_id=org_id or self.org_id, command_id=self.message_id, correlation_id=self.correlation_id,
-                     data=data.model_dump(mode="json", by_alias=True))
+        return Event(type=data.TYPE, org_id=org_id or self.org_id, command_id=self.message_id,
+                     correlation_id=self.correlation_id, data=data.model_dump(mode="json", by_alias=True))
 
 
 class NeedsLookup(Exception):
@@ -101,11 +105,17 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
 
 
-Handler = Callable[[asyncpg.Connection, Any, Meta], Awaitable[Outcome]]
+# The answer to a message that asks nothing of this service (an event whose `when` is false, a callback that
+# changes nothing): stored like any answer, so the message is still done once.
+IGNORED = Reply(status=200, body={"applied": False})
 
 
-class Effect(ABC):
-    """A command whose effect leaves the database (a message sent through a provider).
+# `Handler[SendSms]`: runs in the transaction on a `SendSms` (a bare `Handler`: on anything).
+Handler = Callable[[asyncpg.Connection, C, Meta], Awaitable[Outcome]]
+
+
+class Effect(ABC, Generic[C, R]):
+    """A command (or an event) whose effect leaves the database (a message sent through a provider).
 
     `perform` runs first, outside any transaction, and must itself be safe to run again
     for the same message id (it records its attempt before acting, and looks before
@@ -116,10 +126,10 @@ class Effect(ABC):
     """
 
     @abstractmethod
-    async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> Any: ...
+    async def perform(self, pool: asyncpg.Pool, command: C, meta: Meta) -> R: ...
 
     @abstractmethod
-    async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Any) -> Outcome: ...
+    async def record(self, conn: asyncpg.Connection, command: C, meta: Meta, result: R) -> Outcome: ...
 
     async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
         return []

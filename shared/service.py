@@ -1,7 +1,8 @@
 """The runtime every FastStream service shares: broker, pool, migrations, relay.
 
-A service module builds one `Service`, registers its handlers on
-`service.commands_in` / `service.queries_in`, and runs `service.app`.
+A service module builds one `Service`, registers its handlers (`command`, `effect`,
+`event`, `query`), and runs `service.app`. Who handles what is said once, there: the
+events a service registers are what its work queue is bound to (shared/topology.py).
 """
 import asyncio
 import logging as stdlib_logging
@@ -37,7 +38,7 @@ from shared import (
     topology,
     tracing,
 )
-from shared.consumer import Commands
+from shared.consumer import Commands, Step
 from shared.contracts.envelope import (
     Command,
     Event,
@@ -59,6 +60,8 @@ WATCHDOG_EVERY_SECONDS = 1.0
 
 log = logging.get("service")
 T = TypeVar("T")
+C = TypeVar("C", bound=Command)
+D = TypeVar("D", bound=EventData)
 
 
 class Service:
@@ -77,7 +80,7 @@ class Service:
                                    logger=framework_log,
                                    default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
         self.identity, self.own_user = settings.identity, own_user(settings.amqp_url)
-        self.commands = Commands(self.broker, None, self.topology, self.identity,  # type: ignore[arg-type]
+        self.commands = Commands(self.broker, None, self.topology, self.identity,  # its pool: once opened (_open)
                                  self.own_user, settings.message_deadline, settings.fault_crash_after_commit)
         # The guard first: the outermost, so that nothing the others raise leaves a message unacknowledged.
         self.broker.add_middleware(self.commands.middleware())
@@ -105,43 +108,50 @@ class Service:
         self._startup_deadline = 0.0
         spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
                         description=f"Commands the {name} service consumes and the events it publishes.")
-        self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open], after_startup=[self._started],
-                              on_shutdown=[self._stop_tasks], after_shutdown=[self._close])
+        self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open],
+                              after_startup=[self._started], on_shutdown=[self._stop_tasks],
+                              after_shutdown=[self._close])
 
-    def command(self, model: type[Command], handler: Handler, doc: str) -> None:
+    def command(self, model: type[C], handler: Handler[C], doc: str) -> None:
         """Route commands `model.ROUTING_KEY` (validated as `model`, the contract) through the pipeline to
         `handler(conn, command, meta)`, which runs in the command's transaction."""
-        self._command(model, handler, None, doc)
+        self._command(model, Step(handler), doc)
 
-    def effect(self, model: type[Command], effect: Effect, doc: str) -> None:
+    def effect(self, model: type[C], effect: Effect[C, Any], doc: str) -> None:
         """Like `command`, for a command that acts outside the database first (a provider call):
         `effect.perform` runs before the transaction, `effect.record` in it (shared.messages.Effect)."""
-        self._command(model, None, effect, doc)
+        self._command(model, Step(effect), doc)
 
-    def _command(self, model: type[Command], handler: Handler | None, effect: Effect | None, doc: str) -> None:
+    def _command(self, model: type[Command], step: Step[Any], doc: str) -> None:
         commands, message = self.commands, self._message
         if model.INTERNAL:  # said in the AsyncAPI document, where integrators read what they may send
             doc = f"Internal: only the platform's own broker users may send it (403 from any other). {doc}"
 
-        async def on_command(body: model) -> None:  # type: ignore[valid-type]
-            await commands.handle(message(), body, handler, effect)
+        async def on_command(body: model) -> None:  # type: ignore[valid-type]  # a class known at run time
+            await commands.handle(message(), body, step)
 
         self._route(self.commands_in, model.ROUTING_KEY, on_command, doc)
 
-    def event(self, model: type[EventData], pick: Callable[[Event], Handler | Effect], doc: str) -> None:
-        """Consume events `model.TYPE` (bound to this service's queue: topology.SUBSCRIPTIONS) like commands;
-        `pick(event)` gives the handler (or, for an `Effect` instance, the effect) for this event."""
-        commands, message = self.commands, self._message
+    def event(self, model: type[D], run: Handler[D] | Effect[D, Any], doc: str,
+              when: Callable[[D], bool] | None = None) -> None:
+        """Consume events `model.TYPE` like commands (inbox, retry, parking): this service's work queue is bound
+        to them when it starts. `run` (a handler, in the transaction, or an effect) is given the event's data
+        parsed as `model` (data that is not is refused, stored and acked) and its `Meta`; `when(data)` false:
+        nothing to do (answered "not applied", still done once)."""
+        if model.TYPE in self._events:
+            raise ValueError(f"{self.name}: {model.TYPE} is registered twice (one handler per event type)")
+        commands, message, step = self.commands, self._message, Step(run, model, when)
         self._events.append(model.TYPE)
 
         async def on_event(body: Event) -> None:
-            chosen = pick(body)
-            if isinstance(chosen, Effect):
-                await commands.handle_event(message(), body, None, chosen)
-            else:
-                await commands.handle_event(message(), body, chosen, None)
+            await commands.handle_event(message(), body, step)
 
         self._route(self.commands_in, model.TYPE, on_event, doc)
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """The event types registered (`event`): what the work queue is bound to on `events` when it starts."""
+        return tuple(self._events)
 
     def query(self, model: type[Query], answer: Callable[..., Awaitable[Reply]], doc: str) -> None:
         """Answer queries `model.ROUTING_KEY` (`<service>.query.<name>`) with `answer(conn, query, org)`."""
@@ -151,7 +161,7 @@ class Service:
                doc: str) -> None:
         commands, message = self.commands, self._message
 
-        async def on_query(body: model) -> None:  # type: ignore[valid-type]
+        async def on_query(body: model) -> None:  # type: ignore[valid-type]  # a class known at run time
             await commands.answer(message(), lambda conn, org: answer(conn, body, org))
 
         self._route(self.queries_in, routing_key, on_query, doc)
@@ -197,10 +207,6 @@ class Service:
         a command or query of a type no handler took is answered 422.
         """
         commands = self.commands
-        subscribed = set(topology.SUBSCRIPTIONS.get(self.name, ()))
-        if set(self._events) != subscribed:  # the bindings (declared by the gateway too) and the handlers agree
-            raise RuntimeError(f"{self.name}: handlers for {sorted(self._events)} but topology.SUBSCRIPTIONS binds "
-                               f"{sorted(subscribed)}")
         self._query(GetCommand, f"{self.name}.query.command", _command_status,
                     "The stored answer of a command, or 202 while it has none.")
 
@@ -242,7 +248,7 @@ class Service:
         await self._patiently("database", lambda: db.migrate(pool, self.name, self.migrations))
         self.commands.pool = pool
         self.commands.group = GroupCommit(pool, s.group_commit_max, s.fault_crash_after_group_commit)
-        await self._patiently("broker", lambda: topology.declare_all(s.amqp_url, self.topology))
+        await self._patiently("broker", lambda: topology.declare_all(s.amqp_url, self.topology, self.subscriptions))
         self._replies = await self._patiently("broker", lambda: aio_pika.connect_robust(
             s.amqp_url, client_properties={"connection_name": f"{self.name}.replies"}))
         self.commands.replies = await self._replies.channel(publisher_confirms=False)
@@ -252,14 +258,15 @@ class Service:
     async def _ensure_log(self) -> None:
         """Before the relay publishes anything: no event of a fresh deployment misses the log."""
         connection = await aio_pika.connect(self.settings.amqp_url)
-        async with connection, self.pool.acquire() as conn:  # type: ignore[union-attr]
+        async with connection, self.pool.acquire() as conn:  # type: ignore[union-attr]  # opened by _open
             await event_log.ensure(connection, conn, self.settings.retention)
 
     async def _patiently(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """`step()`, again with backoff while `what` is unreachable, until STARTUP_WAIT_SECONDS after the start
         began; then the error (the supervisor's turn). tenacity: the backoff and jitter without a loop of ours."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(loops.unreachable), wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),
+            retry=retry_if_exception(loops.unreachable),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),
             stop=lambda _: time.monotonic() >= self._startup_deadline, reraise=True,
             before_sleep=lambda state: log.warning("service.waiting", service=self.name, waiting_for=what,
                                                    attempt=state.attempt_number,
@@ -293,7 +300,7 @@ class Service:
         for reason in loops.overdue(self.loops):
             log.error("loop.overdue", service=self.name, reason=reason)
 
-    async def _publish_event(self, routing_key: str, body: bytes, headers: dict, message_id: str,  # type: ignore[type-arg]
+    async def _publish_event(self, routing_key: str, body: bytes, headers: dict[str, Any], message_id: str,
                              correlation_id: str | None) -> None:
         await self.broker.publish(body, exchange=topology.exchange(topology.EVENTS), routing_key=routing_key,
                                   headers=headers, message_id=message_id, correlation_id=correlation_id,
@@ -326,7 +333,7 @@ async def _once(job: Callable[[], Awaitable[None]]) -> None:
     """A one-off background job: its failure is logged with its traceback and counted, never silent."""
     try:
         await job()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         metrics.BACKGROUND_ERRORS.labels("once").inc()
         log.error("background.failed", error=repr(exc)[:500], exc_info=exc)
 

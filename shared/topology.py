@@ -1,7 +1,7 @@
 """RabbitMQ topology, declared from one place by everyone who needs it.
 
     producer ──► [commands] topic ──leads.*──► leads.commands (quorum)  ◄──────┐
-    (a service's subscribed event types are bound to its work queue from [events])
+    (the event types a service registers are bound to its work queue from [events])
                                                    │ transient failure        │ TTL expires,
                                                    ▼                          │ dead-lettered back
                                   default exchange ──► leads.delay.<ms> (quorum, TTL) ──┘
@@ -14,34 +14,31 @@
 Exchanges and the queues of a service are declared by the service and by the
 gateway (the same arguments, from here), so a command sent while the service has
 never run is still queued, not dropped.
+
+The events a service consumes are bound to its work queue, so an event gets the
+same inbox (dedupe on the event id), retry and parking as a command. Who consumes
+what is said once, by the service's `Service.event` registrations; the service binds
+them when it declares its topology at start (`declare_all`), and the gateway, which
+knows no handlers, declares the queues only. So a service's event bindings exist from
+its first start on (durable, like the queue: a restart or an outage loses none); an
+event published before that first start is not kept for it. What that costs the lead
+directories (`leads.created`) heals anyway: a lead they lack is asked for through
+`leads.query.get_many` (shared/lead_directory.py). A binding a service no longer
+registers stays until removed by hand; what it brings is refused 422 as an unknown type.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
-
-from shared.contracts.bookings import AppointmentConfirmed
-from shared.contracts.leads import LeadCreated
-from shared.contracts.proposals import ProposalAccepted, ProposalDeclined, ProposalSent
+from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
 
 COMMANDS = "commands"
 EVENTS = "events"
 QUERIES = "queries"
 EXCHANGES = (COMMANDS, EVENTS, QUERIES)
 QUERY_TTL_MS = 30_000
-
-# The events each service consumes. They are bound to its work queue, so an event
-# gets the same inbox (dedupe on the event id), retry and parking as a command.
-# Declared by the service and by the gateway, so none is lost before the service first runs.
-# A service's `Service.event` registrations must match its entry (checked when it starts).
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "leads": (ProposalSent.TYPE, ProposalAccepted.TYPE, ProposalDeclined.TYPE),
-    "bookings": (LeadCreated.TYPE,),
-    "sms": (LeadCreated.TYPE, AppointmentConfirmed.TYPE),
-    "proposals": (LeadCreated.TYPE,),
-    "documents": (LeadCreated.TYPE,),
-}
 
 
 @dataclass(frozen=True)
@@ -57,10 +54,12 @@ class QueueSpec:
         return {"x-queue-type": "quorum" if self.quorum else "classic", **self.arguments}
 
     def faststream(self) -> RabbitQueue:
-        queue_type = QueueType.QUORUM if self.quorum else QueueType.CLASSIC
-        return RabbitQueue(
-            self.name, queue_type=queue_type, durable=True, arguments=dict(self.arguments), routing_key=self.binding
-        )
+        # FastStream types the arguments of each queue type apart (TypedDicts); ours are the same dict.
+        if self.quorum:
+            return RabbitQueue(self.name, queue_type=QueueType.QUORUM, durable=True,
+                               arguments=cast(QuorumQueueArgs, dict(self.arguments)), routing_key=self.binding)
+        return RabbitQueue(self.name, queue_type=QueueType.CLASSIC, durable=True,
+                           arguments=cast(ClassicQueueArgs, dict(self.arguments)), routing_key=self.binding)
 
     async def declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
         queue = await channel.declare_queue(self.name, durable=True, arguments=self.declare_arguments)
@@ -105,17 +104,10 @@ class ServiceTopology:
         ttl_ms = int(delay_ms * 1.25)
         return QueueSpec(
             f"{self.service}.delay.{delay_ms}ms",
-            arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.work.name,
-                       "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"},
+            arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "",
+                       "x-dead-letter-routing-key": self.work.name, "x-dead-letter-strategy": "at-least-once",
+                       "x-overflow": "reject-publish"},
         )
-
-    @property
-    def subscriptions(self) -> tuple[str, ...]:
-        return SUBSCRIPTIONS.get(self.service, ())
-
-    async def bind_subscriptions(self, queue: aio_pika.abc.AbstractQueue) -> None:
-        for event_type in self.subscriptions:
-            await queue.bind(EVENTS, event_type)
 
     def entry_queues(self) -> list[QueueSpec]:
         """What must exist for a message sent to the service to wait for it."""
@@ -134,9 +126,10 @@ async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> None:
         await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
-async def declare_all(url: str, topology: ServiceTopology) -> None:
-    """Everything a service consumes from or publishes to, before it consumes anything:
-    a retry must never be published to a delay queue that does not exist yet."""
+async def declare_all(url: str, topology: ServiceTopology, events: Iterable[str] = ()) -> None:
+    """Everything a service consumes from or publishes to, before it consumes anything: a retry must never
+    be published to a delay queue that does not exist yet. `events`: the event types it registered, bound
+    to its work queue."""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
@@ -144,14 +137,12 @@ async def declare_all(url: str, topology: ServiceTopology) -> None:
         for spec in topology.all_queues():
             queue = await spec.declare(channel)
             if spec == topology.work:
-                await topology.bind_subscriptions(queue)
+                for event_type in events:
+                    await queue.bind(EVENTS, event_type)
 
 
 async def declare_entry(channel: aio_pika.abc.AbstractChannel, service: str) -> None:
-    """What the gateway declares for a service it routes to."""
+    """What the gateway declares for a service it routes to: its queues (its event bindings are its own)."""
     await declare_exchanges(channel)
-    topology = ServiceTopology(service, ())
-    for spec in topology.entry_queues():
-        queue = await spec.declare(channel)
-        if spec == topology.work:
-            await topology.bind_subscriptions(queue)
+    for spec in ServiceTopology(service, ()).entry_queues():
+        await spec.declare(channel)

@@ -33,7 +33,8 @@ async def first_leads(broker: RabbitBroker, org: str, count: int, user: str) -> 
     return []
 
 
-async def book_demo(broker: RabbitBroker, pool: Callable[[], asyncpg.Pool], org: str, user: str, count: int = 8) -> None:
+async def book_demo(broker: RabbitBroker, pool: Callable[[], asyncpg.Pool], org: str, user: str,
+                    count: int = 8) -> None:
     async with pool().acquire() as conn:
         if await repository.count(conn, org):
             return  # booked on an earlier run (the inbox forgets its ids after a day: don't rely on it)

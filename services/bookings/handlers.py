@@ -147,7 +147,7 @@ def register(service: Service, bookings: BookingHandlers) -> None:
     service.command(MarkNoShow, bookings.no_show,
                     "Mark that the lead did not turn up, once the appointment's time has come. "
                     "Emits appointments.no_show.")
-    service.event(LeadCreated, lambda event: lead_directory.remember_created,
+    service.event(LeadCreated, lead_directory.remember_created,
                   "Learn of a new lead (the bookings projection of leads).")
     service.query(GetAppointment, bookings.get, "One appointment of the caller's organisation.")
     service.query(LeadAppointments, bookings.of_lead, "A lead's appointments, by start time.")

@@ -26,7 +26,7 @@ def build(settings: DocumentsSettings) -> Service:
     register(service, DocumentHandlers(lead_directory.of(service), blobs))
     # The first pass waits a grace period: after the service was down a while, the attach commands queued
     # meanwhile name blobs older than that, and they are attached first.
-    in_use = collector.in_use_by(lambda: service.pool)  # type: ignore[arg-type,return-value]
+    in_use = collector.in_use_by(lambda: service.pool)
     grace = timedelta(seconds=settings.blob_grace_seconds)
     service.loop("blob_collector", lambda: collector.collect_once(blobs, in_use, grace),
                  settings.blob_gc_interval_seconds, first_after=settings.blob_grace_seconds)

@@ -47,8 +47,10 @@ class DocumentHandlers:
         row = await repository.insert(conn, uuid4(), meta.org_id, cmd.leadId, cmd.sha256, cmd.size, cmd.contentType,
                                       cmd.filename, datetime.now(UTC), meta.user_id)
         if row is None:  # these bytes are attached to this lead already: that one document, no event
-            row = await repository.live_of_hash(conn, meta.org_id, cmd.leadId, cmd.sha256)
-            return Outcome(ok(DocumentReply(document=DocumentView(**row)), 201))
+            known = await repository.live_of_hash(conn, meta.org_id, cmd.leadId, cmd.sha256)
+            if known is None:  # deleted in the meantime: transient, the attach runs again
+                raise RuntimeError("the document these bytes are attached as was deleted meanwhile")
+            return Outcome(ok(DocumentReply(document=DocumentView(**known)), 201))
         document = DocumentView(**row)
         attached = DocumentAttached(documentId=document.id, leadId=document.lead_id, filename=document.filename,
                                     contentType=document.content_type, size=document.size, sha256=document.sha256,
@@ -87,7 +89,7 @@ def register(service: Service, documents: DocumentHandlers) -> None:
                     "Emits documents.attached.")
     service.command(DeleteDocument, documents.delete,
                     "Delete a document (soft: kept with who and when). Emits documents.deleted.")
-    service.event(LeadCreated, lambda event: lead_directory.remember_created,
+    service.event(LeadCreated, lead_directory.remember_created,
                   "Learn of a new lead (the documents projection of leads).")
     service.query(GetDocument, documents.get, "One document of the caller's organisation.")
     service.query(LeadDocuments, documents.of_lead, "A lead's documents, oldest first.")

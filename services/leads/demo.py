@@ -17,7 +17,8 @@ from shared.contracts.leads import SERVICE, CreateLead
 from shared.messages import Meta
 from shared.settings import load
 
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances", "Niklaus", "Radia", "John"]
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances", "Niklaus", "Radia",
+         "John"]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson", "Allen", "Wirth"]
 
 
@@ -45,4 +46,5 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=36)
     args = parser.parse_args()
     added = asyncio.run(load_demo(load(LeadsSettings), args.org, args.count))
-    print(f"demo data: {added} leads added for organisation {args.org}" if added else "demo data: leads already present")
+    print(f"demo data: {added} leads added for organisation {args.org}" if added
+          else "demo data: leads already present")

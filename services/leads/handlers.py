@@ -43,6 +43,10 @@ from shared.problems import BulkRefused, invalid, not_found
 from shared.service import Service
 
 log = logging.get("leads")
+Deal = ProposalSent | ProposalAccepted | ProposalDeclined
+# What each deal event asks of its lead (shared.contracts.proposals).
+DEAL_MOVES: dict[type[Deal], LeadStatus] = {ProposalSent: LeadStatus.proposal, ProposalAccepted: LeadStatus.won,
+                                            ProposalDeclined: LeadStatus.lost}
 
 
 class LeadHandlers:
@@ -62,7 +66,7 @@ class LeadHandlers:
     async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:
         lead_id = repository.canonical(cmd.leadId)
         lead = (await repository.lock_statuses(conn, meta.org_id, [lead_id])).get(lead_id) if lead_id else None
-        if lead is None:
+        if lead_id is None or lead is None:
             raise not_found("lead", cmd.leadId)
         if not domain.check_move(lead_id, lead["status"], cmd.status, cmd.expectedStatus):
             return Outcome(ok(LeadStatusReply(lead=LeadStatusView(**lead))))
@@ -86,20 +90,20 @@ class LeadHandlers:
         leads = [changed.get(i) or LeadStatusView(**current[i]) for i in ids]
         return Outcome(ok(BulkReply(updated=len(changing), failed=[], leads=leads)), events)
 
-    async def follow_deal(self, conn: asyncpg.Connection, event: Event, meta: Meta) -> Outcome:
+    async def follow_deal(self, conn: asyncpg.Connection, deal: Deal, meta: Meta) -> Outcome:
         """A proposal sent / accepted / declined moves its lead (to proposal / won / lost) when the rules
         allow it; otherwise the lead stays as it is (someone moved it meanwhile) and the skip is logged."""
-        target = DEAL_MOVES[event.type]
-        lead_id = repository.canonical(str(event.data.get("leadId")))
+        target = DEAL_MOVES[type(deal)]
+        lead_id = repository.canonical(deal.leadId)
         lead = (await repository.lock_statuses(conn, meta.org_id, [lead_id])).get(lead_id) if lead_id else None
-        if lead is None or lead["status"] == target or not can_move(lead["status"], target):
-            log.info("lead.deal_move_skipped", lead_id=lead_id, deal_event=event.type, target=str(target),
-                     current=str(lead["status"]) if lead else None)
+        if lead_id is None or lead is None or lead["status"] == target or not can_move(lead["status"], target):
+            log.info("lead.deal_move_skipped", lead_id=lead_id or deal.leadId, deal_event=meta.event_type,
+                     target=str(target), current=str(lead["status"]) if lead else None)
             return Outcome(ok(FollowReply(applied=False)))
-        _, events = await self._apply(conn, meta, {lead_id: lead["status"]}, target, str(event.data.get("by")))
+        _, events = await self._apply(conn, meta, {lead_id: lead["status"]}, target, deal.by)
         return Outcome(ok(FollowReply(applied=True)), events)
 
-    async def _apply(self, conn: asyncpg.Connection, meta: Meta, previous: dict[str, str],
+    async def _apply(self, conn: asyncpg.Connection, meta: Meta, previous: dict[str, LeadStatus],
                      status: LeadStatus, by: str | None = None) -> tuple[dict[str, LeadStatusView], list[Event]]:
         """Move the leads in `previous` (id -> old status) to `status`; their new views and events."""
         if not previous:
@@ -143,11 +147,6 @@ class FollowReply(BaseModel):
     applied: bool
 
 
-# What each deal event asks of its lead (shared.contracts.proposals).
-DEAL_MOVES: dict[str, LeadStatus] = {ProposalSent.TYPE: LeadStatus.proposal, ProposalAccepted.TYPE: LeadStatus.won,
-                                     ProposalDeclined.TYPE: LeadStatus.lost}
-
-
 def encode_cursor(created_at: datetime, lead_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), lead_id]).encode()).decode().rstrip("=")
 
@@ -159,7 +158,8 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
         created_at, lead_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(created_at), UUID(lead_id)
     except (ValueError, TypeError, binascii.Error):
-        raise invalid("cursor is not one this API gave out", [{"field": "cursor", "message": "invalid cursor"}]) from None
+        raise invalid("cursor is not one this API gave out",
+                      [{"field": "cursor", "message": "invalid cursor"}]) from None
 
 
 def register(service: Service, leads: LeadHandlers) -> None:
@@ -169,8 +169,8 @@ def register(service: Service, leads: LeadHandlers) -> None:
                     "Move one lead to a status. Emits leads.status_changed when it changes.")
     service.command(BulkUpdateLeadStatus, leads.bulk_update_status,
                     "Move many leads at once, all or nothing. One leads.status_changed per changed lead.")
-    for deal_event in (ProposalSent, ProposalAccepted, ProposalDeclined):
-        service.event(deal_event, lambda event: leads.follow_deal,
+    for deal_event in DEAL_MOVES:
+        service.event(deal_event, leads.follow_deal,
                       f"Move the lead as {deal_event.TYPE} asks, when the rules allow it. Emits leads.status_changed.")
     service.query(GetLead, leads.get, "One lead of the caller's organisation.")
     service.query(GetLeads, leads.get_many, "Internal: which of these ids are the organisation's leads (one "

@@ -135,7 +135,7 @@ def register(service: Service, directory: Directory) -> None:
     service.command(SignContract, contracts.sign,
                     "Sign a draft or sent contract; a signed contract never changes. Emits contracts.signed.")
     service.command(VoidContract, contracts.void, "Void a draft or sent contract. Emits contracts.voided.")
-    service.event(LeadCreated, lambda event: lead_directory.remember_created,
+    service.event(LeadCreated, lead_directory.remember_created,
                   "Learn of a new lead (the proposals projection of leads).")
     service.query(GetProposal, proposals.get, "One proposal with its payments, refunds and contracts.")
     service.query(LeadProposals, proposals.of_lead, "A lead's proposals, newest first.")

@@ -40,7 +40,7 @@ async def record(conn: asyncpg.Connection, cmd: RecordPayment, meta: Meta) -> Ou
     now = datetime.now(UTC)
     payment = await repository.insert_payment(conn, uuid4(), meta.org_id, proposal["id"], cmd.amountMinor,
                                               cmd.currency, cmd.method, cmd.externalReference, now, meta.user_id)
-    proposal = await repository.proposal(conn, meta.org_id, proposal["id"])
+    proposal = present(await repository.proposal(conn, meta.org_id, proposal["id"]), "proposal", proposal["id"])
     recorded = PaymentRecorded(paymentId=payment["id"], proposalId=proposal["id"], leadId=proposal["lead_id"],
                                amountMinor=payment["amount_minor"], currency=payment["currency"],
                                method=payment["method"], externalReference=payment["external_reference"],
@@ -55,14 +55,15 @@ async def refund(conn: asyncpg.Connection, cmd: RefundPayment, meta: Meta) -> Ou
     if found is None:
         raise not_found("payment", cmd.paymentId)
     # The proposal's lock first, as a payment takes it; then the payment as it now is.
-    proposal = await repository.proposal(conn, meta.org_id, found["proposal_id"], lock=True)
-    payment = await repository.payment(conn, meta.org_id, found["id"], lock=True)
+    proposal = present(await repository.proposal(conn, meta.org_id, found["proposal_id"], lock=True), "proposal",
+                       found["proposal_id"])
+    payment = present(await repository.payment(conn, meta.org_id, found["id"], lock=True), "payment", found["id"])
     domain.check_refund(payment["id"], cmd.amountMinor, payment["amount_minor"], payment["refunded_minor"])
     now = datetime.now(UTC)
     refunded_row = await repository.insert_refund(conn, uuid4(), meta.org_id, payment["id"], proposal["id"],
                                                   cmd.amountMinor, payment["currency"], cmd.reason, now, meta.user_id)
-    payment = await repository.payment(conn, meta.org_id, payment["id"])
-    proposal = await repository.proposal(conn, meta.org_id, proposal["id"])
+    payment = present(await repository.payment(conn, meta.org_id, payment["id"]), "payment", payment["id"])
+    proposal = present(await repository.proposal(conn, meta.org_id, proposal["id"]), "proposal", proposal["id"])
     refunded = PaymentRefunded(refundId=refunded_row["id"], paymentId=payment["id"], proposalId=proposal["id"],
                                leadId=proposal["lead_id"], amountMinor=refunded_row["amount_minor"],
                                currency=refunded_row["currency"], balanceMinor=proposal["balance_minor"], at=now,
@@ -72,3 +73,10 @@ async def refund(conn: asyncpg.Connection, cmd: RefundPayment, meta: Meta) -> Ou
     reply = RefundReply(refund=RefundView(**refunded_row), payment=PaymentView(**payment),
                         proposal=ProposalView(**proposal))
     return Outcome(ok(reply, 201), [event])
+
+
+def present(row: asyncpg.Record | None, what: str, ident: str) -> asyncpg.Record:
+    """A row read again in this transaction (under its lock: it cannot have gone); 404 were it gone."""
+    if row is None:
+        raise not_found(what, ident)
+    return row

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.contracts.proposals import ContractStatus, ProposalStatus
 from shared.db import as_uuid
 
 PROPOSAL = ("id::text AS id, lead_id::text AS lead_id, title, amount_minor, currency, valid_until, notes, status, "
@@ -46,7 +47,7 @@ async def proposal(conn: asyncpg.Connection, org: str, proposal_id: str, *,
     return await _one(conn, "proposals", PROPOSAL, org, proposal_id, lock)
 
 
-async def decide(conn: asyncpg.Connection, proposal_id: str, status: str, at: datetime, by: str,
+async def decide(conn: asyncpg.Connection, proposal_id: str, status: ProposalStatus, at: datetime, by: str,
                  reason: str | None = None) -> asyncpg.Record:
     return await conn.fetchrow(
         f"UPDATE proposals SET status = $2, decided_at = $3, decided_by = $4, decline_reason = $5 WHERE id = $1 "
@@ -128,15 +129,16 @@ async def insert_contract(conn: asyncpg.Connection, contract_id: UUID, org: str,
 
 
 # The columns each move sets, besides the status.
-_MOVED = {"sent": "sent_at = $3", "signed": "signed_at = $3, signer_name = $4", "void": "voided_at = $3, void_reason = $4"}
+_MOVED = {ContractStatus.sent: "sent_at = $3", ContractStatus.signed: "signed_at = $3, signer_name = $4",
+          ContractStatus.void: "voided_at = $3, void_reason = $4"}
 
 
-async def move_contract(conn: asyncpg.Connection, contract_id: str, status: str, at: datetime,
+async def move_contract(conn: asyncpg.Connection, contract_id: str, status: ContractStatus, at: datetime,
                         detail: str | None = None) -> asyncpg.Record:
     """`detail`: the signer's name (signed) or the reason (void)."""
     return await conn.fetchrow(
         f"UPDATE contracts SET status = $2, {_MOVED[status]} WHERE id = $1 RETURNING {CONTRACT}",
-        UUID(contract_id), status, at, *([detail] if status != "sent" else []))
+        UUID(contract_id), status, at, *([detail] if status != ContractStatus.sent else []))
 
 
 async def contracts_of(conn: asyncpg.Connection, proposal_id: str) -> list[asyncpg.Record]:

@@ -5,11 +5,11 @@ from pathlib import Path
 from pydantic import Field
 
 from services.sms import campaigns, clock
-from services.sms.campaign_sending import CampaignSender
+from services.sms.campaign_sending import CampaignSender, campaign_text
 from services.sms.dispatcher import SWEEP_EVERY, TICK, WATCH_EVERY, Dispatcher
-from services.sms.handlers import ConfirmationSender, Queries, register
+from services.sms.handlers import ConfirmationSender, Queries, confirmation_text, register
 from services.sms.provider import Provider, ProviderSettings
-from services.sms.sending import Sender
+from services.sms.sending import Outbound, Sender, written
 from shared import lead_directory, logging, metrics
 from shared.breaker import BreakerConfig, CircuitBreaker, State
 from shared.contracts import campaigns as campaign_contracts
@@ -54,7 +54,8 @@ def breaker(settings: SmsSettings) -> CircuitBreaker:
                            failure_rate=settings.breaker_failure_rate,
                            slow_call_duration=settings.breaker_slow_call_seconds,
                            slow_call_rate=settings.breaker_slow_call_rate,
-                           wait_open=settings.breaker_wait_open_seconds, half_open_calls=settings.breaker_half_open_calls)
+                           wait_open=settings.breaker_wait_open_seconds,
+                           half_open_calls=settings.breaker_half_open_calls)
 
     def changed(old: State, new: State) -> None:
         log.warning("breaker.state_changed", old=str(old), new=str(new))
@@ -70,15 +71,16 @@ def build(settings: SmsSettings) -> Service:
     circuit = breaker(settings)
     # How long a started attempt may still be answered: past it, ask the provider before sending again.
     lease = timedelta(seconds=settings.twilio_timeout + 5)
-    sender = Sender(directory, provider, circuit, callback, lease, settings.fault_crash_after_provider)
-    confirmation = ConfirmationSender(directory, provider, circuit, callback, lease)
+    out = Outbound(directory, provider, circuit, callback, lease)
+    sender = Sender(out, written, settings.fault_crash_after_provider)
+    confirmation = ConfirmationSender(Sender(out, confirmation_text))
     register(service, sender, confirmation, Queries(directory))
     # A campaign send given up after its retries waits as long as the longest retry before it goes again.
-    campaign_sender = CampaignSender(directory, provider, circuit, callback, lease,
+    campaign_sender = CampaignSender(Sender(out, campaign_text),
                                      again_after=timedelta(seconds=max(settings.retry_delays, default=1)))
     campaigns.register(service, directory, campaign_sender)
     clock.shift(settings.campaign_clock_offset_seconds)
-    dispatcher = Dispatcher(lambda: service.pool, service.broker, service.own_user,  # type: ignore[arg-type,return-value]
+    dispatcher = Dispatcher(lambda: service.pool, service.broker, service.own_user,
                             circuit, settings.sms_campaign_rate_per_second,
                             timedelta(seconds=settings.sms_campaign_sweep_seconds), settings.fault_crash_after_dispatch)
     service.loop("campaign_dispatch", dispatcher.dispatch, TICK)

@@ -2,23 +2,38 @@
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_zones
 
+from services.sms.domain import TOOK_IT, SendOutcome
 from shared.contracts.campaigns import CampaignCounts, TargetState
 from shared.contracts.campaigns import CampaignStatus as C
-from shared.problems import CampaignClosed, CampaignNotStarted
+from shared.contracts.sms import SmsStatus
+from shared.problems import (
+    CampaignClosed,
+    CampaignNotStarted,
+    NotFound,
+    OptedOut,
+    is_refusal,
+)
 
 FALLBACK_ZONE = "UTC"  # a number whose zone is unknown
 BURST_SECONDS = 0.5  # at most this many seconds' worth of sends at once (a round of the dispatcher may be late)
 IN_FLIGHT_SECONDS, MIN_IN_FLIGHT = 2.0, 10
 PROGRESS_EVERY = timedelta(seconds=0.5)  # campaigns.progress at most twice a second per campaign
 CLOSED = {C.completed, C.cancelled}
-TOOK_IT = ("sent", "delivered", "undelivered")  # SMS statuses once the provider accepted it: the one SMS went out
-OPTED_OUT, CANCELLED, NOT_FOUND = "opted_out", "cancelled", "not found"  # a skipped target's reason
+
+
+class Skipped(StrEnum):
+    """Why a target was skipped: its `reason` (a failed target's reason is in the provider's words)."""
+
+    opted_out = "opted_out"
+    cancelled = "cancelled"
+    not_found = "not found"
 
 
 # Quiet hours ---------------------------------------------------------------------
@@ -131,21 +146,20 @@ def send_id(campaign_id: str, lead_id: str) -> str:
 def refused_outcome(body: Mapping[str, object]) -> tuple[TargetState, str]:
     """What a refused send (its problem body) makes of its target: an opted-out or unknown lead, or a
     cancelled campaign, is skipped; anything else failed."""
-    kind, detail = str(body.get("type")), str(body.get("detail"))
-    if kind == "/problems/opted-out":
-        return TargetState.skipped, OPTED_OUT
-    if kind == "/problems/campaign-closed":
-        return TargetState.skipped, CANCELLED
-    if kind == "/problems/not-found":  # the lead (or its campaign's template) is not there any more
-        return TargetState.skipped, NOT_FOUND
-    return TargetState.failed, detail
+    if is_refusal(body, OptedOut):
+        return TargetState.skipped, Skipped.opted_out
+    if is_refusal(body, CampaignClosed):
+        return TargetState.skipped, Skipped.cancelled
+    if is_refusal(body, NotFound):  # the lead (or its campaign's template) is not there any more
+        return TargetState.skipped, Skipped.not_found
+    return TargetState.failed, str(body.get("detail"))
 
 
-def sent_outcome(outcome: str, sms_status: str, reason: str) -> tuple[TargetState, str | None]:
+def sent_outcome(outcome: SendOutcome, sms_status: SmsStatus, reason: str) -> tuple[TargetState, str | None]:
     """What a send that got as far as the provider makes of its target (`outcome`: services.sms.sending.Result)."""
-    if outcome in ("stopped", "opted_out"):
-        return TargetState.skipped, OPTED_OUT
-    if outcome == "sent" or (outcome == "done" and sms_status in TOOK_IT):
+    if outcome in (SendOutcome.stopped, SendOutcome.opted_out):
+        return TargetState.skipped, Skipped.opted_out
+    if outcome == SendOutcome.sent or (outcome == SendOutcome.done and sms_status in TOOK_IT):
         return TargetState.sent, None
     return TargetState.failed, f"provider refused: {reason}" if reason else "failed"
 

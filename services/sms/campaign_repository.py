@@ -6,6 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.sms.campaign_domain import Skipped
+from shared.contracts.campaigns import CampaignStatus, TargetState
 from shared.db import as_uuid
 
 CAMPAIGN = ("id::text AS id, org_id, name, template_id::text AS template_id, status, audience, send_from, send_until, "
@@ -30,7 +32,8 @@ async def get(conn: asyncpg.Connection, org: str, campaign_id: str, *, lock: boo
                                + (" FOR UPDATE" if lock else ""), ident, org)
 
 
-async def set_status(conn: asyncpg.Connection, campaign_id: str, status: str, at: datetime) -> asyncpg.Record:
+async def set_status(conn: asyncpg.Connection, campaign_id: str, status: CampaignStatus,
+                     at: datetime) -> asyncpg.Record:
     """The new status; a start stamps started_at, completing or cancelling finished_at."""
     return await conn.fetchrow(
         f"UPDATE campaigns SET status = $2, "
@@ -92,7 +95,7 @@ async def page(conn: asyncpg.Connection, campaign_id: str, after: UUID | None, l
                             UUID(campaign_id), after, limit + 1)
 
 
-async def skip_waiting(conn: asyncpg.Connection, campaign_id: str, reason: str) -> None:
+async def skip_waiting(conn: asyncpg.Connection, campaign_id: str, reason: Skipped) -> None:
     await conn.execute("UPDATE campaign_targets SET state = 'skipped', reason = $2, next_at = NULL, updated_at = now() "
                        "WHERE campaign_id = $1 AND state = 'waiting'", UUID(campaign_id), reason)
 
@@ -108,7 +111,7 @@ async def for_send(conn: asyncpg.Connection, org: str, campaign_id: str, lead_id
         campaign, lead, org)
 
 
-async def settle(conn: asyncpg.Connection, org: str, campaign_id: str, lead_id: str, state: str,
+async def settle(conn: asyncpg.Connection, org: str, campaign_id: str, lead_id: str, state: TargetState,
                  sms_id: str | None, reason: str | None) -> None:
     """Record a target's outcome (once: a target already settled keeps its first)."""
     campaign, lead = as_uuid(campaign_id), as_uuid(lead_id)

@@ -1,5 +1,6 @@
-"""One campaign target's SMS: the `Sender` (one SMS per command, opt-out checked before every attempt), whose
-outcome is written on the target in the same transaction as the SMS row and the inbox row.
+"""One campaign target's SMS: a `Sender` (one SMS per command, opt-out checked before every attempt) inside
+checks of its own, whose outcome is written on the target in the same transaction as the SMS row and the
+inbox row.
 
     sms.send_campaign_sms {campaignId, leadId}, message id uuid5(campaign, lead) (campaign_domain.send_id)
       target unknown ──► refused 404; a message id not the target's own ──► refused 422 (nothing sent)
@@ -10,7 +11,6 @@ outcome is written on the target in the same transaction as the SMS row and the 
 """
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 
@@ -20,7 +20,7 @@ from services.sms import clock, domain, repository
 from services.sms.sending import Result, Sender
 from shared.contracts.campaigns import CampaignStatus, SendCampaignSms
 from shared.contracts.envelope import Event
-from shared.messages import Meta, Outcome
+from shared.messages import Effect, Meta, Outcome
 from shared.problems import Rejected, invalid, not_found
 
 
@@ -33,22 +33,23 @@ class Refused:
     settles: bool = True
 
 
-class CampaignSender(Sender):
-    """The `Effect` behind `sms.send_campaign_sms`. `again_after`: how long a parked send waits to go again."""
+async def campaign_text(conn: asyncpg.Connection, cmd: SendCampaignSms, meta: Meta, lead: asyncpg.Record) -> str:
+    """The campaign's template, filled from the lead (the `compose` of a campaign target's `Sender`)."""
+    target = await campaigns.for_send(conn, meta.org_id, cmd.campaignId, cmd.leadId)
+    template = await repository.template(conn, meta.org_id, target["template_id"]) if target else None
+    if template is None:
+        raise not_found("template of campaign", cmd.campaignId)
+    return domain.render(template["body"], lead["name"], lead["phone"])
 
-    def __init__(self, *args: Any, again_after: timedelta, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.again_after = again_after
 
-    async def compose(self, conn: asyncpg.Connection, command: Any, meta: Meta, lead: asyncpg.Record) -> str:
-        target = await campaigns.for_send(conn, meta.org_id, command.campaignId, command.leadId)
-        template = await repository.template(conn, meta.org_id, target["template_id"]) if target else None
-        if template is None:
-            raise not_found("template of campaign", command.campaignId)
-        return domain.render(template["body"], lead["name"], lead["phone"])
+class CampaignSender(Effect[SendCampaignSms, Result | Refused]):
+    """The `Effect` behind `sms.send_campaign_sms`: `sender` (whose text is `campaign_text`) sends, this checks
+    the target before and settles it after. `again_after`: how long a parked send waits to go again."""
 
-    async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> Result | Refused:
-        cmd: SendCampaignSms = command
+    def __init__(self, sender: Sender[SendCampaignSms], again_after: timedelta):
+        self.sender, self.again_after = sender, again_after
+
+    async def perform(self, pool: asyncpg.Pool, cmd: SendCampaignSms, meta: Meta) -> Result | Refused:
         try:
             async with pool.acquire() as conn:
                 target = await campaigns.for_send(conn, meta.org_id, cmd.campaignId, cmd.leadId)
@@ -60,18 +61,18 @@ class CampaignSender(Sender):
                 cancelled = target["status"] == CampaignStatus.cancelled
                 if cancelled and await repository.by_command(conn, meta.org_id, meta.message_id) is None:
                     raise rules.closed(cmd.campaignId, CampaignStatus.cancelled, "sent")  # nothing attempted: skip
-            return await super().perform(pool, command, meta)
+            return await self.sender.perform(pool, cmd, meta)
         except Rejected as refusal:  # recorded with the target's outcome, not on its own
             return Refused(refusal)
 
-    async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Any) -> Outcome:
-        cmd: SendCampaignSms = command
+    async def record(self, conn: asyncpg.Connection, cmd: SendCampaignSms, meta: Meta,
+                     result: Result | Refused) -> Outcome:
         if isinstance(result, Refused):
             if result.settles:
-                state, reason = rules.refused_outcome(result.refusal.body)
-                await campaigns.settle(conn, meta.org_id, cmd.campaignId, cmd.leadId, state, None, reason)
+                state, why = rules.refused_outcome(result.refusal.body)
+                await campaigns.settle(conn, meta.org_id, cmd.campaignId, cmd.leadId, state, None, why)
             return Outcome(result.refusal.reply())
-        outcome = await super().record(conn, command, meta, result)
+        outcome = await self.sender.record(conn, cmd, meta, result)
         state, reason = rules.sent_outcome(result.outcome, result.row["status"], result.reason)
         await campaigns.settle(conn, meta.org_id, cmd.campaignId, cmd.leadId, state, result.row["id"], reason)
         return outcome

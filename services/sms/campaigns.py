@@ -1,5 +1,6 @@
 """Campaign buttons and reads: create, start (the audience resolved and recorded once), pause, resume, cancel,
 get, list. The sending is the dispatcher's (dispatcher.py) and the CampaignSender's (campaign_sending.py)."""
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -36,7 +37,7 @@ from shared.contracts.campaigns import (
     TargetState,
     TargetView,
 )
-from shared.contracts.envelope import Reply
+from shared.contracts.envelope import Event, Reply
 from shared.contracts.leads import LeadStatus
 from shared.db import as_uuid
 from shared.messages import Effect, Meta, Outcome, ok
@@ -56,7 +57,7 @@ async def current(conn: asyncpg.Connection, row: asyncpg.Record) -> CampaignView
     return view(row, rules.counts((await campaigns.counts(conn, [row["id"]]))[row["id"]]))
 
 
-def changed(kind: type[CampaignChanged], campaign: CampaignView, meta: Meta) -> Any:
+def changed(kind: type[CampaignChanged], campaign: CampaignView, meta: Meta) -> Event:
     return meta.event(kind(campaignId=campaign.id, status=campaign.status, counts=campaign.counts,
                            at=clock.now(), by=meta.user_id))
 
@@ -104,7 +105,8 @@ class CampaignHandlers:
         return await self._move(conn, cmd.campaignId, meta, rules.check_cancel, CampaignStatus.cancelled,
                                 CampaignCancelled)
 
-    async def _move(self, conn: asyncpg.Connection, campaign_id: str, meta: Meta, check: Any, to: CampaignStatus,
+    async def _move(self, conn: asyncpg.Connection, campaign_id: str, meta: Meta,
+                    check: Callable[[CampaignStatus, str], bool], to: CampaignStatus,
                     kind: type[CampaignChanged]) -> Outcome:
         """Waits for a dispatch under way (its share lock): nothing is dispatched after the answer."""
         row = await campaigns.get(conn, meta.org_id, campaign_id, lock=True)
@@ -113,7 +115,7 @@ class CampaignHandlers:
         if not check(CampaignStatus(row["status"]), campaign_id):
             return Outcome(ok(CampaignReply(campaign=await current(conn, row))))
         if to == CampaignStatus.cancelled:
-            await campaigns.skip_waiting(conn, row["id"], rules.CANCELLED)
+            await campaigns.skip_waiting(conn, row["id"], rules.Skipped.cancelled)
         campaign = await current(conn, await campaigns.set_status(conn, row["id"], to, clock.now()))
         return Outcome(ok(CampaignReply(campaign=campaign)), [changed(kind, campaign, meta)])
 
@@ -142,18 +144,21 @@ class CampaignHandlers:
                                next_after=rows[-1]["id"] if more else None))
 
 
-class Start(Effect):
+Audience = list[dict[str, Any]] | None  # a status audience's leads, resolved (None: nothing to resolve)
+
+
+class Start(Effect[StartCampaign, Audience]):
     """`perform` resolves a status audience outside the transaction (pages of the leads service's list);
     `record` writes one target per lead with its first moment (quiet hours), in the start's transaction."""
 
     def __init__(self, directory: lead_directory.Directory):
         self.directory = directory
 
-    async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> list[dict[str, Any]] | None:
+    async def perform(self, pool: asyncpg.Pool, cmd: StartCampaign, meta: Meta) -> Audience:
         async with pool.acquire() as conn:
-            row = await campaigns.get(conn, meta.org_id, command.campaignId)
+            row = await campaigns.get(conn, meta.org_id, cmd.campaignId)
         if row is None:
-            raise not_found("campaign", command.campaignId)
+            raise not_found("campaign", cmd.campaignId)
         status = row["audience"].get("status")
         if row["status"] != CampaignStatus.draft or status is None:
             return None  # started already, or a list of leads: nothing to ask
@@ -162,8 +167,7 @@ class Start(Effect):
             raise invalid(f"more than {MAX_TARGETS} leads are {status}: a campaign reaches at most {MAX_TARGETS}")
         return leads
 
-    async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Any) -> Outcome:
-        cmd: StartCampaign = command
+    async def record(self, conn: asyncpg.Connection, cmd: StartCampaign, meta: Meta, result: Audience) -> Outcome:
         row = await campaigns.get(conn, meta.org_id, cmd.campaignId, lock=True)
         if row is None:
             raise not_found("campaign", cmd.campaignId)
@@ -187,11 +191,12 @@ class Start(Effect):
 
 def targets(campaign: asyncpg.Record, leads: list[dict[str, Any]], now: datetime) -> list[tuple[Any, ...]]:
     """(lead_id, command_id, time_zone, state, next_at, reason) per lead: waiting from its first allowed moment."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for lead in leads:
         command_id = rules.send_id(campaign["id"], lead["id"])
         if not lead.get("phone"):
-            rows.append((lead["id"], command_id, rules.FALLBACK_ZONE, TargetState.skipped, None, rules.NOT_FOUND))
+            rows.append((lead["id"], command_id, rules.FALLBACK_ZONE, TargetState.skipped, None,
+                         rules.Skipped.not_found))
             continue
         zone = rules.zone_name(lead.get("timeZone"), lead["phone"])
         at = rules.next_allowed(now, zone, campaign["send_from"], campaign["send_until"])

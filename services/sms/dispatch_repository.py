@@ -34,7 +34,7 @@ async def running(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
 
 async def in_flight(conn: asyncpg.Connection, org: str) -> int:
     """The organisation's targets handed to the SMS service and not settled yet."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT count(*) FROM campaign_targets t JOIN campaigns c ON c.id = t.campaign_id "
         "WHERE c.org_id = $1 AND t.state = 'sending'", org)
 

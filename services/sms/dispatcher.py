@@ -34,15 +34,19 @@ from services.sms import campaign_domain as rules
 from services.sms import campaign_repository as campaigns
 from services.sms import clock, domain
 from services.sms import dispatch_repository as q
+from services.sms.domain import SendOutcome
 from shared import db, logging, outbox, topology
 from shared.breaker import CircuitBreaker, State
 from shared.contracts.campaigns import (
     CampaignCompleted,
     CampaignCounts,
     CampaignProgress,
+    CampaignStatus,
     SendCampaignSms,
+    TargetState,
 )
 from shared.contracts.envelope import Event, EventData, Header
+from shared.contracts.sms import SmsStatus
 
 TICK = 0.1
 SWEEP_EVERY = 1.0
@@ -181,9 +185,10 @@ class Dispatcher:
         counts = rules.counts((await campaigns.counts(conn, [campaign_id]))[campaign_id])
         last = CampaignCounts(**c["progress_counts"]) if c["progress_counts"] else None
         data: EventData
-        if c["status"] == "running" and rules.finished(counts):
-            await campaigns.set_status(conn, campaign_id, "completed", now)
-            data = CampaignCompleted(campaignId=campaign_id, status="completed", counts=counts, at=now, by=SYSTEM)
+        if c["status"] == CampaignStatus.running and rules.finished(counts):
+            await campaigns.set_status(conn, campaign_id, CampaignStatus.completed, now)
+            data = CampaignCompleted(campaignId=campaign_id, status=CampaignStatus.completed, counts=counts, at=now,
+                                     by=SYSTEM)
             log.info("campaigns.completed", campaign_id=campaign_id, **counts.model_dump())
         elif rules.progress_due(c["progress_at"], last, now, counts):
             data = CampaignProgress(campaignId=campaign_id, status=c["status"], counts=counts, at=now, by=SYSTEM)
@@ -193,12 +198,12 @@ class Dispatcher:
         await outbox.add(conn, [Event(type=data.TYPE, org_id=c["org_id"], data=data.model_dump(mode="json"))])
 
 
-def _outcome(row: asyncpg.Record) -> tuple[str, str | None] | None:
+def _outcome(row: asyncpg.Record) -> tuple[TargetState, str | None] | None:
     """A stuck target's outcome, when the SMS side has a final one: its stored answer, else its SMS row."""
     if row["reply_status"] is not None:
         known = rules.reply_outcome(row["reply_status"], row["reply"])
         if known is not None:
             return known
     if row["sms_status"] in domain.FINAL:
-        return rules.sent_outcome("done", row["sms_status"], "")
+        return rules.sent_outcome(SendOutcome.done, SmsStatus(row["sms_status"]), "")
     return None

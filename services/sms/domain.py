@@ -1,6 +1,7 @@
-"""SMS rules: templates, opt-out keywords, forward-only statuses. Pure, no I/O."""
+"""SMS rules: templates, opt-out keywords, forward-only statuses, how a send ended. Pure, no I/O."""
 import re
 from datetime import datetime
+from enum import StrEnum
 
 from shared.contracts.sms import MAX_LENGTH
 from shared.contracts.sms import SmsStatus as S
@@ -12,6 +13,17 @@ STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE
 START_WORDS = {"START", "YES", "UNSTOP"}
 RANK = {S.queued: 0, S.sending: 1, S.sent: 2, S.delivered: 3, S.undelivered: 3, S.failed: 3}
 FINAL = {S.sent, S.delivered, S.undelivered, S.failed}
+TOOK_IT = (S.sent, S.delivered, S.undelivered)  # once the provider accepted it: the one SMS went out
+
+
+class SendOutcome(StrEnum):
+    """How a send ended, as `Sender.perform` found it (its `record` writes it down)."""
+
+    sent = "sent"  # the provider accepted it (now, or in an attempt found again: reconciled)
+    failed = "failed"  # the provider refused it for good
+    opted_out = "opted_out"  # the provider refused it: the number opted out there (21610)
+    stopped = "stopped"  # the number opted out here after the SMS was queued: nothing sent
+    done = "done"  # the SMS was final already (a redelivery): nothing to do
 
 
 def template_fields(body: str) -> list[str]:

@@ -1,12 +1,12 @@
 """SMS subscribers: sends (through `sending.Sender`), templates, provider callbacks, inbound, queries."""
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import uuid4
 
 import asyncpg
 
 from services.sms import domain, repository
-from services.sms.sending import Sender, event
+from services.sms.sending import Result, Sender, event
 from shared import lead_directory
 from shared.contracts.bookings import AppointmentConfirmed
 from shared.contracts.envelope import Event, Reply
@@ -27,11 +27,10 @@ from shared.contracts.sms import (
     TemplateReply,
     TemplateView,
 )
-from shared.messages import Meta, Outcome, ok
+from shared.messages import IGNORED, Effect, Meta, Outcome, ok
 from shared.problems import AlreadyExists, not_found
 from shared.service import Service
 
-IGNORED = Reply(status=200, body={"applied": False})
 # Twilio's message statuses, mapped onto ours (accepted/queued/sending are all "on its way").
 PROVIDER_STATUS = {"accepted": SmsStatus.sending, "queued": SmsStatus.sending, "sending": SmsStatus.sending,
                    "sent": SmsStatus.sent, "delivered": SmsStatus.delivered, "undelivered": SmsStatus.undelivered,
@@ -43,15 +42,38 @@ def template_view(row: asyncpg.Record) -> TemplateView:
     return TemplateView(**row, fields=domain.template_fields(row["body"]))
 
 
-class ConfirmationSender(Sender):
-    """The SMS that confirms an appointment: keyed by the event's id, so a redelivered event sends once."""
+@dataclass(frozen=True)
+class Confirmation:
+    """The SMS an `appointments.confirmed` asks for (when `sendSms`): what a `Sender` sends, made from its data."""
 
-    async def compose(self, conn: asyncpg.Connection, command: Any, meta: Meta, lead: asyncpg.Record) -> str:
-        confirmed = AppointmentConfirmed.model_validate(command.data)
-        return domain.confirmation_text(lead["name"], confirmed.startsAt)
+    leadId: str
+    startsAt: datetime
 
-    def lead_of(self, command: Any) -> str:
-        return AppointmentConfirmed.model_validate(command.data).leadId
+    @classmethod
+    def of(cls, confirmed: AppointmentConfirmed) -> "Confirmation":
+        return cls(confirmed.leadId, confirmed.startsAt)
+
+
+async def confirmation_text(conn: asyncpg.Connection, sms: Confirmation, meta: Meta, lead: asyncpg.Record) -> str:
+    return domain.confirmation_text(lead["name"], sms.startsAt)
+
+
+class ConfirmationSender(Effect[AppointmentConfirmed, Result]):
+    """The SMS that confirms an appointment, sent by `sender` (whose text is `confirmation_text`): keyed by the
+    event's id, so a redelivered event sends once."""
+
+    def __init__(self, sender: Sender[Confirmation]):
+        self.sender = sender
+
+    async def perform(self, pool: asyncpg.Pool, confirmed: AppointmentConfirmed, meta: Meta) -> Result:
+        return await self.sender.perform(pool, Confirmation.of(confirmed), meta)
+
+    async def record(self, conn: asyncpg.Connection, confirmed: AppointmentConfirmed, meta: Meta,
+                     result: Result) -> Outcome:
+        return await self.sender.record(conn, Confirmation.of(confirmed), meta, result)
+
+    async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
+        return await self.sender.parked(conn, meta)
 
 
 async def create_template(conn: asyncpg.Connection, cmd: CreateTemplate, meta: Meta) -> Outcome:
@@ -78,7 +100,8 @@ async def provider_status(conn: asyncpg.Connection, cmd: ProviderStatus, meta: M
     updated = await repository.set_status(conn, row["id"], new, error_code=cmd.errorCode,
                                           sent_at=now if new == SmsStatus.sent else None,
                                           delivered_at=now if new == SmsStatus.delivered else None)
-    data = SmsStatusChanged(smsId=row["id"], leadId=row["lead_id"], from_=row["status"], to=new, errorCode=cmd.errorCode)
+    data = SmsStatusChanged(smsId=row["id"], leadId=row["lead_id"], from_=row["status"], to=new,
+                            errorCode=cmd.errorCode)
     return Outcome(Reply(status=200, body={"applied": True, "status": updated["status"]}),
                    [event(row, meta, data)])
 
@@ -96,10 +119,6 @@ async def inbound(conn: asyncpg.Connection, cmd: InboundSms, meta: Meta) -> Outc
     return Outcome(Reply(status=200, body={"applied": True, "optedOut": opt_out}), events)
 
 
-async def nothing_to_send(conn: asyncpg.Connection, event_: Event, meta: Meta) -> Outcome:
-    return Outcome(IGNORED)
-
-
 class Queries:
     def __init__(self, directory: lead_directory.Directory):
         self.directory = directory
@@ -114,7 +133,7 @@ class Queries:
         return ok(TemplateList(templates=[template_view(r) for r in await repository.templates(conn, org)]))
 
 
-def register(service: Service, sender: Sender, confirmation: ConfirmationSender, reads: Queries) -> None:
+def register(service: Service, sender: Sender[SendSms], confirmation: ConfirmationSender, reads: Queries) -> None:
     service.effect(SendSms, sender,
                     "Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed.")
     service.command(CreateTemplate, create_template,
@@ -122,13 +141,11 @@ def register(service: Service, sender: Sender, confirmation: ConfirmationSender,
     service.command(ProviderStatus, provider_status,
                     "A provider status callback (deduped on its idempotency token). Emits sms.status_changed.")
     service.command(InboundSms, inbound, "A message from a lead: STOP / START. Emits sms.opt_out_changed.")
-    service.event(LeadCreated, lambda event: lead_directory.remember_created,
+    service.event(LeadCreated, lead_directory.remember_created,
                   "Learn of a new lead (the SMS projection of leads).")
-    service.event(AppointmentConfirmed, lambda event: confirmation if wants_sms(event) else nothing_to_send,
-                  "Text the lead a confirmation when the agent asked for one (one SMS per event).")
+    service.event(AppointmentConfirmed, confirmation,
+                  "Text the lead a confirmation when the agent asked for one (one SMS per event).",
+                  when=lambda confirmed: confirmed.sendSms)
     service.query(SmsHistory, reads.history, "A lead's SMS, newest first.")
     service.query(ListTemplates, reads.templates, "The organisation's templates.")
 
-
-def wants_sms(event: Event) -> bool:
-    return AppointmentConfirmed.model_validate(event.data).sendSms

@@ -129,7 +129,7 @@ class HttpClient(AsyncTwilioHttpClient):
     3.14: a DeprecationWarning on every call (an error where warnings are).
     """
 
-    async def request(self, method: str, url: str, params: dict[str, object] | None = None,  # type: ignore[override]
+    async def request(self, method: str, url: str, params: dict[str, object] | None = None,
                       data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
                       auth: tuple[str, str] | None = None, timeout: float | None = None,
                       allow_redirects: bool = False) -> Response:

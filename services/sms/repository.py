@@ -5,6 +5,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.contracts.sms import SmsStatus
 from shared.db import as_uuid
 
 MESSAGE = ("id::text AS id, org_id, lead_id::text AS lead_id, command_id, to_phone, body, encoding, segments, status, "
@@ -41,7 +42,7 @@ async def claim_attempt(conn: asyncpg.Connection, sms_id: str, seen: datetime | 
     return bool(claimed)
 
 
-async def set_status(conn: asyncpg.Connection, sms_id: str, status: str, *, sid: str | None = None,
+async def set_status(conn: asyncpg.Connection, sms_id: str, status: SmsStatus, *, sid: str | None = None,
                      error_code: int | None = None, sent_at: datetime | None = None,
                      delivered_at: datetime | None = None) -> asyncpg.Record:
     return await conn.fetchrow(

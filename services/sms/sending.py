@@ -18,18 +18,23 @@ message the provider accepted late, is healed by the question asked once the
 lease is over: never two SMS. A question that fails leaves the SMS "sending"
 (asked again on the next delivery): only a definite answer to a send makes it
 "queued" again.
+
+A `Sender[C]` sends the SMS of a command-shaped `C` (it names its lead; `compose` writes its text once, when
+its row is made): `sms.send`'s (`written`), an appointment's confirmation, a campaign target's.
 """
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Protocol, TypeVar
 from uuid import uuid4
 
 import asyncpg
 
 from services.sms import domain, repository
+from services.sms.domain import SendOutcome
 from services.sms.provider import OptedOut, PermanentFailure, Provider, TransientFailure
 from services.sms.segments import segments
 from shared import db, logging
@@ -41,6 +46,7 @@ from shared.contracts.sms import (
     SmsFailed,
     SmsReply,
     SmsSent,
+    SmsStatus,
     SmsView,
 )
 from shared.lead_directory import Directory
@@ -60,53 +66,77 @@ class AttemptInProgress(Exception):
 @dataclass(frozen=True)
 class Result:
     row: asyncpg.Record
-    outcome: str  # "sent", "failed", "opted_out" or "done" (the row was final already)
-    sid: str | None = None
+    outcome: SendOutcome
+    sid: str | None = None  # the provider's, of a sent SMS
     code: int | None = None
     reason: str = ""
 
 
-def answer(row: asyncpg.Record, status: str | None = None) -> Reply:
+class ToLead(Protocol):
+    """What an SMS is sent for: a command-shaped value that names its lead."""
+
+    @property
+    def leadId(self) -> str: ...
+
+
+C = TypeVar("C", bound=ToLead)
+# The text of a `C`'s SMS, from its lead (the directory's row); 404 / 422 when it cannot be written.
+Compose = Callable[[asyncpg.Connection, C, Meta, asyncpg.Record], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What every SMS goes out through: the leads it may go to, the provider behind its breaker, where the
+    provider calls back, and how long a started attempt may still be answered."""
+
+    directory: Directory
+    provider: Provider
+    breaker: CircuitBreaker
+    status_callback: str | None
+    lease: timedelta
+
+
+def answer(row: asyncpg.Record, status: SmsStatus | None = None) -> Reply:
     view = SmsView(id=row["id"], status=status or row["status"], sentAt=row["sent_at"])
     return Reply(status=200, body=SmsReply(sms=view).model_dump(mode="json"))
 
 
-class Sender(Effect):
-    """The `Effect` behind `sms.send` (and the confirmation SMS of an appointment)."""
+async def written(conn: asyncpg.Connection, cmd: SendSms, meta: Meta, lead: asyncpg.Record) -> str:
+    """The text of `sms.send`: its message, or its template filled from the lead (404 / 422: unknown
+    template or field)."""
+    if cmd.templateId is None:
+        return domain.checked_message(cmd.message or "")
+    template = await repository.template(conn, meta.org_id, cmd.templateId)
+    if template is None:
+        raise not_found("template", cmd.templateId)
+    return domain.render(template["body"], lead["name"], lead["phone"])
 
-    def __init__(self, directory: Directory, provider: Provider, breaker: CircuitBreaker,
-                 status_callback: str | None, lease: timedelta, crash_after_provider: bool = False):
-        self.directory, self.provider, self.breaker, self.lease = directory, provider, breaker, lease
-        self.status_callback, self._crash = status_callback, crash_after_provider
 
-    async def compose(self, conn: asyncpg.Connection, command: Any, meta: Meta, lead: asyncpg.Record) -> str:
-        """The text to send; 404 / 422 for an unknown template or field."""
-        cmd: SendSms = command
-        if cmd.templateId is None:
-            return domain.checked_message(cmd.message or "")
-        template = await repository.template(conn, meta.org_id, cmd.templateId)
-        if template is None:
-            raise not_found("template", cmd.templateId)
-        return domain.render(template["body"], lead["name"], lead["phone"])
+class Sender(Effect[C, Result]):
+    """The `Effect` that sends one SMS per message id: `sms.send`'s (a `Sender[SendSms]`), and the one
+    inside the confirmation and campaign senders."""
 
-    def lead_of(self, command: Any) -> str:
-        return command.leadId
+    def __init__(self, out: Outbound, compose: Compose[C], crash_after_provider: bool = False):
+        self.directory, self.provider, self.breaker = out.directory, out.provider, out.breaker
+        self.status_callback, self.lease = out.status_callback, out.lease
+        self.compose, self._crash = compose, crash_after_provider
 
-    async def perform(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> Result:
+    async def perform(self, pool: asyncpg.Pool, command: C, meta: Meta) -> Result:
         row = await self._prepare(pool, command, meta)
         if row["status"] in domain.FINAL:
-            return Result(row, "done")
+            return Result(row, SendOutcome.done)
         if await self._opted_out(pool, row):
-            return Result(row, "stopped", reason="the number opted out before the SMS could be sent")
+            return Result(row, SendOutcome.stopped, reason="the number opted out before the SMS could be sent")
         if not self.breaker.allow():
-            raise Pending(answer(row, "queued"), "circuit breaker open: the provider is not called", attempted=False)
+            raise Pending(answer(row, SmsStatus.queued), "circuit breaker open: the provider is not called",
+                          attempted=False)
         started = time.monotonic()
         try:
             result = await self._deliver(pool, row)
         except TransientFailure as exc:
             self.breaker.record_failure(time.monotonic() - started)
             await self._after_failure(pool, row, exc)
-            raise Pending(answer(row, "queued"), f"provider unavailable: {exc}") from exc
+            raise Pending(answer(row, SmsStatus.queued), f"provider unavailable: {exc}") from exc
         except AttemptInProgress as exc:  # the answer comes from the attempt under way: no interim one
             self.breaker.release()
             raise Pending(None, str(exc), attempted=False) from exc
@@ -114,16 +144,16 @@ class Sender(Effect):
             self.breaker.release()  # not the provider's doing: nothing to judge it by
             raise
         self.breaker.record_success(time.monotonic() - started)  # a refusal too: the provider answered
-        if self._crash and result.outcome == "sent":
+        if self._crash and result.outcome == SendOutcome.sent:
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: die after the provider accepted, before recording
         return result
 
-    async def _prepare(self, pool: asyncpg.Pool, command: Any, meta: Meta) -> asyncpg.Record:
+    async def _prepare(self, pool: asyncpg.Pool, command: C, meta: Meta) -> asyncpg.Record:
         async with db.transaction(pool) as conn:
             row = await repository.by_command(conn, meta.org_id, meta.message_id)
             if row is not None:
                 return row
-            lead_id = self.lead_of(command)
+            lead_id = command.leadId
             lead = await self.directory.find(conn, meta.org_id, lead_id)
             if lead is None:
                 raise not_found("lead", lead_id)
@@ -140,23 +170,23 @@ class Sender(Effect):
 
     async def _deliver(self, pool: asyncpg.Pool, row: asyncpg.Record) -> Result:
         seen = row["attempt_started_at"]
-        if row["status"] == "sending":  # an attempt was started, and nobody recorded how it ended
+        if row["status"] == SmsStatus.sending:  # an attempt was started, and nobody recorded how it ended
             if seen > datetime.now(UTC) - self.lease:
                 raise AttemptInProgress(f"an attempt started at {seen.isoformat()} may still be answered")
             sid = await self._reconcile(pool, row, seen)
             if sid is not None:
                 log.warning("sms.reconciled", sms_id=row["id"], sid=sid)
-                return Result(row, "sent", sid=sid)
+                return Result(row, SendOutcome.sent, sid=sid)
         async with db.transaction(pool) as conn:  # committed before the call: a redelivery will look first
             if not await repository.claim_attempt(conn, row["id"], seen, datetime.now(UTC)):
                 raise AttemptInProgress("another delivery of this command claimed the attempt")
         try:
             sent = await self.provider.send(row["to_phone"], row["body"], self.status_callback)
         except OptedOut as exc:
-            return Result(row, "opted_out", code=exc.code, reason=str(exc))
+            return Result(row, SendOutcome.opted_out, code=exc.code, reason=str(exc))
         except PermanentFailure as exc:
-            return Result(row, "failed", code=exc.code, reason=str(exc))
-        return Result(row, "sent", sid=sent.sid)
+            return Result(row, SendOutcome.failed, code=exc.code, reason=str(exc))
+        return Result(row, SendOutcome.sent, sid=sent.sid)
 
     async def _reconcile(self, pool: asyncpg.Pool, row: asyncpg.Record, seen: datetime) -> str | None:
         """The sid of the message Twilio accepted for the attempt started at `seen`, if it did: the oldest
@@ -178,40 +208,41 @@ class Sender(Effect):
         connection lost) leaves it "sending", so that no one sends it again before the lease is over."""
         if not exc.maybe_accepted:
             async with db.transaction(pool) as conn:
-                await repository.set_status(conn, row["id"], "queued")
+                await repository.set_status(conn, row["id"], SmsStatus.queued)
 
-    async def record(self, conn: asyncpg.Connection, command: Any, meta: Meta, result: Result) -> Outcome:
+    async def record(self, conn: asyncpg.Connection, command: C, meta: Meta, result: Result) -> Outcome:
         row = result.row
-        if result.outcome == "done":
+        if result.outcome == SendOutcome.done:
             return Outcome(answer(row))
-        if result.outcome == "sent":
+        if result.outcome == SendOutcome.sent:
+            assert result.sid is not None  # a sent SMS has the provider's sid (_deliver)
             now = datetime.now(UTC)
-            row = await repository.set_status(conn, row["id"], "sent", sid=result.sid, sent_at=now)
+            row = await repository.set_status(conn, row["id"], SmsStatus.sent, sid=result.sid, sent_at=now)
             data = SmsSent(smsId=row["id"], leadId=row["lead_id"], providerSid=result.sid, segments=row["segments"],
                            sentAt=now)
             return Outcome(answer(row), [event(row, meta, data)])
-        row = await repository.set_status(conn, row["id"], "failed", error_code=result.code)
+        row = await repository.set_status(conn, row["id"], SmsStatus.failed, error_code=result.code)
         events = [event(row, meta, SmsFailed(smsId=row["id"], leadId=row["lead_id"],
                                                               errorCode=result.code, reason=result.reason))]
-        if result.outcome == "stopped":
+        if result.outcome == SendOutcome.stopped:
             refusal = domain.opted_out(row["lead_id"])
             return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"]}), events)
-        if result.outcome == "opted_out":
+        if result.outcome == SendOutcome.opted_out:
             await repository.set_opt_out(conn, row["to_phone"], True, f"provider {result.code}")
             events.append(event(row, meta, OptOutChanged(
                 leadId=row["lead_id"], phone=row["to_phone"], optedOut=True, keyword=f"provider {result.code}")))
             refusal = domain.opted_out(row["lead_id"])
             return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"], "code": result.code}), events)
-        refusal = ProviderRefused(f"the provider refused the SMS: {result.reason}", smsId=row["id"], code=result.code)
-        return Outcome(refusal.reply(), events)
+        refused = ProviderRefused(f"the provider refused the SMS: {result.reason}", smsId=row["id"], code=result.code)
+        return Outcome(refused.reply(), events)
 
     async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
         """The send was given up (parked): its SMS is failed, not queued forever. A replay of the parked
         command then answers from the row, which is final: the operator sends a new SMS if still wanted."""
         row = await repository.by_command(conn, meta.org_id, meta.message_id)
-        if row is None or row["status"] in domain.FINAL or row["status"] == "sending":
+        if row is None or row["status"] in domain.FINAL or row["status"] == SmsStatus.sending:
             return []  # nothing recorded, already final, or an attempt whose outcome is unknown: leave it
-        row = await repository.set_status(conn, row["id"], "failed")
+        row = await repository.set_status(conn, row["id"], SmsStatus.failed)
         return [event(row, meta, SmsFailed(smsId=row["id"], leadId=row["lead_id"], errorCode=None,
                                                          reason="gave up after the last retry (parked)"))]
 

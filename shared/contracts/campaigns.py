@@ -23,6 +23,7 @@ from pydantic import (
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
 from shared.contracts.leads import LeadId, LeadStatus
+from shared.problems import CampaignClosed, CampaignNotStarted, NotFound
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MAX_TARGETS = 10_000
@@ -237,15 +238,19 @@ EVENTS: tuple[type[EventData], ...] = (CampaignCreated, CampaignStarted, Campaig
 BUTTONS = (
     Button("create_campaign", "/api/campaigns", CreateCampaign, CampaignReply,
            "Create a campaign: a template and its audience (leadIds, or every lead of a status at start)",
-           status=201, cli="campaign create name templateId"),
+           status=201, cli="campaign create name templateId", refusals=(NotFound,), events=(CampaignCreated,)),
     Button("start_campaign", "/api/campaigns/{campaignId}/start", StartCampaign, CampaignReply,
-           "Start a campaign (its audience is resolved and recorded once)", cli="campaign start campaignId"),
+           "Start a campaign (its audience is resolved and recorded once)", cli="campaign start campaignId",
+           refusals=(NotFound, CampaignClosed), events=(CampaignStarted,)),
     Button("pause_campaign", "/api/campaigns/{campaignId}/pause", PauseCampaign, CampaignReply,
-           "Pause a running campaign", cli="campaign pause campaignId"),
+           "Pause a running campaign", cli="campaign pause campaignId",
+           refusals=(NotFound, CampaignClosed, CampaignNotStarted), events=(CampaignPaused,)),
     Button("resume_campaign", "/api/campaigns/{campaignId}/resume", ResumeCampaign, CampaignReply,
-           "Resume a paused campaign", cli="campaign resume campaignId"),
+           "Resume a paused campaign", cli="campaign resume campaignId",
+           refusals=(NotFound, CampaignClosed, CampaignNotStarted), events=(CampaignResumed,)),
     Button("cancel_campaign", "/api/campaigns/{campaignId}/cancel", CancelCampaign, CampaignReply,
-           "Cancel a campaign (nothing more is sent)", cli="campaign cancel campaignId"),
+           "Cancel a campaign (nothing more is sent)", cli="campaign cancel campaignId",
+           refusals=(NotFound, CampaignClosed), events=(CampaignCancelled,)),
 )
 READS = (
     Read("get_campaign", "/api/campaigns/{campaignId}", GetCampaign, CampaignDetail,

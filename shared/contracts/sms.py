@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from shared.contracts.declare import Button, Read
 from shared.contracts.envelope import Command, EventData, Query
 from shared.contracts.leads import LeadId
+from shared.problems import AlreadyExists, NotFound, OptedOut, ProviderRefused
 
 SERVICE = "sms"
 MAX_LENGTH = 1600
@@ -187,9 +188,10 @@ EVENTS: tuple[type[EventData], ...] = (SmsSent, SmsFailed, SmsStatusChanged, Opt
 BUTTONS = (
     Button("send_sms", "/api/leads/send-sms", SendSms, SmsReply,
            "Text a lead (status sent, or queued while the provider is unavailable)", cli="sms send leadId message",
-           breaker=True),
+           breaker=True, refusals=(NotFound, OptedOut, ProviderRefused), events=(SmsSent, SmsFailed, OptOutChanged)),
     Button("create_template", "/api/sms/templates", CreateTemplate, TemplateReply,
-           "Store an SMS template ({{first_name}}-style fields)", status=201, cli="sms template name body"),
+           "Store an SMS template ({{first_name}}-style fields)", status=201, cli="sms template name body",
+           refusals=(AlreadyExists,)),
 )
 READS = (
     Read("sms_history", "/api/leads/{leadId}/sms-history", SmsHistory, SmsHistoryReply, "A lead's SMS, newest first",

@@ -1,4 +1,5 @@
 """Campaign rules with a controllable clock: quiet hours, the send rate, status moves, counts, outcomes."""
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from uuid import uuid4
 
@@ -6,9 +7,12 @@ import pytest
 from pydantic import ValidationError
 
 from services.sms import campaign_domain as rules
+from services.sms.campaign_domain import Skipped
+from services.sms.domain import SendOutcome
 from shared.contracts.campaigns import CampaignCounts, CreateCampaign, TargetState
 from shared.contracts.campaigns import CampaignStatus as C
 from shared.contracts.leads import CreateLead
+from shared.contracts.sms import SmsStatus as S
 from shared.problems import (
     CampaignClosed,
     CampaignNotStarted,
@@ -87,7 +91,8 @@ def test_the_window_must_be_a_local_time_of_day_and_open_before_it_closes() -> N
 
 
 def test_a_campaign_has_one_audience() -> None:
-    for audience in ({}, {"leadIds": ["a"], "status": "new"}, {"leadIds": []}):
+    audiences: list[dict[str, object]] = [{}, {"leadIds": ["a"], "status": "new"}, {"leadIds": []}]
+    for audience in audiences:
         with pytest.raises(ValidationError):
             CreateCampaign.model_validate({"name": "x", "templateId": "t", **audience})
 
@@ -139,7 +144,7 @@ def test_start_pause_resume_cancel() -> None:
 
 @pytest.mark.parametrize("check", [rules.check_start, rules.check_pause, rules.check_resume])
 @pytest.mark.parametrize("status", [C.completed, C.cancelled])
-def test_a_closed_campaign_is_refused_409(check, status: C) -> None:  # type: ignore[no-untyped-def]
+def test_a_closed_campaign_is_refused_409(check: Callable[[C, str], bool], status: C) -> None:
     with pytest.raises(CampaignClosed) as refused:
         check(status, "c1")
     assert refused.value.status == 409 and refused.value.body["currentStatus"] == status
@@ -179,14 +184,17 @@ def test_one_message_id_per_campaign_and_lead() -> None:
 
 
 def test_what_a_send_makes_of_its_target() -> None:
-    assert rules.refused_outcome(OptedOut("lead x opted out").body) == (TargetState.skipped, rules.OPTED_OUT)
+    assert rules.refused_outcome(OptedOut("lead x opted out").body) == (TargetState.skipped, Skipped.opted_out)
     assert rules.refused_outcome(rules.closed("c", C.cancelled, "sent").body) == (TargetState.skipped, "cancelled")
-    assert rules.refused_outcome(not_found("lead", "x").body)[0] == TargetState.skipped
-    assert rules.refused_outcome(ProviderRefused("21211").body)[0] == TargetState.failed
-    assert rules.sent_outcome("sent", "sent", "") == (TargetState.sent, None)
-    assert rules.sent_outcome("stopped", "failed", "") == (TargetState.skipped, rules.OPTED_OUT)
-    assert rules.sent_outcome("done", "delivered", "") == (TargetState.sent, None)
-    assert rules.sent_outcome("failed", "failed", "21211: invalid")[0] == TargetState.failed
+    assert rules.refused_outcome(not_found("lead", "x").body) == (TargetState.skipped, "not found")
+    assert rules.refused_outcome(ProviderRefused("21211").body) == (TargetState.failed, "21211")
+    assert rules.refused_outcome({"type": "/problems/somebody-elses"}) == (TargetState.failed, "None")
+    assert rules.sent_outcome(SendOutcome.sent, S.sent, "") == (TargetState.sent, None)
+    for opted_out in (SendOutcome.stopped, SendOutcome.opted_out):
+        assert rules.sent_outcome(opted_out, S.failed, "") == (TargetState.skipped, Skipped.opted_out)
+    assert rules.sent_outcome(SendOutcome.done, S.delivered, "") == (TargetState.sent, None)
+    assert rules.sent_outcome(SendOutcome.done, S.failed, "")[0] == TargetState.failed
+    assert rules.sent_outcome(SendOutcome.failed, S.failed, "21211: invalid")[0] == TargetState.failed
     assert rules.reply_outcome(200, {"sms": {"status": "sent"}}) == (TargetState.sent, None)
-    assert rules.reply_outcome(409, OptedOut("x").body) == (TargetState.skipped, rules.OPTED_OUT)
+    assert rules.reply_outcome(409, OptedOut("x").body) == (TargetState.skipped, Skipped.opted_out)
     assert rules.reply_outcome(503, {}) is None and rules.reply_outcome(200, {"sms": {"status": "queued"}}) is None

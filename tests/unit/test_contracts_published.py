@@ -53,7 +53,7 @@ def test_openapi_covers_every_button() -> None:
 
 def test_the_client_is_generated_from_the_current_table() -> None:
     from shared.tools import clientgen
-    assert clientgen.main(["--check"]) == 0, "run `make client` to regenerate clients/python/crm_client/buttons.py"
+    assert clientgen.main(["--check"]) == 0, "run `make client` to regenerate crm_client/buttons.py and problems.py"
 
 
 def test_every_button_and_read_is_routed_documented_and_in_the_client() -> None:
