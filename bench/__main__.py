@@ -37,6 +37,7 @@ The stack is the full one (Twilio sandbox, leads, bookings, sms, gateway). The
 bookings and sms services take in every lead created; the run waits until they
 did before it measures, so their catching up is not measured with the presses.
 """
+
 import argparse
 import asyncio
 import json
@@ -67,20 +68,22 @@ from tests.support import infra as infra_mod
 TOPIC = "leads.status_changed"
 
 
-async def measure_pipeline(url: str, database_url: str,
-                           args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+async def measure_pipeline(
+    url: str, database_url: str, args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     org, token = seed.tenant()
     async with client(args.concurrency, args.request_timeout) as http, client(1, None) as ws_http:
         ids = await seed.via_gateway(http, url, token, args.warmup + args.requests, args.concurrency)
         await checks.wait_projected(database_url, org, len(ids), args.event_timeout)
-        warm, measured = ids[: args.warmup], ids[args.warmup:]
+        warm, measured = ids[: args.warmup], ids[args.warmup :]
         events = Listener()
         await events.open(ws_http, url, token, [TOPIC])
         try:
             await drive(http, f"{url}/api/leads/update-status", token, update_jobs(warm), args.concurrency)
             await events.wait_for(warm, args.event_timeout)
-            samples = await drive(http, f"{url}/api/leads/update-status", token, update_jobs(measured),
-                                  args.concurrency)
+            samples = await drive(
+                http, f"{url}/api/leads/update-status", token, update_jobs(measured), args.concurrency
+            )
             await events.wait_for(measured, args.event_timeout)
         finally:
             await events.close()
@@ -90,7 +93,7 @@ async def measure_pipeline(url: str, database_url: str,
 async def measure_baseline(url: str, database_url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     org, token = seed.tenant()
     ids = await seed.via_sql(database_url, org, "bench-agent", args.warmup + args.requests)
-    warm, measured = ids[: args.warmup], ids[args.warmup:]
+    warm, measured = ids[: args.warmup], ids[args.warmup :]
     async with client(args.concurrency, args.request_timeout) as http:
         await drive(http, f"{url}/update-status", token, update_jobs(warm), args.concurrency)
         samples = await drive(http, f"{url}/update-status", token, update_jobs(measured), args.concurrency)
@@ -108,10 +111,10 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         pipeline_levels = await levels.pipeline(stack.url, infra.database_url, plan, args)
         other_buttons = await buttons.measure(stack.url, stack.sandbox_url, infra.database_url, args)
         bulk_figures = await bulk.measure(stack.url, infra.database_url, args)
-        campaign_figures = (await campaign.measure(stack.url, stack.sandbox_url, infra.database_url, args)
-                            if args.campaign else None)
-        scale = (await scaling.measure(stack, infra.amqp_url, infra.database_url, args)
-                 if args.scaling else None)
+        campaign_figures = (
+            await campaign.measure(stack.url, stack.sandbox_url, infra.database_url, args) if args.campaign else None
+        )
+        scale = await scaling.measure(stack, infra.amqp_url, infra.database_url, args) if args.scaling else None
         live = await realtime.measure(stack, infra.database_url, infra.amqp_url, args) if args.realtime else None
         pids = {name: p.popen.pid for name, p in stack.processes.items() if p.popen}
         memory = {"when": "every section run, before the stack stopped", "rss_kib": procfs.stack_rss_kib(pids)}
@@ -123,14 +126,28 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         baseline_levels = await levels.baseline(url, infra.database_url, plan, args)
     finally:
         await asyncio.to_thread(baseline_process.stop)
-    changed = {"pipeline": await seed.count_status(infra.database_url, pipeline_ids, "contacted"),
-               "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted")}
-    result = {"requests": args.requests, "concurrency": args.concurrency, "warmup": args.warmup,
-              "machine": machine, "pipeline": pipeline, "events": events, "baseline": baseline,
-              "db_changed": changed, "ratios": report.ratios(pipeline, baseline), "buttons": other_buttons,
-              "growth": args.growth, "bulk": bulk_figures, "campaign": campaign_figures, "scaling": scale,
-              "realtime": live,
-              "memory": memory}
+    changed = {
+        "pipeline": await seed.count_status(infra.database_url, pipeline_ids, "contacted"),
+        "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted"),
+    }
+    result = {
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "warmup": args.warmup,
+        "machine": machine,
+        "pipeline": pipeline,
+        "events": events,
+        "baseline": baseline,
+        "db_changed": changed,
+        "ratios": report.ratios(pipeline, baseline),
+        "buttons": other_buttons,
+        "growth": args.growth,
+        "bulk": bulk_figures,
+        "campaign": campaign_figures,
+        "scaling": scale,
+        "realtime": live,
+        "memory": memory,
+    }
     result["levels"] = levels.combine(result, pipeline_levels, baseline_levels)
     result["goals"] = goals.evaluate(result)
     return result
@@ -154,10 +171,14 @@ async def main(args: argparse.Namespace) -> int:
         print(report.render(result))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
-        ok = not (levels.failed(result["levels"]) or report.buttons_failed(result["buttons"])
-                  or bulk.failed(result["bulk"]) or campaign.failed(result["campaign"])
-                  or scaling.failed(result["scaling"])
-                  or realtime.failed(result["realtime"]))
+        ok = not (
+            levels.failed(result["levels"])
+            or report.buttons_failed(result["buttons"])
+            or bulk.failed(result["bulk"])
+            or campaign.failed(result["campaign"])
+            or scaling.failed(result["scaling"])
+            or realtime.failed(result["realtime"])
+        )
         return 0 if ok else 1
     finally:
         await infra_mod.release(infra)

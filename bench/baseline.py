@@ -10,6 +10,7 @@ left is HTTP + JSON + JWT + the business transaction.
 
 Run: python -m bench.baseline, with DATABASE_URL, JWT_SECRET and BASELINE_PORT.
 """
+
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -36,25 +37,42 @@ async def change_status(pool: asyncpg.Pool, who: Principal, cmd: UpdateLeadStatu
     """Lock, check, update, record history; return the lead's status view."""
     lead_id = as_uuid(cmd.leadId)
     async with pool.acquire() as conn, conn.transaction():
-        row = None if lead_id is None else await conn.fetchrow(
-            "SELECT status FROM leads WHERE id = $1 AND org_id = $2 FOR UPDATE", lead_id, who.org)
+        row = (
+            None
+            if lead_id is None
+            else await conn.fetchrow(
+                "SELECT status FROM leads WHERE id = $1 AND org_id = $2 FOR UPDATE", lead_id, who.org
+            )
+        )
         if row is None or lead_id is None:  # (no id: no row either)
             raise not_found("lead", cmd.leadId)
         current = LeadStatus(row["status"])
         if domain.check_move(cmd.leadId, current, cmd.status, cmd.expectedStatus):
             await _apply(conn, lead_id, who, str(current), str(cmd.status))
-        lead = await conn.fetchrow("SELECT id::text AS id, status, status_changed_at FROM leads WHERE id = $1",
-                                   lead_id)
+        lead = await conn.fetchrow("SELECT id::text AS id, status, status_changed_at FROM leads WHERE id = $1", lead_id)
     return {"id": lead["id"], "status": lead["status"], "status_changed_at": lead["status_changed_at"].isoformat()}
 
 
 async def _apply(conn: asyncpg.Connection, lead_id: UUID, who: Principal, previous: str, status: str) -> None:
     now = datetime.now(UTC)
-    await conn.execute("UPDATE leads SET status = $3, status_changed_at = $4 WHERE id = $1 AND org_id = $2",
-                       lead_id, who.org, status, now)
+    await conn.execute(
+        "UPDATE leads SET status = $3, status_changed_at = $4 WHERE id = $1 AND org_id = $2",
+        lead_id,
+        who.org,
+        status,
+        now,
+    )
     await conn.execute(
         "INSERT INTO lead_status_history (lead_id, org_id, from_status, to_status, changed_at, changed_by, command_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)", lead_id, who.org, previous, status, now, who.user, str(uuid4()))
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        lead_id,
+        who.org,
+        previous,
+        status,
+        now,
+        who.user,
+        str(uuid4()),
+    )
 
 
 async def update_status(request: web.Request) -> web.Response:
@@ -92,5 +110,10 @@ def init_app(database_url: str, secret: str) -> web.Application:
 
 
 if __name__ == "__main__":
-    web.run_app(init_app(os.environ["DATABASE_URL"], os.environ["JWT_SECRET"]), host="127.0.0.1",
-                port=int(os.environ["BASELINE_PORT"]), print=None, access_log=None)
+    web.run_app(
+        init_app(os.environ["DATABASE_URL"], os.environ["JWT_SECRET"]),
+        host="127.0.0.1",
+        port=int(os.environ["BASELINE_PORT"]),
+        print=None,
+        access_log=None,
+    )

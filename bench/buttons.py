@@ -12,6 +12,7 @@ Each is driven like the status changes (`--concurrency` in flight, after
 `--warmup` unmeasured presses on other appointments / leads), `--button-requests`
 measured presses each.
 """
+
 import argparse
 import json
 from collections import Counter
@@ -25,9 +26,18 @@ from bench.driver import Job, Listener, Sample, client, drive
 MESSAGE = "Hello from the bench: your quote is ready."
 
 
-async def press(http: aiohttp.ClientSession, ws_http: aiohttp.ClientSession, url: str, token: str, path: str,
-                topic: str, key: str, warm: list[Job], measured: list[Job],
-                args: argparse.Namespace) -> tuple[list[Sample], dict[str, Any]]:
+async def press(
+    http: aiohttp.ClientSession,
+    ws_http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    path: str,
+    topic: str,
+    key: str,
+    warm: list[Job],
+    measured: list[Job],
+    args: argparse.Namespace,
+) -> tuple[list[Sample], dict[str, Any]]:
     """Warm up, then drive the measured jobs; the samples and the press -> websocket figures."""
     events = Listener(key=key)
     await events.open(ws_http, url, token, [topic])
@@ -68,20 +78,47 @@ async def measure(url: str, sandbox_url: str, database_url: str, args: argparse.
         appointments = await seed.appointments_via_gateway(http, url, token, leads, args.concurrency)
 
         confirm, confirm_events = await press(
-            http, ws_http, url, token, "/api/bookings/confirm", "appointments.confirmed", "appointmentId",
-            confirm_jobs(appointments[: args.warmup]), confirm_jobs(appointments[args.warmup:]), args)
+            http,
+            ws_http,
+            url,
+            token,
+            "/api/bookings/confirm",
+            "appointments.confirmed",
+            "appointmentId",
+            confirm_jobs(appointments[: args.warmup]),
+            confirm_jobs(appointments[args.warmup :]),
+            args,
+        )
         # sms consumes every appointments.confirmed (no SMS asked for here): let it finish before sending.
         await checks.wait_handled(database_url, "sms", org, "appointments.confirmed", count, args.event_timeout)
 
         sms, sms_events = await press(
-            http, ws_http, url, token, "/api/leads/send-sms", "sms.sent", "leadId",
-            sms_jobs(leads[: args.warmup]), sms_jobs(leads[args.warmup:]), args)
-    measured_leads = leads[args.warmup:]
+            http,
+            ws_http,
+            url,
+            token,
+            "/api/leads/send-sms",
+            "sms.sent",
+            "leadId",
+            sms_jobs(leads[: args.warmup]),
+            sms_jobs(leads[args.warmup :]),
+            args,
+        )
+    measured_leads = leads[args.warmup :]
     return {
-        "requests": args.button_requests, "warmup": args.warmup,
-        "confirm": {"http": report.http_figures(confirm), "events": confirm_events,
-                    "db_confirmed": await checks.confirmed(database_url, appointments[args.warmup:])},
-        "send_sms": {"http": report.http_figures(sms), "events": sms_events, "answers": sms_answers(sms),
-                     "db_statuses": await checks.sms_statuses(database_url, org, measured_leads, args.event_timeout),
-                     "sandbox_messages": await sandbox_messages(sandbox_url), "sandbox_expected": count},
+        "requests": args.button_requests,
+        "warmup": args.warmup,
+        "confirm": {
+            "http": report.http_figures(confirm),
+            "events": confirm_events,
+            "db_confirmed": await checks.confirmed(database_url, appointments[args.warmup :]),
+        },
+        "send_sms": {
+            "http": report.http_figures(sms),
+            "events": sms_events,
+            "answers": sms_answers(sms),
+            "db_statuses": await checks.sms_statuses(database_url, org, measured_leads, args.event_timeout),
+            "sandbox_messages": await sandbox_messages(sandbox_url),
+            "sandbox_expected": count,
+        },
     }

@@ -5,6 +5,7 @@ for sms) are handled after the press that caused them was answered. Each phase w
 until they are handled (their rows are in that service's inbox) before the next one
 starts, so that no phase is measured while another's leftovers still run.
 """
+
 import asyncio
 import time
 from typing import Any
@@ -28,8 +29,9 @@ async def wait_count(database_url: str, query: str, args: list[Any], expected: i
         await conn.close()
 
 
-async def wait_handled(database_url: str, service: str, org: str, event_type: str, expected: int,
-                       timeout: float) -> None:
+async def wait_handled(
+    database_url: str, service: str, org: str, event_type: str, expected: int, timeout: float
+) -> None:
     """Wait until `service` handled `expected` events of `event_type` of `org`; fail after `timeout` s."""
     query = f"SELECT count(*) FROM {service}.inbox WHERE org_id = $1 AND command = $2"
     handled = await wait_count(database_url, query, [org, event_type], expected, timeout)
@@ -46,20 +48,32 @@ async def wait_projected(database_url: str, org: str, count: int, timeout: float
 async def confirmed(database_url: str, appointment_ids: list[str]) -> int:
     conn = await asyncpg.connect(database_url)
     try:
-        return await conn.fetchval("SELECT count(*) FROM bookings.appointments WHERE id = ANY($1::uuid[]) "
-                                   "AND status = 'confirmed'", appointment_ids)
+        return await conn.fetchval(
+            "SELECT count(*) FROM bookings.appointments WHERE id = ANY($1::uuid[]) AND status = 'confirmed'",
+            appointment_ids,
+        )
     finally:
         await conn.close()
 
 
 async def sms_statuses(database_url: str, org: str, lead_ids: list[str], timeout: float) -> dict[str, int]:
     """The SMS rows of these leads by status, once all are delivered (status callbacks handled) or after `timeout` s."""
-    await wait_count(database_url, "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
-                     "AND lead_id = ANY($2::uuid[]) AND status = 'delivered'", [org, lead_ids], len(lead_ids), timeout)
+    await wait_count(
+        database_url,
+        "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
+        "AND lead_id = ANY($2::uuid[]) AND status = 'delivered'",
+        [org, lead_ids],
+        len(lead_ids),
+        timeout,
+    )
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch("SELECT status, count(*) AS n FROM sms.sms_messages WHERE org_id = $1 "
-                                "AND lead_id = ANY($2::uuid[]) GROUP BY status ORDER BY status", org, lead_ids)
+        rows = await conn.fetch(
+            "SELECT status, count(*) AS n FROM sms.sms_messages WHERE org_id = $1 "
+            "AND lead_id = ANY($2::uuid[]) GROUP BY status ORDER BY status",
+            org,
+            lead_ids,
+        )
     finally:
         await conn.close()
     return {r["status"]: r["n"] for r in rows}

@@ -4,6 +4,7 @@
 ClientSession and records, per request, the send and answer times
 (time.perf_counter, so the websocket arrival times below are on the same clock).
 """
+
 import asyncio
 import json
 import time
@@ -24,8 +25,9 @@ class Sample:
 
 
 def client(concurrency: int, timeout: float | None) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
-                                 timeout=aiohttp.ClientTimeout(total=timeout))
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), timeout=aiohttp.ClientTimeout(total=timeout)
+    )
 
 
 def update_jobs(lead_ids: list[str], status: str = "contacted") -> list[Job]:

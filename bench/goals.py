@@ -2,6 +2,7 @@
 
 `met` is True or False, or None when the run did not measure it (e.g. `--no-growth`).
 """
+
 from typing import Any
 
 MB = 1_000_000  # the goal's 150 MB, in bytes
@@ -10,8 +11,7 @@ Goal = dict[str, Any]
 
 
 def _goal(name: str, figure: str, value: float | None, target: str, met: bool | None) -> Goal:
-    return {"goal": name, "figure": figure, "value": value, "target": target,
-            "met": None if value is None else met}
+    return {"goal": name, "figure": figure, "value": value, "target": target, "met": None if value is None else met}
 
 
 def _ms(value: float | None, signed: bool = False) -> str:
@@ -26,8 +26,13 @@ def throughput(levels: dict[str, Any]) -> Goal:
     r = levels.get("32", {}).get("ratios", {}).get("throughput_pipeline_over_baseline")
     met = r is not None and r >= 0.5
     floor = "" if r is None or met else (" (floor met)" if r >= 0.4 else " (below the floor)")
-    return _goal("1. status change req/s at 32 in flight, pipeline / baseline",
-                 "-" if r is None else f"{r:.2f}x{floor}", r, ">= 0.50x (floor 0.40x)", met)
+    return _goal(
+        "1. status change req/s at 32 in flight, pipeline / baseline",
+        "-" if r is None else f"{r:.2f}x{floor}",
+        r,
+        ">= 0.50x (floor 0.40x)",
+        met,
+    )
 
 
 def idle(levels: dict[str, Any]) -> list[Goal]:
@@ -36,53 +41,93 @@ def idle(levels: dict[str, Any]) -> list[Goal]:
     if row:
         http, base, ws = (row[k]["latency_ms"]["p50"] for k in ("pipeline", "baseline", "events"))
     d_http, d_ws = _diff(http, base), _diff(ws, http)
-    return [_goal("2a. one press at a time: pipeline HTTP p50 - baseline p50",
-                  f"{_ms(d_http, True)} ({_ms(http)} vs {_ms(base)})", d_http, "<= +5 ms",
-                  d_http is not None and d_http <= 5),
-            _goal("2b. one press at a time: press -> websocket p50 - HTTP p50",
-                  f"{_ms(d_ws, True)} ({_ms(ws)} vs {_ms(http)})", d_ws, "<= +2 ms",
-                  d_ws is not None and d_ws <= 2)]
+    return [
+        _goal(
+            "2a. one press at a time: pipeline HTTP p50 - baseline p50",
+            f"{_ms(d_http, True)} ({_ms(http)} vs {_ms(base)})",
+            d_http,
+            "<= +5 ms",
+            d_http is not None and d_http <= 5,
+        ),
+        _goal(
+            "2b. one press at a time: press -> websocket p50 - HTTP p50",
+            f"{_ms(d_ws, True)} ({_ms(ws)} vs {_ms(http)})",
+            d_ws,
+            "<= +2 ms",
+            d_ws is not None and d_ws <= 2,
+        ),
+    ]
 
 
 def sms(result: dict[str, Any]) -> Goal:
     s, p = result["buttons"]["send_sms"]["http"]["throughput_rps"], result["pipeline"]["throughput_rps"]
     r = s / p if p else None
-    return _goal(f"3. send-sms req/s / status change req/s, {result['concurrency']} in flight",
-                 "-" if r is None else f"{r:.2f}x ({s:.1f} vs {p:.1f} req/s)", r, ">= 0.60x", r is not None and r >= 0.6)
+    return _goal(
+        f"3. send-sms req/s / status change req/s, {result['concurrency']} in flight",
+        "-" if r is None else f"{r:.2f}x ({s:.1f} vs {p:.1f} req/s)",
+        r,
+        ">= 0.60x",
+        r is not None and r >= 0.6,
+    )
 
 
 def bulk(b: dict[str, Any]) -> Goal:
     v = b["http_median_ms"]
-    return _goal(f"4. bulk change of {b['size']} leads, HTTP median of {b['presses']}", _ms(v), v, "<= 300 ms",
-                 v is not None and v <= 300 and b["presses"] == len(b["http_ms"]))
+    return _goal(
+        f"4. bulk change of {b['size']} leads, HTTP median of {b['presses']}",
+        _ms(v),
+        v,
+        "<= 300 ms",
+        v is not None and v <= 300 and b["presses"] == len(b["http_ms"]),
+    )
 
 
 def memory(rss_kib: dict[str, int | None]) -> Goal:
     known = {k: v * 1024 / MB for k, v in rss_kib.items() if v is not None}
     top = max(known, key=known.__getitem__) if known else None
     value = known[top] if top else None
-    return _goal("5. memory: VmRSS of each process after the run, largest",
-                 "-" if top is None else f"{value:.1f} MB ({top})", value, f"< {RSS_LIMIT_MB} MB each",
-                 value is not None and value < RSS_LIMIT_MB and len(known) == len(rss_kib))
+    return _goal(
+        "5. memory: VmRSS of each process after the run, largest",
+        "-" if top is None else f"{value:.1f} MB ({top})",
+        value,
+        f"< {RSS_LIMIT_MB} MB each",
+        value is not None and value < RSS_LIMIT_MB and len(known) == len(rss_kib),
+    )
 
 
 def growth(levels: dict[str, Any]) -> Goal:
     row = levels.get("128")
     errors = None if row is None else row["pipeline"]["errors"] + row["baseline"]["errors"] + row["events"]["missing"]
     shown = "/".join(c for c in ("1", "8", "32", "128") if c in levels)
-    return _goal(f"6. growth table (in flight {shown}): errors + missing events at 128",
-                 "-" if errors is None else str(errors), errors, "0", errors == 0)
+    return _goal(
+        f"6. growth table (in flight {shown}): errors + missing events at 128",
+        "-" if errors is None else str(errors),
+        errors,
+        "0",
+        errors == 0,
+    )
 
 
 def evaluate(result: dict[str, Any]) -> list[Goal]:
     levels = result["levels"]
-    return [throughput(levels), *idle(levels), sms(result), bulk(result["bulk"]), memory(result["memory"]["rss_kib"]),
-            growth(levels)]
+    return [
+        throughput(levels),
+        *idle(levels),
+        sms(result),
+        bulk(result["bulk"]),
+        memory(result["memory"]["rss_kib"]),
+        growth(levels),
+    ]
 
 
 def render(goals: list[Goal]) -> list[str]:
     width, figure, target = (max(len(g[k]) for g in goals) for k in ("goal", "figure", "target"))
     word = {True: "met", False: "NOT MET", None: "not measured"}
-    return ["", "Goals (issue 8), figures from this run:",
-            *(f"  {g['goal']:<{width}}  {g['figure']:<{figure}}  target {g['target']:<{target}}  {word[g['met']]}"
-              for g in goals)]
+    return [
+        "",
+        "Goals (issue 8), figures from this run:",
+        *(
+            f"  {g['goal']:<{width}}  {g['figure']:<{figure}}  target {g['target']:<{target}}  {word[g['met']]}"
+            for g in goals
+        ),
+    ]

@@ -11,6 +11,7 @@ unmeasured presses through its own ClientSession of c connections, so that openi
 measured. On the pipeline a websocket stays open on `leads.status_changed` and each level waits for
 its leads' events (warm-up included) before the next one starts.
 """
+
 import argparse
 from typing import Any
 
@@ -36,13 +37,14 @@ def plan(args: argparse.Namespace) -> Plan:
 def _batches(ids: list[str], levels: Plan) -> list[tuple[list[str], list[str]]]:
     out, at = [], 0
     for _, warm, n in levels:
-        out.append((ids[at: at + warm], ids[at + warm: at + warm + n]))
+        out.append((ids[at : at + warm], ids[at + warm : at + warm + n]))
         at += warm + n
     return out
 
 
-async def _level(url: str, token: str, concurrency: int, warm: list[str], measured: list[str],
-                 timeout: float) -> list[Sample]:
+async def _level(
+    url: str, token: str, concurrency: int, warm: list[str], measured: list[str], timeout: float
+) -> list[Sample]:
     async with client(concurrency, timeout) as http:
         await drive(http, url, token, update_jobs(warm), concurrency)
         return await drive(http, url, token, update_jobs(measured), concurrency)
@@ -60,12 +62,13 @@ async def pipeline(url: str, database_url: str, levels: Plan, args: argparse.Nam
         await events.open(ws_http, url, token, [TOPIC])
         try:
             for (c, _, _), (warm, measured) in zip(levels, _batches(ids, levels), strict=True):
-                samples = await _level(f"{url}/api/leads/update-status", token, c, warm, measured,
-                                       args.request_timeout)
+                samples = await _level(f"{url}/api/leads/update-status", token, c, warm, measured, args.request_timeout)
                 await events.wait_for(warm + measured, args.event_timeout)
-                out[c] = {"http": report.http_figures(samples),
-                          "events": report.event_figures(samples, events.arrivals, events.closed),
-                          "db_changed": await seed.count_status(database_url, measured, "contacted")}
+                out[c] = {
+                    "http": report.http_figures(samples),
+                    "events": report.event_figures(samples, events.arrivals, events.closed),
+                    "db_changed": await seed.count_status(database_url, measured, "contacted"),
+                }
         finally:
             await events.close()
     return out
@@ -77,28 +80,47 @@ async def baseline(url: str, database_url: str, levels: Plan, args: argparse.Nam
     out: dict[int, dict[str, Any]] = {}
     for (c, _, _), (warm, measured) in zip(levels, _batches(ids, levels), strict=True):
         samples = await _level(f"{url}/update-status", token, c, warm, measured, args.request_timeout)
-        out[c] = {"http": report.http_figures(samples),
-                  "db_changed": await seed.count_status(database_url, measured, "contacted")}
+        out[c] = {
+            "http": report.http_figures(samples),
+            "db_changed": await seed.count_status(database_url, measured, "contacted"),
+        }
     return out
 
 
-def combine(result: dict[str, Any], pipeline_levels: dict[int, dict[str, Any]],
-            baseline_levels: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def combine(
+    result: dict[str, Any], pipeline_levels: dict[int, dict[str, Any]], baseline_levels: dict[int, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """Every level measured, the main one included, keyed by its concurrency (a string, for JSON)."""
-    main = {"pipeline": result["pipeline"], "events": result["events"], "baseline": result["baseline"],
-            "db_changed": result["db_changed"], "requests": result["requests"], "main": True}
+    main = {
+        "pipeline": result["pipeline"],
+        "events": result["events"],
+        "baseline": result["baseline"],
+        "db_changed": result["db_changed"],
+        "requests": result["requests"],
+        "main": True,
+    }
     rows = {result["concurrency"]: main}
     for c, p in pipeline_levels.items():
         b = baseline_levels[c]
-        rows[c] = {"pipeline": p["http"], "events": p["events"], "baseline": b["http"], "main": False,
-                   "db_changed": {"pipeline": p["db_changed"], "baseline": b["db_changed"]},
-                   "requests": p["http"]["requests"]}
+        rows[c] = {
+            "pipeline": p["http"],
+            "events": p["events"],
+            "baseline": b["http"],
+            "main": False,
+            "db_changed": {"pipeline": p["db_changed"], "baseline": b["db_changed"]},
+            "requests": p["http"]["requests"],
+        }
     for row in rows.values():
         row["ratios"] = report.ratios(row["pipeline"], row["baseline"])
     return {str(c): rows[c] for c in sorted(rows)}
 
 
 def failed(levels: dict[str, dict[str, Any]]) -> bool:
-    return any(r["pipeline"]["errors"] or r["baseline"]["errors"] or r["events"]["missing"]
-               or r["db_changed"]["pipeline"] != r["requests"] or r["db_changed"]["baseline"] != r["requests"]
-               for r in levels.values())
+    return any(
+        r["pipeline"]["errors"]
+        or r["baseline"]["errors"]
+        or r["events"]["missing"]
+        or r["db_changed"]["pipeline"] != r["requests"]
+        or r["db_changed"]["baseline"] != r["requests"]
+        for r in levels.values()
+    )

@@ -11,6 +11,7 @@ bench.campaign). At that level a service does not log `service.started` (an
 INFO line), so its readiness is read from the broker instead: its work queue
 has a consumer and the queues it declares once started exist.
 """
+
 import os
 from pathlib import Path
 
@@ -47,8 +48,9 @@ async def wait_consuming(process: Process, amqp_url: str, service: str, timeout:
     connection = await aio_pika.connect(amqp_url)
     try:
         topology = ServiceTopology(service, ())
-        await eventually(lambda: _consuming(connection, topology) if process.running else True, timeout,
-                         0.1, f"{service} to consume")
+        await eventually(
+            lambda: _consuming(connection, topology) if process.running else True, timeout, 0.1, f"{service} to consume"
+        )
     finally:
         await connection.close()
     if not process.running:
@@ -59,8 +61,12 @@ async def start_pipeline(infra: Infra, log_dir: Path) -> Stack:
     stack = Stack({**infra.env(), **STACK_ENV, "BLOB_DIR": str(log_dir / "blobs")}, log_dir)
     try:
         sandbox = stack.start("twilio_sandbox")
-        await eventually(lambda: _healthy(stack.sandbox_url, "/_sandbox/messages") if sandbox.running else True,
-                         30, 0.1, "the Twilio sandbox to answer")
+        await eventually(
+            lambda: _healthy(stack.sandbox_url, "/_sandbox/messages") if sandbox.running else True,
+            30,
+            0.1,
+            "the Twilio sandbox to answer",
+        )
         if not sandbox.running:
             raise RuntimeError(f"the Twilio sandbox exited:\n{_tail(sandbox)}")
         for service in SERVICES:

@@ -1,4 +1,5 @@
 """What the bench reads of a process from /proc (Linux), and the open-files limit it needs."""
+
 import os
 import resource
 from typing import Any

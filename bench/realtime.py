@@ -15,6 +15,7 @@ One ClientSession (no connection limit) holds every socket; they open OPEN_AT_ON
 all closed at the end, also on error. The per-socket queue of the gateway holds 1000 frames
 (WS_QUEUE_SIZE): more presses than that in one burst would drop slow readers (1013) by design.
 """
+
 import argparse
 import asyncio
 import os
@@ -83,11 +84,21 @@ def fanout_figures(samples: list[Sample], listeners: list[Listener], frames: int
     arrived = [x.arrivals[s.key] for s in samples for x in listeners if s.key in x.arrivals]
     wall = max(arrived) - min(s.sent for s in samples) if arrived else 0.0
     closed = [x.closed for x in listeners if x.closed]
-    return {"subscribers": len(listeners), "expected": len(samples) * len(listeners), "arrived": len(pairs),
-            "missing": missing, "duplicated": sum(x.frames - len(x.arrivals) for x in listeners),
-            "closed": len(closed), "closed_first": closed[0] if closed else None,
-            "latency_ms": report.spread(pairs), "first_ms": report.spread(first), "last_ms": report.spread(last),
-            "frames": frames, "wall_s": wall, "frames_per_s": frames / wall if wall else 0.0}
+    return {
+        "subscribers": len(listeners),
+        "expected": len(samples) * len(listeners),
+        "arrived": len(pairs),
+        "missing": missing,
+        "duplicated": sum(x.frames - len(x.arrivals) for x in listeners),
+        "closed": len(closed),
+        "closed_first": closed[0] if closed else None,
+        "latency_ms": report.spread(pairs),
+        "first_ms": report.spread(first),
+        "last_ms": report.spread(last),
+        "frames": frames,
+        "wall_s": wall,
+        "frames_per_s": frames / wall if wall else 0.0,
+    }
 
 
 async def measure_fanout(stack: Stack, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -115,15 +126,28 @@ async def measure_fanout(stack: Stack, database_url: str, args: argparse.Namespa
             frames = sum(x.frames for x in listeners) - frames_before
             cpu = cpu_use(pids, cpu_before, frames)
             figures = fanout_figures(samples, listeners, frames)
-    memory = {"rss_before_kib": before, "rss_after_kib": after,
-              "per_connection_kib": (after - before) / args.realtime_subscribers}
-    return {"presses": len(measured), "concurrency": PRESS_CONCURRENCY, "warmup": WARMUP, "open_s": opened_s,
-            "http": report.http_figures(samples), "events": figures, "memory": memory, **cpu}
+    memory = {
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "per_connection_kib": (after - before) / args.realtime_subscribers,
+    }
+    return {
+        "presses": len(measured),
+        "concurrency": PRESS_CONCURRENCY,
+        "warmup": WARMUP,
+        "open_s": opened_s,
+        "http": report.http_figures(samples),
+        "events": figures,
+        "memory": memory,
+        **cpu,
+    }
 
 
 async def measure(stack: Stack, database_url: str, amqp_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    return {"fanout": await measure_fanout(stack, database_url, args),
-            "replay": await replay.measure(stack.url, _gateway_pid(stack), amqp_url, args)}
+    return {
+        "fanout": await measure_fanout(stack, database_url, args),
+        "replay": await replay.measure(stack.url, _gateway_pid(stack), amqp_url, args),
+    }
 
 
 def _gateway_pid(stack: Stack) -> int:
@@ -136,5 +160,13 @@ def failed(r: dict[str, Any] | None) -> bool:
     if r is None:
         return False
     f, e, p = r["fanout"]["http"], r["fanout"]["events"], r["replay"]
-    return bool(f["errors"] or e["missing"] or e["duplicated"] or e["closed"] or p["missing"] or p["duplicated"]
-                or not p["in_order"] or p["recovered"] is not True)
+    return bool(
+        f["errors"]
+        or e["missing"]
+        or e["duplicated"]
+        or e["closed"]
+        or p["missing"]
+        or p["duplicated"]
+        or not p["in_order"]
+        or p["recovered"] is not True
+    )

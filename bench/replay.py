@@ -7,6 +7,7 @@ socket of the same organisation waits until the gateway has read them all, so th
 replay from the log and not live delivery. The socket reconnects with `resume`: measured from its hello
 to its last event; each event must arrive once, in position order, after a `recovered: true` welcome.
 """
+
 import argparse
 import asyncio
 import json
@@ -27,8 +28,9 @@ TOPICS = ["bench.*"]
 HELLO_TIMEOUT = 20.0
 
 
-async def _published_and_read(http: aiohttp.ClientSession, url: str, amqp_url: str, org: str, token: str,
-                              count: int, timeout: float) -> tuple[float, set[str]]:
+async def _published_and_read(
+    http: aiohttp.ClientSession, url: str, amqp_url: str, org: str, token: str, count: int, timeout: float
+) -> tuple[float, set[str]]:
     """Publish `count` events of `org` (how long it took, their ids) and return once a live socket got
     them all: the gateway has read them."""
     events = [envelope(org, "bench.replayed", n=i) for i in range(count)]
@@ -49,8 +51,7 @@ async def _published_and_read(http: aiohttp.ClientSession, url: str, amqp_url: s
 
 
 async def _hello(ws: aiohttp.ClientWebSocketResponse, token: str, resume: dict[str, Any] | None) -> dict[str, Any]:
-    await ws.send_json({"type": "hello", "token": token, "topics": TOPICS,
-                        **({"resume": resume} if resume else {})})
+    await ws.send_json({"type": "hello", "token": token, "topics": TOPICS, **({"resume": resume} if resume else {})})
     welcome = await ws.receive_json(timeout=HELLO_TIMEOUT)
     if welcome.get("type") != "welcome":
         raise RuntimeError(f"the websocket answered the hello with {welcome!r}")
@@ -94,8 +95,16 @@ async def measure(url: str, pid: int, amqp_url: str, args: argparse.Namespace) -
     ids = [i for i, _ in got]
     positions = [p for _, p in got]
     seconds = done - started
-    return {"events": count, "publish_s": publish_s, "recovered": again.get("recovered"), "received": len(got),
-            "missing": len(published - set(ids)), "duplicated": len(ids) - len(set(ids)),
-            "in_order": all(a < b for a, b in pairwise(positions)),
-            "welcome_ms": (welcomed - started) * 1000, "replay_s": seconds,
-            "events_per_s": len(got) / seconds if seconds else 0.0, **cpu}
+    return {
+        "events": count,
+        "publish_s": publish_s,
+        "recovered": again.get("recovered"),
+        "received": len(got),
+        "missing": len(published - set(ids)),
+        "duplicated": len(ids) - len(set(ids)),
+        "in_order": all(a < b for a, b in pairwise(positions)),
+        "welcome_ms": (welcomed - started) * 1000,
+        "replay_s": seconds,
+        "events_per_s": len(got) / seconds if seconds else 0.0,
+        **cpu,
+    }

@@ -1,4 +1,5 @@
 """Figures from the samples, the machine, and the printed table."""
+
 import math
 import os
 import platform
@@ -25,17 +26,26 @@ def http_figures(samples: list[Sample]) -> dict[str, Any]:
     """Throughput counts 200 answers only; latencies are those of the 200 answers."""
     ok = [s for s in samples if s.status == 200]
     wall = max(s.done for s in samples) - min(s.sent for s in samples) if samples else 0.0
-    return {"requests": len(samples), "errors": len(samples) - len(ok),
-            "error_statuses": dict(Counter(str(s.status) for s in samples if s.status != 200)),
-            "wall_s": wall, "throughput_rps": len(ok) / wall if wall else 0.0,
-            "latency_ms": spread([(s.done - s.sent) * 1000 for s in ok])}
+    return {
+        "requests": len(samples),
+        "errors": len(samples) - len(ok),
+        "error_statuses": dict(Counter(str(s.status) for s in samples if s.status != 200)),
+        "wall_s": wall,
+        "throughput_rps": len(ok) / wall if wall else 0.0,
+        "latency_ms": spread([(s.done - s.sent) * 1000 for s in ok]),
+    }
 
 
 def event_figures(samples: list[Sample], arrivals: dict[str, float], closed: str | None) -> dict[str, Any]:
     """Press -> websocket: from sending the request to the arrival of that lead's event."""
     waits = [(arrivals[s.key] - s.sent) * 1000 for s in samples if s.key in arrivals]
-    return {"expected": len(samples), "arrived": len(waits), "missing": len(samples) - len(waits),
-            "websocket_closed": closed, "latency_ms": spread(waits)}
+    return {
+        "expected": len(samples),
+        "arrived": len(waits),
+        "missing": len(samples) - len(waits),
+        "websocket_closed": closed,
+        "latency_ms": spread(waits),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -47,54 +57,79 @@ def machine() -> dict[str, Any]:
         pass
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {"nproc": cpus, "cpu_model": model, "python": platform.python_version(), "system": platform.platform(),
-            "loadavg": load}
+    return {
+        "nproc": cpus,
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "loadavg": load,
+    }
 
 
 def ratios(pipeline: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
-    return {"throughput_pipeline_over_baseline": ratio(pipeline["throughput_rps"], baseline["throughput_rps"]),
-            "p50_pipeline_over_baseline": ratio(pipeline["latency_ms"]["p50"], baseline["latency_ms"]["p50"])}
+    return {
+        "throughput_pipeline_over_baseline": ratio(pipeline["throughput_rps"], baseline["throughput_rps"]),
+        "p50_pipeline_over_baseline": ratio(pipeline["latency_ms"]["p50"], baseline["latency_ms"]["p50"]),
+    }
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-HEADER = (f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
-          f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+HEADER = (
+    f"{'HTTP (send -> answer)':<24}{'requests':>9}{'errors':>8}{'wall s':>9}{'req/s':>9}"
+    f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+)
 
 
 def _row(name: str, f: dict[str, Any]) -> str:
     lat = f["latency_ms"]
-    return (f"{name:<24}{f['requests']:>9}{f['errors']:>8}{f['wall_s']:>9.2f}{f['throughput_rps']:>9.1f}"
-            f"{_ms(lat['p50']):>9}{_ms(lat['p95']):>9}{_ms(lat['p99']):>9}")
+    return (
+        f"{name:<24}{f['requests']:>9}{f['errors']:>8}{f['wall_s']:>9.2f}{f['throughput_rps']:>9.1f}"
+        f"{_ms(lat['p50']):>9}{_ms(lat['p95']):>9}{_ms(lat['p99']):>9}"
+    )
 
 
 def _events_line(e: dict[str, Any], label: str = "pipeline press -> websocket event") -> str:
     lat = e["latency_ms"]
-    return (f"{label}: {e['arrived']}/{e['expected']} events arrived ({e['missing']} missing),"
-            f" p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"
-            + (f"; websocket {e['websocket_closed']}" if e["websocket_closed"] else ""))
+    return (
+        f"{label}: {e['arrived']}/{e['expected']} events arrived ({e['missing']} missing),"
+        f" p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, p99 {_ms(lat['p99'])} ms"
+        + (f"; websocket {e['websocket_closed']}" if e["websocket_closed"] else "")
+    )
 
 
 def render(result: dict[str, Any]) -> str:
     m, p, b, r = (result[k] for k in ("machine", "pipeline", "baseline", "ratios"))
-    lines = [f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}, "
-             f"load average before the run {m['loadavg']}",
-             f"run: {result['requests']} status changes per system, concurrency {result['concurrency']}, "
-             f"warm-up {result['warmup']} (not measured)", "", HEADER,
-             _row("pipeline", p), _row("baseline (no broker)", b), ""]
-    lines += [f"{name} errors by status: {f['error_statuses']}" for name, f in (("pipeline", p), ("baseline", b))
-              if f["errors"]]
-    lines += [_events_line(result["events"]),
-              f"changed in the database: pipeline {result['db_changed']['pipeline']}/{result['requests']}, "
-              f"baseline {result['db_changed']['baseline']}/{result['requests']}", "",
-              f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
-              f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
-              "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)"]
+    lines = [
+        f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}, "
+        f"load average before the run {m['loadavg']}",
+        f"run: {result['requests']} status changes per system, concurrency {result['concurrency']}, "
+        f"warm-up {result['warmup']} (not measured)",
+        "",
+        HEADER,
+        _row("pipeline", p),
+        _row("baseline (no broker)", b),
+        "",
+    ]
+    lines += [
+        f"{name} errors by status: {f['error_statuses']}"
+        for name, f in (("pipeline", p), ("baseline", b))
+        if f["errors"]
+    ]
+    lines += [
+        _events_line(result["events"]),
+        f"changed in the database: pipeline {result['db_changed']['pipeline']}/{result['requests']}, "
+        f"baseline {result['db_changed']['baseline']}/{result['requests']}",
+        "",
+        f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
+        f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
+        "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)",
+    ]
     lines += tables.growth(result["levels"], skipped=not result["growth"])
     lines += _buttons(result["buttons"], result["concurrency"]) + tables.bulk(result["bulk"])
     lines += campaign.render(result.get("campaign"))
@@ -105,20 +140,31 @@ def render(result: dict[str, Any]) -> str:
 
 def _buttons(b: dict[str, Any], concurrency: int) -> list[str]:
     c, s = b["confirm"], b["send_sms"]
-    lines = ["", f"other buttons, same stack (gateway, leads, bookings, sms, Twilio sandbox): {b['requests']} presses "
-             f"each, concurrency {concurrency}, warm-up {b['warmup']} (not measured)", "", HEADER,
-             _row("confirm", c["http"]), _row("send-sms", s["http"]), ""]
-    lines += [f"{name} errors by status: {f['http']['error_statuses']}" for name, f in (("confirm", c),
-                                                                                         ("send-sms", s))
-              if f["http"]["errors"]]
+    lines = [
+        "",
+        f"other buttons, same stack (gateway, leads, bookings, sms, Twilio sandbox): {b['requests']} presses "
+        f"each, concurrency {concurrency}, warm-up {b['warmup']} (not measured)",
+        "",
+        HEADER,
+        _row("confirm", c["http"]),
+        _row("send-sms", s["http"]),
+        "",
+    ]
+    lines += [
+        f"{name} errors by status: {f['http']['error_statuses']}"
+        for name, f in (("confirm", c), ("send-sms", s))
+        if f["http"]["errors"]
+    ]
     answers = ", ".join(f"{k} {v}" for k, v in {"sent": 0, "queued": 0, **s["answers"]}.items())
     statuses = ", ".join(f"{k} {v}" for k, v in s["db_statuses"].items()) or "none"
-    lines += [_events_line(c["events"], "confirm press -> websocket appointments.confirmed"),
-              _events_line(s["events"], "send-sms press -> websocket sms.sent"),
-              f"send-sms 200 answers by sms.status: {answers}",
-              f"in the database: confirmed {c['db_confirmed']}/{b['requests']}; measured SMS by status: {statuses}",
-              f"the Twilio sandbox accepted {s['sandbox_messages']} messages for {s['sandbox_expected']} sends "
-              f"(warm-up included)"]
+    lines += [
+        _events_line(c["events"], "confirm press -> websocket appointments.confirmed"),
+        _events_line(s["events"], "send-sms press -> websocket sms.sent"),
+        f"send-sms 200 answers by sms.status: {answers}",
+        f"in the database: confirmed {c['db_confirmed']}/{b['requests']}; measured SMS by status: {statuses}",
+        f"the Twilio sandbox accepted {s['sandbox_messages']} messages for {s['sandbox_expected']} sends "
+        f"(warm-up included)",
+    ]
     return lines
 
 
@@ -130,38 +176,53 @@ def _realtime(r: dict[str, Any] | None) -> list[str]:
     if r is None:
         return ["", "realtime: skipped (--no-realtime)"]
     f, e, m, p = r["fanout"], r["fanout"]["events"], r["fanout"]["memory"], r["replay"]
-    lines = ["", f"realtime, same stack, one gateway: {e['subscribers']} websockets of one organisation, all on "
-             f"leads.status_changed (opened in {f['open_s']:.1f} s); {f['presses']} status changes, concurrency "
-             f"{f['concurrency']}, warm-up {f['warmup']} (not measured)", "", HEADER, _row("status change", f["http"]),
-             "",
-             f"press -> event, all (press, subscriber) pairs: {e['arrived']}/{e['expected']} arrived "
-             f"({e['missing']} missing, {e['duplicated']} duplicated), {_p(e['latency_ms'])}",
-             f"press -> event at its first subscriber: {_p(e['first_ms'])}; at its last: {_p(e['last_ms'])}",
-             f"delivered: {e['frames']} event frames in {e['wall_s']:.2f} s = {e['frames_per_s']:.0f} events/s "
-             f"(all subscribers, first press sent -> last arrival)"]
+    lines = [
+        "",
+        f"realtime, same stack, one gateway: {e['subscribers']} websockets of one organisation, all on "
+        f"leads.status_changed (opened in {f['open_s']:.1f} s); {f['presses']} status changes, concurrency "
+        f"{f['concurrency']}, warm-up {f['warmup']} (not measured)",
+        "",
+        HEADER,
+        _row("status change", f["http"]),
+        "",
+        f"press -> event, all (press, subscriber) pairs: {e['arrived']}/{e['expected']} arrived "
+        f"({e['missing']} missing, {e['duplicated']} duplicated), {_p(e['latency_ms'])}",
+        f"press -> event at its first subscriber: {_p(e['first_ms'])}; at its last: {_p(e['last_ms'])}",
+        f"delivered: {e['frames']} event frames in {e['wall_s']:.2f} s = {e['frames_per_s']:.0f} events/s "
+        f"(all subscribers, first press sent -> last arrival)",
+    ]
     lines.append(_cpu("CPU during the presses", f))
     if e["closed"]:
         lines.append(f"{e['closed']} websockets closed early, e.g. {e['closed_first']}")
-    lines += [f"gateway memory: VmRSS {m['rss_before_kib'] / 1024:.1f} MiB before, {m['rss_after_kib'] / 1024:.1f} MiB "
-              f"with the sockets open: {m['per_connection_kib']:.1f} KiB per connection",
-              f"replay to one reconnecting client: {p['received']}/{p['events']} events ({p['missing']} missing, "
-              f"{p['duplicated']} duplicated, {'in order' if p['in_order'] else 'OUT OF ORDER'}, recovered "
-              f"{p['recovered']}); hello -> welcome {p['welcome_ms']:.1f} ms, hello -> last event "
-              f"{p['replay_s'] * 1000:.0f} ms = {p['events_per_s']:.0f} events/s "
-              f"(published beforehand in {p['publish_s']:.1f} s)", _cpu("CPU during the replay", p)]
+    lines += [
+        f"gateway memory: VmRSS {m['rss_before_kib'] / 1024:.1f} MiB before, {m['rss_after_kib'] / 1024:.1f} MiB "
+        f"with the sockets open: {m['per_connection_kib']:.1f} KiB per connection",
+        f"replay to one reconnecting client: {p['received']}/{p['events']} events ({p['missing']} missing, "
+        f"{p['duplicated']} duplicated, {'in order' if p['in_order'] else 'OUT OF ORDER'}, recovered "
+        f"{p['recovered']}); hello -> welcome {p['welcome_ms']:.1f} ms, hello -> last event "
+        f"{p['replay_s'] * 1000:.0f} ms = {p['events_per_s']:.0f} events/s "
+        f"(published beforehand in {p['publish_s']:.1f} s)",
+        _cpu("CPU during the replay", p),
+    ]
     return lines
 
 
 def _cpu(label: str, f: dict[str, Any]) -> str:
     per = f["cpu_us_per_frame"]
-    return f"{label}: " + ", ".join(f"{name} {used:.1f} s ({_ms(per[name])} us per event frame)"
-                                    for name, used in f["cpu_s"].items())
+    return f"{label}: " + ", ".join(
+        f"{name} {used:.1f} s ({_ms(per[name])} us per event frame)" for name, used in f["cpu_s"].items()
+    )
 
 
 def buttons_failed(b: dict[str, Any]) -> bool:
     c, s = b["confirm"], b["send_sms"]
-    return bool(c["http"]["errors"] or c["events"]["missing"] or s["http"]["errors"] or s["events"]["missing"]
-                or s["sandbox_messages"] != s["sandbox_expected"])
+    return bool(
+        c["http"]["errors"]
+        or c["events"]["missing"]
+        or s["http"]["errors"]
+        or s["events"]["missing"]
+        or s["sandbox_messages"] != s["sandbox_expected"]
+    )
 
 
 def _ratio(value: float | None) -> str:

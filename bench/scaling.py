@@ -6,6 +6,7 @@ after a warm-up) on the same stack, in four shapes: 1 leads + 1 gateway, 2 leads
 shape and stopped after it. On this 2-core machine the figure shows what bounds the pipeline:
 more processes on the same cores add no CPU, only scheduling.
 """
+
 import argparse
 import asyncio
 import time
@@ -34,17 +35,24 @@ async def _load(urls: list[str], database_url: str, args: argparse.Namespace) ->
         ids = await seed.via_gateway(http, urls[0], token, warm + count, args.concurrency)
         await checks.wait_projected(database_url, org, len(ids), args.event_timeout)
         share = args.concurrency // len(urls)
-        parts = [ids[warm:][i::len(urls)] for i in range(len(urls))]
+        parts = [ids[warm:][i :: len(urls)] for i in range(len(urls))]
         await drive(http, f"{urls[0]}/api/leads/update-status", token, update_jobs(ids[:warm]), args.concurrency)
         started = time.perf_counter()
-        samples: list[list[Sample]] = await asyncio.gather(*(
-            drive(http, f"{url}/api/leads/update-status", token, update_jobs(part), share)
-            for url, part in zip(urls, parts, strict=True)))
+        samples: list[list[Sample]] = await asyncio.gather(
+            *(
+                drive(http, f"{url}/api/leads/update-status", token, update_jobs(part), share)
+                for url, part in zip(urls, parts, strict=True)
+            )
+        )
         elapsed = time.perf_counter() - started
     flat = [s for part in samples for s in part]
     latencies = sorted((s.done - s.sent) * 1000 for s in flat)
-    return {"requests": len(flat), "errors": sum(1 for s in flat if s.status != 200),
-            "throughput": round(len(flat) / elapsed, 1), "p50_ms": round(latencies[len(latencies) // 2], 1)}
+    return {
+        "requests": len(flat),
+        "errors": sum(1 for s in flat if s.status != 200),
+        "throughput": round(len(flat) / elapsed, 1),
+        "p50_ms": round(latencies[len(latencies) // 2], 1),
+    }
 
 
 async def measure(stack: Stack, amqp_url: str, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -73,8 +81,12 @@ async def measure(stack: Stack, amqp_url: str, database_url: str, args: argparse
 def render(figures: dict[str, Any] | None, concurrency: int) -> list[str]:
     if not figures:
         return []
-    lines = ["", f"scaling (status change, {concurrency} in flight, fresh leads each):",
-             "| leads instances x gateways | req/s | HTTP p50 | vs 1x1 | errors |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"scaling (status change, {concurrency} in flight, fresh leads each):",
+        "| leads instances x gateways | req/s | HTTP p50 | vs 1x1 | errors |",
+        "|---|---|---|---|---|",
+    ]
     for shape, f in figures.items():
         lines.append(f"| {shape} | {f['throughput']} | {f['p50_ms']} ms | {f['ratio']}x | {f['errors']} |")
     return lines

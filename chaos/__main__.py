@@ -5,6 +5,7 @@ unexpected = 0 and nothing is left in flight.
 Own database and vhost (released at the end), loopback only, bounded in time; the broker and the
 database (the machine's own) are always started again, also when the run fails or is interrupted.
 """
+
 import argparse
 import asyncio
 import logging
@@ -22,11 +23,16 @@ from tests.support import infra as infra_mod
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add = parser.add_argument
-    add("--seconds", type=float, default=float(os.environ.get("CHAOS_SECONDS", 180)),
-        help="seconds of load and faults (env CHAOS_SECONDS; default 180)")
+    add(
+        "--seconds",
+        type=float,
+        default=float(os.environ.get("CHAOS_SECONDS", 180)),
+        help="seconds of load and faults (env CHAOS_SECONDS; default 180)",
+    )
     add("--rate", type=float, default=12, help="presses per second offered (default 12)")
     add("--workers", type=int, default=48, help="journeys at once (default 48)")
     add("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", 7)), help="the schedule's and the load's seed")
@@ -35,16 +41,24 @@ def parse() -> argparse.Namespace:
     add("--dup-share", type=float, default=0.1, help="share of gateway presses also published to the broker")
     add("--press-deadline", type=float, default=60, help="seconds a press is retried during the load")
     add("--settle", type=float, default=150, help="seconds to answer every press after the load")
-    add("--idle-timeout", type=float, default=90,
-        help="seconds to wait for the system to be idle after that (longer than the services' retry tiers)")
+    add(
+        "--idle-timeout",
+        type=float,
+        default=90,
+        help="seconds to wait for the system to be idle after that (longer than the services' retry tiers)",
+    )
     add("--outage-seconds", type=float, default=4, help="how long the broker or the database stays down")
     add("--no-broker-restart", dest="broker_restart", action="store_false", help="leave RabbitMQ running")
     add("--no-db-restart", dest="db_restart", action="store_false", help="leave PostgreSQL running")
     add("--no-kills", dest="kills", action="store_false", help="no SIGKILL of services or gateways")
     add("--no-sandbox-faults", dest="sandbox", action="store_false", help="the Twilio sandbox behaves")
     add("--no-ws-drops", dest="ws_drops", action="store_false", help="the raw screens are not dropped")
-    add("--report", type=Path, default=Path("var/chaos-report.txt"),
-        help="the table (and its .json beside it); default var/chaos-report.txt")
+    add(
+        "--report",
+        type=Path,
+        default=Path("var/chaos-report.txt"),
+        help="the table (and its .json beside it); default var/chaos-report.txt",
+    )
     add("--timeout", type=float, default=0, help="the whole run's limit (default: --seconds + 600)")
     add("--keep-logs", action="store_true", help="keep the processes' logs after a passing run")
     args = parser.parse_args()

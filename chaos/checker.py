@@ -8,6 +8,7 @@
 The run passes when lost = duplicated = unexpected = 0, nothing is in flight, no event is missing
 or doubled in the log, and every screen got every event of the log once.
 """
+
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -24,16 +25,18 @@ def _judge(count: int, least: int, most: int, accepted: bool) -> str:
 
 
 def press_findings(press: Press, state: State, by_command: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    found: dict[str, Any] = {"lost": [], "duplicated": [], "unexpected": [], "events_missing": 0,
-                             "events_doubled": 0}
+    found: dict[str, Any] = {"lost": [], "duplicated": [], "unexpected": [], "events_missing": 0, "events_doubled": 0}
     for i, count in enumerate(press.counts):
         seen = state.counts[(press.seq, i)]
         verdict = _judge(seen, count.minimum, count.want, press.accepted)
         if verdict != "ok":
             found[verdict].append(f"{count.label}: {seen} rows, wanted {count.want}")
     for text in press.texts:
-        seen = sum(1 for m in state.texts if m["to"] == text.phone
-                   and (text.body in m["body"] if text.partial else m["body"] == text.body))
+        seen = sum(
+            1
+            for m in state.texts
+            if m["to"] == text.phone and (text.body in m["body"] if text.partial else m["body"] == text.body)
+        )
         verdict = _judge(seen, text.want, text.want, press.accepted)
         if verdict != "ok":
             found[verdict].append(f"SMS to {text.phone}: {seen} in the sandbox, wanted {text.want}")
@@ -68,9 +71,12 @@ def unexpected_effects(presses: list[Press], state: State) -> dict[str, list[str
         "leads": [r["claim"] for r in rows["leads"] if r["claim"] not in claims["lead"]],
         "status moves": [r["claim"] for r in rows["status moves"] if r["claim"] not in mine],
         "appointments": [r["claim"] for r in rows["appointments"] if r["claim"] not in claims["appointment"]],
-        "sms rows": [r["claim"] for r in rows["sms"]
-                     if r["claim"] not in sms_bodies
-                     and not (r["lead"] in claims["confirm_sms"] and "is confirmed" in r["claim"])],
+        "sms rows": [
+            r["claim"]
+            for r in rows["sms"]
+            if r["claim"] not in sms_bodies
+            and not (r["lead"] in claims["confirm_sms"] and "is confirmed" in r["claim"])
+        ],
         "proposals": [r["claim"] for r in rows["proposals"] if r["claim"] not in claims["proposal"]],
         "payments": [r["claim"] for r in rows["payments"] if r["claim"] not in claims["payment"]],
         "contracts": [r["claim"] for r in rows["contracts"] if r["claim"] not in claims["contract"]],
@@ -78,21 +84,27 @@ def unexpected_effects(presses: list[Press], state: State) -> dict[str, list[str
         "templates": [r["claim"] for r in rows["templates"] if r["claim"] not in claims["template"]],
         "campaigns": [r["claim"] for r in rows["campaigns"] if r["claim"] not in claims["campaign"]],
         "documents": [r["claim"] for r in rows["documents"] if r["claim"] not in claims["document"]],
-        "sandbox SMS": [f"{m['to']}: {m['body']}" for m in state.texts
-                        if m["body"] not in sms_bodies
-                        and not (m["to"] in confirm_phones and "is confirmed" in m["body"])],
+        "sandbox SMS": [
+            f"{m['to']}: {m['body']}"
+            for m in state.texts
+            if m["body"] not in sms_bodies and not (m["to"] in confirm_phones and "is confirmed" in m["body"])
+        ],
     }
     return {k: v for k, v in found.items() if v}
 
 
 def screen_findings(ids: list[str], log_ids: set[str]) -> dict[str, int]:
     got = Counter(ids)
-    return {"expected": len(log_ids), "received": len(got), "missing": len(log_ids - set(got)),
-            "doubled": sum(n - 1 for n in got.values() if n > 1), "foreign": len(set(got) - log_ids)}
+    return {
+        "expected": len(log_ids),
+        "received": len(got),
+        "missing": len(log_ids - set(got)),
+        "doubled": sum(n - 1 for n in got.values() if n > 1),
+        "foreign": len(set(got) - log_ids),
+    }
 
 
-def check(presses: list[Press], state: State,
-          screens: dict[str, tuple[list[str], int, int | None]]) -> dict[str, Any]:
+def check(presses: list[Press], state: State, screens: dict[str, tuple[list[str], int, int | None]]) -> dict[str, Any]:
     """`screens`: name -> (event ids received, reloads, resumes on purpose or None)."""
     by_command: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in state.events:
@@ -112,8 +124,10 @@ def check(presses: list[Press], state: State,
         for verdict in ("lost", "duplicated", "unexpected"):
             if found[verdict]:
                 row[verdict] += 1
-                examples[verdict].append(f"press {press.seq} {press.kind} via {press.via} key {press.key} "
-                                         f"({press.outcome} {press.status}): {'; '.join(found[verdict])}")
+                examples[verdict].append(
+                    f"press {press.seq} {press.kind} via {press.via} key {press.key} "
+                    f"({press.outcome} {press.status}): {'; '.join(found[verdict])}"
+                )
         row["applied"] += press.accepted and not (found["lost"] or found["duplicated"])
     copies = Counter(e["id"] for e in state.events)
     log_ids = set(copies)
@@ -126,28 +140,54 @@ def check(presses: list[Press], state: State,
         answered[press.kind].append(press.ended - press.started)
         answered["total"].append(press.ended - press.started)
     latency = {kind: {"p50 s": _quantile(took, 0.5), "max s": _quantile(took, 1.0)} for kind, took in answered.items()}
-    in_flight = {"outbox rows": sum(state.outbox.values()), "parked": len(state.parked),
-                 "queued messages": sum(state.queues.values()), "sms queued or sending": state.sms_in_flight,
-                 "campaign targets or campaigns under way": state.campaigns_in_flight,
-                 "presses without an answer": total["unresolved"]}
-    watched = {name: {**screen_findings(ids, log_ids), "reloads": reloads, "resumes": resumes}
-               for name, (ids, reloads, resumes) in screens.items()}
-    failures = [f"{n} {what}" for what, n in (
-        ("lost", total["lost"]), ("duplicated", total["duplicated"]),
-        ("unexpected", total["unexpected"] + sum(len(v) for v in unexpected.values())),
-        ("refused or failed presses", total["refused"] + total["failed"]),
-        ("events missing", total["events missing"]), ("events doubled", total["events doubled"]),
-        *((f"left in flight: {k}", v) for k, v in in_flight.items())) if n]
-    failures += [f"screen {name}: {f['missing']} missing, {f['doubled']} doubled, {f['reloads']} reloads"
-                 for name, f in watched.items() if f["missing"] or f["doubled"] or f["reloads"]]
-    return {"kinds": {k: {**v, **latency[k]} for k, v in sorted(kinds.items())},
-            "total": {**total, **latency.get("total", {})},
-            "unexpected": unexpected, "examples": {k: v[:20] for k, v in examples.items()},
-            "events": {"in log": len(state.events), "distinct": len(log_ids),
-                       "republished copies (same id)": sum(n - 1 for n in copies.values())},
-            "screens": watched, "in_flight": in_flight, "outbox": state.outbox, "parked": state.parked,
-            "queues": {q: n for q, n in sorted(state.queues.items()) if n}, "failures": failures,
-            "ok": not failures}
+    in_flight = {
+        "outbox rows": sum(state.outbox.values()),
+        "parked": len(state.parked),
+        "queued messages": sum(state.queues.values()),
+        "sms queued or sending": state.sms_in_flight,
+        "campaign targets or campaigns under way": state.campaigns_in_flight,
+        "presses without an answer": total["unresolved"],
+    }
+    watched = {
+        name: {**screen_findings(ids, log_ids), "reloads": reloads, "resumes": resumes}
+        for name, (ids, reloads, resumes) in screens.items()
+    }
+    failures = [
+        f"{n} {what}"
+        for what, n in (
+            ("lost", total["lost"]),
+            ("duplicated", total["duplicated"]),
+            ("unexpected", total["unexpected"] + sum(len(v) for v in unexpected.values())),
+            ("refused or failed presses", total["refused"] + total["failed"]),
+            ("events missing", total["events missing"]),
+            ("events doubled", total["events doubled"]),
+            *((f"left in flight: {k}", v) for k, v in in_flight.items()),
+        )
+        if n
+    ]
+    failures += [
+        f"screen {name}: {f['missing']} missing, {f['doubled']} doubled, {f['reloads']} reloads"
+        for name, f in watched.items()
+        if f["missing"] or f["doubled"] or f["reloads"]
+    ]
+    return {
+        "kinds": {k: {**v, **latency[k]} for k, v in sorted(kinds.items())},
+        "total": {**total, **latency.get("total", {})},
+        "unexpected": unexpected,
+        "examples": {k: v[:20] for k, v in examples.items()},
+        "events": {
+            "in log": len(state.events),
+            "distinct": len(log_ids),
+            "republished copies (same id)": sum(n - 1 for n in copies.values()),
+        },
+        "screens": watched,
+        "in_flight": in_flight,
+        "outbox": state.outbox,
+        "parked": state.parked,
+        "queues": {q: n for q, n in sorted(state.queues.items()) if n},
+        "failures": failures,
+        "ok": not failures,
+    }
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -8,6 +8,7 @@ straight through the broker (an integrating system: publish, wait for the reply,
 
 Either ends with the final answer (status, body), or `Unresolved` at the deadline.
 """
+
 import asyncio
 import contextlib
 import json
@@ -25,8 +26,9 @@ from shared.identity import own_user
 from shared.topology import COMMANDS
 
 # One call on one gateway: a few quick retries, then the other gateway is tried (the driver's failover).
-POLICY = RetryPolicy(attempts=4, total_time=8.0, backoff=0.2, backoff_max=2.0, request_timeout=20.0,
-                     follow_time=20.0, poll_max=1.0)
+POLICY = RetryPolicy(
+    attempts=4, total_time=8.0, backoff=0.2, backoff_max=2.0, request_timeout=20.0, follow_time=20.0, poll_max=1.0
+)
 
 
 class Unresolved(Exception):
@@ -106,12 +108,16 @@ class Broker:
 
     async def publish(self, press: Press, reply: bool) -> None:
         exchange = await self._ready()
-        message = aio_pika.Message(press.body_json(), message_id=press.message_id, content_type="application/json",
-                                   correlation_id=press.key if reply else f"copy-{press.key}",
-                                   reply_to=self.reply_to if reply else None,
-                                   headers={Header.ORG: press.org, Header.USER: press.user},
-                                   user_id=self.broker_user,  # a platform user, as RabbitMQ checks (shared/identity.py)
-                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        message = aio_pika.Message(
+            press.body_json(),
+            message_id=press.message_id,
+            content_type="application/json",
+            correlation_id=press.key if reply else f"copy-{press.key}",
+            reply_to=self.reply_to if reply else None,
+            headers={Header.ORG: press.org, Header.USER: press.user},
+            user_id=self.broker_user,  # a platform user, as RabbitMQ checks (shared/identity.py)
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
         await exchange.publish(message, press.command.ROUTING_KEY, timeout=5)
 
     async def _lost(self, exc: Exception) -> None:

@@ -9,6 +9,7 @@ deal...): a step needs the answer of the one before (an id), so a step whose pre
 answer ends the journey. After the load, `resolve` repeats every press still without an answer, with
 its own key, until it has one: what a real client's offline queue does.
 """
+
 import asyncio
 import time
 from collections import Counter
@@ -49,8 +50,17 @@ class Lead:
 
 
 class Driver:
-    def __init__(self, factory: Factory, gateways: Gateways, broker: Broker, rng: Random, *, rate: float,
-                 dup_share: float, press_deadline: float):
+    def __init__(
+        self,
+        factory: Factory,
+        gateways: Gateways,
+        broker: Broker,
+        rng: Random,
+        *,
+        rate: float,
+        dup_share: float,
+        press_deadline: float,
+    ):
         self.f, self.gateways, self.broker, self.rng = factory, gateways, broker, rng
         self.rate, self.dup_share, self.press_deadline = Rate(rate), dup_share, press_deadline
         self.presses: list[Press] = []
@@ -103,9 +113,19 @@ class Driver:
     async def run(self, seconds: float, workers: int) -> None:
         self.stop_at = time.monotonic() + seconds
         journeys: list[tuple[float, Callable[[Driver], Awaitable[None]]]] = [
-            (2, status_moves), (1, bulk_moves), (1.5, confirm_quietly), (1.5, confirm_with_sms),
-            (1.5, reschedule_and_cancel), (2, texts), (2, deal), (1, deal_declined), (1, deal_undone),
-            (1, campaign), (0.5, quiet_campaign), (1, documents)]
+            (2, status_moves),
+            (1, bulk_moves),
+            (1.5, confirm_quietly),
+            (1.5, confirm_with_sms),
+            (1.5, reschedule_and_cancel),
+            (2, texts),
+            (2, deal),
+            (1, deal_declined),
+            (1, deal_undone),
+            (1, campaign),
+            (0.5, quiet_campaign),
+            (1, documents),
+        ]
         weights, kinds = [w for w, _ in journeys], [j for _, j in journeys]
 
         async def worker() -> None:
@@ -231,8 +251,9 @@ async def quiet_campaign(d: Driver) -> None:
     people = [await d.lead(noon_zone()) for _ in range(2)]
     body = f"Chaos campaign, never sent ({d.f.unique('quiet sms')})"
     template = (await d.press(d.f.create_template(d.f.unique("template"), body)))["template"]["id"]
-    created = await d.press(d.f.create_campaign(d.f.unique("campaign"), template, [p.id for p in people],
-                                                window=("00:00", "01:00")))
+    created = await d.press(
+        d.f.create_campaign(d.f.unique("campaign"), template, [p.id for p in people], window=("00:00", "01:00"))
+    )
     campaign_id = created["campaign"]["id"]
     await d.press(d.f.start_campaign(campaign_id, body, [p.phone for p in people], quiet=True))
     for how in ("pause", "resume", "cancel"):

@@ -13,6 +13,7 @@ The broker and the database are the machine's own: those faults are skipped (and
 are local and can be restarted here. Whatever is stopped is started again in `finally`, and by an atexit
 hook should the run end some other way.
 """
+
 import asyncio
 import atexit
 import functools
@@ -116,8 +117,15 @@ class Options:
 
 
 class Schedule:
-    def __init__(self, stack: ChaosStack, infra: Infrastructure, screens: list[Screen], rng: Random,
-                 options: Options, timeline: Timeline):
+    def __init__(
+        self,
+        stack: ChaosStack,
+        infra: Infrastructure,
+        screens: list[Screen],
+        rng: Random,
+        options: Options,
+        timeline: Timeline,
+    ):
         self.stack, self.infra, self.screens, self.rng = stack, infra, screens, rng
         self.options, self.timeline = options, timeline
         self.exercised: dict[str, int] = {}
@@ -132,8 +140,9 @@ class Schedule:
         if o.sandbox:
             at.append((rng.uniform(0.1, 0.25) * span, "sandbox", self.sandbox_stretch))
         for enabled, name, moment, fault, refusal in (
-                (o.broker, "broker", 0.35, self.broker_outage, self.infra.broker_refusal),
-                (o.db, "database", 0.6, self.db_outage, self.infra.db_refusal)):
+            (o.broker, "broker", 0.35, self.broker_outage, self.infra.broker_refusal),
+            (o.db, "database", 0.6, self.db_outage, self.infra.db_refusal),
+        ):
             if not enabled:
                 self.skipped[name] = "switched off for this run"
             elif (why := refusal()) is not None:
@@ -168,9 +177,13 @@ class Schedule:
 
     async def sandbox_stretch(self) -> None:
         """Five, then four, then five seconds of failures; the sandbox behaves again in `finally`."""
-        stretch = [({"mode": "error", "status": 500}, 5), ({"mode": "error", "status": 429}, 4),
-                   ({"mode": "slow", "delay": 3}, 5), ({"mode": "error", "status": 503}, 3),
-                   ({"mode": "slow", "delay": 0.8}, 4)]
+        stretch = [
+            ({"mode": "error", "status": 500}, 5),
+            ({"mode": "error", "status": 429}, 4),
+            ({"mode": "slow", "delay": 3}, 5),
+            ({"mode": "error", "status": 503}, 3),
+            ({"mode": "slow", "delay": 0.8}, 4),
+        ]
         async with aiohttp.ClientSession() as http:
             try:
                 for behaviour, seconds in stretch:

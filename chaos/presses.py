@@ -10,6 +10,7 @@
 
 Every name, title, body and reference a press carries is unique to the run, so each count is exact.
 """
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from random import Random
@@ -106,8 +107,9 @@ class Factory:
         user = self.rng.choice(self.users)
         key = f"chaos-{self.run}-{self.seq}"
         via = "broker" if broker and self.rng.random() < self.broker_share else "gateway"
-        message_id = key if via == "broker" else str(
-            uuid5(KEY_NAMESPACE, "\n".join((self.org, user, operation.path, key))))
+        message_id = (
+            key if via == "broker" else str(uuid5(KEY_NAMESPACE, "\n".join((self.org, user, operation.path, key))))
+        )
         return Press(self.seq, kind, operation, command, self.org, user, via, key, message_id)
 
     # The buttons ---------------------------------------------------------------------------------
@@ -131,23 +133,40 @@ class Factory:
         return p
 
     def create_appointment(self, lead_id: str, starts_at: datetime, title: str) -> Press:
-        p = self.press("create_appointment", b.create_appointment(lead_id, starts_at, 30, title),
-                       bookings.CreateAppointment)
-        p.counts.append(Count("appointment", "SELECT count(*) FROM bookings.appointments WHERE org_id = $1 "
-                                             "AND title = $2", (title,), 1))
+        p = self.press(
+            "create_appointment", b.create_appointment(lead_id, starts_at, 30, title), bookings.CreateAppointment
+        )
+        p.counts.append(
+            Count(
+                "appointment",
+                "SELECT count(*) FROM bookings.appointments WHERE org_id = $1 AND title = $2",
+                (title,),
+                1,
+            )
+        )
         p.events = {"appointments.created": 1}
         p.claims = {"appointment": title}
         return p
 
     def confirm(self, appointment_id: str, lead_id: str, phone: str, by: str, send_sms: bool) -> Press:
-        p = self.press("confirm_sms" if send_sms else "confirm", b.confirm_booking(appointment_id, by, None, send_sms),
-                       bookings.ConfirmAppointment)
-        p.counts.append(_one("confirmed", "bookings.appointments",
-                             appointment_id, "status = 'confirmed' AND confirmed_by = $3", by))
+        p = self.press(
+            "confirm_sms" if send_sms else "confirm",
+            b.confirm_booking(appointment_id, by, None, send_sms),
+            bookings.ConfirmAppointment,
+        )
+        p.counts.append(
+            _one("confirmed", "bookings.appointments", appointment_id, "status = 'confirmed' AND confirmed_by = $3", by)
+        )
         wanted = 1 if send_sms else 0
-        p.counts.append(Count("confirmation sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
-                                                  "AND lead_id = $2::uuid AND status IN ('sent', 'delivered')",
-                              (lead_id,), wanted))
+        p.counts.append(
+            Count(
+                "confirmation sms",
+                "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
+                "AND lead_id = $2::uuid AND status IN ('sent', 'delivered')",
+                (lead_id,),
+                wanted,
+            )
+        )
         p.texts.append(Text(phone, "is confirmed", wanted, partial=True))
         p.events = {"appointments.confirmed": 1}
         p.follows = {"appointments.confirmed": {"sms.sent": (wanted, wanted)}}
@@ -155,32 +174,50 @@ class Factory:
         return p
 
     def reschedule(self, appointment_id: str, starts_at: datetime) -> Press:
-        p = self.press("reschedule", b.reschedule_appointment(appointment_id, starts_at), bookings.RescheduleAppointment)
+        p = self.press(
+            "reschedule", b.reschedule_appointment(appointment_id, starts_at), bookings.RescheduleAppointment
+        )
         p.counts.append(_one("rescheduled", "bookings.appointments", appointment_id, "starts_at = $3", starts_at))
         p.events = {"appointments.rescheduled": 1}
         return p
 
     def cancel(self, appointment_id: str, reason: str) -> Press:
         p = self.press("cancel", b.cancel_appointment(appointment_id, reason), bookings.CancelAppointment)
-        p.counts.append(Count("cancelled", "SELECT count(*) FROM bookings.appointments WHERE org_id = $1 "
-                                           "AND status = 'cancelled' AND cancel_reason = $2", (reason,), 1))
+        p.counts.append(
+            Count(
+                "cancelled",
+                "SELECT count(*) FROM bookings.appointments WHERE org_id = $1 "
+                "AND status = 'cancelled' AND cancel_reason = $2",
+                (reason,),
+                1,
+            )
+        )
         p.events = {"appointments.cancelled": 1}
         return p
 
     def send_sms(self, lead_id: str, phone: str, body: str) -> Press:
         p = self.press("send_sms", b.send_sms(lead_id, body), sms.SendSms)
-        p.counts.append(Count("sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
-                                     "AND status IN ('sent', 'delivered')", (body,), 1))
+        p.counts.append(
+            Count(
+                "sms",
+                "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
+                "AND status IN ('sent', 'delivered')",
+                (body,),
+                1,
+            )
+        )
         p.texts.append(Text(phone, body, 1))
         p.events = {"sms.sent": 1}
         p.claims = {"sms": body}
         return p
 
     def send_proposal(self, lead_id: str, title: str, amount: int, valid_until: datetime) -> Press:
-        p = self.press("send_proposal", b.send_proposal(lead_id, title, amount, "USD", valid_until),
-                       proposals.SendProposal)
-        p.counts.append(Count("proposal", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 AND title = $2",
-                              (title,), 1))
+        p = self.press(
+            "send_proposal", b.send_proposal(lead_id, title, amount, "USD", valid_until), proposals.SendProposal
+        )
+        p.counts.append(
+            Count("proposal", "SELECT count(*) FROM proposals.proposals WHERE org_id = $1 AND title = $2", (title,), 1)
+        )
         # Once at most: when the accept's event overtakes this one (a retry delayed it), the lead goes
         # straight to won and this move is skipped, as the rules say (a won lead moves no more).
         p.counts.append(_lead_moved(lead_id, "proposal", least=0))
@@ -207,10 +244,18 @@ class Factory:
 
     def record_payment(self, proposal_id: str, amount: int, reference: str, *, paid: bool = True) -> Press:
         """`paid`: the proposal's paid total is this payment (False where a refund follows and changes it)."""
-        p = self.press("record_payment", b.record_payment(proposal_id, amount, "USD", "card", reference),
-                       proposals.RecordPayment)
-        p.counts.append(Count("payment", "SELECT count(*) FROM proposals.payments WHERE org_id = $1 "
-                                         "AND external_reference = $2 AND amount_minor = $3", (reference, amount), 1))
+        p = self.press(
+            "record_payment", b.record_payment(proposal_id, amount, "USD", "card", reference), proposals.RecordPayment
+        )
+        p.counts.append(
+            Count(
+                "payment",
+                "SELECT count(*) FROM proposals.payments WHERE org_id = $1 "
+                "AND external_reference = $2 AND amount_minor = $3",
+                (reference, amount),
+                1,
+            )
+        )
         if paid:
             p.counts.append(_one("paid", "proposals.proposals", proposal_id, "paid_minor = $3", amount))
         p.events = {"payments.recorded": 1}
@@ -219,18 +264,31 @@ class Factory:
 
     def create_contract(self, proposal_id: str) -> Press:
         p = self.press("create_contract", b.create_contract(proposal_id), proposals.CreateContract)
-        p.counts.append(Count("contract", "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 "
-                                          "AND proposal_id = $2::uuid", (proposal_id,), 1))
+        p.counts.append(
+            Count(
+                "contract",
+                "SELECT count(*) FROM proposals.contracts WHERE org_id = $1 AND proposal_id = $2::uuid",
+                (proposal_id,),
+                1,
+            )
+        )
         p.events = {"contracts.created": 1}
         p.claims = {"contract": proposal_id}
         return p
 
     def refund(self, payment_id: str, proposal_id: str, amount: int, paid_after: int, reason: str) -> Press:
         p = self.press("refund_payment", b.refund_payment(payment_id, amount, reason), proposals.RefundPayment)
-        p.counts.append(Count("refund", "SELECT count(*) FROM proposals.refunds WHERE org_id = $1 AND reason = $2 "
-                                        "AND amount_minor = $3", (reason, amount), 1))
-        p.counts.append(_one("paid after the refund", "proposals.proposals",
-                             proposal_id, "paid_minor = $3", paid_after))
+        p.counts.append(
+            Count(
+                "refund",
+                "SELECT count(*) FROM proposals.refunds WHERE org_id = $1 AND reason = $2 AND amount_minor = $3",
+                (reason, amount),
+                1,
+            )
+        )
+        p.counts.append(
+            _one("paid after the refund", "proposals.proposals", proposal_id, "paid_minor = $3", paid_after)
+        )
         p.events = {"payments.refunded": 1}
         p.claims = {"refund": reason}
         return p
@@ -243,25 +301,32 @@ class Factory:
 
     def void_contract(self, contract_id: str, reason: str) -> Press:
         p = self.press("void_contract", b.void_contract(contract_id, reason), proposals.VoidContract)
-        p.counts.append(_one("voided", "proposals.contracts",
-                             contract_id, "status = 'void' AND void_reason = $3", reason))
+        p.counts.append(
+            _one("voided", "proposals.contracts", contract_id, "status = 'void' AND void_reason = $3", reason)
+        )
         p.events = {"contracts.voided": 1}
         return p
 
     def create_template(self, name: str, body: str) -> Press:
         p = self.press("create_template", b.create_template(name, body), sms.CreateTemplate)
-        p.counts.append(Count("template", "SELECT count(*) FROM sms.sms_templates WHERE org_id = $1 AND name = $2",
-                              (name,), 1))
+        p.counts.append(
+            Count("template", "SELECT count(*) FROM sms.sms_templates WHERE org_id = $1 AND name = $2", (name,), 1)
+        )
         p.claims = {"template": name}
         return p
 
-    def create_campaign(self, name: str, template_id: str, lead_ids: list[str],
-                        window: tuple[str, str] = ("00:00", "23:59:59.999999")) -> Press:
+    def create_campaign(
+        self, name: str, template_id: str, lead_ids: list[str], window: tuple[str, str] = ("00:00", "23:59:59.999999")
+    ) -> Press:
         """Sent all day by default (no quiet hours): the run checks its SMS at the end, whatever hour it runs at."""
-        p = self.press("create_campaign", b.create_campaign(name, template_id, lead_ids, send_from=window[0],
-                                                            send_until=window[1]), campaigns.CreateCampaign)
-        p.counts.append(Count("campaign", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND name = $2",
-                              (name,), 1))
+        p = self.press(
+            "create_campaign",
+            b.create_campaign(name, template_id, lead_ids, send_from=window[0], send_until=window[1]),
+            campaigns.CreateCampaign,
+        )
+        p.counts.append(
+            Count("campaign", "SELECT count(*) FROM sms.campaigns WHERE org_id = $1 AND name = $2", (name,), 1)
+        )
         p.events = {"campaigns.created": 1}
         p.claims = {"campaign": name}
         return p
@@ -279,32 +344,53 @@ class Factory:
             return p
         p.counts.append(_one("campaign completed", "sms.campaigns", campaign_id, "status = 'completed'"))
         p.counts.append(_targets("targets sent", campaign_id, len(phones), "t.state = 'sent'"))
-        p.counts.append(Count("campaign sms", "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
-                                              "AND status IN ('sent', 'delivered')", (body,), len(phones)))
+        p.counts.append(
+            Count(
+                "campaign sms",
+                "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND body = $2 "
+                "AND status IN ('sent', 'delivered')",
+                (body,),
+                len(phones),
+            )
+        )
         p.texts += [Text(phone, body, 1) for phone in phones]
         p.claims = {"sms": body}
         return p
 
     def move_campaign(self, how: str, campaign_id: str, targets: int = 0) -> Press:
         """Pause, resume or cancel (`targets`: the campaign's leads, skipped when it is cancelled)."""
-        command = {"pause": campaigns.PauseCampaign, "resume": campaigns.ResumeCampaign,
-                   "cancel": campaigns.CancelCampaign}[how]
+        command = {
+            "pause": campaigns.PauseCampaign,
+            "resume": campaigns.ResumeCampaign,
+            "cancel": campaigns.CancelCampaign,
+        }[how]
         p = self.press(f"{how}_campaign", getattr(b, f"{how}_campaign")(campaign_id), command)
         p.params = {"campaignId": campaign_id}
         p.events = {f"campaigns.{'cancelled' if how == 'cancel' else how + 'd'}": 1}
         if how == "cancel":
             p.counts.append(_one("cancelled", "sms.campaigns", campaign_id, "status = 'cancelled'"))
-            p.counts.append(_targets("targets skipped", campaign_id, targets,
-                                     "t.state = 'skipped' AND t.reason = 'cancelled'"))
+            p.counts.append(
+                _targets("targets skipped", campaign_id, targets, "t.state = 'skipped' AND t.reason = 'cancelled'")
+            )
         return p
 
     def attach_document(self, lead_id: str, filename: str, content: bytes) -> Press:
         """The bytes go to the blob store first (the claim check): only a gateway takes an upload."""
-        p = self.press("attach_document", Operation("attach_document", f"/api/leads/{lead_id}/documents", {}),
-                       documents.AttachDocument, broker=False)
+        p = self.press(
+            "attach_document",
+            Operation("attach_document", f"/api/leads/{lead_id}/documents", {}),
+            documents.AttachDocument,
+            broker=False,
+        )
         p.file = FilePart("file", content, filename)
-        p.counts.append(Count("document", "SELECT count(*) FROM documents.documents WHERE org_id = $1 "
-                                          "AND lead_id = $2::uuid AND filename = $3", (lead_id, filename), 1))
+        p.counts.append(
+            Count(
+                "document",
+                "SELECT count(*) FROM documents.documents WHERE org_id = $1 AND lead_id = $2::uuid AND filename = $3",
+                (lead_id, filename),
+                1,
+            )
+        )
         p.events = {"documents.attached": 1}
         p.claims = {"document": filename}
         return p
@@ -318,30 +404,46 @@ class Factory:
 
     def sign_contract(self, contract_id: str, signer: str) -> Press:
         p = self.press("sign_contract", b.sign_contract(contract_id, signer), proposals.SignContract)
-        p.counts.append(_one("signed", "proposals.contracts",
-                             contract_id, "status = 'signed' AND signer_name = $3", signer))
+        p.counts.append(
+            _one("signed", "proposals.contracts", contract_id, "status = 'signed' AND signer_name = $3", signer)
+        )
         p.events = {"contracts.signed": 1}
         return p
 
 
 def _one(label: str, table: str, row_id: str, state: str, *args: Any) -> Count:
     """Row `row_id` of `table` (the organisation's) is in `state` (its $3... are `args`): once."""
-    return Count(label, f"SELECT count(*) FROM {table} WHERE org_id = $1 AND id = $2::uuid AND {state}",
-                 (row_id, *args), 1)
+    return Count(
+        label, f"SELECT count(*) FROM {table} WHERE org_id = $1 AND id = $2::uuid AND {state}", (row_id, *args), 1
+    )
 
 
 def _targets(label: str, campaign_id: str, want: int, state: str = "true") -> Count:
     """`want` targets of the campaign in `state`."""
-    return Count(label, "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "
-                        f"WHERE c.org_id = $1 AND c.id = $2::uuid AND {state}", (campaign_id,), want)
+    return Count(
+        label,
+        "SELECT count(*) FROM sms.campaign_targets t JOIN sms.campaigns c ON c.id = t.campaign_id "
+        f"WHERE c.org_id = $1 AND c.id = $2::uuid AND {state}",
+        (campaign_id,),
+        want,
+    )
 
 
 def _moves(message_id: str, status: str, want: int) -> Count:
-    return Count("moved", "SELECT count(*) FROM leads.lead_status_history WHERE org_id = $1 AND command_id = $2 "
-                          "AND to_status = $3", (message_id, status), want)
+    return Count(
+        "moved",
+        "SELECT count(*) FROM leads.lead_status_history WHERE org_id = $1 AND command_id = $2 AND to_status = $3",
+        (message_id, status),
+        want,
+    )
 
 
 def _lead_moved(lead_id: str, status: str, least: int | None = None) -> Count:
     """The lead follows its deal (through the proposal's event, applied by the leads service): once."""
-    return Count(f"lead to {status}", "SELECT count(*) FROM leads.lead_status_history WHERE org_id = $1 "
-                                      "AND lead_id = $2::uuid AND to_status = $3", (lead_id, status), 1, least)
+    return Count(
+        f"lead to {status}",
+        "SELECT count(*) FROM leads.lead_status_history WHERE org_id = $1 AND lead_id = $2::uuid AND to_status = $3",
+        (lead_id, status),
+        1,
+        least,
+    )

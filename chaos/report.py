@@ -1,10 +1,27 @@
 """The table of a run, as text (printed, and written next to its JSON)."""
+
 import os
 import platform
 from typing import Any
 
-COLUMNS = ("presses", "via broker", "accepted", "refused", "failed", "unresolved", "applied", "lost", "duplicated",
-           "unexpected", "events missing", "events doubled", "dup copies", "failovers", "p50 s", "max s")
+COLUMNS = (
+    "presses",
+    "via broker",
+    "accepted",
+    "refused",
+    "failed",
+    "unresolved",
+    "applied",
+    "lost",
+    "duplicated",
+    "unexpected",
+    "events missing",
+    "events doubled",
+    "dup copies",
+    "failovers",
+    "p50 s",
+    "max s",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -19,8 +36,13 @@ def machine() -> dict[str, Any]:
             memory = f"{int(info.readline().split()[1]) / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         memory = "?"
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": memory, "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}"}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory": memory,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -35,36 +57,62 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def render(run: dict[str, Any]) -> str:
     result, m = run["result"], run["machine"]
-    out = [f"chaos run {run['started']}: {run['seconds']:g} s of load at {run['rate']:g} presses/s, "
-           f"seed {run['seed']}, {run['instances']} instances of each service, 2 gateways",
-           f"machine: {m['cpus']} CPU ({m['cpu']}), {m['memory']}, Python {m['python']}, {m['system']}, "
-           f"{run['versions']}",
-           "faults exercised: " + (", ".join(f"{k} x{v}" for k, v in run["faults"].items()) or "none"),
-           *(f"faults skipped: {k}: {why}" for k, why in run["skipped"].items()), ""]
+    out = [
+        f"chaos run {run['started']}: {run['seconds']:g} s of load at {run['rate']:g} presses/s, "
+        f"seed {run['seed']}, {run['instances']} instances of each service, 2 gateways",
+        f"machine: {m['cpus']} CPU ({m['cpu']}), {m['memory']}, Python {m['python']}, {m['system']}, {run['versions']}",
+        "faults exercised: " + (", ".join(f"{k} x{v}" for k, v in run["faults"].items()) or "none"),
+        *(f"faults skipped: {k}: {why}" for k, why in run["skipped"].items()),
+        "",
+    ]
     rows = [[kind, *(counts.get(c, 0) for c in COLUMNS)] for kind, counts in result["kinds"].items()]
     rows.append(["total", *(result["total"].get(c, 0) for c in COLUMNS)])
     out += _table(["press", *COLUMNS], rows)
     events = result["events"]
-    out += ["", f"event log: {events['in log']} records of the organisation, {events['distinct']} distinct events, "
-                f"{events['republished copies (same id)']} republished copies (same id, deduped by readers)"]
-    out += _table(["websocket client", "resumes", "expected", "received", "missing", "doubled", "reloads"],
-                  [[name, "-" if f["resumes"] is None else f["resumes"], f["expected"], f["received"], f["missing"],
-                    f["doubled"], f["reloads"]] for name, f in result["screens"].items()])
+    out += [
+        "",
+        f"event log: {events['in log']} records of the organisation, {events['distinct']} distinct events, "
+        f"{events['republished copies (same id)']} republished copies (same id, deduped by readers)",
+    ]
+    out += _table(
+        ["websocket client", "resumes", "expected", "received", "missing", "doubled", "reloads"],
+        [
+            [
+                name,
+                "-" if f["resumes"] is None else f["resumes"],
+                f["expected"],
+                f["received"],
+                f["missing"],
+                f["doubled"],
+                f["reloads"],
+            ]
+            for name, f in result["screens"].items()
+        ],
+    )
     unexpected = result["unexpected"]
-    out += ["", "unexpected effects (no press asked for them): " + (
-        ", ".join(f"{k} {len(v)}" for k, v in unexpected.items()) or "none")]
+    out += [
+        "",
+        "unexpected effects (no press asked for them): "
+        + (", ".join(f"{k} {len(v)}" for k, v in unexpected.items()) or "none"),
+    ]
     flight = result["in_flight"]
-    out += ["left in flight: " + ", ".join(f"{k} {v}" for k, v in flight.items()),
-            "outbox rows per schema: " + ", ".join(f"{k} {v}" for k, v in result["outbox"].items()),
-            "queue depths (non-zero): " + (", ".join(f"{k} {v}" for k, v in result["queues"].items()) or "none"),
-            "parked: " + (", ".join(f"{p['service']} {p['message_id']}: {p['reason']}"
-                                    for p in result["parked"]) or "none")]
+    out += [
+        "left in flight: " + ", ".join(f"{k} {v}" for k, v in flight.items()),
+        "outbox rows per schema: " + ", ".join(f"{k} {v}" for k, v in result["outbox"].items()),
+        "queue depths (non-zero): " + (", ".join(f"{k} {v}" for k, v in result["queues"].items()) or "none"),
+        "parked: "
+        + (", ".join(f"{p['service']} {p['message_id']}: {p['reason']}" for p in result["parked"]) or "none"),
+    ]
     if run.get("driver_errors"):
         out.append("driver errors: " + ", ".join(f"{k} x{v}" for k, v in run["driver_errors"].items()))
     if run["exits"]:
         out.append("processes that exited by themselves (restarted): " + ", ".join(run["exits"]))
     for verdict, lines in result["examples"].items():
         out += ["", f"{verdict}:", *(f"  {line}" for line in lines)]
-    out += ["", "PASS: lost = duplicated = unexpected = 0, nothing left in flight" if result["ok"]
-            else "FAIL: " + "; ".join(result["failures"])]
+    out += [
+        "",
+        "PASS: lost = duplicated = unexpected = 0, nothing left in flight"
+        if result["ok"]
+        else "FAIL: " + "; ".join(result["failures"]),
+    ]
     return "\n".join(out)

@@ -1,10 +1,11 @@
 """One chaos run, start to end.
 
-    provision a database and a vhost ─► start the stack (2 gateways, N instances of each service, sandbox)
-    ─► screens open ─► load (--seconds) ∥ fault schedule ∥ supervisor ─► faults over, load over
-    ─► every press without an answer sent again with its key ─► every process up ─► idle (deadline)
-    ─► read tables, log, sandbox, queues ─► screens caught up ─► check ─► table
+provision a database and a vhost ─► start the stack (2 gateways, N instances of each service, sandbox)
+─► screens open ─► load (--seconds) ∥ fault schedule ∥ supervisor ─► faults over, load over
+─► every press without an answer sent again with its key ─► every process up ─► idle (deadline)
+─► read tables, log, sandbox, queues ─► screens caught up ─► check ─► table
 """
+
 import argparse
 import asyncio
 import json
@@ -36,17 +37,20 @@ USERS = ("agent-1", "agent-2", "agent-3", "agent-4")
 async def idle(stack: ChaosStack, infra: Infra, org: str, timeout: float) -> bool:
     """No outbox row, no message in a queue (parked ones aside), no SMS queued or sending, no campaign
     target waiting or sending."""
+
     async def quiet() -> bool:
         conn = await asyncpg.connect(infra.database_url)
         try:
             rows = sum([await conn.fetchval(f"SELECT count(*) FROM {s}.outbox") for s in state.SCHEMAS])
-            sending = await conn.fetchval("SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 "
-                                          "AND status IN ('queued', 'sending')", org)
+            sending = await conn.fetchval(
+                "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND status IN ('queued', 'sending')", org
+            )
             sending += await conn.fetchval(state.CAMPAIGNS_IN_FLIGHT, org)
         finally:
             await conn.close()
         queues = await state.queue_depths(infra.amqp_url, infra._vhost)
         return rows == 0 and sending == 0 and not any(n for q, n in queues.items() if not q.endswith(".parked"))
+
     try:
         await eventually(quiet, timeout, 1.0, "the system to be idle")
         return True
@@ -68,7 +72,9 @@ async def versions(infra: Infra) -> str:
     return f"PostgreSQL {pg}, RabbitMQ {rabbit.decode() if isinstance(rabbit, bytes) else rabbit}"
 
 
-async def run(args: argparse.Namespace, infra: Infra, stack: ChaosStack, infrastructure: Infrastructure) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, infra: Infra, stack: ChaosStack, infrastructure: Infrastructure
+) -> dict[str, Any]:
     rng, started = Random(args.seed), datetime.now(UTC).isoformat(timespec="seconds")
     load_rng = Random(args.seed + 1)  # the load's own: the schedule stays the same whatever the load draws
     print(f"starting the stack (logs in {stack.log_dir})", flush=True)
@@ -76,19 +82,39 @@ async def run(args: argparse.Namespace, infra: Infra, stack: ChaosStack, infrast
     org = f"chaos-{uuid4().hex[:8]}"
     tokens = {user: issue(TEST_SECRET, org, user) for user in USERS}
     viewer = issue(TEST_SECRET, org, "viewer")
-    screens = [Screen(f"raw-{i}", stack.urls[i - 1:] + stack.urls[:i - 1], viewer) for i in (1, 2)]
+    screens = [Screen(f"raw-{i}", stack.urls[i - 1 :] + stack.urls[: i - 1], viewer) for i in (1, 2)]
     followers = [Follower(f"crm_client-{i + 1}", url, viewer) for i, url in enumerate(stack.urls)]
     watchers: list[Screen | Follower] = [*screens, *followers]
     for watcher in watchers:
         watcher.start()
     gateways, broker = Gateways(stack.urls, tokens), Broker(infra.amqp_url)
     await gateways.open()
-    driver = Driver(Factory(org, list(USERS), load_rng, args.broker_share, uuid4().hex[:6]), gateways, broker, load_rng,
-                    rate=args.rate, dup_share=args.dup_share, press_deadline=args.press_deadline)
+    driver = Driver(
+        Factory(org, list(USERS), load_rng, args.broker_share, uuid4().hex[:6]),
+        gateways,
+        broker,
+        load_rng,
+        rate=args.rate,
+        dup_share=args.dup_share,
+        press_deadline=args.press_deadline,
+    )
     timeline = Timeline()
-    schedule = Schedule(stack, infrastructure, screens, rng, Options(
-        args.seconds, broker=args.broker_restart, db=args.db_restart, kills=args.kills, sandbox=args.sandbox,
-        ws_drops=args.ws_drops, outage_seconds=args.outage_seconds), timeline)
+    schedule = Schedule(
+        stack,
+        infrastructure,
+        screens,
+        rng,
+        Options(
+            args.seconds,
+            broker=args.broker_restart,
+            db=args.db_restart,
+            kills=args.kills,
+            sandbox=args.sandbox,
+            ws_drops=args.ws_drops,
+            outage_seconds=args.outage_seconds,
+        ),
+        timeline,
+    )
     supervisor = asyncio.create_task(stack.supervise(timeline.note))
     try:
         print(f"load: {args.seconds:g} s at {args.rate:g} presses/s, organisation {org}", flush=True)
@@ -115,29 +141,60 @@ async def run(args: argparse.Namespace, infra: Infra, stack: ChaosStack, infrast
         await watcher.stop()
     await gateways.close()
     await broker.close()
-    result = checker.check(driver.presses, final, {w.name: (w.ids, w.reloads, getattr(w, "resumes", None))
-                                                    for w in watchers})
+    result = checker.check(
+        driver.presses, final, {w.name: (w.ids, w.reloads, getattr(w, "resumes", None)) for w in watchers}
+    )
     dump_presses(driver, stack.log_dir / "presses.jsonl", timeline.t0)
-    return {"started": started, "seconds": args.seconds, "rate": args.rate, "seed": args.seed,
-            "instances": args.instances, "machine": report.machine(), "versions": await versions(infra),
-            "faults": schedule.exercised, "skipped": schedule.skipped,
-            "exits": [f"{name} (code {code})" for name, code in stack.exits],
-            "timeline": [f"{t:7.1f}s {what} {detail}" for t, what, detail in timeline.lines],
-            "broker_client_errors": broker.errors, "driver_errors": dict(driver.errors), "result": result, "log_dir": str(stack.log_dir)}
+    return {
+        "started": started,
+        "seconds": args.seconds,
+        "rate": args.rate,
+        "seed": args.seed,
+        "instances": args.instances,
+        "machine": report.machine(),
+        "versions": await versions(infra),
+        "faults": schedule.exercised,
+        "skipped": schedule.skipped,
+        "exits": [f"{name} (code {code})" for name, code in stack.exits],
+        "timeline": [f"{t:7.1f}s {what} {detail}" for t, what, detail in timeline.lines],
+        "broker_client_errors": broker.errors,
+        "driver_errors": dict(driver.errors),
+        "result": result,
+        "log_dir": str(stack.log_dir),
+    }
 
 
 def dump_presses(driver: Driver, path: Path, t0: float) -> None:
     """One line per press (for reading a run's failures against the processes' logs)."""
     with path.open("w") as out:
         for p in driver.presses:
-            out.write(json.dumps({"seq": p.seq, "kind": p.kind, "via": p.via, "user": p.user, "key": p.key,
-                                  "message_id": p.message_id, "outcome": p.outcome, "status": p.status,
-                                  "sends": p.sends, "failovers": p.failovers, "dup_copies": p.dup_copies,
-                                  "at": round(p.started - t0, 2), "took": round(p.ended - p.started, 2),
-                                  "body": p.operation.body}, default=str) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "seq": p.seq,
+                        "kind": p.kind,
+                        "via": p.via,
+                        "user": p.user,
+                        "key": p.key,
+                        "message_id": p.message_id,
+                        "outcome": p.outcome,
+                        "status": p.status,
+                        "sends": p.sends,
+                        "failovers": p.failovers,
+                        "dup_copies": p.dup_copies,
+                        "at": round(p.started - t0, 2),
+                        "took": round(p.ended - p.started, 2),
+                        "body": p.operation.body,
+                    },
+                    default=str,
+                )
+                + "\n"
+            )
 
 
 def write(record: dict[str, Any], text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n\ntimeline (seconds from the start of the load):\n" + "\n".join(record["timeline"]) + "\n")
+    path.write_text(
+        text + "\n\ntimeline (seconds from the start of the load):\n" + "\n".join(record["timeline"]) + "\n"
+    )
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -7,6 +7,7 @@
 
 Each records the events it got; the checker compares them with the log.
 """
+
 import asyncio
 import json
 from contextlib import suppress
@@ -33,8 +34,9 @@ class Follower:
 
     async def _run(self) -> None:
         try:
-            async for item in subscribe(self.url, self.token, ["#"], None, 5.0, RetryPolicy(backoff_max=2.0),
-                                        give_up_after=300):
+            async for item in subscribe(
+                self.url, self.token, ["#"], None, 5.0, RetryPolicy(backoff_max=2.0), give_up_after=300
+            ):
                 if isinstance(item, Reload):
                     self.reloads += 1
                 else:

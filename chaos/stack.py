@@ -9,6 +9,7 @@ harness's job here, as it is supervisord's in `make run` (`ChaosStack.supervise`
 Gateway 1 is the stack's `url` (PUBLIC_URL: the sandbox's status callbacks go there);
 gateway 2 is the same program on another port.
 """
+
 import asyncio
 import signal
 import time
@@ -126,11 +127,13 @@ class ChaosStack:
 
         async def ready() -> bool:
             return all(await asyncio.gather(*(_answers(url) for url in urls)))
+
         await eventually(ready, timeout, 0.2, f"{', '.join(gateways)} to be ready")
 
     async def wait_all_ready(self, timeout: float = 90) -> None:
-        await eventually(lambda: all(p.running for p in self.stack.processes.values()), timeout, 0.2,
-                         "every process to run")
+        await eventually(
+            lambda: all(p.running for p in self.stack.processes.values()), timeout, 0.2, "every process to run"
+        )
         await self.wait_ready(self.gateways, timeout)
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 Nothing here judges: `chaos.checker` compares what is read with what the presses asked for.
 """
+
 import asyncio
 import json
 import shutil
@@ -56,7 +57,8 @@ CAMPAIGNS_IN_FLIGHT = (
     "        WHERE c.org_id = $1 AND (t.state = 'sending' OR (t.state = 'waiting' AND c.status = 'running' "
     "                                                         AND t.next_at <= now()))) "
     "     + (SELECT count(*) FROM sms.campaigns c WHERE c.org_id = $1 AND c.status = 'running' AND NOT EXISTS "
-    "        (SELECT 1 FROM sms.campaign_targets t WHERE t.campaign_id = c.id AND t.state IN ('waiting', 'sending')))")
+    "        (SELECT 1 FROM sms.campaign_targets t WHERE t.campaign_id = c.id AND t.state IN ('waiting', 'sending')))"
+)
 
 
 async def read_db(database_url: str, org: str, presses: list[Press], state: State) -> None:
@@ -70,10 +72,16 @@ async def read_db(database_url: str, org: str, presses: list[Press], state: Stat
         for schema in SCHEMAS:
             state.outbox[schema] = await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")
             for row in await conn.fetch(f"SELECT message_id, reply::text AS reply FROM {schema}.parked"):
-                state.parked.append({"service": schema, "message_id": row["message_id"],
-                                     "reason": json.loads(row["reply"]).get("detail", row["reply"])})
+                state.parked.append(
+                    {
+                        "service": schema,
+                        "message_id": row["message_id"],
+                        "reason": json.loads(row["reply"]).get("detail", row["reply"]),
+                    }
+                )
         state.sms_in_flight = await conn.fetchval(
-            "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND status IN ('queued', 'sending')", org)
+            "SELECT count(*) FROM sms.sms_messages WHERE org_id = $1 AND status IN ('queued', 'sending')", org
+        )
         state.campaigns_in_flight = await conn.fetchval(CAMPAIGNS_IN_FLIGHT, org)
     finally:
         await conn.close()
@@ -117,12 +125,15 @@ async def queue_depths(amqp_url: str, vhost: str) -> dict[str, int]:
     """Every queue of the vhost but the event log, by `rabbitmqctl list_queues`; without rabbitmqctl, the
     services' own queues by passive declares (ready messages only)."""
     if shutil.which("rabbitmqctl"):
-        result = await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name",
-                                                          "messages", "--formatter", "json"],
-                                         capture_output=True, text=True, timeout=60)
+        result = await asyncio.to_thread(
+            subprocess.run,
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if result.returncode == 0:
-            return {q["name"]: int(q["messages"] or 0) for q in json.loads(result.stdout)
-                    if q["name"] != event_log.LOG}
+            return {q["name"]: int(q["messages"] or 0) for q in json.loads(result.stdout) if q["name"] != event_log.LOG}
     depths: dict[str, int] = {}
     connection = await aio_pika.connect(amqp_url)
     async with connection:

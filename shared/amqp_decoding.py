@@ -13,6 +13,7 @@ surrogates, a timestamp too late for a datetime the latest one; the message reac
 own parsing refuses it with a 422 and acks it (shared/messages.py, `properties`). Everything else pamqp
 decodes as before.
 """
+
 import datetime
 import struct
 
@@ -29,7 +30,7 @@ def short_str(value: bytes) -> tuple[int, str]:
         length = common.Struct.byte.unpack(value[0:1])[0]
     except (struct.error, TypeError) as err:
         raise ValueError("Could not unpack short string value") from err
-    return length + 1, value[1:length + 1].decode("utf-8", errors="surrogateescape")
+    return length + 1, value[1 : length + 1].decode("utf-8", errors="surrogateescape")
 
 
 def timestamp(value: bytes) -> tuple[int, datetime.datetime]:
@@ -53,7 +54,7 @@ def field_table(value: bytes) -> tuple[int, common.FieldTable]:
     offset, end, table = 4, 4 + length, {}
     while offset < end:  # the checks of lengths were made by the first reading, which got as far as a name
         key_length = common.Struct.byte.unpack_from(value, offset)[0]
-        key = value[offset + 1:offset + 1 + key_length].decode("utf-8", errors="surrogateescape")
+        key = value[offset + 1 : offset + 1 + key_length].decode("utf-8", errors="surrogateescape")
         offset += 1 + key_length
         consumed, table[key] = decode.embedded_value(value[offset:])
         offset += consumed

@@ -16,12 +16,13 @@ rename back when an upload refreshed it meanwhile (the same bytes, whatever is t
 `BLOB_STORE=dir` (default) keeps them under BLOB_DIR; `BLOB_STORE=s3` in a bucket
 (shared/blobs_s3.py). Make one with `open_store(settings)`; close it with `close()`.
 """
+
 import asyncio
 import hashlib
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple
@@ -68,8 +69,9 @@ class TooLarge(Exception):
         self.limit = limit
 
 
-async def spool(chunks: AsyncIterable[bytes], max_bytes: int | None,
-                write: Callable[[bytes], object]) -> tuple[str, int]:
+async def spool(
+    chunks: AsyncIterable[bytes], max_bytes: int | None, write: Callable[[bytes], object]
+) -> tuple[str, int]:
     """Every store's upload: each chunk counted (TooLarge past `max_bytes`), hashed and written (in a thread)
     as it comes; the SHA-256 and the size."""
     digest, size = hashlib.sha256(), 0
@@ -95,7 +97,7 @@ class BlobStore(ABC):
         """Refresh the blob's time (it is in use: not to be collected); None when there is no such blob."""
 
     @abstractmethod
-    async def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
+    async def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes] | None:
         """Bytes [start, end) of the blob, in chunks (close the iterator if you stop early); None when absent."""
 
     @abstractmethod
@@ -158,7 +160,7 @@ class DirectoryStore(BlobStore):
             return None
         return await self.stat(sha256)
 
-    async def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
+    async def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes] | None:
         try:
             file = await asyncio.to_thread(self.path(sha256).open, "rb")
         except FileNotFoundError:
@@ -231,7 +233,7 @@ def _install(part: Path, final: Path) -> None:
         os.close(folder)
 
 
-async def _chunks(file: BinaryIO, start: int, end: int | None) -> AsyncIterator[bytes]:
+async def _chunks(file: BinaryIO, start: int, end: int | None) -> AsyncGenerator[bytes]:
     try:
         await asyncio.to_thread(file.seek, start)
         left = None if end is None else end - start
@@ -250,6 +252,10 @@ def open_store(settings: BlobSettings) -> BlobStore:
     if settings.blob_store == "s3":  # only then is the S3 client library loaded
         from shared.blobs_s3 import S3Store
 
-        return S3Store(settings.blob_s3_bucket, settings.blob_s3_endpoint_url or None, settings.blob_s3_region,
-                       settings.blob_s3_prefix)
+        return S3Store(
+            settings.blob_s3_bucket,
+            settings.blob_s3_endpoint_url or None,
+            settings.blob_s3_region,
+            settings.blob_s3_prefix,
+        )
     return DirectoryStore(settings.blob_dir)

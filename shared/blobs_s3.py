@@ -15,9 +15,10 @@ Not as strict as the directory store: `delete(sha, older_than)` looks at LastMod
 deletes; an upload of the same bytes landing between the two is lost (the next attach of it
 is refused, "upload again"). S3 has no rename to close that gap.
 """
+
 import asyncio
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
@@ -42,8 +43,7 @@ class S3Store(BlobStore):
         """Opened on first use, inside the running loop (the store itself is made before there is one)."""
         async with self._opening:
             if self._client is None:
-                self._client = await self._stack.enter_async_context(
-                    get_session().create_client("s3", **self._options))
+                self._client = await self._stack.enter_async_context(get_session().create_client("s3", **self._options))
         return self._client
 
     async def close(self) -> None:
@@ -76,15 +76,16 @@ class S3Store(BlobStore):
     async def touch(self, sha256: str) -> Blob | None:
         key, s3 = self.key(sha256), await self.client()
         try:  # a copy onto itself is allowed when the metadata is replaced: a new LastModified
-            await s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": key},
-                                 MetadataDirective="REPLACE")
+            await s3.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": key}, MetadataDirective="REPLACE"
+            )
         except ClientError as exc:
             if _missing(exc):
                 return None
             raise
         return await self.stat(sha256)
 
-    async def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
+    async def open(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes] | None:
         ranged = {} if start == 0 and end is None else {"Range": f"bytes={start}-{'' if end is None else end - 1}"}
         if end is not None and end <= start:
             return _empty()
@@ -105,12 +106,12 @@ class S3Store(BlobStore):
         await s3.delete_object(Bucket=self.bucket, Key=self.key(sha256))
         return True
 
-    async def list(self) -> AsyncIterator[Blob]:  # type: ignore[override]
+    async def list(self) -> AsyncIterator[Blob]:
         s3 = await self.client()
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
         async for page in pages:
             for item in page.get("Contents", []):
-                name = item["Key"][len(self.prefix):]
+                name = item["Key"][len(self.prefix) :]
                 if SHA256.match(name):
                     yield Blob(name, item["Size"], item["LastModified"])
 
@@ -119,12 +120,12 @@ def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in MISSING
 
 
-async def _body(body: Any) -> AsyncIterator[bytes]:
+async def _body(body: Any) -> AsyncGenerator[bytes]:
     async with body:
         async for chunk in body.iter_chunks(CHUNK):
             yield chunk
 
 
-async def _empty() -> AsyncIterator[bytes]:
+async def _empty() -> AsyncGenerator[bytes]:
     return
     yield  # an async generator that gives nothing

@@ -18,6 +18,7 @@ Every call `allow()` let through must be recorded, or HALF_OPEN waits for it.
 Pure: no I/O, no tasks, no sleeps; time comes from `clock` (monotonic seconds)
 so tests move it by hand. Not thread-safe: use it from one event loop.
 """
+
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -33,13 +34,13 @@ class State(StrEnum):
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    window: int = 20                  # the last N calls judged in CLOSED
-    min_calls: int = 10               # no judgement before this many calls are in the window
-    failure_rate: float = 50.0        # percent; at or above it the breaker opens
+    window: int = 20  # the last N calls judged in CLOSED
+    min_calls: int = 10  # no judgement before this many calls are in the window
+    failure_rate: float = 50.0  # percent; at or above it the breaker opens
     slow_call_duration: float | None = None  # seconds; a longer call is slow. None: no call is slow
-    slow_call_rate: float = 100.0     # percent of slow calls at or above which it opens
-    wait_open: float = 30.0           # seconds OPEN before trial calls are allowed
-    half_open_calls: int = 3          # trial calls in HALF_OPEN
+    slow_call_rate: float = 100.0  # percent of slow calls at or above which it opens
+    wait_open: float = 30.0  # seconds OPEN before trial calls are allowed
+    half_open_calls: int = 3  # trial calls in HALF_OPEN
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.min_calls < 1 or self.half_open_calls < 1:
@@ -60,8 +61,13 @@ OnChange = Callable[[State, State], None]
 
 
 class CircuitBreaker:
-    def __init__(self, config: BreakerConfig = BreakerConfig(), *, clock: Callable[[], float] = time.monotonic,
-                 on_change: OnChange | None = None):
+    def __init__(
+        self,
+        config: BreakerConfig = BreakerConfig(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: OnChange | None = None,
+    ):
         self.config = config
         self._clock = clock
         self._on_change = on_change

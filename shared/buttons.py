@@ -5,11 +5,24 @@ the console builds its presses and reads, and keys its words by button and probl
 Python client's methods and the `crm` subcommands are made from these tuples; nothing else
 lists a button.
 """
+
 from shared.contracts import bookings, campaigns, documents, leads, proposals, sms
 from shared.contracts.declare import Button, Read
 
-BUTTONS: tuple[Button, ...] = (*leads.BUTTONS, *bookings.BUTTONS, *sms.BUTTONS, *campaigns.BUTTONS, *proposals.BUTTONS,
-                               *documents.BUTTONS)
-READS: tuple[Read, ...] = (*leads.READS, *bookings.READS, *sms.READS, *campaigns.READS, *proposals.READS,
-                           *documents.READS)
+BUTTONS: tuple[Button, ...] = (
+    *leads.BUTTONS,
+    *bookings.BUTTONS,
+    *sms.BUTTONS,
+    *campaigns.BUTTONS,
+    *proposals.BUTTONS,
+    *documents.BUTTONS,
+)
+READS: tuple[Read, ...] = (
+    *leads.READS,
+    *bookings.READS,
+    *sms.READS,
+    *campaigns.READS,
+    *proposals.READS,
+    *documents.READS,
+)
 SERVICES: tuple[str, ...] = (leads.SERVICE, bookings.SERVICE, sms.SERVICE, proposals.SERVICE, documents.SERVICE)

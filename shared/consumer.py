@@ -19,6 +19,7 @@ is ever left unacknowledged: a retry or a park that cannot be written gives the 
 (redelivered a moment later), and anything unexpected parks it with its reason. Every message is held
 under a deadline (shared/stalls.py): a stuck one makes the service answer not ready.
 """
+
 import asyncio
 import json
 import os
@@ -61,8 +62,16 @@ C = TypeVar("C")
 
 
 class Commands:
-    def __init__(self, broker: RabbitBroker, pool: asyncpg.Pool, topology: ServiceTopology, identity: BrokerIdentity,
-                 own_user: str, deadline: float, crash_after_commit: str = ""):
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        pool: asyncpg.Pool,
+        topology: ServiceTopology,
+        identity: BrokerIdentity,
+        own_user: str,
+        deadline: float,
+        crash_after_commit: str = "",
+    ):
         """`identity` says who may act for which organisation; `own_user` is this service's broker user
         (the `user_id` of what it publishes: retries, parked copies, events); `deadline`: how long a message
         may be held before the service says it is stalled."""
@@ -80,8 +89,10 @@ class Commands:
         try:
             meta = Meta.of(msg, self.identity, self.policy.max_attempts)
             if getattr(command, "INTERNAL", False) and not self.identity.is_platform(msg.raw_message.user_id):
-                raise Forbidden(f"{meta.command} is the platform's own command: broker user "
-                                f"{msg.raw_message.user_id!r} may not send it")
+                raise Forbidden(
+                    f"{meta.command} is the platform's own command: broker user "
+                    f"{msg.raw_message.user_id!r} may not send it"
+                )
         except Rejected as exc:
             return await self.refuse(msg, exc)
         await self._run(msg, meta, command, step)
@@ -146,8 +157,9 @@ class Commands:
 
             async def writes(conn: asyncpg.Connection) -> Reply:
                 outcome = await run(conn, subject, meta)
-                await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply,
-                                   outcome.events, trace)
+                await inbox.record(
+                    conn, meta.message_id, meta.org_id, meta.command, print_, outcome.reply, outcome.events, trace
+                )
                 return outcome.reply
 
             return await self.group.run(writes)  # in a transaction shared with the commands beside it
@@ -158,19 +170,33 @@ class Commands:
         raw = msg.raw_message
         used = getattr(exc, "attempted", True)  # a Pending that tried nothing waits without using an attempt
         # Sent again as this service's own broker user, with the organisation it was found to act for.
-        headers: HeadersType = {**meta.carried(), Header.ATTEMPT: meta.attempt + used,
-                                Header.LAST_ERROR: repr(exc)[:500]}
-        common: dict[str, Any] = dict(message_id=meta.message_id, correlation_id=meta.correlation_id,
-                                      reply_to=meta.reply_to, content_type=raw.content_type, persist=True,
-                                      user_id=self.own_user)
+        headers: HeadersType = {
+            **meta.carried(),
+            Header.ATTEMPT: meta.attempt + used,
+            Header.LAST_ERROR: repr(exc)[:500],
+        }
+        common: dict[str, Any] = dict(
+            message_id=meta.message_id,
+            correlation_id=meta.correlation_id,
+            reply_to=meta.reply_to,
+            content_type=raw.content_type,
+            persist=True,
+            user_id=self.own_user,
+        )
         delay = self.policy.delay(meta.attempt if used else max(meta.attempt - 1, 1))
         try:
             if delay is not None:
                 tier, wait = delay
-                log.warning("command.retry_scheduled", command=meta.command, attempt=meta.attempt,
-                            delay=wait.total_seconds(), error=repr(exc))
-                await self.broker.publish(raw.body, routing_key=self.topology.delay(tier).name, expiration=wait,
-                                          headers=headers, **common)
+                log.warning(
+                    "command.retry_scheduled",
+                    command=meta.command,
+                    attempt=meta.attempt,
+                    delay=wait.total_seconds(),
+                    error=repr(exc),
+                )
+                await self.broker.publish(
+                    raw.body, routing_key=self.topology.delay(tier).name, expiration=wait, headers=headers, **common
+                )
                 metrics.RETRIES.labels(self.topology.service, meta.command).inc()
                 self._count(meta.command, "pending" if isinstance(exc, Pending) else "retried")
             else:
@@ -179,19 +205,28 @@ class Commands:
             return await self.give_back(msg, f"could not {'retry' if delay else 'park'} it: {failure!r}")
         await _ack(msg)
 
-    async def _park(self, msg: RabbitMessage, meta: Meta, exc: Exception, step: "Step[Any]", headers: HeadersType,
-                    common: dict[str, Any]) -> None:
+    async def _park(
+        self,
+        msg: RabbitMessage,
+        meta: Meta,
+        exc: Exception,
+        step: "Step[Any]",
+        headers: HeadersType,
+        common: dict[str, Any],
+    ) -> None:
         """Record the failure (the answer the status resource gives), then move the message to the parking queue.
         Either failing raises: the message goes back to its queue, to be parked when it can be."""
         headers |= {Header.PARKED_REASON: repr(exc)[:500], Header.PARKED_AT: datetime.now(UTC).isoformat()}
-        failure = CommandParked(f"the command failed {meta.attempt} times and was parked for an operator "
-                                f"to replay: {exc!r}"[:1000]).reply()
+        failure = CommandParked(
+            f"the command failed {meta.attempt} times and was parked for an operator to replay: {exc!r}"[:1000]
+        ).reply()
         async with db.transaction(self.pool) as conn:
             await inbox.park(conn, meta.message_id, meta.org_id, failure)
             if isinstance(step.run, Effect):  # an Effect says what its parked attempt now is
                 await outbox.add(conn, await step.run.parked(conn, meta))
-        await self.broker.publish(msg.raw_message.body, routing_key=self.topology.parked.name, headers=headers,
-                                  **common)
+        await self.broker.publish(
+            msg.raw_message.body, routing_key=self.topology.parked.name, headers=headers, **common
+        )
         log.error("command.parked", command=meta.command, attempts=meta.attempt, error=repr(exc))
         metrics.PARKED.labels(self.topology.service, meta.command).inc()
         self._count(meta.command, "parked")
@@ -209,18 +244,31 @@ class Commands:
         """Something outside the pipeline's own handling failed (a bug, a framework error): the message is
         parked with its reason (a query is dropped: its caller asks again), never left unacknowledged."""
         raw = msg.raw_message
-        log.error("consumer.unexpected_error", routing_key=logging.printable(raw.routing_key),
-                  command_id=logging.printable(raw.message_id), error=repr(exc)[:500], exc_info=exc)
+        log.error(
+            "consumer.unexpected_error",
+            routing_key=logging.printable(raw.routing_key),
+            command_id=logging.printable(raw.message_id),
+            error=repr(exc)[:500],
+            exc_info=exc,
+        )
         self._count("_unexpected", "parked")
         if raw.exchange == topology.QUERIES:
             return await _ack(msg)
         try:
-            headers: HeadersType = {Header.PARKED_REASON: f"unexpected: {exc!r}"[:500],
-                                    Header.PARKED_AT: datetime.now(UTC).isoformat(),
-                                    Header.ROUTING_KEY: logging.printable(raw.routing_key)}
-            await self.broker.publish(raw.body, routing_key=self.topology.parked.name, headers=headers,
-                                      message_id=logging.printable(raw.message_id), content_type="application/json",
-                                      persist=True, user_id=self.own_user)
+            headers: HeadersType = {
+                Header.PARKED_REASON: f"unexpected: {exc!r}"[:500],
+                Header.PARKED_AT: datetime.now(UTC).isoformat(),
+                Header.ROUTING_KEY: logging.printable(raw.routing_key),
+            }
+            await self.broker.publish(
+                raw.body,
+                routing_key=self.topology.parked.name,
+                headers=headers,
+                message_id=logging.printable(raw.message_id),
+                content_type="application/json",
+                persist=True,
+                user_id=self.own_user,
+            )
         except Exception as failure:  # noqa: BLE001
             return await self.give_back(msg, f"could not park it: {failure!r}")
         await _ack(msg)
@@ -254,7 +302,8 @@ class Commands:
     def unknown(self, msg: RabbitMessage, what: str) -> Rejected:
         """A message no handler took: a header that cannot be read (an odd x-routing-key...) is said first."""
         return self._unreadable_properties(msg) or invalid(
-            f"unknown {what} {logging.printable(msg.raw_message.routing_key)}")
+            f"unknown {what} {logging.printable(msg.raw_message.routing_key)}"
+        )
 
     def unreadable(self, msg: RabbitMessage, exc: ValueError) -> Rejected:
         """Why a body could not be read: its properties first (a content type that is not JSON makes any body
@@ -262,9 +311,10 @@ class Commands:
         if (refusal := self._unreadable_properties(msg)) is not None:
             return refusal
         if isinstance(exc, ValidationError):
-            return invalid("the message body does not match its contract",
-                           [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
-                            for e in exc.errors()])
+            return invalid(
+                "the message body does not match its contract",
+                [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()],
+            )
         return invalid(f"the message body is not valid JSON: {exc}"[:500])
 
     def _unreadable_properties(self, msg: RabbitMessage) -> InvalidMessage | None:
@@ -278,15 +328,21 @@ class Commands:
     async def refuse(self, msg: RabbitMessage, exc: Rejected) -> None:
         raw = msg.raw_message
         org = raw.headers.get(Header.ORG) if isinstance(raw.headers, dict) else None
-        log.info("command.refused", routing_key=logging.printable(raw.routing_key), detail=exc.body["detail"][:500],
-                 command_id=logging.printable(raw.message_id), correlation_id=logging.printable(raw.correlation_id),
-                 org_id=logging.printable(org))
+        log.info(
+            "command.refused",
+            routing_key=logging.printable(raw.routing_key),
+            detail=exc.body["detail"][:500],
+            command_id=logging.printable(raw.message_id),
+            correlation_id=logging.printable(raw.correlation_id),
+            org_id=logging.printable(org),
+        )
         self._count("_invalid", "invalid")  # not its routing key: anyone can make up those (label cardinality)
         await self.reply(raw.reply_to, raw.correlation_id, exc.reply())
         await _ack(msg)
 
-    async def reply(self, reply_to: object, correlation_id: object, reply: Reply, *, replayed: bool = False,
-                    attempt: int = 1) -> None:
+    async def reply(
+        self, reply_to: object, correlation_id: object, reply: Reply, *, replayed: bool = False, attempt: int = 1
+    ) -> None:
         """Straight on a channel without publisher confirms, past FastStream's publish path: a lost reply
         costs nothing but a 202 (the answer is in the inbox, and the status resource gives it). Never raises:
         a reply_to that names nothing, or that cannot be one, is no reason to keep the message."""
@@ -295,10 +351,15 @@ class Commands:
         headers: HeadersType = {Header.REPLAYED: "true" if replayed else "false", Header.ATTEMPT: attempt}
         try:
             await self.replies.default_exchange.publish(
-                aio_pika.Message(json.dumps(reply.model_dump(mode="json")).encode(),
-                                 correlation_id=correlation_id if isinstance(correlation_id, str) else None,
-                                 headers=headers, content_type="application/json"),
-                reply_to, mandatory=False)
+                aio_pika.Message(
+                    json.dumps(reply.model_dump(mode="json")).encode(),
+                    correlation_id=correlation_id if isinstance(correlation_id, str) else None,
+                    headers=headers,
+                    content_type="application/json",
+                ),
+                reply_to,
+                mandatory=False,
+            )
         except Exception as exc:  # noqa: BLE001  (the channel closed under us: the caller will ask for the answer)
             log.warning("reply.failed", reply_to=logging.printable(reply_to), error=repr(exc)[:300])
 
@@ -340,9 +401,10 @@ class Step(Generic[C]):
         try:
             data = cast(C, self.data.model_validate(envelope.data))
         except ValidationError as exc:
-            raise invalid(f"the data of this {envelope.type} event does not match its contract",
-                          [{"field": ".".join(("data", *map(str, e["loc"]))), "message": e["msg"]}
-                           for e in exc.errors()]) from None
+            raise invalid(
+                f"the data of this {envelope.type} event does not match its contract",
+                [{"field": ".".join(("data", *map(str, e["loc"]))), "message": e["msg"]} for e in exc.errors()],
+            ) from None
         if self.when is not None and not self.when(data):
             return data, Step(_nothing_to_do)
         return data, self
@@ -352,8 +414,7 @@ async def _nothing_to_do(conn: asyncpg.Connection, data: Any, meta: Meta) -> Out
     return Outcome(IGNORED)
 
 
-async def _record(effect: Effect[Any, Any], result: Any, conn: asyncpg.Connection, command: Any,
-                  meta: Meta) -> Outcome:
+async def _record(effect: Effect[Any, Any], result: Any, conn: asyncpg.Connection, command: Any, meta: Meta) -> Outcome:
     return await effect.record(conn, command, meta, result)
 
 

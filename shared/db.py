@@ -8,6 +8,7 @@ Migrations are versioned SQL files, applied at start under an advisory lock and
 recorded in `schema_migrations`, so several instances starting at once are safe:
 the first applies, the others wait and then find nothing left to do.
 """
+
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager

@@ -16,6 +16,7 @@ Guarantees:
 A gateway also writes *markers* into the log (header `x-log-marker`, no `org_id`): they tell a reader
 where the log ended when it started. Readers skip them; they are nobody's events.
 """
+
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -49,8 +50,12 @@ class Retention:
     segment_bytes: int  # retention drops whole segments: small ones make it fine-grained
 
     def arguments(self) -> dict[str, Any]:
-        return {"x-queue-type": "stream", "x-max-age": self.max_age, "x-max-length-bytes": self.max_bytes,
-                "x-stream-max-segment-size-bytes": self.segment_bytes}
+        return {
+            "x-queue-type": "stream",
+            "x-max-age": self.max_age,
+            "x-max-length-bytes": self.max_bytes,
+            "x-stream-max-segment-size-bytes": self.segment_bytes,
+        }
 
 
 def new_epoch() -> str:
@@ -68,8 +73,12 @@ async def _record_epoch(conn: asyncpg.Connection, epoch: str | None) -> str:
         await conn.execute(_SCHEMA)
         if epoch is None:
             epoch = await read_epoch(conn) or new_epoch()
-        await conn.execute("INSERT INTO event_log.epoch (log, epoch) VALUES ($1, $2) "
-                           "ON CONFLICT (log) DO UPDATE SET epoch = excluded.epoch, created_at = now()", LOG, epoch)
+        await conn.execute(
+            "INSERT INTO event_log.epoch (log, epoch) VALUES ($1, $2) "
+            "ON CONFLICT (log) DO UPDATE SET epoch = excluded.epoch, created_at = now()",
+            LOG,
+            epoch,
+        )
         return epoch
 
 
@@ -85,8 +94,13 @@ async def _exists(connection: aio_pika.abc.AbstractConnection) -> bool:
             await channel.close()
 
 
-async def ensure(connection: aio_pika.abc.AbstractConnection, conn: asyncpg.Connection, retention: Retention,
-                 *, deleted: bool = False) -> str:
+async def ensure(
+    connection: aio_pika.abc.AbstractConnection,
+    conn: asyncpg.Connection,
+    retention: Retention,
+    *,
+    deleted: bool = False,
+) -> str:
     """Make sure the log exists and is bound to `events`; return its epoch.
 
     The epoch is written before the log is declared, so whoever finds the log finds its epoch too.
@@ -99,8 +113,11 @@ async def ensure(connection: aio_pika.abc.AbstractConnection, conn: asyncpg.Conn
     channel = await connection.channel()
     try:
         await declare_exchanges(channel)
-        queue = await channel.declare_queue(LOG, durable=True, arguments=retention.arguments()) if not exists \
-            else await channel.get_queue(LOG, ensure=False)  # found a moment ago: no second declare
+        queue = (
+            await channel.declare_queue(LOG, durable=True, arguments=retention.arguments())
+            if not exists
+            else await channel.get_queue(LOG, ensure=False)
+        )  # found a moment ago: no second declare
         await queue.bind(EVENTS, "#")
     finally:
         await channel.close()
@@ -120,5 +137,6 @@ def is_marker(message: aio_pika.abc.AbstractIncomingMessage) -> bool:
 
 def marker(name: str) -> aio_pika.Message:
     """A record that says where the log stood; published straight to the log (default exchange)."""
-    return aio_pika.Message(b"{}", headers={MARKER_HEADER: name}, message_id=name,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    return aio_pika.Message(
+        b"{}", headers={MARKER_HEADER: name}, message_id=name, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+    )

@@ -12,6 +12,7 @@ after the commit that holds its command.
     task 2 ─ submit ─┼─► BEGIN; job 1; job 2; job 3; COMMIT ─┼─ reply 2, ack 2
     task 3 ─ submit ─┘   (anything fails: ROLLBACK, then each alone)   └─ reply 3, ack 3
 """
+
 import asyncio
 import os
 import signal
@@ -43,7 +44,7 @@ class GroupCommit:
 
     async def _write(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
             live = [(job, future) for job, future in batch if not future.done()]  # a cancelled caller is gone
             if len(live) == 1:
                 await self._alone(*live[0])

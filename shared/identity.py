@@ -14,6 +14,7 @@ that sent it, and the services take the organisation from there, not from a head
 Events on `events` are taken only from the platform's own users (the outbox relays).
 How an operator adds an integrating system: README, "Broker contract".
 """
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -46,9 +47,12 @@ class BrokerIdentity:
             return claimed
         org = self.orgs.get(user_id or "")
         if org is None:
-            raise Forbidden(f"broker user {user_id!r} may not send commands here (no user_id, or a user that is "
-                            "neither the platform's nor an integrating system's)" if user_id else
-                            "the message has no user_id: the broker user that sends it must set it")
+            raise Forbidden(
+                f"broker user {user_id!r} may not send commands here (no user_id, or a user that is "
+                "neither the platform's nor an integrating system's)"
+                if user_id
+                else "the message has no user_id: the broker user that sends it must set it"
+            )
         if claimed and claimed != org:
             raise Forbidden(f"broker user {user_id!r} acts for organisation {org!r}, not {claimed!r}")
         return org

@@ -11,6 +11,7 @@ the same way, so the same command is refused the same way again.
     BEGIN ─ handler (effect + outbox) ─ inbox.record ─┬─ inserted ─► COMMIT
                                                       └─ known id ─► ROLLBACK ─► inbox.stored
 """
+
 import hashlib
 import json
 from collections.abc import Sequence
@@ -32,8 +33,16 @@ def fingerprint(command: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command: str, print_: str,
-                 reply: Reply, events: Sequence[Event] = (), trace: dict[str, str] | None = None) -> None:
+async def record(
+    conn: asyncpg.Connection,
+    message_id: str,
+    org_id: str,
+    command: str,
+    print_: str,
+    reply: Reply,
+    events: Sequence[Event] = (),
+    trace: dict[str, str] | None = None,
+) -> None:
     """The last write of a command's transaction, with its outbox rows in the same statement (one round
     trip); raises `AlreadyDone` when the id is known (the caller rolls back, outbox rows included)."""
     if not events:
@@ -41,7 +50,12 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
             "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) "
             "VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-            message_id, org_id, command, print_, reply.status, reply.body,
+            message_id,
+            org_id,
+            command,
+            print_,
+            reply.status,
+            reply.body,
         )
     else:
         inserted = await conn.fetchval(
@@ -49,7 +63,13 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
             "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) "
             "VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-            message_id, org_id, command, print_, reply.status, reply.body, *outbox.rows(events, trace),
+            message_id,
+            org_id,
+            command,
+            print_,
+            reply.status,
+            reply.body,
+            *outbox.rows(events, trace),
         )
     if not inserted:
         raise AlreadyDone(message_id)
@@ -57,8 +77,9 @@ async def record(conn: asyncpg.Connection, message_id: str, org_id: str, command
 
 async def stored(conn: asyncpg.Connection, message_id: str, org_id: str, print_: str) -> Reply:
     """The answer recorded for a known id; `KeyReused` when it came with another body."""
-    row = await conn.fetchrow("SELECT fingerprint, status, reply FROM inbox WHERE org_id = $1 AND message_id = $2",
-                              org_id, message_id)
+    row = await conn.fetchrow(
+        "SELECT fingerprint, status, reply FROM inbox WHERE org_id = $1 AND message_id = $2", org_id, message_id
+    )
     if row["fingerprint"] != print_:
         raise KeyReused(message_id)
     return Reply(status=row["status"], body=row["reply"])
@@ -70,14 +91,20 @@ async def stored_reply(conn: asyncpg.Connection, message_id: str, org_id: str) -
     row = await conn.fetchrow(
         "SELECT 0 AS rank, status, reply FROM inbox WHERE message_id = $1 AND org_id = $2 UNION ALL "
         "SELECT 1, 503, reply FROM parked WHERE message_id = $1 AND org_id = $2 ORDER BY rank LIMIT 1",
-        message_id, org_id)
+        message_id,
+        org_id,
+    )
     return Reply(status=row["status"], body=row["reply"]) if row else None
 
 
 async def park(conn: asyncpg.Connection, message_id: str, org_id: str, reply: Reply) -> None:
-    await conn.execute("INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) "
-                       "ON CONFLICT (org_id, message_id) DO UPDATE SET reply = excluded.reply, parked_at = now()",
-                       message_id, org_id, reply.body)
+    await conn.execute(
+        "INSERT INTO parked (message_id, org_id, reply) VALUES ($1, $2, $3) "
+        "ON CONFLICT (org_id, message_id) DO UPDATE SET reply = excluded.reply, parked_at = now()",
+        message_id,
+        org_id,
+        reply.body,
+    )
 
 
 async def prune(conn: asyncpg.Connection, older_than_hours: float) -> int:

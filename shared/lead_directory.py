@@ -18,6 +18,7 @@ once the lead is committed, so "unknown" does not turn into "known" meanwhile.
 `with_status` asks the leads service (the owner of statuses, which no projection
 keeps) for every lead of a status, page by page: an SMS campaign's audience.
 """
+
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -49,20 +50,24 @@ class LeadsUnavailable(Exception):
     """The leads service did not answer: a transient failure, the command is retried."""
 
 
-REMEMBER = ("INSERT INTO lead_directory (lead_id, org_id, name, phone, time_zone) VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (lead_id) DO NOTHING")
+REMEMBER = (
+    "INSERT INTO lead_directory (lead_id, org_id, name, phone, time_zone) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (lead_id) DO NOTHING"
+)
 
 
-async def remember(conn: asyncpg.Connection, org: str, lead_id: str, name: str, phone: str,
-                   time_zone: str | None = None) -> None:
+async def remember(
+    conn: asyncpg.Connection, org: str, lead_id: str, name: str, phone: str, time_zone: str | None = None
+) -> None:
     await conn.execute(REMEMBER, lead_id, org, name, phone, time_zone)
 
 
 async def remember_all(conn: asyncpg.Connection, org: str, leads: list[dict[str, Any]]) -> None:
     """Leads as the leads service gives them (`LeadView`s), in one round trip."""
     if leads:
-        await conn.executemany(REMEMBER, [(UUID(lead["id"]), org, lead["name"], lead["phone"], lead.get("timeZone"))
-                                          for lead in leads])
+        await conn.executemany(
+            REMEMBER, [(UUID(lead["id"]), org, lead["name"], lead["phone"], lead.get("timeZone")) for lead in leads]
+        )
 
 
 async def remember_created(conn: asyncpg.Connection, lead: LeadCreated, meta: Meta) -> Outcome:
@@ -91,8 +96,11 @@ class Directory:
     async def find_many(self, conn: asyncpg.Connection, org: str, lead_ids: Sequence[str]) -> set[str]:
         """Which of `lead_ids` (canonical uuids) are the organisation's leads: one query of the projection;
         `NeedsLookup` for all it lacks at once (asked about a page at a time, outside the transaction)."""
-        rows = await conn.fetch("SELECT lead_id::text AS lead_id FROM lead_directory WHERE lead_id = ANY($1::uuid[]) "
-                                "AND org_id = $2", [UUID(i) for i in lead_ids], org)
+        rows = await conn.fetch(
+            "SELECT lead_id::text AS lead_id FROM lead_directory WHERE lead_id = ANY($1::uuid[]) AND org_id = $2",
+            [UUID(i) for i in lead_ids],
+            org,
+        )
         known = {r["lead_id"] for r in rows}
         missing = [i for i in lead_ids if i not in known and not self._absent_now(org, i)]
         if missing:
@@ -104,7 +112,7 @@ class Directory:
         it knows in the projection and, for a minute, that it knows none of the others."""
         found: list[dict[str, Any]] = []
         for start in range(0, len(lead_ids), LOOKUP_PAGE):
-            answer = await self._ask(GetLeads(leadIds=list(lead_ids[start:start + LOOKUP_PAGE])), org)
+            answer = await self._ask(GetLeads(leadIds=list(lead_ids[start : start + LOOKUP_PAGE])), org)
             if answer["status"] != 200:
                 raise LeadsUnavailable(f"the leads service answered {answer['status']}")
             found += answer["body"]["leads"]
@@ -141,15 +149,24 @@ class Directory:
                 return list(leads.values())
 
     async def _known(self, conn: asyncpg.Connection, org: str, lead_id: str) -> asyncpg.Record | None:
-        return await conn.fetchrow("SELECT lead_id::text AS lead_id, org_id, name, phone, time_zone "
-                                   "FROM lead_directory WHERE lead_id = $1 AND org_id = $2", UUID(lead_id), org)
+        return await conn.fetchrow(
+            "SELECT lead_id::text AS lead_id, org_id, name, phone, time_zone "
+            "FROM lead_directory WHERE lead_id = $1 AND org_id = $2",
+            UUID(lead_id),
+            org,
+        )
 
     async def _ask(self, query: Query, org: str) -> dict[str, Any]:
         try:
             response = await self.broker.request(
-                query.model_dump_json().encode(), exchange=topology.exchange(topology.QUERIES),
-                routing_key=query.ROUTING_KEY, headers={Header.ORG: org}, content_type="application/json",
-                timeout=ASK_TIMEOUT_SECONDS, user_id=self.user)
+                query.model_dump_json().encode(),
+                exchange=topology.exchange(topology.QUERIES),
+                routing_key=query.ROUTING_KEY,
+                headers={Header.ORG: org},
+                content_type="application/json",
+                timeout=ASK_TIMEOUT_SECONDS,
+                user_id=self.user,
+            )
             return cast(dict[str, Any], await response.decode())  # a `Reply`, as every query is answered
         except TimeoutError as exc:
             raise LeadsUnavailable("the leads service did not answer") from exc

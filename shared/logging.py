@@ -3,6 +3,7 @@
 Ids (command id, correlation id, org id) are bound once per message through
 contextvars (`bind`), so every line on a command's path carries them.
 """
+
 import logging
 import sys
 
@@ -30,9 +31,12 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     # Libraries (aio-pika, aiormq, FastStream, aiohttp) log through the standard library:
     # the same renderer, so a log file is one JSON object per line, tracebacks included.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*SHARED, structlog.stdlib.add_logger_name, structlog.processors.format_exc_info],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*SHARED, structlog.stdlib.add_logger_name, structlog.processors.format_exc_info],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

@@ -13,6 +13,7 @@ which the process reports as not ready (`Service` health, the gateway's /readyz)
 A cycle that runs for good by design (a stream reader) calls `beat()` while it makes progress: the
 deadline counts from its last beat.
 """
+
 import asyncio
 import ssl
 import time
@@ -35,12 +36,26 @@ log = logging.get("loops")
 # What "the database or the broker is not there (now)" raises. OSError: refused, reset, timed out, a name
 # not resolved, asyncpg's "Multiple exceptions" (one per address), aio-pika's AMQPConnectionError;
 # PostgreSQL starting, stopping or full; a channel or connection that went.
-UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
-               asyncpg.TooManyConnectionsError, asyncpg.InterfaceError, aio_pika.exceptions.ChannelInvalidStateError,
-               aiormq.exceptions.ConnectionClosed, aiormq.exceptions.ChannelClosed)
+UNREACHABLE = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ConnectionClosed,
+    aiormq.exceptions.ChannelClosed,
+)
 # No use waiting: refused credentials, a certificate, a file (a migration) missing or unreadable.
-REFUSED = (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.AuthenticationError, ssl.SSLError,
-           FileNotFoundError, PermissionError, IsADirectoryError)
+REFUSED = (
+    aio_pika.exceptions.ProbableAuthenticationError,
+    aio_pika.exceptions.AuthenticationError,
+    ssl.SSLError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+)
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -50,16 +65,27 @@ def unreachable(exc: BaseException) -> bool:
 class Loop:
     """`cycle` every `every` seconds (after `first_after`); `deadline`: how long one cycle may take."""
 
-    def __init__(self, name: str, cycle: Callable[[], Awaitable[object]], *, every: float, deadline: float,
-                 first_after: float = 0.0, backoff: tuple[float, float] = (0.5, 30.0)):
+    def __init__(
+        self,
+        name: str,
+        cycle: Callable[[], Awaitable[object]],
+        *,
+        every: float,
+        deadline: float,
+        first_after: float = 0.0,
+        backoff: tuple[float, float] = (0.5, 30.0),
+    ):
         """`backoff`: the first and the longest wait after a failed cycle."""
         self.name, self.cycle, self.every, self.deadline = name, cycle, every, deadline
         self.first_after = first_after
         self.failures = 0  # in a row
         self._since: float | None = None  # when the cycle under way started (or last beat); None between cycles
         first, longest = backoff
-        self._retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), before_sleep=self._failed,
-                                       wait=wait_exponential_jitter(multiplier=first, max=longest, jitter=first))
+        self._retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            before_sleep=self._failed,
+            wait=wait_exponential_jitter(multiplier=first, max=longest, jitter=first),
+        )
 
     @property
     def overdue(self) -> float | None:
@@ -107,11 +133,13 @@ class Loop:
         if exc is not None and unreachable(exc):
             log.warning("loop.failed", loop=self.name, failures=self.failures, error=repr(exc)[:500])
         else:
-            log.error("loop.failed", loop=self.name, failures=self.failures, error=repr(exc)[:500],
-                      exc_info=exc)
+            log.error("loop.failed", loop=self.name, failures=self.failures, error=repr(exc)[:500], exc_info=exc)
 
 
 def overdue(loops: list[Loop]) -> list[str]:
     """Why the process is not ready, one line per loop past its deadline."""
-    return [f"loop {loop.name} has run a cycle for {late:.0f} s (deadline {loop.deadline:.0f} s)"
-            for loop in loops if (late := loop.overdue) is not None]
+    return [
+        f"loop {loop.name} has run a cycle for {late:.0f} s (deadline {loop.deadline:.0f} s)"
+        for loop in loops
+        if (late := loop.overdue) is not None
+    ]

@@ -6,6 +6,7 @@ publish. A `Handler[C]` runs inside the transaction on a `C` (a command, or an e
 typed data); an `Effect[C, R]` (registered with `Service.effect`, or `Service.event`)
 acts outside it first, giving an `R` that it then records in it.
 """
+
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -52,8 +53,17 @@ class Meta:
         if missing:
             raise invalid(f"the message lacks {', '.join(missing)}")
         org = identity.org_of(props.user_id, props.org)
-        return cls(str(props.message_id), org, str(props.user), props.command or props.routing_key,
-                   props.correlation_id, props.reply_to, props.attempt, props.last_error is not None, props.trace)
+        return cls(
+            str(props.message_id),
+            org,
+            str(props.user),
+            props.command or props.routing_key,
+            props.correlation_id,
+            props.reply_to,
+            props.attempt,
+            props.last_error is not None,
+            props.trace,
+        )
 
     @classmethod
     def of_event(cls, msg: RabbitMessage, event: Event, identity: BrokerIdentity, max_attempts: int) -> "Meta":
@@ -62,8 +72,18 @@ class Meta:
         props = properties(msg.raw_message, max_attempts)
         if not identity.is_platform(props.user_id):
             raise Forbidden(f"an event from broker user {props.user_id!r}: events are the platform's")
-        return cls(str(event.id), event.org_id, "events", props.command or event.type, event.correlation_id, None,
-                   props.attempt, props.last_error is not None, props.trace, event.type)
+        return cls(
+            str(event.id),
+            event.org_id,
+            "events",
+            props.command or event.type,
+            event.correlation_id,
+            None,
+            props.attempt,
+            props.last_error is not None,
+            props.trace,
+            event.type,
+        )
 
     def carried(self) -> dict[str, Any]:
         """The headers a copy of this message carries (to a delay queue, to the parking queue)."""
@@ -71,8 +91,13 @@ class Meta:
 
     def event(self, data: EventData, org_id: str | None = None) -> Event:
         """The event `data` makes (its type is the model's TYPE), caused by this message."""
-        return Event(type=data.TYPE, org_id=org_id or self.org_id, command_id=self.message_id,
-                     correlation_id=self.correlation_id, data=data.model_dump(mode="json", by_alias=True))
+        return Event(
+            type=data.TYPE,
+            org_id=org_id or self.org_id,
+            command_id=self.message_id,
+            correlation_id=self.correlation_id,
+            data=data.model_dump(mode="json", by_alias=True),
+        )
 
 
 class NeedsLookup(Exception):
@@ -139,20 +164,29 @@ def properties(raw: Any, max_attempts: int) -> Properties:
     """A delivered message's properties and our headers, parsed (`InvalidMessage`, 422, for any that cannot be
     read); `x-attempt` must be one of the 1..`max_attempts` attempts the retry policy makes."""
     headers = raw.headers if isinstance(raw.headers, dict) else {}
-    given = {"message_id": raw.message_id, "content_type": raw.content_type, "content_encoding": raw.content_encoding,
-             "correlation_id": raw.correlation_id, "reply_to": raw.reply_to,
-             "user_id": raw.user_id, "routing_key": raw.routing_key,
-             **{name: headers[name] for name in Properties.HEADERS if name in headers},
-             "trace": {name: headers[name] for name in TRACE_HEADERS if name in headers}}
+    given = {
+        "message_id": raw.message_id,
+        "content_type": raw.content_type,
+        "content_encoding": raw.content_encoding,
+        "correlation_id": raw.correlation_id,
+        "reply_to": raw.reply_to,
+        "user_id": raw.user_id,
+        "routing_key": raw.routing_key,
+        **{name: headers[name] for name in Properties.HEADERS if name in headers},
+        "trace": {name: headers[name] for name in TRACE_HEADERS if name in headers},
+    }
     try:
         props = Properties.model_validate(given)
     except ValidationError as exc:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise InvalidMessage(f"the message's properties or headers cannot be read: {errors[0]['field']}: "
-                             f"{errors[0]['message']}", errors) from None
+        raise InvalidMessage(
+            f"the message's properties or headers cannot be read: {errors[0]['field']}: {errors[0]['message']}", errors
+        ) from None
     if props.attempt > max_attempts:
-        raise InvalidMessage(f"{Header.ATTEMPT} must be 1 to {max_attempts} (the retry policy's attempts), "
-                             f"not {props.attempt}", [{"field": Header.ATTEMPT, "message": f"at most {max_attempts}"}])
+        raise InvalidMessage(
+            f"{Header.ATTEMPT} must be 1 to {max_attempts} (the retry policy's attempts), not {props.attempt}",
+            [{"field": Header.ATTEMPT, "message": f"at most {max_attempts}"}],
+        )
     return props
 
 

@@ -14,6 +14,7 @@ each its own rows. A row that fails to publish is pushed back with a growing
 delay, so it never blocks the rows behind it. The relay also wakes every
 `poll_seconds` in case a NOTIFY was missed (e.g. while reconnecting).
 """
+
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,14 +33,20 @@ log = logging.get("outbox")
 def insert(first: int) -> str:
     """The statement that writes events as outbox rows, its four arrays as parameters $first.. (see `rows`);
     usable on its own or inside another statement (inbox.record writes them with the inbox row)."""
-    return (f"INSERT INTO outbox (event_id, routing_key, payload, headers) "
-            f"SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[], ${first + 2}::jsonb[], ${first + 3}::jsonb[])")
+    return (
+        f"INSERT INTO outbox (event_id, routing_key, payload, headers) "
+        f"SELECT * FROM unnest(${first}::uuid[], ${first + 1}::text[], ${first + 2}::jsonb[], ${first + 3}::jsonb[])"
+    )
 
 
 def rows(events: Sequence[Event], trace: dict[str, str] | None = None) -> tuple[list[Any], ...]:
     """`trace`: the trace context of the command that made them (shared/tracing.py), published with them."""
-    return ([e.id for e in events], [e.type for e in events], [e.model_dump(mode="json") for e in events],
-            [trace or {} for _ in events])
+    return (
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.model_dump(mode="json") for e in events],
+        [trace or {} for _ in events],
+    )
 
 
 async def add(conn: asyncpg.Connection, events: Sequence[Event], trace: dict[str, str] | None = None) -> None:
@@ -49,7 +56,14 @@ async def add(conn: asyncpg.Connection, events: Sequence[Event], trace: dict[str
 
 class Relay:
     def __init__(
-        self, pool: asyncpg.Pool, dsn: str, schema: str, publish: Publish, *, batch: int = 200, poll_seconds: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        schema: str,
+        publish: Publish,
+        *,
+        batch: int = 200,
+        poll_seconds: float = 1.0,
     ):
         self._pool, self._dsn, self._channel, self._publish = pool, dsn, f"{schema}_outbox", publish
         self._batch, self._poll = batch, poll_seconds
@@ -88,7 +102,9 @@ class Relay:
                 return 0
             results = await asyncio.gather(*(self._send(row) for row in rows), return_exceptions=True)
             done = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
-            failed = [(row["id"], repr(result)) for row, result in zip(rows, results, strict=True) if result is not None]
+            failed = [
+                (row["id"], repr(result)) for row, result in zip(rows, results, strict=True) if result is not None
+            ]
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
             if failed:
                 log.warning("outbox.publish_failed", count=len(failed), error=failed[0][1])

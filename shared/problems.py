@@ -11,6 +11,7 @@ same way: its middleware answers any `Rejected` with its body and headers.
 refused send by it; the Python client's exceptions are generated from the table).
 `CLOSES` is the websocket's table: each close code, and what it tells the client.
 """
+
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -165,7 +166,7 @@ class InvalidIdempotencyKey(Rejected):
 
 
 class Unauthorized(Rejected):
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class BadSignature(Rejected):
@@ -215,7 +216,7 @@ class ContentMissing(Rejected):
 class Unavailable(Rejected):
     """Transient: the broker did not confirm, a service did not answer in time. Try again."""
 
-    headers = {"Retry-After": "1"}
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
 
 class CommandParked(Rejected):
@@ -301,15 +302,18 @@ class Close:
 
 
 # The websocket's refusals, by close code (services/gateway/ws/ closes with these; the clients act on them).
-CLOSES: dict[str, Close] = {c.name: c for c in (
-    Close(4400, "bad_message", "a malformed message: the reason says what; do not retry it as it is"),
-    Close(4401, "bad_token", "the token is missing, invalid or expired: sign in again"),
-    Close(4403, "other_principal", "a token refresh for another user or organisation"),
-    Close(4408, "hello_timeout", "no hello in time"),
-    Close(1013, "try_again_later", "read too slowly, or too many replays: resume after a backoff"),
-    Close(1011, "log_unavailable", "the event log is unavailable: resume in a moment"),
-    Close(1001, "going_away", "the gateway is stopping: resume"),
-)}
+CLOSES: dict[str, Close] = {
+    c.name: c
+    for c in (
+        Close(4400, "bad_message", "a malformed message: the reason says what; do not retry it as it is"),
+        Close(4401, "bad_token", "the token is missing, invalid or expired: sign in again"),
+        Close(4403, "other_principal", "a token refresh for another user or organisation"),
+        Close(4408, "hello_timeout", "no hello in time"),
+        Close(1013, "try_again_later", "read too slowly, or too many replays: resume after a backoff"),
+        Close(1011, "log_unavailable", "the event log is unavailable: resume in a moment"),
+        Close(1001, "going_away", "the gateway is stopping: resume"),
+    )
+}
 
 
 def not_found(what: str, ident: str) -> NotFound:

@@ -12,6 +12,7 @@
   through the delay queues with exponential tiers and jitter, counting attempts in
   a header; after the last tier the message is parked where a person can see it.
 """
+
 import random
 from dataclasses import dataclass
 from datetime import timedelta

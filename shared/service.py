@@ -4,6 +4,7 @@ A service module builds one `Service`, registers its handlers (`command`, `effec
 `event`, `query`), and runs `service.app`. Who handles what is said once, there: the
 events a service registers are what its work queue is bound to (shared/topology.py).
 """
+
 import asyncio
 import logging as stdlib_logging
 import time
@@ -76,12 +77,23 @@ class Service:
         # queue takes (a retry, a park) raises instead of being acked away.
         # Not "faststream": that logger comes with its own colourising handler.
         framework_log = logging.library_logger("framework", settings.log_level)
-        self.broker = RabbitBroker(settings.amqp_url, graceful_timeout=30, log_level=stdlib_logging.DEBUG,
-                                   logger=framework_log,
-                                   default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True))
+        self.broker = RabbitBroker(
+            settings.amqp_url,
+            graceful_timeout=30,
+            log_level=stdlib_logging.DEBUG,
+            logger=framework_log,
+            default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
+        )
         self.identity, self.own_user = settings.identity, own_user(settings.amqp_url)
-        self.commands = Commands(self.broker, None, self.topology, self.identity,  # its pool: once opened (_open)
-                                 self.own_user, settings.message_deadline, settings.fault_crash_after_commit)
+        self.commands = Commands(
+            self.broker,
+            None,
+            self.topology,
+            self.identity,  # its pool: once opened (_open)
+            self.own_user,
+            settings.message_deadline,
+            settings.fault_crash_after_commit,
+        )
         # The guard first: the outermost, so that nothing the others raise leaves a message unacknowledged.
         self.broker.add_middleware(self.commands.middleware())
         provider = tracing.setup(name, settings.otel_exporter_otlp_endpoint, settings.trace_file)
@@ -91,11 +103,19 @@ class Service:
         # FastStream's own consume-side metrics (received, acked, nacked, in progress, duration).
         self.broker.add_middleware(RabbitPrometheusMiddleware(registry=metrics.REGISTRY, app_name=name))
         self.commands_in = self.broker.subscriber(
-            self.topology.work.faststream(), topology.exchange(topology.COMMANDS),
-            ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.work.name)
+            self.topology.work.faststream(),
+            topology.exchange(topology.COMMANDS),
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            title=self.topology.work.name,
+        )
         self.queries_in = self.broker.subscriber(
-            self.topology.queries.faststream(), topology.exchange(topology.QUERIES),
-            ack_policy=AckPolicy.MANUAL, no_reply=True, title=self.topology.queries.name)
+            self.topology.queries.faststream(),
+            topology.exchange(topology.QUERIES),
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            title=self.topology.queries.name,
+        )
         self.pool: asyncpg.Pool | None = None
         self._replies: aio_pika.abc.AbstractRobustConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -106,11 +126,21 @@ class Service:
         self._events: list[str] = []
         self._metrics: web.AppRunner | None = None
         self._startup_deadline = 0.0
-        spec = AsyncAPI(self.broker, title=f"{name} service", version="1.0.0",
-                        description=f"Commands the {name} service consumes and the events it publishes.")
-        self.app = FastStream(self.broker, specification=spec, logger=framework_log, on_startup=[self._open],
-                              after_startup=[self._started], on_shutdown=[self._stop_tasks],
-                              after_shutdown=[self._close])
+        spec = AsyncAPI(
+            self.broker,
+            title=f"{name} service",
+            version="1.0.0",
+            description=f"Commands the {name} service consumes and the events it publishes.",
+        )
+        self.app = FastStream(
+            self.broker,
+            specification=spec,
+            logger=framework_log,
+            on_startup=[self._open],
+            after_startup=[self._started],
+            on_shutdown=[self._stop_tasks],
+            after_shutdown=[self._close],
+        )
 
     def command(self, model: type[C], handler: Handler[C], doc: str) -> None:
         """Route commands `model.ROUTING_KEY` (validated as `model`, the contract) through the pipeline to
@@ -132,8 +162,9 @@ class Service:
 
         self._route(self.commands_in, model.ROUTING_KEY, on_command, doc)
 
-    def event(self, model: type[D], run: Handler[D] | Effect[D, Any], doc: str,
-              when: Callable[[D], bool] | None = None) -> None:
+    def event(
+        self, model: type[D], run: Handler[D] | Effect[D, Any], doc: str, when: Callable[[D], bool] | None = None
+    ) -> None:
         """Consume events `model.TYPE` like commands (inbox, retry, parking): this service's work queue is bound
         to them when it starts. `run` (a handler, in the transaction, or an effect) is given the event's data
         parsed as `model` (data that is not is refused, stored and acked) and its `Meta`; `when(data)` false:
@@ -157,8 +188,9 @@ class Service:
         """Answer queries `model.ROUTING_KEY` (`<service>.query.<name>`) with `answer(conn, query, org)`."""
         self._query(model, model.ROUTING_KEY, answer, doc)
 
-    def _query(self, model: type[BaseModel], routing_key: str, answer: Callable[..., Awaitable[Reply]],
-               doc: str) -> None:
+    def _query(
+        self, model: type[BaseModel], routing_key: str, answer: Callable[..., Awaitable[Reply]], doc: str
+    ) -> None:
         commands, message = self.commands, self._message
 
         async def on_query(body: model) -> None:  # type: ignore[valid-type]  # a class known at run time
@@ -185,8 +217,9 @@ class Service:
         """Run `job` once, when the service consumes; cancelled at shutdown. (Work that repeats is a `loop`.)"""
         self._background.append(job)
 
-    def loop(self, name: str, cycle: Callable[[], Awaitable[object]], every: float, *,
-             first_after: float = 0.0) -> loops.Loop:
+    def loop(
+        self, name: str, cycle: Callable[[], Awaitable[object]], every: float, *, first_after: float = 0.0
+    ) -> loops.Loop:
         """Run `cycle` every `every` seconds once the service consumes, for good (shared/loops.py): a failure is
         logged, counted and tried again; a cycle past MESSAGE_DEADLINE_SECONDS makes the service not ready."""
         loop = loops.Loop(name, cycle, every=every, deadline=self.settings.message_deadline, first_after=first_after)
@@ -207,16 +240,24 @@ class Service:
         a command or query of a type no handler took is answered 422.
         """
         commands = self.commands
-        self._query(GetCommand, f"{self.name}.query.command", _command_status,
-                    "The stored answer of a command, or 202 while it has none.")
+        self._query(
+            GetCommand,
+            f"{self.name}.query.command",
+            _command_status,
+            "The stored answer of a command, or 202 while it has none.",
+        )
 
         @self.queries_in(filter=of_type(f"{self.name}.query.health"))
         async def health(msg: RabbitMessage) -> None:
             """How this instance is doing: ready or not (why), its own detail (e.g. a circuit breaker's state)."""
             reasons = self.readiness()
-            detail = {"service": self.name, "ready": not reasons, **({"reasons": reasons} if reasons else {}),
-                      "stalled": len(self.commands.held.stalled()),
-                      **{k: v for d in self._health for k, v in d().items()}}
+            detail = {
+                "service": self.name,
+                "ready": not reasons,
+                **({"reasons": reasons} if reasons else {}),
+                "stalled": len(self.commands.held.stalled()),
+                **{k: v for d in self._health for k, v in d().items()},
+            }
             await commands.answer(msg, lambda conn, org: _healthy(detail))
 
         @self.commands_in
@@ -233,24 +274,39 @@ class Service:
         """Describe the events this service publishes (through its outbox) in its AsyncAPI document."""
         for data in events:
             envelope = create_model(f"{data.__name__}Event", __base__=Event, data=(data, ...))
-            self.broker.publisher(exchange=topology.exchange(topology.EVENTS), routing_key=data.TYPE, schema=envelope,
-                                  title=data.TYPE, description=data.__doc__, persist=True)
+            self.broker.publisher(
+                exchange=topology.exchange(topology.EVENTS),
+                routing_key=data.TYPE,
+                schema=envelope,
+                title=data.TYPE,
+                description=data.__doc__,
+                persist=True,
+            )
 
     async def _open(self) -> None:
         """Each step waits for the database or the broker while it is away (started before them, or they
         restart): the service comes up when they do, instead of exiting for its supervisor to start again."""
         s = self.settings
         self._startup_deadline = time.monotonic() + s.startup_wait_seconds  # one deadline for every step
-        pool = await self._patiently("database", lambda: db.create_pool(
-            s.database_url, self.name, size=s.db_pool_size, lock_timeout_ms=s.lock_timeout_ms,
-            statement_timeout_ms=s.statement_timeout_ms))
+        pool = await self._patiently(
+            "database",
+            lambda: db.create_pool(
+                s.database_url,
+                self.name,
+                size=s.db_pool_size,
+                lock_timeout_ms=s.lock_timeout_ms,
+                statement_timeout_ms=s.statement_timeout_ms,
+            ),
+        )
         self.pool = pool
         await self._patiently("database", lambda: db.migrate(pool, self.name, self.migrations))
         self.commands.pool = pool
         self.commands.group = GroupCommit(pool, s.group_commit_max, s.fault_crash_after_group_commit)
         await self._patiently("broker", lambda: topology.declare_all(s.amqp_url, self.topology, self.subscriptions))
-        self._replies = await self._patiently("broker", lambda: aio_pika.connect_robust(
-            s.amqp_url, client_properties={"connection_name": f"{self.name}.replies"}))
+        self._replies = await self._patiently(
+            "broker",
+            lambda: aio_pika.connect_robust(s.amqp_url, client_properties={"connection_name": f"{self.name}.replies"}),
+        )
         self.commands.replies = await self._replies.channel(publisher_confirms=False)
         await self._patiently("broker", self._ensure_log)
         await self._patiently("broker", self.broker.connect)  # FastStream's own, which it starts next
@@ -267,10 +323,16 @@ class Service:
         retrying = AsyncRetrying(
             retry=retry_if_exception(loops.unreachable),
             wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),
-            stop=lambda _: time.monotonic() >= self._startup_deadline, reraise=True,
-            before_sleep=lambda state: log.warning("service.waiting", service=self.name, waiting_for=what,
-                                                   attempt=state.attempt_number,
-                                                   error=repr(state.outcome.exception()) if state.outcome else None))
+            stop=lambda _: time.monotonic() >= self._startup_deadline,
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "service.waiting",
+                service=self.name,
+                waiting_for=what,
+                attempt=state.attempt_number,
+                error=repr(state.outcome.exception()) if state.outcome else None,
+            ),
+        )
         async for attempt in retrying:
             with attempt:
                 return await step()
@@ -285,8 +347,10 @@ class Service:
         self.loop("inbox_prune", lambda: self._prune(pool), PRUNE_EVERY_SECONDS)
         self.loop("outbox_gauges", lambda: metrics.watch_outbox(pool, self.name), OUTBOX_GAUGES_EVERY_SECONDS)
         self.loop("watchdog", self._watch, WATCHDOG_EVERY_SECONDS)
-        self._tasks = [*(asyncio.create_task(loop.run()) for loop in self.loops),
-                       *(asyncio.create_task(_once(job)) for job in self._background)]
+        self._tasks = [
+            *(asyncio.create_task(loop.run()) for loop in self.loops),
+            *(asyncio.create_task(_once(job)) for job in self._background),
+        ]
         if self.settings.metrics_port:
             try:
                 self._metrics = await metrics.start_server(self.settings.metrics_port)
@@ -300,12 +364,21 @@ class Service:
         for reason in loops.overdue(self.loops):
             log.error("loop.overdue", service=self.name, reason=reason)
 
-    async def _publish_event(self, routing_key: str, body: bytes, headers: dict[str, Any], message_id: str,
-                             correlation_id: str | None) -> None:
-        await self.broker.publish(body, exchange=topology.exchange(topology.EVENTS), routing_key=routing_key,
-                                  headers=headers, message_id=message_id, correlation_id=correlation_id,
-                                  content_type="application/json", persist=True, mandatory=False,
-                                  user_id=self.commands.own_user)
+    async def _publish_event(
+        self, routing_key: str, body: bytes, headers: dict[str, Any], message_id: str, correlation_id: str | None
+    ) -> None:
+        await self.broker.publish(
+            body,
+            exchange=topology.exchange(topology.EVENTS),
+            routing_key=routing_key,
+            headers=headers,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            content_type="application/json",
+            persist=True,
+            mandatory=False,
+            user_id=self.commands.own_user,
+        )
 
     async def _prune(self, pool: asyncpg.Pool) -> None:
         async with db.transaction(pool) as conn:

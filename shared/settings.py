@@ -3,6 +3,7 @@
 A bad or missing setting stops the process at start with one line naming the
 environment variable (see `load`), never a traceback deep inside a handler.
 """
+
 import sys
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -79,8 +80,10 @@ class CommonSettings(Production, BaseSettings):
     def production_problems(self) -> dict[str, str]:
         problems = super().production_problems()
         if own_user(self.amqp_url) == "guest":
-            problems["AMQP_URL"] = ("its user is guest, RabbitMQ's default with a published password: give the "
-                                    "platform a broker user of its own")
+            problems["AMQP_URL"] = (
+                "its user is guest, RabbitMQ's default with a published password: give the "
+                "platform a broker user of its own"
+            )
         for name, url in (("AMQP_URL", self.amqp_url), ("DATABASE_URL", self.database_url)):
             if placeholder(url):
                 problems.setdefault(name, f"it holds a {PLACEHOLDER} placeholder (deploy/.env.example): set a password")

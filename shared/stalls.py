@@ -6,6 +6,7 @@ handler waits that long for anything but a stuck dependency or a bug) is logged 
 (`consumer.stalled`), counted in `crm_stalled_messages`, and makes the service answer not ready (its
 health answer, and so the gateway's /readyz) for as long as it is held.
 """
+
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,8 +57,12 @@ class Held:
         for held in stalled:
             if not held.reported:
                 held.reported = True
-                log.error("consumer.stalled", **held.said(), held_seconds=round(time.monotonic() - held.since, 1),
-                          deadline_seconds=self.deadline)
+                log.error(
+                    "consumer.stalled",
+                    **held.said(),
+                    held_seconds=round(time.monotonic() - held.since, 1),
+                    deadline_seconds=self.deadline,
+                )
         metrics.STALLED.set(len(stalled))
 
     def reasons(self) -> list[str]:
@@ -66,5 +71,7 @@ class Held:
             return []
         oldest = min(stalled, key=lambda held: held.since)
         said = oldest.said()
-        return [f"{len(stalled)} message(s) held past {self.deadline:.0f} s (the oldest for "
-                f"{time.monotonic() - oldest.since:.0f} s: {said['routing_key']} {said['command_id']})"]
+        return [
+            f"{len(stalled)} message(s) held past {self.deadline:.0f} s (the oldest for "
+            f"{time.monotonic() - oldest.since:.0f} s: {said['routing_key']} {said['command_id']})"
+        ]

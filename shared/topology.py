@@ -26,6 +26,7 @@ directories (`leads.created`) heals anyway: a lead they lack is asked for throug
 `leads.query.get_many` (shared/lead_directory.py). A binding a service no longer
 registers stays until removed by hand; what it brings is refused 422 as an unknown type.
 """
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -56,10 +57,20 @@ class QueueSpec:
     def faststream(self) -> RabbitQueue:
         # FastStream types the arguments of each queue type apart (TypedDicts); ours are the same dict.
         if self.quorum:
-            return RabbitQueue(self.name, queue_type=QueueType.QUORUM, durable=True,
-                               arguments=cast(QuorumQueueArgs, dict(self.arguments)), routing_key=self.binding)
-        return RabbitQueue(self.name, queue_type=QueueType.CLASSIC, durable=True,
-                           arguments=cast(ClassicQueueArgs, dict(self.arguments)), routing_key=self.binding)
+            return RabbitQueue(
+                self.name,
+                queue_type=QueueType.QUORUM,
+                durable=True,
+                arguments=cast(QuorumQueueArgs, dict(self.arguments)),
+                routing_key=self.binding,
+            )
+        return RabbitQueue(
+            self.name,
+            queue_type=QueueType.CLASSIC,
+            durable=True,
+            arguments=cast(ClassicQueueArgs, dict(self.arguments)),
+            routing_key=self.binding,
+        )
 
     async def declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
         queue = await channel.declare_queue(self.name, durable=True, arguments=self.declare_arguments)
@@ -104,9 +115,13 @@ class ServiceTopology:
         ttl_ms = int(delay_ms * 1.25)
         return QueueSpec(
             f"{self.service}.delay.{delay_ms}ms",
-            arguments={"x-message-ttl": ttl_ms, "x-dead-letter-exchange": "",
-                       "x-dead-letter-routing-key": self.work.name, "x-dead-letter-strategy": "at-least-once",
-                       "x-overflow": "reject-publish"},
+            arguments={
+                "x-message-ttl": ttl_ms,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.work.name,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
         )
 
     def entry_queues(self) -> list[QueueSpec]:

@@ -9,6 +9,7 @@ writes them on the services' side; the gateway's own publishes and the outbox ro
 Off unless OTEL_EXPORTER_OTLP_ENDPOINT (OTLP over HTTP) or TRACE_FILE (spans as JSON lines, for
 tests and a quick look) is set: with neither, nothing is instrumented and nothing costs.
 """
+
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,10 @@ def setup(service: str, otlp_endpoint: str, trace_file: str) -> TracerProvider |
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter,
         )
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces")))
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces"))
+        )
     if trace_file:
         provider.add_span_processor(SimpleSpanProcessor(FileExporter(trace_file)))
     trace.set_tracer_provider(provider)
@@ -85,10 +89,19 @@ class FileExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for s in spans:
-            self._file.write(json.dumps({
-                "trace_id": format(s.context.trace_id, "032x"), "span_id": format(s.context.span_id, "016x"),
-                "parent_id": format(s.parent.span_id, "016x") if s.parent else None, "name": s.name,
-                "service": s.resource.attributes.get("service.name"), "kind": str(s.kind)}) + "\n")
+            self._file.write(
+                json.dumps(
+                    {
+                        "trace_id": format(s.context.trace_id, "032x"),
+                        "span_id": format(s.context.span_id, "016x"),
+                        "parent_id": format(s.parent.span_id, "016x") if s.parent else None,
+                        "name": s.name,
+                        "service": s.resource.attributes.get("service.name"),
+                        "kind": str(s.kind),
+                    }
+                )
+                + "\n"
+            )
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

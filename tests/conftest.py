@@ -2,6 +2,7 @@
 
 Unit tests need none of these; they are created only when a test asks for them.
 """
+
 import io
 import json
 from collections.abc import AsyncIterator
@@ -93,13 +94,17 @@ class Api:
     def as_user(self, org: str, user: str = "agent-1") -> "Api":
         return Api(self.http, self.url, issue(TEST_SECRET, org, user))
 
-    async def request(self, method: str, path: str, body: object = None, key: str | None = None,
-                      headers: dict[str, str] | None = None) -> tuple[int, dict, object]:
+    async def request(
+        self, method: str, path: str, body: object = None, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict, object]:
         all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
         if key is not None:
             all_headers["Idempotency-Key"] = key
-        data = body if isinstance(body, (bytes, str, aiohttp.Payload)) else (
-            json.dumps(body) if body is not None else None)
+        data = (
+            body
+            if isinstance(body, (bytes, str, aiohttp.Payload))
+            else (json.dumps(body) if body is not None else None)
+        )
         async with self.http.request(method, self.url + path, data=data, headers=all_headers) as response:
             text = await response.text()
             return response.status, dict(response.headers), json.loads(text) if text else None
@@ -107,8 +112,14 @@ class Api:
     async def post(self, path: str, body: object, **kw: object) -> tuple[int, dict, object]:
         return await self.request("POST", path, body, **kw)  # type: ignore[arg-type]
 
-    async def upload(self, path: str, data: bytes | aiohttp.MultipartWriter, filename: str = "file.bin",
-                     content_type: str | None = None, **kw: object) -> tuple[int, dict, object]:
+    async def upload(
+        self,
+        path: str,
+        data: bytes | aiohttp.MultipartWriter,
+        filename: str = "file.bin",
+        content_type: str | None = None,
+        **kw: object,
+    ) -> tuple[int, dict, object]:
         """POST a multipart body: `data` as the part `file` (or a body made by the test)."""
         if isinstance(data, bytes):
             form = aiohttp.FormData()

@@ -1,4 +1,5 @@
 """Wiring of the bookings service."""
+
 from pathlib import Path
 
 from services.bookings.demo import book_demo
@@ -19,8 +20,9 @@ def build(settings: BookingsSettings) -> Service:
     handlers = BookingHandlers(lead_directory.of(service))
     register(service, handlers)
     if settings.bookings_demo_org:
-        service.in_background(lambda: book_demo(service.broker, lambda: service.pool, settings.bookings_demo_org,
-                                                       service.own_user))
+        service.in_background(
+            lambda: book_demo(service.broker, lambda: service.pool, settings.bookings_demo_org, service.own_user)
+        )
     service.finish_routing()
     service.document_events(EVENTS)
     return service

@@ -1,4 +1,5 @@
 """Bookings subscribers: decode, apply the rules, persist, answer."""
+
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -45,12 +46,26 @@ class BookingHandlers:
     async def create(self, conn: asyncpg.Connection, cmd: CreateAppointment, meta: Meta) -> Outcome:
         if await self.directory.find(conn, meta.org_id, cmd.leadId) is None:
             raise not_found("lead", cmd.leadId)
-        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.leadId, cmd.startsAt, cmd.durationMinutes,
-                                      cmd.title, datetime.now(UTC), meta.user_id)
+        row = await repository.insert(
+            conn,
+            uuid4(),
+            meta.org_id,
+            cmd.leadId,
+            cmd.startsAt,
+            cmd.durationMinutes,
+            cmd.title,
+            datetime.now(UTC),
+            meta.user_id,
+        )
         appointment = AppointmentView(**row)
-        created = AppointmentCreated(appointmentId=appointment.id, leadId=appointment.lead_id,
-                                     startsAt=appointment.starts_at, durationMinutes=appointment.duration_minutes,
-                                     title=appointment.title, by=meta.user_id)
+        created = AppointmentCreated(
+            appointmentId=appointment.id,
+            leadId=appointment.lead_id,
+            startsAt=appointment.starts_at,
+            durationMinutes=appointment.duration_minutes,
+            title=appointment.title,
+            by=meta.user_id,
+        )
         return Outcome(ok(AppointmentReply(appointment=appointment), 201), [meta.event(created)])
 
     async def confirm(self, conn: asyncpg.Connection, cmd: ConfirmAppointment, meta: Meta) -> Outcome:
@@ -60,26 +75,49 @@ class BookingHandlers:
             return Outcome(ok(ConfirmReply(appointment=ConfirmedView(**row))))
         by = cmd.confirmedBy or meta.user_id
         row = await repository.confirm(conn, cmd.appointmentId, now, by, cmd.notes)
-        confirmed = AppointmentConfirmed(appointmentId=row["id"], leadId=row["lead_id"], confirmedAt=now,
-                                         confirmedBy=by, sendSms=cmd.sendSms, startsAt=row["starts_at"])
-        return Outcome(ok(ConfirmReply(appointment=ConfirmedView(**row))),
-                       [meta.event(confirmed)])
+        confirmed = AppointmentConfirmed(
+            appointmentId=row["id"],
+            leadId=row["lead_id"],
+            confirmedAt=now,
+            confirmedBy=by,
+            sendSms=cmd.sendSms,
+            startsAt=row["starts_at"],
+        )
+        return Outcome(ok(ConfirmReply(appointment=ConfirmedView(**row))), [meta.event(confirmed)])
 
     async def reschedule(self, conn: asyncpg.Connection, cmd: RescheduleAppointment, meta: Meta) -> Outcome:
         row = await self._locked(conn, meta, cmd.appointmentId)
         duration = row["duration_minutes"] if cmd.durationMinutes is None else cmd.durationMinutes
         events = []
-        if domain.check_reschedule(cmd.appointmentId, row["status"], row["starts_at"], row["duration_minutes"],
-                                   cmd.startsAt, duration, datetime.now(UTC)):
+        if domain.check_reschedule(
+            cmd.appointmentId,
+            row["status"],
+            row["starts_at"],
+            row["duration_minutes"],
+            cmd.startsAt,
+            duration,
+            datetime.now(UTC),
+        ):
             previous = row["starts_at"]
             row = await repository.reschedule(conn, cmd.appointmentId, cmd.startsAt, duration)
-            events.append(meta.event(AppointmentRescheduled(
-                appointmentId=row["id"], leadId=row["lead_id"], previousStartsAt=previous, startsAt=row["starts_at"],
-                durationMinutes=row["duration_minutes"], reason=cmd.reason, by=meta.user_id)))
+            events.append(
+                meta.event(
+                    AppointmentRescheduled(
+                        appointmentId=row["id"],
+                        leadId=row["lead_id"],
+                        previousStartsAt=previous,
+                        startsAt=row["starts_at"],
+                        durationMinutes=row["duration_minutes"],
+                        reason=cmd.reason,
+                        by=meta.user_id,
+                    )
+                )
+            )
         others = await repository.open_of_lead(conn, meta.org_id, row["lead_id"], row["id"])
         clashes = domain.clashes(row["starts_at"], row["duration_minutes"], others)
-        return Outcome(ok(RescheduleReply(appointment=AppointmentView(**row), clashes=[Clash(**c) for c in clashes])),
-                       events)
+        return Outcome(
+            ok(RescheduleReply(appointment=AppointmentView(**row), clashes=[Clash(**c) for c in clashes])), events
+        )
 
     async def cancel(self, conn: asyncpg.Connection, cmd: CancelAppointment, meta: Meta) -> Outcome:
         row = await self._locked(conn, meta, cmd.appointmentId)
@@ -87,8 +125,9 @@ class BookingHandlers:
             return Outcome(ok(AppointmentReply(appointment=AppointmentView(**row))))
         now = datetime.now(UTC)
         row = await repository.close(conn, cmd.appointmentId, S.cancelled, now, meta.user_id, reason=cmd.reason)
-        cancelled = AppointmentCancelled(appointmentId=row["id"], leadId=row["lead_id"], reason=cmd.reason,
-                                         cancelledAt=now, by=meta.user_id)
+        cancelled = AppointmentCancelled(
+            appointmentId=row["id"], leadId=row["lead_id"], reason=cmd.reason, cancelledAt=now, by=meta.user_id
+        )
         return Outcome(ok(AppointmentReply(appointment=AppointmentView(**row))), [meta.event(cancelled)])
 
     async def complete(self, conn: asyncpg.Connection, cmd: CompleteAppointment, meta: Meta) -> Outcome:
@@ -97,8 +136,9 @@ class BookingHandlers:
     async def no_show(self, conn: asyncpg.Connection, cmd: MarkNoShow, meta: Meta) -> Outcome:
         return await self._close(conn, cmd.appointmentId, S.no_show, cmd.notes, meta)
 
-    async def _close(self, conn: asyncpg.Connection, appointment_id: str, target: S, notes: str | None,
-                     meta: Meta) -> Outcome:
+    async def _close(
+        self, conn: asyncpg.Connection, appointment_id: str, target: S, notes: str | None, meta: Meta
+    ) -> Outcome:
         """Completed or no_show: the same rule, the same columns, its own event."""
         row = await self._locked(conn, meta, appointment_id)
         now = datetime.now(UTC)
@@ -106,8 +146,11 @@ class BookingHandlers:
             return Outcome(ok(AppointmentReply(appointment=AppointmentView(**row))))
         row = await repository.close(conn, appointment_id, target, now, meta.user_id, notes=notes)
         ids = {"appointmentId": row["id"], "leadId": row["lead_id"], "by": meta.user_id}
-        data = (AppointmentCompleted(**ids, completedAt=now) if target == S.completed
-                else AppointmentNoShow(**ids, markedAt=now))
+        data = (
+            AppointmentCompleted(**ids, completedAt=now)
+            if target == S.completed
+            else AppointmentNoShow(**ids, markedAt=now)
+        )
         return Outcome(ok(AppointmentReply(appointment=AppointmentView(**row))), [meta.event(data)])
 
     @staticmethod
@@ -133,21 +176,39 @@ class BookingHandlers:
 
 
 def register(service: Service, bookings: BookingHandlers) -> None:
-    service.command(CreateAppointment, bookings.create,
-                    "Book an appointment with a lead of the caller's organisation. Emits appointments.created.")
-    service.command(ConfirmAppointment, bookings.confirm,
-                    "Confirm a scheduled appointment that has not started. Emits appointments.confirmed.")
-    service.command(RescheduleAppointment, bookings.reschedule,
-                    "Move an open appointment that has not started to a new time (a confirmed one is scheduled "
-                    "again); reports the lead's other open appointments it overlaps. Emits appointments.rescheduled.")
-    service.command(CancelAppointment, bookings.cancel,
-                    "Cancel a scheduled or confirmed appointment, with a reason. Emits appointments.cancelled.")
-    service.command(CompleteAppointment, bookings.complete,
-                    "Mark an open appointment completed once its time has come. Emits appointments.completed.")
-    service.command(MarkNoShow, bookings.no_show,
-                    "Mark that the lead did not turn up, once the appointment's time has come. "
-                    "Emits appointments.no_show.")
-    service.event(LeadCreated, lead_directory.remember_created,
-                  "Learn of a new lead (the bookings projection of leads).")
+    service.command(
+        CreateAppointment,
+        bookings.create,
+        "Book an appointment with a lead of the caller's organisation. Emits appointments.created.",
+    )
+    service.command(
+        ConfirmAppointment,
+        bookings.confirm,
+        "Confirm a scheduled appointment that has not started. Emits appointments.confirmed.",
+    )
+    service.command(
+        RescheduleAppointment,
+        bookings.reschedule,
+        "Move an open appointment that has not started to a new time (a confirmed one is scheduled "
+        "again); reports the lead's other open appointments it overlaps. Emits appointments.rescheduled.",
+    )
+    service.command(
+        CancelAppointment,
+        bookings.cancel,
+        "Cancel a scheduled or confirmed appointment, with a reason. Emits appointments.cancelled.",
+    )
+    service.command(
+        CompleteAppointment,
+        bookings.complete,
+        "Mark an open appointment completed once its time has come. Emits appointments.completed.",
+    )
+    service.command(
+        MarkNoShow,
+        bookings.no_show,
+        "Mark that the lead did not turn up, once the appointment's time has come. Emits appointments.no_show.",
+    )
+    service.event(
+        LeadCreated, lead_directory.remember_created, "Learn of a new lead (the bookings projection of leads)."
+    )
     service.query(GetAppointment, bookings.get, "One appointment of the caller's organisation.")
     service.query(LeadAppointments, bookings.of_lead, "A lead's appointments, by start time.")

@@ -1,4 +1,5 @@
 """Wiring of the documents service."""
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,8 +29,12 @@ def build(settings: DocumentsSettings) -> Service:
     # meanwhile name blobs older than that, and they are attached first.
     in_use = collector.in_use_by(lambda: service.pool)
     grace = timedelta(seconds=settings.blob_grace_seconds)
-    service.loop("blob_collector", lambda: collector.collect_once(blobs, in_use, grace),
-                 settings.blob_gc_interval_seconds, first_after=settings.blob_grace_seconds)
+    service.loop(
+        "blob_collector",
+        lambda: collector.collect_once(blobs, in_use, grace),
+        settings.blob_gc_interval_seconds,
+        first_after=settings.blob_grace_seconds,
+    )
     service.on_close(blobs.close)
     service.finish_routing()
     service.document_events(EVENTS)

@@ -10,6 +10,7 @@ the default hour) and a document deleted a moment ago. A parked attach replayed 
 that may find its blob gone: it is refused, "upload again". Every instance of the service
 may run it: two deleting one blob is one delete.
 """
+
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 

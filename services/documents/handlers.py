@@ -5,6 +5,7 @@ command); the command names them by hash. Attaching touches the blob before the 
 committed, so the collector (collector.py), which spares what was touched within its grace
 period, never removes the bytes of a document being attached.
 """
+
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -41,20 +42,38 @@ class DocumentHandlers:
             raise not_found("lead", cmd.leadId)
         blob = await self.blobs.touch(cmd.sha256)
         if blob is None or blob.size != cmd.size:
-            raise invalid(f"no upload of {cmd.size} bytes with sha256 {cmd.sha256} is in the blob store (uploads "
-                          "no document refers to are collected after a while): upload the file again",
-                          [{"field": "sha256", "message": "unknown upload"}])
-        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.leadId, cmd.sha256, cmd.size, cmd.contentType,
-                                      cmd.filename, datetime.now(UTC), meta.user_id)
+            raise invalid(
+                f"no upload of {cmd.size} bytes with sha256 {cmd.sha256} is in the blob store (uploads "
+                "no document refers to are collected after a while): upload the file again",
+                [{"field": "sha256", "message": "unknown upload"}],
+            )
+        row = await repository.insert(
+            conn,
+            uuid4(),
+            meta.org_id,
+            cmd.leadId,
+            cmd.sha256,
+            cmd.size,
+            cmd.contentType,
+            cmd.filename,
+            datetime.now(UTC),
+            meta.user_id,
+        )
         if row is None:  # these bytes are attached to this lead already: that one document, no event
             known = await repository.live_of_hash(conn, meta.org_id, cmd.leadId, cmd.sha256)
             if known is None:  # deleted in the meantime: transient, the attach runs again
                 raise RuntimeError("the document these bytes are attached as was deleted meanwhile")
             return Outcome(ok(DocumentReply(document=DocumentView(**known)), 201))
         document = DocumentView(**row)
-        attached = DocumentAttached(documentId=document.id, leadId=document.lead_id, filename=document.filename,
-                                    contentType=document.content_type, size=document.size, sha256=document.sha256,
-                                    by=meta.user_id)
+        attached = DocumentAttached(
+            documentId=document.id,
+            leadId=document.lead_id,
+            filename=document.filename,
+            contentType=document.content_type,
+            size=document.size,
+            sha256=document.sha256,
+            by=meta.user_id,
+        )
         return Outcome(ok(DocumentReply(document=document), 201), [meta.event(attached)])
 
     async def delete(self, conn: asyncpg.Connection, cmd: DeleteDocument, meta: Meta) -> Outcome:
@@ -83,13 +102,18 @@ class DocumentHandlers:
 
 
 def register(service: Service, documents: DocumentHandlers) -> None:
-    service.command(AttachDocument, documents.attach,
-                    "Attach an uploaded file (already in the blob store, named by its sha256) to a lead of the "
-                    "caller's organisation; the same bytes twice on one lead are one document. "
-                    "Emits documents.attached.")
-    service.command(DeleteDocument, documents.delete,
-                    "Delete a document (soft: kept with who and when). Emits documents.deleted.")
-    service.event(LeadCreated, lead_directory.remember_created,
-                  "Learn of a new lead (the documents projection of leads).")
+    service.command(
+        AttachDocument,
+        documents.attach,
+        "Attach an uploaded file (already in the blob store, named by its sha256) to a lead of the "
+        "caller's organisation; the same bytes twice on one lead are one document. "
+        "Emits documents.attached.",
+    )
+    service.command(
+        DeleteDocument, documents.delete, "Delete a document (soft: kept with who and when). Emits documents.deleted."
+    )
+    service.event(
+        LeadCreated, lead_directory.remember_created, "Learn of a new lead (the documents projection of leads)."
+    )
     service.query(GetDocument, documents.get, "One document of the caller's organisation.")
     service.query(LeadDocuments, documents.of_lead, "A lead's documents, oldest first.")

@@ -1,10 +1,12 @@
 """Wiring of the gateway: `init_app()` builds the aiohttp application."""
+
 import asyncio
 import time
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 
 from services.gateway import errors
@@ -27,7 +29,7 @@ log = logging.get("gateway")
 
 
 @web.middleware
-async def context(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request["correlation_id"] = uuid4().hex
     started = time.monotonic()
     status = 500
@@ -44,13 +46,19 @@ async def context(request: web.Request, handler):  # type: ignore[no-untyped-def
             route = resource.canonical if resource is not None else "unmatched"  # a template: bounded labels
             metrics.REQUESTS.labels(request.method, route, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(request.method, route).observe(time.monotonic() - started)
-            log.info("http.request", method=request.method, path=request.path, status=status,
-                     command_id=request.get("command_id"), org_id=getattr(request.get("principal"), "org", None),
-                     ms=round((time.monotonic() - started) * 1000, 1))
+            log.info(
+                "http.request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                command_id=request.get("command_id"),
+                org_id=getattr(request.get("principal"), "org", None),
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )
 
 
 @web.middleware
-async def authenticate(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/api/") or request.path in PUBLIC_API:
         return await handler(request)
     principal = principal_from(request, request.app[RULES])
@@ -60,14 +68,15 @@ async def authenticate(request: web.Request, handler):  # type: ignore[no-untype
 
 
 async def broker(app: web.Application) -> AsyncIterator[None]:
-    hub = app[HUB]
+    hub, reader = app[HUB], app[HUB].reader
+    assert reader is not None  # attached when the app is built (init_app), before any startup hook runs
     await app[BUS].start()
-    await hub.reader.start()  # type: ignore[union-attr]
+    await reader.start()
     pinger = asyncio.create_task(hub.ping())
     yield
     pinger.cancel()
     await app[READINESS].close()
-    await hub.reader.stop()  # type: ignore[union-attr]
+    await reader.stop()
     await app[BUS].stop()
 
 
@@ -87,12 +96,24 @@ def init_app(settings: GatewaySettings) -> web.Application:
         AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     app = web.Application(middlewares=[context, errors.problems, authenticate])
     instance = f"gateway.{uuid4().hex[:12]}"
-    hub = Hub(settings.token_rules, settings.ws_queue_size, settings.ws_hello_timeout, settings.allowed_origins,
-              settings.ws_ping_interval, max_replays=settings.ws_max_replays,
-              max_replays_per_user=settings.ws_max_replays_per_user)
+    hub = Hub(
+        settings.token_rules,
+        settings.ws_queue_size,
+        settings.ws_hello_timeout,
+        settings.allowed_origins,
+        settings.ws_ping_interval,
+        max_replays=settings.ws_max_replays,
+        max_replays_per_user=settings.ws_max_replays_per_user,
+    )
     # A new log (deleted, or another epoch): every position a screen holds is void; they resume and reload.
-    hub.reader = Reader(settings.amqp_url, settings.database_url, settings.retention, instance, hub.live,
-                        lambda: hub.close_all(TOO_SLOW, b"the event log was recreated: resume"))
+    hub.reader = Reader(
+        settings.amqp_url,
+        settings.database_url,
+        settings.retention,
+        instance,
+        hub.live,
+        lambda: hub.close_all(TOO_SLOW, b"the event log was recreated: resume"),
+    )
     app[SETTINGS] = settings
     app[RULES] = settings.token_rules  # what a token must be: made once, the key of the verified-token cache
     app[HUB] = hub

@@ -1,6 +1,7 @@
 """Bearer JWT (HS256): claims `sub` (user id), `org` (organisation id), `exp`; `iat` (required in production),
 `iss` and `aud` (checked when JWT_ISSUER / JWT_AUDIENCE are set). A token may live at most
 JWT_MAX_LIFETIME_HOURS (`exp` - `iat`); clocks may differ by JWT_LEEWAY_SECONDS."""
+
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -47,11 +48,24 @@ def decode(token: str, rules: TokenRules | str) -> Principal:
 # remembered (its expiry is still checked on every use). Refusals are not remembered (exceptions).
 @lru_cache(maxsize=10_000)
 def _verified(token: str, rules: TokenRules) -> Principal:
-    required = ["exp", "sub", "org", *(["iat"] if rules.require_iat else []), *(["iss"] if rules.issuer else []),
-                *(["aud"] if rules.audience else [])]
+    required = [
+        "exp",
+        "sub",
+        "org",
+        *(["iat"] if rules.require_iat else []),
+        *(["iss"] if rules.issuer else []),
+        *(["aud"] if rules.audience else []),
+    ]
     try:
-        claims = jwt.decode(token, rules.secret, algorithms=["HS256"], issuer=rules.issuer, audience=rules.audience,
-                            leeway=rules.leeway, options={"require": required, "verify_aud": bool(rules.audience)})
+        claims = jwt.decode(
+            token,
+            rules.secret,
+            algorithms=["HS256"],
+            issuer=rules.issuer,
+            audience=rules.audience,
+            leeway=rules.leeway,
+            options={"require": required, "verify_aud": bool(rules.audience)},
+        )
     except jwt.ExpiredSignatureError:
         raise BadToken("the token has expired") from None
     except jwt.InvalidSignatureError:
@@ -68,7 +82,12 @@ def _verified(token: str, rules: TokenRules) -> Principal:
         raise BadToken("the token is not valid: it must be an HS256 JWT with sub, org and exp") from None
     except (ValueError, UnicodeError):  # bytes that are no token at all
         raise BadToken("the token is not valid") from None
-    if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str) or not claims["sub"] or not claims["org"]:
+    if (
+        not isinstance(claims["sub"], str)
+        or not isinstance(claims["org"], str)
+        or not claims["sub"]
+        or not claims["org"]
+    ):
         raise BadToken("the token's sub and org claims must be non-empty strings")
     issued = claims.get("iat")
     if issued is not None and float(claims["exp"]) - float(issued) > rules.max_lifetime:
@@ -76,11 +95,23 @@ def _verified(token: str, rules: TokenRules) -> Principal:
     return Principal(user=claims["sub"], org=claims["org"], expires_at=float(claims["exp"]))
 
 
-def issue(secret: str, org: str, user: str, ttl_seconds: int = 12 * 3600, issuer: str | None = None,
-          audience: str | None = None) -> str:
+def issue(
+    secret: str,
+    org: str,
+    user: str,
+    ttl_seconds: int = 12 * 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
     now = int(time.time())
-    claims = {"sub": user, "org": org, "iat": now, "exp": now + ttl_seconds,
-              **({"iss": issuer} if issuer else {}), **({"aud": audience} if audience else {})}
+    claims = {
+        "sub": user,
+        "org": org,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        **({"iss": issuer} if issuer else {}),
+        **({"aud": audience} if audience else {}),
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 

@@ -19,6 +19,7 @@ not retry a 204).
     publish ──confirmed──► reply within `wait` ──► Answer;  none ──► None (the caller's 202)
             ──refused, or no confirm in time──► Unavailable
 """
+
 import asyncio
 import json
 from contextlib import suppress
@@ -63,8 +64,13 @@ class Bus:
 
     @property
     def ready(self) -> bool:
-        return bool(self._channel and not self._channel.is_closed and self._connection
-                    and not self._connection.is_closed and self._exchanges)
+        return bool(
+            self._channel
+            and not self._channel.is_closed
+            and self._connection
+            and not self._connection.is_closed
+            and self._exchanges
+        )
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect_forever())
@@ -83,7 +89,7 @@ class Bus:
             try:
                 await self._connect()
                 return
-            except Exception as exc:  # noqa: BLE001  (whatever it is, the gateway must get its broker back)
+            except Exception as exc:
                 if loops.unreachable(exc) or isinstance(exc, aio_pika.exceptions.AMQPError | asyncio.TimeoutError):
                     log.warning("bus.connect_failed", error=repr(exc), retry_in=delay)
                 else:
@@ -92,8 +98,9 @@ class Bus:
                 delay = min(delay * 2, 5.0)
 
     async def _connect(self) -> None:
-        connection = await aio_pika.connect_robust(self._url, timeout=self._publish_timeout,
-                                                   client_properties={"connection_name": self.reply_queue})
+        connection = await aio_pika.connect_robust(
+            self._url, timeout=self._publish_timeout, client_properties={"connection_name": self.reply_queue}
+        )
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         for service in self._services:
             await topology.declare_entry(channel, service)
@@ -103,8 +110,19 @@ class Bus:
         self._connection, self._channel = connection, channel
         log.info("bus.connected")
 
-    async def call(self, exchange: str, routing_key: str, body: bytes, *, message_id: str, correlation_id: str,
-                   org: str, user: str, wait: float, persistent: bool) -> Answer | None:
+    async def call(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        correlation_id: str,
+        org: str,
+        user: str,
+        wait: float,
+        persistent: bool,
+    ) -> Answer | None:
         """Publish and wait up to `wait` seconds for the reply; None when the broker confirmed the message
         but no reply came in time. Unavailable when the broker is unreachable, refused the message or did not
         confirm it within the publish timeout.
@@ -116,8 +134,13 @@ class Bus:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
         message = aio_pika.Message(
-            body, message_id=message_id, correlation_id=correlation_id, reply_to=self.reply_queue, user_id=self.user,
-            headers={Header.ORG: org, Header.USER: user, **tracing.carrier()}, content_type="application/json",
+            body,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            reply_to=self.reply_queue,
+            user_id=self.user,
+            headers={Header.ORG: org, Header.USER: user, **tracing.carrier()},
+            content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
             expiration=None if persistent else wait,
         )
@@ -129,9 +152,11 @@ class Bus:
                 # Written but not confirmed in time: it may be queued, or lost. Only a retry can tell,
                 # and one with the same message id is one command (the services dedupe on it).
                 log.warning("bus.confirm_late", routing_key=routing_key, message_id=message_id)
-                raise Unavailable("the message broker did not confirm the request in time; it may or may not "
-                                  "have arrived: retry with the same Idempotency-Key (one that arrived has no "
-                                  "second effect)") from None
+                raise Unavailable(
+                    "the message broker did not confirm the request in time; it may or may not "
+                    "have arrived: retry with the same Idempotency-Key (one that arrived has no "
+                    "second effect)"
+                ) from None
             except (aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
                 log.warning("bus.publish_failed", routing_key=routing_key, error=repr(exc))
                 raise Unavailable("the message broker refused the message") from exc

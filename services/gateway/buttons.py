@@ -1,5 +1,6 @@
 """The buttons and reads: one view each, made from their rows (shared/buttons.py); the few reads
 that are not one query of one id (the lead list, the moves table) and the development sign-in."""
+
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,8 +44,10 @@ def pick(buttons: Sequence[Button], data: dict) -> Button:
     given = [b for b in buttons if b.selector in data]
     if len(given) > 1:
         names = [b.selector for b in given if b.selector]
-        raise problems.Invalid(f"give one of {' or '.join(names)}, not both",
-                               errors=[{"field": names[-1], "message": f"not with {names[0]}"}])
+        raise problems.Invalid(
+            f"give one of {' or '.join(names)}, not both",
+            errors=[{"field": names[-1], "message": f"not with {names[0]}"}],
+        )
     return given[0] if given else buttons[0]
 
 
@@ -71,8 +74,9 @@ def query_string(request: web.Request, *taken: str) -> dict[str, str]:
     an empty value means absent. `taken`: names the path already fills."""
     repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
     if repeated:
-        raise problems.Invalid("the query string is not valid",
-                               errors=[{"field": k, "message": "given more than once"} for k in repeated])
+        raise problems.Invalid(
+            "the query string is not valid", errors=[{"field": k, "message": "given more than once"} for k in repeated]
+        )
     return {k: v for k, v in request.query.items() if v != "" and k not in taken}
 
 
@@ -92,8 +96,10 @@ def _dev_login_on(request: web.Request) -> None:
     if not settings.dev_login or settings.app_env != "development":  # off: as if the route did not exist
         raise problems.NotFound(f"there is nothing at {request.path}")
     if not _loopback(request.remote):
-        raise problems.Forbidden("the development sign-in answers requests from this machine only "
-                                 "(127.0.0.1 or ::1); use a token (make token)")
+        raise problems.Forbidden(
+            "the development sign-in answers requests from this machine only "
+            "(127.0.0.1 or ::1); use a token (make token)"
+        )
 
 
 def _loopback(remote: str | None) -> bool:
@@ -113,7 +119,20 @@ async def dev_login(request: web.Request) -> web.Response:
 async def dev_token(request: web.Request) -> web.Response:
     _dev_login_on(request)
     settings = request.app[SETTINGS]
-    token = issue(settings.jwt_secret.get_secret_value(), settings.dev_login_org, settings.dev_login_user,
-                  DEV_TOKEN_TTL_SECONDS, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    return json_response(200, {"token": token, "org": settings.dev_login_org, "user": settings.dev_login_user,
-                               "expires_in": DEV_TOKEN_TTL_SECONDS})
+    token = issue(
+        settings.jwt_secret.get_secret_value(),
+        settings.dev_login_org,
+        settings.dev_login_user,
+        DEV_TOKEN_TTL_SECONDS,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    return json_response(
+        200,
+        {
+            "token": token,
+            "org": settings.dev_login_org,
+            "user": settings.dev_login_user,
+            "expires_in": DEV_TOKEN_TTL_SECONDS,
+        },
+    )

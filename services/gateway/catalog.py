@@ -15,6 +15,7 @@ and data-free: public, with an ETag and a max-age (304 on If-None-Match).
 its DELETE, a command's answer, the webhooks, the development sign-in, this table): routes.py
 routes them and openapi.py documents them from these rows.
 """
+
 import hashlib
 from dataclasses import dataclass, field
 from functools import cache
@@ -100,17 +101,45 @@ def types(refusals: Refusals) -> list[str]:
 
 def table() -> ButtonTable:
     return ButtonTable(
-        buttons={b.name: ButtonEntry(method="POST", path=b.path, fields=list(b.fields), selector=b.selector,
-                                     upload=b.upload, status=b.status, body=SCHEMAS + b.command.__name__,
-                                     reply=SCHEMAS + b.reply.__name__, refusals=types(b.all_refusals),
-                                     events=[e.TYPE for e in b.events], summary=b.summary) for b in BUTTONS},
-        reads={r.name: ReadEntry(method="GET", path=r.path, fields=list(r.fields), query=list(r.options),
-                                 reply=SCHEMAS + r.reply.__name__, refusals=types(r.all_refusals), summary=r.summary)
-               for r in READS},
-        routes={r.name: RouteEntry(method=r.method, path=r.path, fields=list(path_fields(r.path)), public=r.public,
-                                   summary=r.summary) for r in ROUTES},
-        problems={type_: ProblemEntry(name=refusal.__name__, status=PROBLEMS[refusal][0], title=PROBLEMS[refusal][1])
-                  for type_, refusal in BY_TYPE.items()})
+        buttons={
+            b.name: ButtonEntry(
+                method="POST",
+                path=b.path,
+                fields=list(b.fields),
+                selector=b.selector,
+                upload=b.upload,
+                status=b.status,
+                body=SCHEMAS + b.command.__name__,
+                reply=SCHEMAS + b.reply.__name__,
+                refusals=types(b.all_refusals),
+                events=[e.TYPE for e in b.events],
+                summary=b.summary,
+            )
+            for b in BUTTONS
+        },
+        reads={
+            r.name: ReadEntry(
+                method="GET",
+                path=r.path,
+                fields=list(r.fields),
+                query=list(r.options),
+                reply=SCHEMAS + r.reply.__name__,
+                refusals=types(r.all_refusals),
+                summary=r.summary,
+            )
+            for r in READS
+        },
+        routes={
+            r.name: RouteEntry(
+                method=r.method, path=r.path, fields=list(path_fields(r.path)), public=r.public, summary=r.summary
+            )
+            for r in ROUTES
+        },
+        problems={
+            type_: ProblemEntry(name=refusal.__name__, status=PROBLEMS[refusal][0], title=PROBLEMS[refusal][1])
+            for type_, refusal in BY_TYPE.items()
+        },
+    )
 
 
 @cache
@@ -154,56 +183,121 @@ def header(name: str, required: bool = False) -> dict[str, Any]:
 
 
 DELETE_DOCUMENT = next(b for b in BUTTONS if b.command is DeleteDocument)
-SENT = {"ETag": {"description": "\"<sha256>\" of the bytes", "schema": {"type": "string"}},
-        "Content-Disposition": {"description": "attachment, with the file name", "schema": {"type": "string"}},
-        "Accept-Ranges": {"schema": {"const": "bytes"}}}
+SENT = {
+    "ETag": {"description": '"<sha256>" of the bytes', "schema": {"type": "string"}},
+    "Content-Disposition": {"description": "attachment, with the file name", "schema": {"type": "string"}},
+    "Accept-Ranges": {"schema": {"const": "bytes"}},
+}
 BYTES = {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
 WEBHOOK: dict[str, Any] = {
-    "public": True, "parameters": (header("X-Twilio-Signature", required=True),),
+    "public": True,
+    "parameters": (header("X-Twilio-Signature", required=True),),
     "body": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
-    "answers": {204: "Accepted", 200: "Accepted (TwiML)",
-                400: "A body that is not a readable form (not form-urlencoded, a charset other than UTF-8, ASCII or "
-                     "Latin-1, bytes not in it)", 403: "Bad signature: nothing changes", 413: "A body over 64 KiB",
-                503: "The broker did not confirm the command: Twilio retries"},
-    "refusals": (MalformedForm, BadWebhook, BadSignature, TooLarge, Unavailable)}
+    "answers": {
+        204: "Accepted",
+        200: "Accepted (TwiML)",
+        400: "A body that is not a readable form (not form-urlencoded, a charset other than UTF-8, ASCII or "
+        "Latin-1, bytes not in it)",
+        403: "Bad signature: nothing changes",
+        413: "A body over 64 KiB",
+        503: "The broker did not confirm the command: Twilio retries",
+    },
+    "refusals": (MalformedForm, BadWebhook, BadSignature, TooLarge, Unavailable),
+}
 DEV: dict[str, Any] = {"public": True, "refusals": (NotFound, Forbidden)}
 
 ROUTES: tuple[Route, ...] = (
-    Route("button_table", "GET", "/api/buttons", serve, "The button table: each button's and read's method, path, "
-          "body, refusals and events, and the problem types (public; ETag, If-None-Match: 304)", public=True,
-          reply=ButtonTable, parameters=(header("If-None-Match"),),
-          answers={304: "Not modified: If-None-Match has the ETag"}),
-    Route("lead_statuses", "GET", "/api/leads/statuses", buttons.lead_statuses,
-          "The lead statuses and the moves allowed from each (the rule the service enforces)", reply=StatusesReply,
-          example=statuses_reply().model_dump(mode="json"), answers={200: "Statuses and moves"},
-          refusals=(Unauthorized,)),
-    Route("download_document", "GET", "/api/documents/{documentId}/content", downloads.content,
-          "A document's bytes (Range and If-None-Match honoured)",
-          parameters=(header("Range"), header("If-None-Match")),
-          answers={200: {"description": "The bytes", "headers": SENT, "content": BYTES},
-                   206: {"description": "The range asked for (Content-Range)", "headers": SENT, "content": BYTES},
-                   304: "Not modified: If-None-Match has the ETag"},
-          refusals=(Unauthorized, NotFound, RangeNotSatisfiable, Unavailable)),
-    Route("delete_document_by_delete", "DELETE", "/api/documents/{documentId}",
-          buttons.press([DELETE_DOCUMENT], body=False),
-          "Delete a document (as POST /api/documents/{documentId}/delete)", button=DELETE_DOCUMENT,
-          answers={200: "The deleted document"}),
-    Route("command_status", "GET", "/api/commands/{service}/{commandId}", views.command_status,
-          "The final answer of an accepted command (202 until it exists)", accepted=True,
-          answers={200: "The command's answer, as it would have been given"},
-          refusals=(Unauthorized, NotFound, Unavailable)),
-    Route("twilio_status", "POST", "/webhooks/twilio/status", webhooks.twilio_status,
-          "Twilio status callback (X-Twilio-Signature checked)", **WEBHOOK),
-    Route("twilio_inbound", "POST", "/webhooks/twilio/inbound", webhooks.twilio_inbound,
-          "Twilio inbound message: STOP / START (signature checked)", **WEBHOOK),
+    Route(
+        "button_table",
+        "GET",
+        "/api/buttons",
+        serve,
+        "The button table: each button's and read's method, path, "
+        "body, refusals and events, and the problem types (public; ETag, If-None-Match: 304)",
+        public=True,
+        reply=ButtonTable,
+        parameters=(header("If-None-Match"),),
+        answers={304: "Not modified: If-None-Match has the ETag"},
+    ),
+    Route(
+        "lead_statuses",
+        "GET",
+        "/api/leads/statuses",
+        buttons.lead_statuses,
+        "The lead statuses and the moves allowed from each (the rule the service enforces)",
+        reply=StatusesReply,
+        example=statuses_reply().model_dump(mode="json"),
+        answers={200: "Statuses and moves"},
+        refusals=(Unauthorized,),
+    ),
+    Route(
+        "download_document",
+        "GET",
+        "/api/documents/{documentId}/content",
+        downloads.content,
+        "A document's bytes (Range and If-None-Match honoured)",
+        parameters=(header("Range"), header("If-None-Match")),
+        answers={
+            200: {"description": "The bytes", "headers": SENT, "content": BYTES},
+            206: {"description": "The range asked for (Content-Range)", "headers": SENT, "content": BYTES},
+            304: "Not modified: If-None-Match has the ETag",
+        },
+        refusals=(Unauthorized, NotFound, RangeNotSatisfiable, Unavailable),
+    ),
+    Route(
+        "delete_document_by_delete",
+        "DELETE",
+        "/api/documents/{documentId}",
+        buttons.press([DELETE_DOCUMENT], body=False),
+        "Delete a document (as POST /api/documents/{documentId}/delete)",
+        button=DELETE_DOCUMENT,
+        answers={200: "The deleted document"},
+    ),
+    Route(
+        "command_status",
+        "GET",
+        "/api/commands/{service}/{commandId}",
+        views.command_status,
+        "The final answer of an accepted command (202 until it exists)",
+        accepted=True,
+        answers={200: "The command's answer, as it would have been given"},
+        refusals=(Unauthorized, NotFound, Unavailable),
+    ),
+    Route(
+        "twilio_status",
+        "POST",
+        "/webhooks/twilio/status",
+        webhooks.twilio_status,
+        "Twilio status callback (X-Twilio-Signature checked)",
+        **WEBHOOK,
+    ),
+    Route(
+        "twilio_inbound",
+        "POST",
+        "/webhooks/twilio/inbound",
+        webhooks.twilio_inbound,
+        "Twilio inbound message: STOP / START (signature checked)",
+        **WEBHOOK,
+    ),
     # Outside /api on purpose: public (no token yet), and 404 unless DEV_LOGIN is on.
-    Route("dev_login", "GET", "/dev/login", buttons.dev_login,
-          "Development only (DEV_LOGIN): whether the demo sign-in is offered, and as whom; 404 when off",
-          answers={200: "{org, user}", 404: "DEV_LOGIN is off", 403: "Not from this machine"}, **DEV),
-    Route("dev_token", "POST", "/dev/token", buttons.dev_token,
-          "Development only (DEV_LOGIN): a token for the demo agent; 404 when off",
-          answers={200: "{token, org, user, expires_in}", 404: "DEV_LOGIN is off", 403: "Not from this machine"},
-          **DEV),
+    Route(
+        "dev_login",
+        "GET",
+        "/dev/login",
+        buttons.dev_login,
+        "Development only (DEV_LOGIN): whether the demo sign-in is offered, and as whom; 404 when off",
+        answers={200: "{org, user}", 404: "DEV_LOGIN is off", 403: "Not from this machine"},
+        **DEV,
+    ),
+    Route(
+        "dev_token",
+        "POST",
+        "/dev/token",
+        buttons.dev_token,
+        "Development only (DEV_LOGIN): a token for the demo agent; 404 when off",
+        answers={200: "{token, org, user, expires_in}", 404: "DEV_LOGIN is off", 403: "Not from this machine"},
+        **DEV,
+    ),
 )
 # The rows under /api that need no token (services/gateway/app.py's PUBLIC_API).
 PUBLIC: frozenset[str] = frozenset(r.path for r in ROUTES if r.public and r.path.startswith("/api/"))

@@ -10,6 +10,7 @@ Not aiohttp's FileResponse, which does ranges for a file: it makes its own ETag 
 time and size, ours is the hash (the bytes' own name, which never changes for a document), and
 a blob in S3 is no file.
 """
+
 import re
 from contextlib import aclosing
 from urllib.parse import quote
@@ -45,8 +46,10 @@ async def content(request: web.Request) -> web.StreamResponse:
     try:
         start, end = byte_range(request, document.size, etag) or (0, document.size)
     except Unsatisfiable:  # answered, not raised: its headers are this document's
-        return refusal_response(problems.RangeNotSatisfiable(f"the document holds {document.size} bytes"),
-                                {hdrs.CONTENT_RANGE: f"bytes */{document.size}", **headers})
+        return refusal_response(
+            problems.RangeNotSatisfiable(f"the document holds {document.size} bytes"),
+            {hdrs.CONTENT_RANGE: f"bytes */{document.size}", **headers},
+        )
     chunks = await request.app[BLOBS].open(document.sha256, start, end)
     if chunks is None:  # a document whose bytes are gone: never expected (the collector spares them)
         log.error("document.content_missing", document_id=document.id, sha256=document.sha256)
@@ -54,8 +57,11 @@ async def content(request: web.Request) -> web.StreamResponse:
     partial = (start, end) != (0, document.size)
     if partial:
         headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{document.size}"
-    headers |= {hdrs.CONTENT_TYPE: document.content_type, hdrs.CONTENT_DISPOSITION: disposition(document.filename),
-                "X-Content-Type-Options": "nosniff"}
+    headers |= {
+        hdrs.CONTENT_TYPE: document.content_type,
+        hdrs.CONTENT_DISPOSITION: disposition(document.filename),
+        "X-Content-Type-Options": "nosniff",
+    }
     response = web.StreamResponse(status=206 if partial else 200, headers=headers)
     response.content_length = end - start
     async with aclosing(chunks):

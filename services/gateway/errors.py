@@ -4,6 +4,7 @@ A refusal (shared/problems.py: a service's, passed on, or the HTTP edge's own: m
 signature, too large...) is answered from its row, with its headers. The framework's own HTTP errors
 (no route 404, a wrong method 405...) and anything unexpected (500, logged) are `about:blank` problems.
 """
+
 import json
 from typing import Any
 

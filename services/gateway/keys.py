@@ -1,4 +1,5 @@
 """Typed application state."""
+
 from aiohttp import web
 
 from services.gateway.auth import TokenRules

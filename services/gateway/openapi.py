@@ -2,6 +2,7 @@
 routes (services/gateway/catalog.py's ROUTES) and the same pydantic models the services use.
 Each button's operation also names the problem types it may answer (`x-refusals`, shared/problems.py)
 and the events it publishes (`x-events`), as GET /api/buttons does."""
+
 from functools import cache
 from typing import Any
 
@@ -16,10 +17,12 @@ from shared.problems import PROBLEMS
 
 REF = "#/components/schemas/{model}"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
-ACCEPTED = {"description": "No answer within the reply timeout: the command is queued and will take effect; "
-                          "poll Location for the final answer.",
-            "headers": {"Location": {"schema": {"type": "string"}}},
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}}
+ACCEPTED = {
+    "description": "No answer within the reply timeout: the command is queued and will take effect; "
+    "poll Location for the final answer.",
+    "headers": {"Location": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+}
 
 
 def _ref(model: type) -> dict[str, str]:
@@ -30,13 +33,18 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-REASONS = {400: "Malformed request or Idempotency-Key", 401: "Missing or invalid token", 404: "Not found",
-           409: "Refused by the rules or by a concurrent change", 413: "The file is larger than the limit",
-           415: "Not multipart/form-data, a declared type the file's bytes contradict, or a part's "
-           "Content-Transfer-Encoding or Content-Encoding that is not read",
-           416: "The range is outside the content", 422: "Invalid input, or a key reused with another body",
-           503: "Broker or service unreachable, or the broker did not confirm in time: retry with the same "
-           "Idempotency-Key"}
+REASONS = {
+    400: "Malformed request or Idempotency-Key",
+    401: "Missing or invalid token",
+    404: "Not found",
+    409: "Refused by the rules or by a concurrent change",
+    413: "The file is larger than the limit",
+    415: "Not multipart/form-data, a declared type the file's bytes contradict, or a part's "
+    "Content-Transfer-Encoding or Content-Encoding that is not read",
+    416: "The range is outside the content",
+    422: "Invalid input, or a key reused with another body",
+    503: "Broker or service unreachable, or the broker did not confirm in time: retry with the same Idempotency-Key",
+}
 
 
 def _problems(*codes: int) -> dict[str, Any]:
@@ -54,16 +62,27 @@ def _refused(refusals: Refusals, described: dict[int, Any] | None = None) -> dic
         status, title, _ = PROBLEMS[refusal]
         titles.setdefault(status, []).append(title)
     given = described or {}
-    return {str(status): _problem(given[status] if isinstance(given.get(status), str)
-                                  else REASONS.get(status, "; ".join(dict.fromkeys(names))))
-            for status, names in sorted(titles.items())}
+    return {
+        str(status): _problem(
+            given[status]
+            if isinstance(given.get(status), str)
+            else REASONS.get(status, "; ".join(dict.fromkeys(names)))
+        )
+        for status, names in sorted(titles.items())
+    }
 
 
 def _command(summary: str, body: dict[str, Any], ok: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-            "responses": {str(ok[0]): _json(ok[1], "The answer"), "202": ACCEPTED,
-                          **_problems(400, 401, 404, 409, 422, 503)}}
+    return {
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            str(ok[0]): _json(ok[1], "The answer"),
+            "202": ACCEPTED,
+            **_problems(400, 401, 404, 409, 422, 503),
+        },
+    }
 
 
 # A read's query parameter may be empty: the gateway takes `?status=&limit=` (a cleared filter) as not given.
@@ -71,10 +90,11 @@ ABSENT = {"const": "", "description": "empty: as if not given"}
 
 
 def _read(summary: str, model: type, path: list[str], query: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"summary": summary,
-            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                           for n in path] + query,
-            "responses": {"200": _json(_ref(model), summary), **_problems(401, 404, *([422] if query else []), 503)}}
+    return {
+        "summary": summary,
+        "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in path] + query,
+        "responses": {"200": _json(_ref(model), summary), **_problems(401, 404, *([422] if query else []), 503)},
+    }
 
 
 def _query_parameters(schema: dict[str, Any], path: list[str]) -> list[dict[str, Any]]:
@@ -84,8 +104,9 @@ def _query_parameters(schema: dict[str, Any], path: list[str]) -> list[dict[str,
         if name in path:
             continue
         alternatives = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]  # None: not given
-        parameters.append({"name": name, "in": "query", "required": False,
-                           "schema": {"anyOf": [*alternatives, ABSENT]}})
+        parameters.append(
+            {"name": name, "in": "query", "required": False, "schema": {"anyOf": [*alternatives, ABSENT]}}
+        )
     return parameters
 
 
@@ -104,8 +125,11 @@ def _button_operations() -> dict[str, dict[str, Any]]:
         grouped.setdefault(button.path, []).append(button)
     paths = {}
     for path, rows in grouped.items():
-        operation = _command("; or ".join(b.summary for b in rows), _one([_ref(b.command) for b in rows]),
-                             (rows[0].status, _one([_ref(b.reply) for b in rows])))
+        operation = _command(
+            "; or ".join(b.summary for b in rows),
+            _one([_ref(b.command) for b in rows]),
+            (rows[0].status, _one([_ref(b.reply) for b in rows])),
+        )
         operation["operationId"] = rows[0].name if len(rows) == 1 else "_or_".join(b.name for b in rows)
         operation["parameters"] += _path_parameters(rows[0].fields)
         operation["x-routing-keys"] = [b.routing_key for b in rows]
@@ -122,11 +146,25 @@ def _button_operations() -> dict[str, dict[str, Any]]:
 
 def _upload(operation: dict[str, Any], part: str) -> None:
     """A file in a multipart body instead of JSON: the gateway stores it and sends its claim check."""
-    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {
-        "schema": {"type": "object", "required": [part],
-                   "properties": {part: {"type": "string", "contentMediaType": "application/octet-stream",
-                                         "description": "The file, with its name (filename) and, optionally, "
-                                                        "its Content-Type (checked against its first bytes)"}}}}}}
+    operation["requestBody"] = {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [part],
+                    "properties": {
+                        part: {
+                            "type": "string",
+                            "contentMediaType": "application/octet-stream",
+                            "description": "The file, with its name (filename) and, optionally, "
+                            "its Content-Type (checked against its first bytes)",
+                        }
+                    },
+                }
+            }
+        },
+    }
     operation["responses"].update(_problems(413, 415))
 
 
@@ -143,9 +181,15 @@ def _read_operations(schemas: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _route_operation(route: Route) -> dict[str, Any]:
     """A row of ROUTES: a route that is not a button or a read (or another way to press a button)."""
     button = route.button
-    operation: dict[str, Any] = {"summary": route.summary, "operationId": route.name, "parameters": [
-        *([{"$ref": "#/components/parameters/IdempotencyKey"}] if button else []),
-        *_path_parameters(path_fields(route.path)), *route.parameters]}
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": route.name,
+        "parameters": [
+            *([{"$ref": "#/components/parameters/IdempotencyKey"}] if button else []),
+            *_path_parameters(path_fields(route.path)),
+            *route.parameters,
+        ],
+    }
     if route.public:
         operation["security"] = []
     responses: dict[str, Any] = {}
@@ -171,17 +215,32 @@ def _route_operation(route: Route) -> dict[str, Any]:
 
 @cache
 def document() -> dict[str, Any]:
-    models = [*{m: None for b in BUTTONS for m in (b.command, b.reply)},
-              *{m: None for r in READS for m in (r.query, r.reply)}, *{r.reply: None for r in ROUTES if r.reply}]
+    models = [
+        *{m: None for b in BUTTONS for m in (b.command, b.reply)},
+        *{m: None for r in READS for m in (r.query, r.reply)},
+        *{r.reply: None for r in ROUTES if r.reply},
+    ]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = defs.get("$defs", {})
     moves = L.statuses_reply().model_dump(mode="json")
     schemas["LeadStatus"]["x-moves"] = moves["moves"]  # the allowed moves, the same table the service enforces
-    schemas["Problem"] = {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-        "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}}}
-    schemas["Accepted"] = {"type": "object", "properties": {"command": {"type": "object", "properties": {
-        "id": {"type": "string"}, "status": {"const": "accepted"}}}}}
+    schemas["Problem"] = {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    schemas["Accepted"] = {
+        "type": "object",
+        "properties": {
+            "command": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"const": "accepted"}}}
+        },
+    }
     paths = _button_operations()
     for path, operations in _read_operations(schemas).items():
         paths.setdefault(path, {}).update(operations)
@@ -194,8 +253,14 @@ def document() -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "parameters": {"IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False,
-                                              "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_\-.:]{1,255}$"}}},
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_\-.:]{1,255}$"},
+                }
+            },
         },
         "paths": paths,
     }

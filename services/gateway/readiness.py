@@ -11,6 +11,7 @@ Ready (200): the gateway's own checks (broker, database, event log) pass, and no
 `"ready": false` (those are named, with their reasons, in `not_ready`). A service that does not
 answer at all is shown (`"answer": null`), not judged: commands wait in its queue until it is back.
 """
+
 import asyncio
 import time
 from contextlib import suppress
@@ -53,8 +54,9 @@ class Readiness:
 
     async def _run(self) -> tuple[int, dict[str, Any]]:
         started = time.monotonic()
-        database, *answers = await asyncio.gather(self._database(),
-                                                  *(service_health(self._bus, name) for name in self._services))
+        database, *answers = await asyncio.gather(
+            self._database(), *(service_health(self._bus, name) for name in self._services)
+        )
         reader = self._hub.reader
         # The log reader: connected, and its session beating (shared/loops.py: not stuck past its deadline).
         event_log = bool(reader and reader.connected and reader.loop.overdue is None)
@@ -69,8 +71,9 @@ class Readiness:
             self._conn.terminate()
             self._conn = None
         try:
-            self._conn = await asyncpg.connect(self._database_url, timeout=DATABASE_TIMEOUT,
-                                               server_settings={"application_name": "gateway.readyz"})
+            self._conn = await asyncpg.connect(
+                self._database_url, timeout=DATABASE_TIMEOUT, server_settings={"application_name": "gateway.readyz"}
+            )
         except DATABASE_ERRORS as exc:
             log.warning("readyz.database_unreachable", error=repr(exc))
             return False
@@ -85,18 +88,31 @@ async def _answers(conn: asyncpg.Connection) -> bool:
 
 
 def judge(checks: dict[str, bool], services: dict[str, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    not_ready = {name: list(answer.get("reasons") or []) for name, answer in services.items()
-                 if answer.get("ready") is False}
+    not_ready = {
+        name: list(answer.get("reasons") or []) for name, answer in services.items() if answer.get("ready") is False
+    }
     ready = all(checks.values()) and not not_ready
-    return (200 if ready else 503), {"status": "ready" if ready else "not ready", "checks": checks,
-                                     "services": services, "not_ready": not_ready}
+    return (200 if ready else 503), {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "services": services,
+        "not_ready": not_ready,
+    }
 
 
 async def service_health(bus: Bus, service: str) -> dict[str, Any]:
     try:
-        answer = await bus.call(topology.QUERIES, f"{service}.query.health", b"{}", message_id=str(uuid4()),
-                                correlation_id=uuid4().hex, org="_gateway", user="_gateway", wait=HEALTH_WAIT,
-                                persistent=False)
+        answer = await bus.call(
+            topology.QUERIES,
+            f"{service}.query.health",
+            b"{}",
+            message_id=str(uuid4()),
+            correlation_id=uuid4().hex,
+            org="_gateway",
+            user="_gateway",
+            wait=HEALTH_WAIT,
+            persistent=False,
+        )
     except Unavailable:
         answer = None
     if answer is None or answer.status != 200 or not isinstance(answer.body, dict):

@@ -62,8 +62,15 @@ def not_a_sibling(path: str, literal: list[str]) -> str:
     parts = path.split("/")
     for i, part in enumerate(parts):
         if part.startswith("{"):
-            taken = sorted({other.split("/")[i] for other in literal if other.split("/")[:i] == parts[:i]
-                            and len(other.split("/")) > i and not other.split("/")[i].startswith("{")})
+            taken = sorted(
+                {
+                    other.split("/")[i]
+                    for other in literal
+                    if other.split("/")[:i] == parts[:i]
+                    and len(other.split("/")) > i
+                    and not other.split("/")[i].startswith("{")
+                }
+            )
             if taken:
                 parts[i] = f"{{{part[1:-1]}:(?!{'|'.join(re.escape(t) + '$' for t in taken)})[^{{}}/]+}}"
     return "/".join(parts)

@@ -73,17 +73,24 @@ class GatewaySettings(CommonSettings, BlobSettings):
         elif self.jwt_secret.get_secret_value() == dev_secret():
             problems["JWT_SECRET"] = "it is the development secret (.dev-secret): make one, e.g. openssl rand -hex 32"
         if published_twilio_token(self.twilio_auth_token.get_secret_value()):
-            problems["TWILIO_AUTH_TOKEN"] = ("unset, the sandbox's published token or a placeholder: anyone could sign "
-                                             "a webhook (a STOP for any number); set your Twilio account's auth token")
+            problems["TWILIO_AUTH_TOKEN"] = (
+                "unset, the sandbox's published token or a placeholder: anyone could sign "
+                "a webhook (a STOP for any number); set your Twilio account's auth token"
+            )
         if self.dev_login:
             problems["DEV_LOGIN"] = "gives a token to anyone who asks: development only"
         return problems
 
     @property
     def token_rules(self) -> TokenRules:
-        return TokenRules(self.jwt_secret.get_secret_value(), self.jwt_issuer, self.jwt_audience,
-                          self.jwt_leeway_seconds, self.jwt_max_lifetime_hours * 3600,
-                          require_iat=self.app_env == "production")
+        return TokenRules(
+            self.jwt_secret.get_secret_value(),
+            self.jwt_issuer,
+            self.jwt_audience,
+            self.jwt_leeway_seconds,
+            self.jwt_max_lifetime_hours * 3600,
+            require_iat=self.app_env == "production",
+        )
 
     @property
     def allowed_origins(self) -> set[str]:

@@ -10,6 +10,7 @@ text begins with ("BM" is a bitmap, "ID3" an MP3), and cannot tell text at all: 
                    └─► one the bytes contradict ──► Mismatch (415)
     zip containers (docx, xlsx, pptx, odt, epub...) begin alike: any of them agrees with a zip.
 """
+
 import mimetypes
 
 ZIP, TEXT = "application/zip", "text/plain"
@@ -66,8 +67,13 @@ def _agrees(declared: str, found: str | None) -> bool:
     if found == TEXT:
         return declared.startswith("text/") or declared in TEXT_LIKE
     if found is None:  # bytes we cannot name: any type we could have recognised is contradicted
-        return not (declared in KNOWN or declared.startswith("text/") or declared in TEXT_LIKE
-                    or declared in ZIP_FAMILY or declared.startswith(ZIP_PREFIXES))
+        return not (
+            declared in KNOWN
+            or declared.startswith("text/")
+            or declared in TEXT_LIKE
+            or declared in ZIP_FAMILY
+            or declared.startswith(ZIP_PREFIXES)
+        )
     return declared == found
 
 

@@ -16,6 +16,7 @@ A log found deleted (our consumer cancelled), or an epoch changed in the databas
 A lost broker connection is told from a bug by what it raises (CONNECTION_ERRORS): a replay whose
 connection goes raises one of them, and never just ends; anything else is a bug, left to propagate.
 """
+
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -68,8 +69,15 @@ def decode(message: aio_pika.abc.AbstractIncomingMessage) -> Record:
 
 
 class Reader:
-    def __init__(self, amqp_url: str, database_url: str, retention: event_log.Retention, name: str,
-                 on_record: Callable[[Record], None], on_new_log: Callable[[], Awaitable[None]]):
+    def __init__(
+        self,
+        amqp_url: str,
+        database_url: str,
+        retention: event_log.Retention,
+        name: str,
+        on_record: Callable[[Record], None],
+        on_new_log: Callable[[], Awaitable[None]],
+    ):
         self._amqp_url, self._database_url, self._retention, self._name = amqp_url, database_url, retention, name
         self._on_record, self._on_new_log = on_record, on_new_log
         self.epoch: str | None = None
@@ -107,8 +115,9 @@ class Reader:
             self._connection = None
 
     async def _read(self) -> None:
-        connection = await aio_pika.connect(self._amqp_url, timeout=5,
-                                            client_properties={"connection_name": f"{self._name}.log"})
+        connection = await aio_pika.connect(
+            self._amqp_url, timeout=5, client_properties={"connection_name": f"{self._name}.log"}
+        )
         async with connection:
             db = await asyncpg.connect(self._database_url, timeout=5)
             try:
@@ -168,8 +177,9 @@ class Reader:
             with tracing.span("events.fanout", message.headers, topic=message.routing_key or ""):
                 self._on_record(decode(message))  # to every live screen of its organisation
 
-    async def _watch(self, channel: aio_pika.abc.AbstractChannel, records: aio_pika.abc.AbstractQueueIterator,
-                     db: asyncpg.Connection) -> None:
+    async def _watch(
+        self, channel: aio_pika.abc.AbstractChannel, records: aio_pika.abc.AbstractQueueIterator, db: asyncpg.Connection
+    ) -> None:
         """A deleted log cancels our consumer without a word to the iterator; an epoch may change elsewhere."""
         # aiormq's Channel keeps its consumers; its AbstractChannel (what aio-pika declares it returns) does not say so.
         underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
@@ -218,8 +228,9 @@ def _gone(connection: aio_pika.abc.AbstractConnection) -> bool:
     return connection.is_closed or transport is None or transport.connection.is_closed
 
 
-async def _channel(connection: aio_pika.abc.AbstractConnection,
-                   publisher_confirms: bool = True) -> aio_pika.abc.AbstractChannel:
+async def _channel(
+    connection: aio_pika.abc.AbstractConnection, publisher_confirms: bool = True
+) -> aio_pika.abc.AbstractChannel:
     """A new channel, or ConnectionError when the connection is gone: aiormq refuses a channel on a lost
     connection with a bare RuntimeError ("<Connection ...> closed"), aio-pika on a closing one too
     ("Connection was not opened"). Any other RuntimeError is left as it is: a bug."""

@@ -1,4 +1,5 @@
 """Print a development token: python -m services.gateway.token --org ORG --user USER."""
+
 import argparse
 
 from services.gateway.auth import issue
@@ -13,5 +14,13 @@ if __name__ == "__main__":
     args = parser.parse_args()
     config = settings.load(GatewaySettings)
     print(f"token for user {args.user} of organisation {args.org}, valid {args.ttl_hours} h:")
-    print(issue(config.jwt_secret.get_secret_value(), args.org, args.user, int(args.ttl_hours * 3600),
-                issuer=config.jwt_issuer, audience=config.jwt_audience))
+    print(
+        issue(
+            config.jwt_secret.get_secret_value(),
+            args.org,
+            args.user,
+            int(args.ttl_hours * 3600),
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+        )
+    )

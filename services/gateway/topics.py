@@ -15,6 +15,7 @@ built so that it has nothing to try twice:
 
 So one match costs at most (words of the topic) x (words of the pattern) steps, whatever the pattern.
 """
+
 import re
 from collections.abc import Iterable
 

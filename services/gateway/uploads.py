@@ -10,6 +10,7 @@ The file is never held in memory: chunks go from the socket to a temporary file.
 upload stores the same blob again (same bytes, same name) and makes the same command body,
 so with its Idempotency-Key it is one command. The command's service checks the rest.
 """
+
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,14 +46,17 @@ async def read(request: web.Request, part_name: str) -> dict[str, Any]:
             name = getattr(part, "name", None)
             if not isinstance(part, BodyPartReader) or name != part_name or fields is not None:
                 detail = "one file per upload" if fields is not None else f"no part but {part_name!r}, not {name!r}"
-                raise problems.Invalid(f"the body must hold one part, {part_name!r}: {detail}",
-                                       errors=[{"field": str(name), "message": "unexpected part"}])
+                raise problems.Invalid(
+                    f"the body must hold one part, {part_name!r}: {detail}",
+                    errors=[{"field": str(name), "message": "unexpected part"}],
+                )
             fields = await store(request, part, limit)
     except (ValueError, HttpProcessingError) as exc:  # a boundary missing, a part cut short, a bad part header
         raise problems.MalformedMultipart(f"the multipart body cannot be read: {exc}") from None
     if fields is None:
-        raise problems.Invalid(f"the file part {part_name!r} is missing",
-                               errors=[{"field": part_name, "message": "required"}])
+        raise problems.Invalid(
+            f"the file part {part_name!r} is missing", errors=[{"field": part_name, "message": "required"}]
+        )
     return fields
 
 
@@ -77,8 +81,10 @@ def file_name(given: str | None) -> str:
     the quote and line breaks so)."""
     name = UNSAFE_IN_NAME.sub("", re.split(r"[/\\]", unquote(given or ""))[-1]).strip()
     if not name:
-        raise problems.Invalid("the file part has no file name (Content-Disposition: form-data; name=\"file\"; "
-                               "filename=\"...\")", errors=[{"field": "filename", "message": "required"}])
+        raise problems.Invalid(
+            'the file part has no file name (Content-Disposition: form-data; name="file"; filename="...")',
+            errors=[{"field": "filename", "message": "required"}],
+        )
     return name
 
 

@@ -1,4 +1,5 @@
 """What every view does: parse the request, send a command or a query, map the answer; and operations."""
+
 import json
 import re
 from typing import Any, TypeVar
@@ -56,15 +57,30 @@ def message_id_for(request: web.Request, principal: Principal) -> str:
     return str(uuid5(KEY_NAMESPACE, "\n".join((principal.org, principal.user, request.path, key))))
 
 
-async def _call(request: web.Request, exchange: str, routing_key: str, body: BaseModel, message_id: str,
-                wait: float, persistent: bool) -> Answer | None:
+async def _call(
+    request: web.Request,
+    exchange: str,
+    routing_key: str,
+    body: BaseModel,
+    message_id: str,
+    wait: float,
+    persistent: bool,
+) -> Answer | None:
     principal: Principal = request["principal"]
     bus: Bus = request.app[BUS]
     with logging.bind(command_id=message_id, correlation_id=request["correlation_id"]):
         try:
-            return await bus.call(exchange, routing_key, body.model_dump_json().encode(), message_id=message_id,
-                                  correlation_id=request["correlation_id"], org=principal.org, user=principal.user,
-                                  wait=wait, persistent=persistent)
+            return await bus.call(
+                exchange,
+                routing_key,
+                body.model_dump_json().encode(),
+                message_id=message_id,
+                correlation_id=request["correlation_id"],
+                org=principal.org,
+                user=principal.user,
+                wait=wait,
+                persistent=persistent,
+            )
         except Unavailable as exc:
             raise problems.Unavailable(str(exc)) from None
 
@@ -73,11 +89,21 @@ async def send_command(request: web.Request, routing_key: str, command: BaseMode
     message_id = message_id_for(request, request["principal"])
     request["command_id"] = message_id
     service = routing_key.split(".")[0]
-    answer = await _call(request, topology.COMMANDS, routing_key, command, message_id,
-                         request.app[SETTINGS].reply_timeout, persistent=True)
+    answer = await _call(
+        request,
+        topology.COMMANDS,
+        routing_key,
+        command,
+        message_id,
+        request.app[SETTINGS].reply_timeout,
+        persistent=True,
+    )
     if answer is None:  # the broker confirmed it (else 503): it is queued, and will be done
-        return json_response(202, {"command": {"id": message_id, "status": "accepted"}},
-                             {"Location": f"/api/commands/{service}/{message_id}"})
+        return json_response(
+            202,
+            {"command": {"id": message_id, "status": "accepted"}},
+            {"Location": f"/api/commands/{service}/{message_id}"},
+        )
     return json_response(answer.status, answer.body, {"Idempotent-Replayed": "true"} if answer.replayed else None)
 
 
@@ -89,8 +115,15 @@ async def ask(request: web.Request, routing_key: str, query: BaseModel) -> web.R
 
 async def answer_of(request: web.Request, routing_key: str, query: BaseModel) -> Answer:
     """The service's answer to a query, for a view that does more with it than pass it on."""
-    answer = await _call(request, topology.QUERIES, routing_key, query, str(uuid4()),
-                         request.app[SETTINGS].query_timeout, persistent=False)
+    answer = await _call(
+        request,
+        topology.QUERIES,
+        routing_key,
+        query,
+        str(uuid4()),
+        request.app[SETTINGS].query_timeout,
+        persistent=False,
+    )
     if answer is None:
         raise problems.Unavailable(f"the {routing_key.split('.')[0]} service did not answer in time")
     return answer

@@ -13,6 +13,7 @@ status callback on its `I-Twilio-Idempotency-Token`, an inbound message on its s
 The body is read before the signature is checked: the signature is over the decoded
 fields, so a body that cannot be decoded cannot be checked either.
 """
+
 import codecs
 import hashlib
 import json
@@ -41,7 +42,9 @@ async def signed_form(request: web.Request) -> dict[str, str]:
     params = await read_form(request)
     url = settings.public_url.rstrip("/") + request.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(url, params, signature):
+    if not signature or not RequestValidator(settings.twilio_auth_token.get_secret_value()).validate(
+        url, params, signature
+    ):
         raise problems.BadSignature("the X-Twilio-Signature does not match this request")
     return params
 
@@ -59,7 +62,8 @@ async def read_form(request: web.Request) -> dict[str, str]:
         codec = None
     if codec not in CHARSETS:
         raise problems.MalformedForm(
-            f"the charset {charset[:40]!r} is not one a form is posted in (Twilio posts UTF-8)")
+            f"the charset {charset[:40]!r} is not one a form is posted in (Twilio posts UTF-8)"
+        )
     body = await _body(request)
     try:
         return dict(parse_qsl(body.decode(codec), keep_blank_values=True, encoding=codec, errors="strict"))
@@ -68,8 +72,7 @@ async def read_form(request: web.Request) -> dict[str, str]:
 
 
 async def _body(request: web.Request) -> bytes:
-    too_large = problems.TooLarge(f"a webhook's form may hold at most {MAX_FORM_BYTES} bytes",
-                                      maxBytes=MAX_FORM_BYTES)
+    too_large = problems.TooLarge(f"a webhook's form may hold at most {MAX_FORM_BYTES} bytes", maxBytes=MAX_FORM_BYTES)
     if (request.content_length or 0) > MAX_FORM_BYTES:
         raise too_large  # said before a byte is read
     body = b""
@@ -83,9 +86,17 @@ async def _body(request: web.Request) -> bytes:
 async def forward(request: web.Request, routing_key: str, command: BaseModel, message_id: str) -> None:
     bus: Bus = request.app[BUS]
     try:
-        await bus.call(topology.COMMANDS, routing_key, command.model_dump_json(by_alias=True).encode(),
-                       message_id=message_id, correlation_id=uuid4().hex, org=PROVIDER_ORG, user=PROVIDER_USER,
-                       wait=0, persistent=True)  # answered once the broker confirmed it: Twilio need not wait
+        await bus.call(
+            topology.COMMANDS,
+            routing_key,
+            command.model_dump_json(by_alias=True).encode(),
+            message_id=message_id,
+            correlation_id=uuid4().hex,
+            org=PROVIDER_ORG,
+            user=PROVIDER_USER,
+            wait=0,
+            persistent=True,
+        )  # answered once the broker confirmed it: Twilio need not wait
     except Unavailable as exc:  # unreachable, or no confirm in time: Twilio retries a 503, never a 204
         raise problems.Unavailable(str(exc)) from None
 
@@ -99,17 +110,32 @@ def parse(model: type[BaseModel], data: dict[str, object]) -> BaseModel:
 
 async def twilio_status(request: web.Request) -> web.Response:
     params = await signed_form(request)
-    command = parse(ProviderStatus, {"sid": params.get("MessageSid"), "status": params.get("MessageStatus"),
-                                     "errorCode": params.get("ErrorCode") or None})
-    token = request.headers.get("I-Twilio-Idempotency-Token") or hashlib.sha256(
-        json.dumps(params, sort_keys=True).encode()).hexdigest()
+    command = parse(
+        ProviderStatus,
+        {
+            "sid": params.get("MessageSid"),
+            "status": params.get("MessageStatus"),
+            "errorCode": params.get("ErrorCode") or None,
+        },
+    )
+    token = (
+        request.headers.get("I-Twilio-Idempotency-Token")
+        or hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    )
     await forward(request, "sms.provider_status", command, f"twilio-status:{token}")
     return web.Response(status=204)
 
 
 async def twilio_inbound(request: web.Request) -> web.Response:
     params = await signed_form(request)
-    command = parse(InboundSms, {"sid": params.get("MessageSid"), "from": params.get("From"),
-                                 "to": params.get("To"), "body": params.get("Body", "")})
+    command = parse(
+        InboundSms,
+        {
+            "sid": params.get("MessageSid"),
+            "from": params.get("From"),
+            "to": params.get("To"),
+            "body": params.get("Body", ""),
+        },
+    )
     await forward(request, "sms.inbound", command, f"twilio-inbound:{params['MessageSid']}")
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")

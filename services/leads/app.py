@@ -1,4 +1,5 @@
 """Wiring of the leads service."""
+
 from pathlib import Path
 
 from pydantic import Field

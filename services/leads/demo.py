@@ -4,6 +4,7 @@ Leads are created through the service's own handler, with their `leads.created`
 events written to the outbox, so every projection hears of them once the service
 runs. Does nothing when the table already has leads.
 """
+
 import argparse
 import asyncio
 import random
@@ -17,8 +18,20 @@ from shared.contracts.leads import SERVICE, CreateLead
 from shared.messages import Meta
 from shared.settings import load
 
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances", "Niklaus", "Radia",
-         "John"]
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Ken",
+    "Frances",
+    "Niklaus",
+    "Radia",
+    "John",
+]
 LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson", "Allen", "Wirth"]
 
 
@@ -46,5 +59,6 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=36)
     args = parser.parse_args()
     added = asyncio.run(load_demo(load(LeadsSettings), args.org, args.count))
-    print(f"demo data: {added} leads added for organisation {args.org}" if added
-          else "demo data: leads already present")
+    print(
+        f"demo data: {added} leads added for organisation {args.org}" if added else "demo data: leads already present"
+    )

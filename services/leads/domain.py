@@ -1,4 +1,5 @@
 """Lead rules: pure functions, no I/O. Refusals are `Rejected` with a problem body."""
+
 import phonenumbers
 
 # The moves table is a published contract (shared.contracts.leads.MOVES): the gateway serves the same one.
@@ -8,15 +9,19 @@ from shared.problems import ForbiddenMove, StatusConflict, invalid
 
 
 def forbidden_move(lead_id: str, current: S, target: S) -> ForbiddenMove:
-    return ForbiddenMove(f"lead {lead_id} cannot move from {current} to {target}: its current status is {current}",
-                         currentStatus=str(current))
+    return ForbiddenMove(
+        f"lead {lead_id} cannot move from {current} to {target}: its current status is {current}",
+        currentStatus=str(current),
+    )
 
 
 def check_move(lead_id: str, current: S, target: S, expected: S | None = None) -> bool:
     """True when the lead must change, False when it already has the status; raises when refused."""
     if expected is not None and expected != current:
-        raise StatusConflict(f"lead {lead_id} was expected to be {expected} but its current status is {current}",
-                             currentStatus=str(current))
+        raise StatusConflict(
+            f"lead {lead_id} was expected to be {expected} but its current status is {current}",
+            currentStatus=str(current),
+        )
     if current == target:
         return False
     if not can_move(current, target):

@@ -3,6 +3,7 @@
 Commands run through `shared.consumer.Commands` (inbox, outbox, retry, reply);
 queries are answered straight from the tables.
 """
+
 import base64
 import binascii
 import json
@@ -45,8 +46,11 @@ from shared.service import Service
 log = logging.get("leads")
 Deal = ProposalSent | ProposalAccepted | ProposalDeclined
 # What each deal event asks of its lead (shared.contracts.proposals).
-DEAL_MOVES: dict[type[Deal], LeadStatus] = {ProposalSent: LeadStatus.proposal, ProposalAccepted: LeadStatus.won,
-                                            ProposalDeclined: LeadStatus.lost}
+DEAL_MOVES: dict[type[Deal], LeadStatus] = {
+    ProposalSent: LeadStatus.proposal,
+    ProposalAccepted: LeadStatus.won,
+    ProposalDeclined: LeadStatus.lost,
+}
 
 
 class LeadHandlers:
@@ -56,11 +60,20 @@ class LeadHandlers:
     async def create(self, conn: asyncpg.Connection, cmd: CreateLead, meta: Meta) -> Outcome:
         phone = domain.normalize_phone(cmd.phone, self.default_region)
         now = datetime.now(UTC)
-        row = await repository.insert(conn, uuid4(), meta.org_id, cmd.name, phone, cmd.email, now, meta.user_id,
-                                      cmd.timeZone)
+        row = await repository.insert(
+            conn, uuid4(), meta.org_id, cmd.name, phone, cmd.email, now, meta.user_id, cmd.timeZone
+        )
         lead = LeadView(**row)
-        created = LeadCreated(leadId=lead.id, name=lead.name, phone=lead.phone, email=lead.email, status=lead.status,
-                              createdAt=lead.created_at, by=meta.user_id, timeZone=lead.timeZone)
+        created = LeadCreated(
+            leadId=lead.id,
+            name=lead.name,
+            phone=lead.phone,
+            email=lead.email,
+            status=lead.status,
+            createdAt=lead.created_at,
+            by=meta.user_id,
+            timeZone=lead.timeZone,
+        )
         return Outcome(ok(LeadReply(lead=lead), 201), [meta.event(created)])
 
     async def update_status(self, conn: asyncpg.Connection, cmd: UpdateLeadStatus, meta: Meta) -> Outcome:
@@ -80,11 +93,18 @@ class LeadHandlers:
             given.setdefault(repository.canonical(raw) or raw, raw)
         ids = list(given)
         current = await repository.lock_statuses(conn, meta.org_id, ids)
-        failed = [BulkFailure(leadId=given[i], reason=r) for i in ids
-                  if (r := domain.bulk_failure_reason(current[i]["status"] if i in current else None, cmd.status))]
+        failed = [
+            BulkFailure(leadId=given[i], reason=r)
+            for i in ids
+            if (r := domain.bulk_failure_reason(current[i]["status"] if i in current else None, cmd.status))
+        ]
         if failed:
-            raise BulkRefused(f"{len(failed)} of {len(ids)} leads cannot move to {cmd.status}; nothing was changed",
-                              updated=0, failed=[f.model_dump() for f in failed], leads=[])
+            raise BulkRefused(
+                f"{len(failed)} of {len(ids)} leads cannot move to {cmd.status}; nothing was changed",
+                updated=0,
+                failed=[f.model_dump() for f in failed],
+                leads=[],
+            )
         changing = {i: current[i]["status"] for i in ids if current[i]["status"] != cmd.status}
         changed, events = await self._apply(conn, meta, changing, cmd.status)
         leads = [changed.get(i) or LeadStatusView(**current[i]) for i in ids]
@@ -97,22 +117,35 @@ class LeadHandlers:
         lead_id = repository.canonical(deal.leadId)
         lead = (await repository.lock_statuses(conn, meta.org_id, [lead_id])).get(lead_id) if lead_id else None
         if lead_id is None or lead is None or lead["status"] == target or not can_move(lead["status"], target):
-            log.info("lead.deal_move_skipped", lead_id=lead_id or deal.leadId, deal_event=meta.event_type,
-                     target=str(target), current=str(lead["status"]) if lead else None)
+            log.info(
+                "lead.deal_move_skipped",
+                lead_id=lead_id or deal.leadId,
+                deal_event=meta.event_type,
+                target=str(target),
+                current=str(lead["status"]) if lead else None,
+            )
             return Outcome(ok(FollowReply(applied=False)))
         _, events = await self._apply(conn, meta, {lead_id: lead["status"]}, target, deal.by)
         return Outcome(ok(FollowReply(applied=True)), events)
 
-    async def _apply(self, conn: asyncpg.Connection, meta: Meta, previous: dict[str, LeadStatus],
-                     status: LeadStatus, by: str | None = None) -> tuple[dict[str, LeadStatusView], list[Event]]:
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        meta: Meta,
+        previous: dict[str, LeadStatus],
+        status: LeadStatus,
+        by: str | None = None,
+    ) -> tuple[dict[str, LeadStatusView], list[Event]]:
         """Move the leads in `previous` (id -> old status) to `status`; their new views and events."""
         if not previous:
             return {}, []
         now, by = datetime.now(UTC), by or meta.user_id
         await repository.set_status(conn, meta.org_id, list(previous), status, now, by, meta.message_id)
         views = {i: LeadStatusView(id=i, status=status, status_changed_at=now) for i in previous}
-        events = [meta.event(LeadStatusChanged(leadId=i, from_=old, to=status, changedAt=now, by=by))
-                  for i, old in previous.items()]
+        events = [
+            meta.event(LeadStatusChanged(leadId=i, from_=old, to=status, changedAt=now, by=by))
+            for i, old in previous.items()
+        ]
         return views, events
 
     # Queries -----------------------------------------------------------------
@@ -138,9 +171,20 @@ class LeadHandlers:
         if lead is None:  # another organisation's lead answers like one that does not exist
             raise not_found("lead", query.leadId)
         rows = await repository.history(conn, org, lead["id"])
-        return ok(HistoryReply(history=[
-            HistoryEntry(from_=r["from_status"], to=r["to_status"], at=r["changed_at"], by=r["changed_by"],
-                         command_id=r["command_id"]) for r in rows]))
+        return ok(
+            HistoryReply(
+                history=[
+                    HistoryEntry(
+                        from_=r["from_status"],
+                        to=r["to_status"],
+                        at=r["changed_at"],
+                        by=r["changed_by"],
+                        command_id=r["command_id"],
+                    )
+                    for r in rows
+                ]
+            )
+        )
 
 
 class FollowReply(BaseModel):
@@ -158,22 +202,33 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
         created_at, lead_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(created_at), UUID(lead_id)
     except (ValueError, TypeError, binascii.Error):
-        raise invalid("cursor is not one this API gave out",
-                      [{"field": "cursor", "message": "invalid cursor"}]) from None
+        raise invalid(
+            "cursor is not one this API gave out", [{"field": "cursor", "message": "invalid cursor"}]
+        ) from None
 
 
 def register(service: Service, leads: LeadHandlers) -> None:
-    service.command(CreateLead, leads.create,
-                    "Create a lead (phone stored as E.164). Emits leads.created.")
-    service.command(UpdateLeadStatus, leads.update_status,
-                    "Move one lead to a status. Emits leads.status_changed when it changes.")
-    service.command(BulkUpdateLeadStatus, leads.bulk_update_status,
-                    "Move many leads at once, all or nothing. One leads.status_changed per changed lead.")
+    service.command(CreateLead, leads.create, "Create a lead (phone stored as E.164). Emits leads.created.")
+    service.command(
+        UpdateLeadStatus, leads.update_status, "Move one lead to a status. Emits leads.status_changed when it changes."
+    )
+    service.command(
+        BulkUpdateLeadStatus,
+        leads.bulk_update_status,
+        "Move many leads at once, all or nothing. One leads.status_changed per changed lead.",
+    )
     for deal_event in DEAL_MOVES:
-        service.event(deal_event, leads.follow_deal,
-                      f"Move the lead as {deal_event.TYPE} asks, when the rules allow it. Emits leads.status_changed.")
+        service.event(
+            deal_event,
+            leads.follow_deal,
+            f"Move the lead as {deal_event.TYPE} asks, when the rules allow it. Emits leads.status_changed.",
+        )
     service.query(GetLead, leads.get, "One lead of the caller's organisation.")
-    service.query(GetLeads, leads.get_many, "Internal: which of these ids are the organisation's leads (one "
-                  "question for many, from the other services' lead directories).")
+    service.query(
+        GetLeads,
+        leads.get_many,
+        "Internal: which of these ids are the organisation's leads (one "
+        "question for many, from the other services' lead directories).",
+    )
     service.query(ListLeads, leads.list, "A page of leads, stable order (created_at, id).")
     service.query(LeadHistory, leads.history, "A lead's status changes, newest first.")

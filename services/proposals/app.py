@@ -1,4 +1,5 @@
 """Wiring of the proposals service: proposals, their payments and contracts."""
+
 from pathlib import Path
 
 from services.proposals.handlers import register

@@ -7,6 +7,7 @@
 A contract is made under the proposal's row lock, so two creates cannot both find no open
 contract (and a partial unique index says the same in the database).
 """
+
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -36,8 +37,9 @@ from shared.problems import not_found
 
 
 def view(row: asyncpg.Record) -> ContractView:
-    terms = ContractTerms(title=row["title"], amount_minor=row["amount_minor"], currency=row["currency"],
-                          valid_until=row["valid_until"])
+    terms = ContractTerms(
+        title=row["title"], amount_minor=row["amount_minor"], currency=row["currency"], valid_until=row["valid_until"]
+    )
     return ContractView(terms=terms, **{k: row[k] for k in ContractView.model_fields if k != "terms"})
 
 
@@ -59,13 +61,20 @@ async def sign(conn: asyncpg.Connection, cmd: SignContract, meta: Meta) -> Outco
     now = datetime.now(UTC)
     signed_at = cmd.signedAt or now
     domain.check_signed_at(signed_at, now)
-    return await _move(conn, meta, cmd.contractId, ContractStatus.signed, ContractSigned, cmd.signerName, signed_at,
-                       signerName=cmd.signerName)
+    return await _move(
+        conn,
+        meta,
+        cmd.contractId,
+        ContractStatus.signed,
+        ContractSigned,
+        cmd.signerName,
+        signed_at,
+        signerName=cmd.signerName,
+    )
 
 
 async def void(conn: asyncpg.Connection, cmd: VoidContract, meta: Meta) -> Outcome:
-    return await _move(conn, meta, cmd.contractId, ContractStatus.void, ContractVoided, cmd.reason,
-                       reason=cmd.reason)
+    return await _move(conn, meta, cmd.contractId, ContractStatus.void, ContractVoided, cmd.reason, reason=cmd.reason)
 
 
 async def get(conn: asyncpg.Connection, query: GetContract, org: str) -> Reply:
@@ -75,9 +84,16 @@ async def get(conn: asyncpg.Connection, query: GetContract, org: str) -> Reply:
     return ok(ContractReply(contract=view(row)))
 
 
-async def _move(conn: asyncpg.Connection, meta: Meta, contract_id: str, target: ContractStatus,
-                announce: Callable[..., ContractChanged], detail: str | None = None, at: datetime | None = None,
-                **event_fields: str) -> Outcome:
+async def _move(
+    conn: asyncpg.Connection,
+    meta: Meta,
+    contract_id: str,
+    target: ContractStatus,
+    announce: Callable[..., ContractChanged],
+    detail: str | None = None,
+    at: datetime | None = None,
+    **event_fields: str,
+) -> Outcome:
     """`detail`: the signer's name or the void reason; `at`: when it happened (now unless given)."""
     row = await repository.contract(conn, meta.org_id, contract_id, lock=True)
     if row is None:
@@ -89,9 +105,23 @@ async def _move(conn: asyncpg.Connection, meta: Meta, contract_id: str, target: 
     return Outcome(ok(ContractReply(contract=view(row))), [await _step(conn, meta, row, now, announce, **event_fields)])
 
 
-async def _step(conn: asyncpg.Connection, meta: Meta, row: asyncpg.Record, now: datetime,
-                announce: Callable[..., ContractChanged], **fields: str) -> Event:
-    data = announce(contractId=row["id"], proposalId=row["proposal_id"], leadId=row["lead_id"], status=row["status"],
-                    at=now, by=meta.user_id, **fields)
-    return await timeline.step(conn, meta, row["lead_id"], now, data, timeline.contract_changed(data, row["title"]),
-                               row["id"])
+async def _step(
+    conn: asyncpg.Connection,
+    meta: Meta,
+    row: asyncpg.Record,
+    now: datetime,
+    announce: Callable[..., ContractChanged],
+    **fields: str,
+) -> Event:
+    data = announce(
+        contractId=row["id"],
+        proposalId=row["proposal_id"],
+        leadId=row["lead_id"],
+        status=row["status"],
+        at=now,
+        by=meta.user_id,
+        **fields,
+    )
+    return await timeline.step(
+        conn, meta, row["lead_id"], now, data, timeline.contract_changed(data, row["title"]), row["id"]
+    )

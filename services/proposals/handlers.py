@@ -1,5 +1,6 @@
 """Proposals subscribers: decode, apply the rules, persist, answer. Payments and contracts have their
 own modules; `register` wires all three."""
+
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -52,12 +53,28 @@ class ProposalHandlers:
         lead = await self.directory.find(conn, meta.org_id, cmd.leadId)
         if lead is None:
             raise not_found("lead", cmd.leadId)
-        row = await repository.insert_proposal(conn, uuid4(), meta.org_id, lead["lead_id"], cmd.title,
-                                               cmd.amountMinor, cmd.currency, cmd.validUntil, cmd.notes, now,
-                                               meta.user_id)
-        sent = ProposalSent(proposalId=row["id"], leadId=row["lead_id"], title=row["title"],
-                            amountMinor=row["amount_minor"], currency=row["currency"], validUntil=row["valid_until"],
-                            by=meta.user_id)
+        row = await repository.insert_proposal(
+            conn,
+            uuid4(),
+            meta.org_id,
+            lead["lead_id"],
+            cmd.title,
+            cmd.amountMinor,
+            cmd.currency,
+            cmd.validUntil,
+            cmd.notes,
+            now,
+            meta.user_id,
+        )
+        sent = ProposalSent(
+            proposalId=row["id"],
+            leadId=row["lead_id"],
+            title=row["title"],
+            amountMinor=row["amount_minor"],
+            currency=row["currency"],
+            validUntil=row["valid_until"],
+            by=meta.user_id,
+        )
         event = await timeline.step(conn, meta, row["lead_id"], now, sent, timeline.proposal_sent(sent), row["id"])
         return Outcome(ok(ProposalReply(proposal=ProposalView(**row)), 201), [event])
 
@@ -67,8 +84,9 @@ class ProposalHandlers:
             return Outcome(ok(ProposalReply(proposal=ProposalView(**row))))
         row = await repository.decide(conn, row["id"], ProposalStatus.accepted, now, meta.user_id)
         accepted = ProposalAccepted(proposalId=row["id"], leadId=row["lead_id"], acceptedAt=now, by=meta.user_id)
-        event = await timeline.step(conn, meta, row["lead_id"], now, accepted,
-                                    timeline.proposal_accepted(row["title"]), row["id"])
+        event = await timeline.step(
+            conn, meta, row["lead_id"], now, accepted, timeline.proposal_accepted(row["title"]), row["id"]
+        )
         return Outcome(ok(ProposalReply(proposal=ProposalView(**row))), [event])
 
     async def decline(self, conn: asyncpg.Connection, cmd: DeclineProposal, meta: Meta) -> Outcome:
@@ -76,10 +94,12 @@ class ProposalHandlers:
         if not domain.check_decline(row["id"], row["status"]):
             return Outcome(ok(ProposalReply(proposal=ProposalView(**row))))
         row = await repository.decide(conn, row["id"], ProposalStatus.declined, now, meta.user_id, cmd.reason)
-        declined = ProposalDeclined(proposalId=row["id"], leadId=row["lead_id"], reason=cmd.reason, declinedAt=now,
-                                    by=meta.user_id)
-        event = await timeline.step(conn, meta, row["lead_id"], now, declined,
-                                    timeline.proposal_declined(row["title"], cmd.reason), row["id"])
+        declined = ProposalDeclined(
+            proposalId=row["id"], leadId=row["lead_id"], reason=cmd.reason, declinedAt=now, by=meta.user_id
+        )
+        event = await timeline.step(
+            conn, meta, row["lead_id"], now, declined, timeline.proposal_declined(row["title"], cmd.reason), row["id"]
+        )
         return Outcome(ok(ProposalReply(proposal=ProposalView(**row))), [event])
 
     # Queries -------------------------------------------------------------------
@@ -87,11 +107,14 @@ class ProposalHandlers:
         row = await repository.proposal(conn, org, query.proposalId)
         if row is None:
             raise not_found("proposal", query.proposalId)
-        return ok(ProposalDetail(
-            proposal=ProposalView(**row),
-            payments=[PaymentView(**r) for r in await repository.payments_of(conn, row["id"])],
-            refunds=[RefundView(**r) for r in await repository.refunds_of(conn, row["id"])],
-            contracts=[contracts.view(r) for r in await repository.contracts_of(conn, row["id"])]))
+        return ok(
+            ProposalDetail(
+                proposal=ProposalView(**row),
+                payments=[PaymentView(**r) for r in await repository.payments_of(conn, row["id"])],
+                refunds=[RefundView(**r) for r in await repository.refunds_of(conn, row["id"])],
+                contracts=[contracts.view(r) for r in await repository.contracts_of(conn, row["id"])],
+            )
+        )
 
     async def of_lead(self, conn: asyncpg.Connection, query: LeadProposals, org: str) -> Reply:
         lead = await self.directory.find(conn, org, query.leadId)
@@ -117,26 +140,45 @@ async def _locked(conn: asyncpg.Connection, org: str, proposal_id: str) -> async
 
 def register(service: Service, directory: Directory) -> None:
     proposals = ProposalHandlers(directory)
-    service.command(SendProposal, proposals.send,
-                    "Send a proposal to a lead of the caller's organisation. Emits proposals.sent.")
-    service.command(AcceptProposal, proposals.accept,
-                    "Accept a sent, unexpired proposal. Emits proposals.accepted (none when already accepted).")
-    service.command(DeclineProposal, proposals.decline,
-                    "Decline a sent proposal. Emits proposals.declined (none when already declined).")
-    service.command(RecordPayment, payments.record,
-                    "Record a payment against an accepted proposal, never above its balance; one payment per "
-                    "external reference. Emits payments.recorded (none when the reference is known).")
-    service.command(RefundPayment, payments.refund,
-                    "Refund (part of) a payment, never more than what is left of it. Emits payments.refunded.")
-    service.command(CreateContract, contracts.create,
-                    "Make a draft contract from an accepted proposal (one open contract per proposal). "
-                    "Emits contracts.created.")
+    service.command(
+        SendProposal, proposals.send, "Send a proposal to a lead of the caller's organisation. Emits proposals.sent."
+    )
+    service.command(
+        AcceptProposal,
+        proposals.accept,
+        "Accept a sent, unexpired proposal. Emits proposals.accepted (none when already accepted).",
+    )
+    service.command(
+        DeclineProposal,
+        proposals.decline,
+        "Decline a sent proposal. Emits proposals.declined (none when already declined).",
+    )
+    service.command(
+        RecordPayment,
+        payments.record,
+        "Record a payment against an accepted proposal, never above its balance; one payment per "
+        "external reference. Emits payments.recorded (none when the reference is known).",
+    )
+    service.command(
+        RefundPayment,
+        payments.refund,
+        "Refund (part of) a payment, never more than what is left of it. Emits payments.refunded.",
+    )
+    service.command(
+        CreateContract,
+        contracts.create,
+        "Make a draft contract from an accepted proposal (one open contract per proposal). Emits contracts.created.",
+    )
     service.command(SendContract, contracts.send, "Send a draft contract. Emits contracts.sent.")
-    service.command(SignContract, contracts.sign,
-                    "Sign a draft or sent contract; a signed contract never changes. Emits contracts.signed.")
+    service.command(
+        SignContract,
+        contracts.sign,
+        "Sign a draft or sent contract; a signed contract never changes. Emits contracts.signed.",
+    )
     service.command(VoidContract, contracts.void, "Void a draft or sent contract. Emits contracts.voided.")
-    service.event(LeadCreated, lead_directory.remember_created,
-                  "Learn of a new lead (the proposals projection of leads).")
+    service.event(
+        LeadCreated, lead_directory.remember_created, "Learn of a new lead (the proposals projection of leads)."
+    )
     service.query(GetProposal, proposals.get, "One proposal with its payments, refunds and contracts.")
     service.query(LeadProposals, proposals.of_lead, "A lead's proposals, newest first.")
     service.query(GetContract, contracts.get, "One contract of the caller's organisation.")

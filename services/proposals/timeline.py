@@ -2,6 +2,7 @@
 typed like the event that announces it, written in the same transaction as the step (`step`).
 The words of each row are pure functions of the event.
 """
+
 from datetime import datetime
 
 import asyncpg
@@ -19,9 +20,31 @@ from shared.contracts.proposals import (
 from shared.messages import Meta
 
 # ISO 4217 currencies whose minor unit is not a hundredth.
-EXPONENTS = {**dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
-                              "VND", "VUV", "XAF", "XOF", "XPF"), 0),
-             **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3)}
+EXPONENTS = {
+    **dict.fromkeys(
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
 
 
 def money(amount_minor: int, currency: str) -> str:
@@ -33,8 +56,9 @@ def money(amount_minor: int, currency: str) -> str:
 
 
 def proposal_sent(e: ProposalSent) -> str:
-    return (f"Proposal “{e.title}” sent: {money(e.amountMinor, e.currency)}, "
-            f"valid until {e.validUntil.date().isoformat()}")
+    return (
+        f"Proposal “{e.title}” sent: {money(e.amountMinor, e.currency)}, valid until {e.validUntil.date().isoformat()}"
+    )
 
 
 def proposal_accepted(title: str) -> str:
@@ -46,13 +70,17 @@ def proposal_declined(title: str, reason: str | None) -> str:
 
 
 def payment_recorded(e: PaymentRecorded) -> str:
-    return (f"Payment of {money(e.amountMinor, e.currency)} recorded ({e.method}, ref {e.externalReference}); "
-            f"balance {money(e.balanceMinor, e.currency)}")
+    return (
+        f"Payment of {money(e.amountMinor, e.currency)} recorded ({e.method}, ref {e.externalReference}); "
+        f"balance {money(e.balanceMinor, e.currency)}"
+    )
 
 
 def payment_refunded(e: PaymentRefunded, reference: str) -> str:
-    return (f"Refund of {money(e.amountMinor, e.currency)} on payment ref {reference}; "
-            f"balance {money(e.balanceMinor, e.currency)}")
+    return (
+        f"Refund of {money(e.amountMinor, e.currency)} on payment ref {reference}; "
+        f"balance {money(e.balanceMinor, e.currency)}"
+    )
 
 
 def contract_changed(e: ContractChanged, title: str) -> str:
@@ -63,8 +91,9 @@ def contract_changed(e: ContractChanged, title: str) -> str:
     return f"Contract for “{title}” {'drafted' if e.status == 'draft' else e.status}"
 
 
-async def step(conn: asyncpg.Connection, meta: Meta, lead_id: str, at: datetime, data: EventData, summary: str,
-               ref_id: str) -> Event:
+async def step(
+    conn: asyncpg.Connection, meta: Meta, lead_id: str, at: datetime, data: EventData, summary: str, ref_id: str
+) -> Event:
     """Append a step to the lead's timeline, in the command's transaction; the event that announces it."""
     await repository.append(conn, meta.org_id, lead_id, at, data.TYPE, summary, ref_id, meta.user_id)
     return meta.event(data)

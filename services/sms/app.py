@@ -1,4 +1,5 @@
 """Wiring of the SMS service."""
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,12 +51,15 @@ BREAKER_GAUGE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}  # crm_brea
 
 def breaker(settings: SmsSettings) -> CircuitBreaker:
     """Per instance: each SMS instance judges the provider by its own calls (see README)."""
-    config = BreakerConfig(window=settings.breaker_window, min_calls=settings.breaker_min_calls,
-                           failure_rate=settings.breaker_failure_rate,
-                           slow_call_duration=settings.breaker_slow_call_seconds,
-                           slow_call_rate=settings.breaker_slow_call_rate,
-                           wait_open=settings.breaker_wait_open_seconds,
-                           half_open_calls=settings.breaker_half_open_calls)
+    config = BreakerConfig(
+        window=settings.breaker_window,
+        min_calls=settings.breaker_min_calls,
+        failure_rate=settings.breaker_failure_rate,
+        slow_call_duration=settings.breaker_slow_call_seconds,
+        slow_call_rate=settings.breaker_slow_call_rate,
+        wait_open=settings.breaker_wait_open_seconds,
+        half_open_calls=settings.breaker_half_open_calls,
+    )
 
     def changed(old: State, new: State) -> None:
         log.warning("breaker.state_changed", old=str(old), new=str(new))
@@ -76,13 +80,20 @@ def build(settings: SmsSettings) -> Service:
     confirmation = ConfirmationSender(Sender(out, confirmation_text))
     register(service, sender, confirmation, Queries(directory))
     # A campaign send given up after its retries waits as long as the longest retry before it goes again.
-    campaign_sender = CampaignSender(Sender(out, campaign_text),
-                                     again_after=timedelta(seconds=max(settings.retry_delays, default=1)))
+    campaign_sender = CampaignSender(
+        Sender(out, campaign_text), again_after=timedelta(seconds=max(settings.retry_delays, default=1))
+    )
     campaigns.register(service, directory, campaign_sender)
     clock.shift(settings.campaign_clock_offset_seconds)
-    dispatcher = Dispatcher(lambda: service.pool, service.broker, service.own_user,
-                            circuit, settings.sms_campaign_rate_per_second,
-                            timedelta(seconds=settings.sms_campaign_sweep_seconds), settings.fault_crash_after_dispatch)
+    dispatcher = Dispatcher(
+        lambda: service.pool,
+        service.broker,
+        service.own_user,
+        circuit,
+        settings.sms_campaign_rate_per_second,
+        timedelta(seconds=settings.sms_campaign_sweep_seconds),
+        settings.fault_crash_after_dispatch,
+    )
     service.loop("campaign_dispatch", dispatcher.dispatch, TICK)
     service.loop("campaign_sweep", dispatcher.sweep, SWEEP_EVERY)
     service.loop("campaign_watch", dispatcher.watch, WATCH_EVERY)

@@ -1,4 +1,5 @@
 """Campaign rules: quiet hours, the send rate, status moves, counts. Pure: no I/O, time comes in as `now`."""
+
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
@@ -113,8 +114,9 @@ def _started(status: C, campaign_id: str, verb: str) -> None:
     if status in CLOSED:
         raise closed(campaign_id, status, verb)
     if status == C.draft:
-        raise CampaignNotStarted(f"campaign {campaign_id} was not started: it cannot be {verb}",
-                                 currentStatus=str(status))
+        raise CampaignNotStarted(
+            f"campaign {campaign_id} was not started: it cannot be {verb}", currentStatus=str(status)
+        )
 
 
 def closed(campaign_id: str, status: C, verb: str) -> CampaignClosed:

@@ -9,6 +9,7 @@ inbox row.
       record: the SMS row, the inbox row and the target's outcome, one transaction
       parked (retries exhausted, e.g. a long outage): the target waits again, never failed for it
 """
+
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -56,8 +57,9 @@ class CampaignSender(Effect[SendCampaignSms, Result | Refused]):
                 if target is None:
                     raise not_found("campaign target", f"{cmd.campaignId}/{cmd.leadId}")
                 if target["command_id"] != meta.message_id:  # one message id per target: one SMS, never two
-                    return Refused(invalid(f"message id {meta.message_id} is not the send of this campaign target"),
-                                   settles=False)
+                    return Refused(
+                        invalid(f"message id {meta.message_id} is not the send of this campaign target"), settles=False
+                    )
                 cancelled = target["status"] == CampaignStatus.cancelled
                 if cancelled and await repository.by_command(conn, meta.org_id, meta.message_id) is None:
                     raise rules.closed(cmd.campaignId, CampaignStatus.cancelled, "sent")  # nothing attempted: skip
@@ -65,8 +67,9 @@ class CampaignSender(Effect[SendCampaignSms, Result | Refused]):
         except Rejected as refusal:  # recorded with the target's outcome, not on its own
             return Refused(refusal)
 
-    async def record(self, conn: asyncpg.Connection, cmd: SendCampaignSms, meta: Meta,
-                     result: Result | Refused) -> Outcome:
+    async def record(
+        self, conn: asyncpg.Connection, cmd: SendCampaignSms, meta: Meta, result: Result | Refused
+    ) -> Outcome:
         if isinstance(result, Refused):
             if result.settles:
                 state, why = rules.refused_outcome(result.refusal.body)

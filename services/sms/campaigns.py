@@ -1,5 +1,6 @@
 """Campaign buttons and reads: create, start (the audience resolved and recorded once), pause, resume, cancel,
 get, list. The sending is the dispatcher's (dispatcher.py) and the CampaignSender's (campaign_sending.py)."""
+
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -45,8 +46,18 @@ from shared.problems import invalid, not_found
 from shared.service import Service
 
 SHOWN_UNKNOWN = 100  # unknown leads named in a refusal's errors (all are counted in its detail)
-VIEW_FIELDS = ("id", "name", "template_id", "status", "audience", "send_from", "send_until", "created_at",
-               "started_at", "finished_at")
+VIEW_FIELDS = (
+    "id",
+    "name",
+    "template_id",
+    "status",
+    "audience",
+    "send_from",
+    "send_until",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
 
 
 def view(row: asyncpg.Record, counts: CampaignCounts) -> CampaignView:
@@ -58,8 +69,9 @@ async def current(conn: asyncpg.Connection, row: asyncpg.Record) -> CampaignView
 
 
 def changed(kind: type[CampaignChanged], campaign: CampaignView, meta: Meta) -> Event:
-    return meta.event(kind(campaignId=campaign.id, status=campaign.status, counts=campaign.counts,
-                           at=clock.now(), by=meta.user_id))
+    return meta.event(
+        kind(campaignId=campaign.id, status=campaign.status, counts=campaign.counts, at=clock.now(), by=meta.user_id)
+    )
 
 
 class CampaignHandlers:
@@ -69,10 +81,14 @@ class CampaignHandlers:
     async def create(self, conn: asyncpg.Connection, cmd: CreateCampaign, meta: Meta) -> Outcome:
         if not await campaigns.template_exists(conn, meta.org_id, cmd.templateId):
             raise not_found("template", cmd.templateId)
-        audience = ({"status": str(cmd.status)} if cmd.status is not None
-                    else {"leadIds": await self._leads(conn, meta.org_id, cmd.leadIds or [])})
-        row = await campaigns.insert(conn, uuid4(), meta.org_id, cmd.name, cmd.templateId, audience, cmd.sendFrom,
-                                     cmd.sendUntil, meta.user_id)
+        audience = (
+            {"status": str(cmd.status)}
+            if cmd.status is not None
+            else {"leadIds": await self._leads(conn, meta.org_id, cmd.leadIds or [])}
+        )
+        row = await campaigns.insert(
+            conn, uuid4(), meta.org_id, cmd.name, cmd.templateId, audience, cmd.sendFrom, cmd.sendUntil, meta.user_id
+        )
         campaign = view(row, rules.counts({}))
         return Outcome(ok(CampaignReply(campaign=campaign), 201), [changed(CampaignCreated, campaign, meta)])
 
@@ -87,27 +103,33 @@ class CampaignHandlers:
         known = await self.directory.find_many(conn, org, [i for i in position if as_uuid(i)])
         unknown = [i for i in position if i not in known]
         if unknown:
-            raise invalid(f"{len(unknown)} of the leads are not this organisation's: {', '.join(unknown[:10])}"
-                          + (f" (the first {SHOWN_UNKNOWN} are listed in errors)" if len(unknown) > SHOWN_UNKNOWN
-                             else ""),
-                          [{"field": f"leadIds.{position[i]}", "message": "no such lead"}
-                           for i in unknown[:SHOWN_UNKNOWN]])
+            raise invalid(
+                f"{len(unknown)} of the leads are not this organisation's: {', '.join(unknown[:10])}"
+                + (f" (the first {SHOWN_UNKNOWN} are listed in errors)" if len(unknown) > SHOWN_UNKNOWN else ""),
+                [{"field": f"leadIds.{position[i]}", "message": "no such lead"} for i in unknown[:SHOWN_UNKNOWN]],
+            )
         return list(position)
 
     async def pause(self, conn: asyncpg.Connection, cmd: PauseCampaign, meta: Meta) -> Outcome:
         return await self._move(conn, cmd.campaignId, meta, rules.check_pause, CampaignStatus.paused, CampaignPaused)
 
     async def resume(self, conn: asyncpg.Connection, cmd: ResumeCampaign, meta: Meta) -> Outcome:
-        return await self._move(conn, cmd.campaignId, meta, rules.check_resume, CampaignStatus.running,
-                                CampaignResumed)
+        return await self._move(conn, cmd.campaignId, meta, rules.check_resume, CampaignStatus.running, CampaignResumed)
 
     async def cancel(self, conn: asyncpg.Connection, cmd: CancelCampaign, meta: Meta) -> Outcome:
-        return await self._move(conn, cmd.campaignId, meta, rules.check_cancel, CampaignStatus.cancelled,
-                                CampaignCancelled)
+        return await self._move(
+            conn, cmd.campaignId, meta, rules.check_cancel, CampaignStatus.cancelled, CampaignCancelled
+        )
 
-    async def _move(self, conn: asyncpg.Connection, campaign_id: str, meta: Meta,
-                    check: Callable[[CampaignStatus, str], bool], to: CampaignStatus,
-                    kind: type[CampaignChanged]) -> Outcome:
+    async def _move(
+        self,
+        conn: asyncpg.Connection,
+        campaign_id: str,
+        meta: Meta,
+        check: Callable[[CampaignStatus, str], bool],
+        to: CampaignStatus,
+        kind: type[CampaignChanged],
+    ) -> Outcome:
         """Waits for a dispatch under way (its share lock): nothing is dispatched after the answer."""
         row = await campaigns.get(conn, meta.org_id, campaign_id, lock=True)
         if row is None:
@@ -128,20 +150,31 @@ class CampaignHandlers:
         if query.after and after is None:
             raise invalid("after must be a lead id this API gave out", [{"field": "after", "message": "not a lead id"}])
         rows = await campaigns.page(conn, row["id"], after, query.limit)
-        more, rows = len(rows) > query.limit, rows[:query.limit]
-        return ok(CampaignDetail(campaign=await current(conn, row), targets=[TargetView(**r) for r in rows],
-                                 next_after=rows[-1]["lead_id"] if more else None))
+        more, rows = len(rows) > query.limit, rows[: query.limit]
+        return ok(
+            CampaignDetail(
+                campaign=await current(conn, row),
+                targets=[TargetView(**r) for r in rows],
+                next_after=rows[-1]["lead_id"] if more else None,
+            )
+        )
 
     async def list(self, conn: asyncpg.Connection, query: ListCampaigns, org: str) -> Reply:
         after = as_uuid(query.after) if query.after else None
         rows = await campaigns.of_org(conn, org, after, query.limit + 1) if after or not query.after else None
         if rows is None:
-            raise invalid("after must be a campaign id this API gave out",
-                          [{"field": "after", "message": "not a campaign of this organisation"}])
-        more, rows = len(rows) > query.limit, rows[:query.limit]
+            raise invalid(
+                "after must be a campaign id this API gave out",
+                [{"field": "after", "message": "not a campaign of this organisation"}],
+            )
+        more, rows = len(rows) > query.limit, rows[: query.limit]
         counts = await campaigns.counts(conn, [r["id"] for r in rows])
-        return ok(CampaignList(campaigns=[view(r, rules.counts(counts[r["id"]])) for r in rows],
-                               next_after=rows[-1]["id"] if more else None))
+        return ok(
+            CampaignList(
+                campaigns=[view(r, rules.counts(counts[r["id"]])) for r in rows],
+                next_after=rows[-1]["id"] if more else None,
+            )
+        )
 
 
 Audience = list[dict[str, Any]] | None  # a status audience's leads, resolved (None: nothing to resolve)
@@ -178,15 +211,16 @@ class Start(Effect[StartCampaign, Audience]):
         leads = result if result is not None else await self._listed(conn, meta.org_id, row["audience"]["leadIds"])
         await lead_directory.remember_all(conn, meta.org_id, [lead for lead in leads if lead.get("name")])
         await campaigns.insert_targets(conn, row["id"], targets(row, leads, clock.now()))
-        campaign = await current(conn, await campaigns.set_status(conn, row["id"], CampaignStatus.running,
-                                                                  clock.now()))
+        campaign = await current(conn, await campaigns.set_status(conn, row["id"], CampaignStatus.running, clock.now()))
         return Outcome(ok(CampaignReply(campaign=campaign)), [changed(CampaignStarted, campaign, meta)])
 
     async def _listed(self, conn: asyncpg.Connection, org: str, lead_ids: list[str]) -> list[dict[str, Any]]:
         """The listed leads as the projection knows them (each was checked at create); one it forgot: no phone."""
         known = {r["lead_id"]: r for r in await campaigns.projected(conn, org, lead_ids)}
-        return [{"id": i, "phone": known[i]["phone"], "timeZone": known[i]["time_zone"]} if i in known
-                else {"id": i} for i in lead_ids]
+        return [
+            {"id": i, "phone": known[i]["phone"], "timeZone": known[i]["time_zone"]} if i in known else {"id": i}
+            for i in lead_ids
+        ]
 
 
 def targets(campaign: asyncpg.Record, leads: list[dict[str, Any]], now: datetime) -> list[tuple[Any, ...]]:
@@ -195,8 +229,9 @@ def targets(campaign: asyncpg.Record, leads: list[dict[str, Any]], now: datetime
     for lead in leads:
         command_id = rules.send_id(campaign["id"], lead["id"])
         if not lead.get("phone"):
-            rows.append((lead["id"], command_id, rules.FALLBACK_ZONE, TargetState.skipped, None,
-                         rules.Skipped.not_found))
+            rows.append(
+                (lead["id"], command_id, rules.FALLBACK_ZONE, TargetState.skipped, None, rules.Skipped.not_found)
+            )
             continue
         zone = rules.zone_name(lead.get("timeZone"), lead["phone"])
         at = rules.next_allowed(now, zone, campaign["send_from"], campaign["send_until"])
@@ -207,15 +242,24 @@ def targets(campaign: asyncpg.Record, leads: list[dict[str, Any]], now: datetime
 def register(service: Service, directory: lead_directory.Directory, sender: CampaignSender) -> None:
     handlers = CampaignHandlers(directory)
     service.command(CreateCampaign, handlers.create, "Create a campaign (draft). Emits campaigns.created.")
-    service.effect(StartCampaign, Start(directory),
-                   "Resolve and record the audience (one target per lead), then send. Emits campaigns.started; "
-                   "a second start changes nothing.")
+    service.effect(
+        StartCampaign,
+        Start(directory),
+        "Resolve and record the audience (one target per lead), then send. Emits campaigns.started; "
+        "a second start changes nothing.",
+    )
     service.command(PauseCampaign, handlers.pause, "Stop dispatching a campaign's sends. Emits campaigns.paused.")
     service.command(ResumeCampaign, handlers.resume, "Dispatch a paused campaign again. Emits campaigns.resumed.")
-    service.command(CancelCampaign, handlers.cancel,
-                    "Nothing more is sent (waiting targets are skipped). Emits campaigns.cancelled.")
-    service.effect(SendCampaignSms, sender,
-                   "One campaign target's SMS (published by the dispatcher; one SMS per (campaign, lead)). "
-                   "Emits sms.sent / sms.failed.")
+    service.command(
+        CancelCampaign,
+        handlers.cancel,
+        "Nothing more is sent (waiting targets are skipped). Emits campaigns.cancelled.",
+    )
+    service.effect(
+        SendCampaignSms,
+        sender,
+        "One campaign target's SMS (published by the dispatcher; one SMS per (campaign, lead)). "
+        "Emits sms.sent / sms.failed.",
+    )
     service.query(GetCampaign, handlers.get, "A campaign with its counts and a page of per-lead outcomes.")
     service.query(ListCampaigns, handlers.list, "The organisation's campaigns, newest first.")

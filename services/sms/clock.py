@@ -5,6 +5,7 @@ clock real: a test starts the service with its campaigns' clock a few seconds be
 watches a deferred send go when it does (tests/integration/test_campaign_clock.py), instead of waiting for an
 hour of the day. Only the campaign code reads it; single sends, leases and tokens keep the wall clock.
 """
+
 from datetime import UTC, datetime, timedelta
 
 _offset = timedelta(0)

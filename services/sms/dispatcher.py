@@ -19,6 +19,7 @@ moved to `sending` and committed before it is published, so a crash in between i
     every WATCH: open campaigns: counts changed ─► campaigns.progress (at most 2/s each); running with nothing
         waiting or sending ─► completed + campaigns.completed (through the outbox, in the same transaction)
 """
+
 import asyncio
 import os
 import signal
@@ -68,8 +69,16 @@ class Dispatch:
 
 
 class Dispatcher:
-    def __init__(self, pool: Callable[[], asyncpg.Pool], broker: RabbitBroker, own_user: str, breaker: CircuitBreaker,
-                 rate: float, sweep_after: timedelta, crash_after_dispatch: bool = False):
+    def __init__(
+        self,
+        pool: Callable[[], asyncpg.Pool],
+        broker: RabbitBroker,
+        own_user: str,
+        breaker: CircuitBreaker,
+        rate: float,
+        sweep_after: timedelta,
+        crash_after_dispatch: bool = False,
+    ):
         """`own_user`: the service's broker user, the `user_id` of the sends it publishes (shared/identity.py)."""
         self._pool, self.broker, self.breaker, self.rate = pool, broker, breaker, rate
         self.own_user = own_user
@@ -144,10 +153,16 @@ class Dispatcher:
 
     async def _send(self, d: Dispatch) -> None:
         body = SendCampaignSms(campaignId=d.campaign_id, leadId=d.lead_id).model_dump_json().encode()
-        await self.broker.publish(body, exchange=topology.exchange(topology.COMMANDS),
-                                  routing_key=SendCampaignSms.ROUTING_KEY, message_id=d.command_id,
-                                  headers={Header.ORG: d.org, Header.USER: d.user}, content_type="application/json",
-                                  persist=True, user_id=self.own_user)
+        await self.broker.publish(
+            body,
+            exchange=topology.exchange(topology.COMMANDS),
+            routing_key=SendCampaignSms.ROUTING_KEY,
+            message_id=d.command_id,
+            headers={Header.ORG: d.org, Header.USER: d.user},
+            content_type="application/json",
+            persist=True,
+            user_id=self.own_user,
+        )
 
     # Sweep ---------------------------------------------------------------------------
     async def sweep(self) -> None:
@@ -158,11 +173,13 @@ class Dispatcher:
             for r in rows:
                 known = _outcome(r)
                 if known is not None:
-                    await campaigns.settle(conn, r["org_id"], r["campaign_id"], r["lead_id"], known[0], r["sms_id"],
-                                           known[1])
+                    await campaigns.settle(
+                        conn, r["org_id"], r["campaign_id"], r["lead_id"], known[0], r["sms_id"], known[1]
+                    )
                 elif r["sms_id"] is None or r["parked"]:  # never received, or given up on: publish it again
-                    again.append(Dispatch(r["org_id"], r["created_by"], r["campaign_id"], r["lead_id"],
-                                          r["command_id"]))
+                    again.append(
+                        Dispatch(r["org_id"], r["created_by"], r["campaign_id"], r["lead_id"], r["command_id"])
+                    )
             await q.touch(conn, [r["command_id"] for r in rows], now)  # the rest is on its way: look later
         if again:
             log.warning("campaigns.published_again", count=len(again))
@@ -187,8 +204,9 @@ class Dispatcher:
         data: EventData
         if c["status"] == CampaignStatus.running and rules.finished(counts):
             await campaigns.set_status(conn, campaign_id, CampaignStatus.completed, now)
-            data = CampaignCompleted(campaignId=campaign_id, status=CampaignStatus.completed, counts=counts, at=now,
-                                     by=SYSTEM)
+            data = CampaignCompleted(
+                campaignId=campaign_id, status=CampaignStatus.completed, counts=counts, at=now, by=SYSTEM
+            )
             log.info("campaigns.completed", campaign_id=campaign_id, **counts.model_dump())
         elif rules.progress_due(c["progress_at"], last, now, counts):
             data = CampaignProgress(campaignId=campaign_id, status=c["status"], counts=counts, at=now, by=SYSTEM)

@@ -1,4 +1,5 @@
 """SMS rules: templates, opt-out keywords, forward-only statuses, how a send ended. Pure, no I/O."""
+
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -31,8 +32,10 @@ def template_fields(body: str) -> list[str]:
     fields = list(dict.fromkeys(name.strip() for name in FIELD.findall(body)))
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
-        raise invalid(f"unknown template field(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}",
-                      [{"field": "body", "message": f"unknown field {f!r}"} for f in unknown])
+        raise invalid(
+            f"unknown template field(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIELDS)}",
+            [{"field": "body", "message": f"unknown field {f!r}"} for f in unknown],
+        )
     if "{{" in FIELD.sub("", body) or "}}" in FIELD.sub("", body):
         raise invalid("the template has an unmatched {{ or }}", [{"field": "body", "message": "unmatched braces"}])
     return fields
@@ -49,8 +52,10 @@ def render(body: str, name: str, phone: str) -> str:
 def checked_message(text: str) -> str:
     text = text.strip()
     if not 1 <= len(text) <= MAX_LENGTH:
-        raise invalid(f"the message must be 1 to {MAX_LENGTH} characters after trimming; it is {len(text)}",
-                      [{"field": "message", "message": "length out of range"}])
+        raise invalid(
+            f"the message must be 1 to {MAX_LENGTH} characters after trimming; it is {len(text)}",
+            [{"field": "message", "message": "length out of range"}],
+        )
     return text
 
 

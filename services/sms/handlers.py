@@ -1,4 +1,5 @@
 """SMS subscribers: sends (through `sending.Sender`), templates, provider callbacks, inbound, queries."""
+
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -32,10 +33,15 @@ from shared.problems import AlreadyExists, not_found
 from shared.service import Service
 
 # Twilio's message statuses, mapped onto ours (accepted/queued/sending are all "on its way").
-PROVIDER_STATUS = {"accepted": SmsStatus.sending, "queued": SmsStatus.sending, "sending": SmsStatus.sending,
-                   "sent": SmsStatus.sent, "delivered": SmsStatus.delivered, "undelivered": SmsStatus.undelivered,
-                   "failed": SmsStatus.failed}
-
+PROVIDER_STATUS = {
+    "accepted": SmsStatus.sending,
+    "queued": SmsStatus.sending,
+    "sending": SmsStatus.sending,
+    "sent": SmsStatus.sent,
+    "delivered": SmsStatus.delivered,
+    "undelivered": SmsStatus.undelivered,
+    "failed": SmsStatus.failed,
+}
 
 
 def template_view(row: asyncpg.Record) -> TemplateView:
@@ -68,8 +74,9 @@ class ConfirmationSender(Effect[AppointmentConfirmed, Result]):
     async def perform(self, pool: asyncpg.Pool, confirmed: AppointmentConfirmed, meta: Meta) -> Result:
         return await self.sender.perform(pool, Confirmation.of(confirmed), meta)
 
-    async def record(self, conn: asyncpg.Connection, confirmed: AppointmentConfirmed, meta: Meta,
-                     result: Result) -> Outcome:
+    async def record(
+        self, conn: asyncpg.Connection, confirmed: AppointmentConfirmed, meta: Meta, result: Result
+    ) -> Outcome:
         return await self.sender.record(conn, Confirmation.of(confirmed), meta, result)
 
     async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
@@ -97,13 +104,18 @@ async def provider_status(conn: asyncpg.Connection, cmd: ProviderStatus, meta: M
     if new is None or not domain.moves_forward(row["status"], new):
         return Outcome(IGNORED)
     now = datetime.now(UTC)
-    updated = await repository.set_status(conn, row["id"], new, error_code=cmd.errorCode,
-                                          sent_at=now if new == SmsStatus.sent else None,
-                                          delivered_at=now if new == SmsStatus.delivered else None)
-    data = SmsStatusChanged(smsId=row["id"], leadId=row["lead_id"], from_=row["status"], to=new,
-                            errorCode=cmd.errorCode)
-    return Outcome(Reply(status=200, body={"applied": True, "status": updated["status"]}),
-                   [event(row, meta, data)])
+    updated = await repository.set_status(
+        conn,
+        row["id"],
+        new,
+        error_code=cmd.errorCode,
+        sent_at=now if new == SmsStatus.sent else None,
+        delivered_at=now if new == SmsStatus.delivered else None,
+    )
+    data = SmsStatusChanged(
+        smsId=row["id"], leadId=row["lead_id"], from_=row["status"], to=new, errorCode=cmd.errorCode
+    )
+    return Outcome(Reply(status=200, body={"applied": True, "status": updated["status"]}), [event(row, meta, data)])
 
 
 async def inbound(conn: asyncpg.Connection, cmd: InboundSms, meta: Meta) -> Outcome:
@@ -113,9 +125,13 @@ async def inbound(conn: asyncpg.Connection, cmd: InboundSms, meta: Meta) -> Outc
         return Outcome(IGNORED)
     word = " ".join(cmd.body.split()).upper()
     await repository.set_opt_out(conn, cmd.from_, opt_out, word)
-    events = [meta.event(OptOutChanged(leadId=lead["lead_id"], phone=cmd.from_, optedOut=opt_out, keyword=word),
-                         org_id=lead["org_id"])
-              for lead in await repository.leads_with_phone(conn, cmd.from_)]
+    events = [
+        meta.event(
+            OptOutChanged(leadId=lead["lead_id"], phone=cmd.from_, optedOut=opt_out, keyword=word),
+            org_id=lead["org_id"],
+        )
+        for lead in await repository.leads_with_phone(conn, cmd.from_)
+    ]
     return Outcome(Reply(status=200, body={"applied": True, "optedOut": opt_out}), events)
 
 
@@ -134,18 +150,22 @@ class Queries:
 
 
 def register(service: Service, sender: Sender[SendSms], confirmation: ConfirmationSender, reads: Queries) -> None:
-    service.effect(SendSms, sender,
-                    "Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed.")
-    service.command(CreateTemplate, create_template,
-                    "Store a template whose {{fields}} are filled from the lead.")
-    service.command(ProviderStatus, provider_status,
-                    "A provider status callback (deduped on its idempotency token). Emits sms.status_changed.")
+    service.effect(
+        SendSms, sender, "Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed."
+    )
+    service.command(CreateTemplate, create_template, "Store a template whose {{fields}} are filled from the lead.")
+    service.command(
+        ProviderStatus,
+        provider_status,
+        "A provider status callback (deduped on its idempotency token). Emits sms.status_changed.",
+    )
     service.command(InboundSms, inbound, "A message from a lead: STOP / START. Emits sms.opt_out_changed.")
-    service.event(LeadCreated, lead_directory.remember_created,
-                  "Learn of a new lead (the SMS projection of leads).")
-    service.event(AppointmentConfirmed, confirmation,
-                  "Text the lead a confirmation when the agent asked for one (one SMS per event).",
-                  when=lambda confirmed: confirmed.sendSms)
+    service.event(LeadCreated, lead_directory.remember_created, "Learn of a new lead (the SMS projection of leads).")
+    service.event(
+        AppointmentConfirmed,
+        confirmation,
+        "Text the lead a confirmation when the agent asked for one (one SMS per event).",
+        when=lambda confirmed: confirmed.sendSms,
+    )
     service.query(SmsHistory, reads.history, "A lead's SMS, newest first.")
     service.query(ListTemplates, reads.templates, "The organisation's templates.")
-

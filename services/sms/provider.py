@@ -14,6 +14,7 @@ Guarantees:
 - with `TWILIO_BASE_URL` set (the default: the local sandbox) no request goes
   anywhere else, whatever TWILIO_EDGE / TWILIO_REGION say.
 """
+
 import asyncio
 import json
 from collections.abc import Awaitable
@@ -70,10 +71,12 @@ class ProviderSettings(BaseSettings):
     @model_validator(mode="after")
     def _real_twilio_needs_credentials(self) -> Self:
         sandbox_credentials = (self.twilio_account_sid, self.twilio_auth_token.get_secret_value())
-        if not self.twilio_base_url and (SANDBOX_ACCOUNT_SID in sandbox_credentials
-                                         or SANDBOX_AUTH_TOKEN in sandbox_credentials):
-            raise ValueError("TWILIO_BASE_URL is empty (the real Twilio): set TWILIO_ACCOUNT_SID and "
-                             "TWILIO_AUTH_TOKEN too")
+        if not self.twilio_base_url and (
+            SANDBOX_ACCOUNT_SID in sandbox_credentials or SANDBOX_AUTH_TOKEN in sandbox_credentials
+        ):
+            raise ValueError(
+                "TWILIO_BASE_URL is empty (the real Twilio): set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN too"
+            )
         return self
 
     def twilio_problems(self) -> dict[str, str]:
@@ -84,10 +87,12 @@ class ProviderSettings(BaseSettings):
         if self.twilio_account_sid == SANDBOX_ACCOUNT_SID or placeholder(self.twilio_account_sid):
             problems["TWILIO_ACCOUNT_SID"] = "unset, the sandbox's or a placeholder: set your Twilio account's"
         host = urlsplit(self.twilio_base_url).hostname or ""
-        if self.twilio_base_url and not (self.twilio_base_url.startswith("https://") and
-                                         (host == "twilio.com" or host.endswith(".twilio.com"))):
-            problems["TWILIO_BASE_URL"] = (f"{self.twilio_base_url} is not Twilio (the sandbox's, by default): leave "
-                                           "it empty for api.twilio.com")
+        if self.twilio_base_url and not (
+            self.twilio_base_url.startswith("https://") and (host == "twilio.com" or host.endswith(".twilio.com"))
+        ):
+            problems["TWILIO_BASE_URL"] = (
+                f"{self.twilio_base_url} is not Twilio (the sandbox's, by default): leave it empty for api.twilio.com"
+            )
         return problems
 
 
@@ -129,14 +134,29 @@ class HttpClient(AsyncTwilioHttpClient):
     3.14: a DeprecationWarning on every call (an error where warnings are).
     """
 
-    async def request(self, method: str, url: str, params: dict[str, object] | None = None,
-                      data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
-                      auth: tuple[str, str] | None = None, timeout: float | None = None,
-                      allow_redirects: bool = False) -> Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         if auth is not None:
             headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth, encoding="latin1")}
-        return await super().request(method, url, params=params, data=data, headers=headers, auth=None,
-                                     timeout=timeout, allow_redirects=allow_redirects)
+        return await super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=None,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
 
 
 class Provider:
@@ -163,8 +183,11 @@ class Provider:
 
     async def send(self, to: str, body: str, status_callback: str | None) -> Sent:
         s = self._settings
-        sender = {"messaging_service_sid": s.twilio_messaging_service_sid} if s.twilio_messaging_service_sid \
+        sender = (
+            {"messaging_service_sid": s.twilio_messaging_service_sid}
+            if s.twilio_messaging_service_sid
             else {"from_": s.twilio_from_number}
+        )
         if status_callback:
             sender["status_callback"] = status_callback
         message = await self._call(self.client.messages.create_async(to=to, body=body, **sender))
@@ -222,8 +245,9 @@ class Provider:
             async with asyncio.timeout(self._settings.twilio_timeout):
                 return await call
         except TimeoutError:
-            raise TransientFailure(f"no answer from Twilio within {self._settings.twilio_timeout}s",
-                                   maybe_accepted=True) from None
+            raise TransientFailure(
+                f"no answer from Twilio within {self._settings.twilio_timeout}s", maybe_accepted=True
+            ) from None
         except TwilioRestException as exc:
             raise classify(exc.status, exc.code, exc.msg) from exc
         except TwilioServiceException as exc:

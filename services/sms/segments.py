@@ -12,6 +12,7 @@ A character is never split across two parts (an escape pair or a surrogate pair
 stays whole), so a part may end one unit short and a body can need one part
 more than `ceil(units / per_part)`.
 """
+
 from typing import Literal
 
 Encoding = Literal["GSM-7", "UCS-2"]

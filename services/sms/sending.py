@@ -22,6 +22,7 @@ lease is over: never two SMS. A question that fails leaves the SMS "sending"
 A `Sender[C]` sends the SMS of a command-shaped `C` (it names its lead; `compose` writes its text once, when
 its row is made): `sms.send`'s (`written`), an appointment's confirmation, a campaign target's.
 """
+
 import os
 import signal
 import time
@@ -128,8 +129,9 @@ class Sender(Effect[C, Result]):
         if await self._opted_out(pool, row):
             return Result(row, SendOutcome.stopped, reason="the number opted out before the SMS could be sent")
         if not self.breaker.allow():
-            raise Pending(answer(row, SmsStatus.queued), "circuit breaker open: the provider is not called",
-                          attempted=False)
+            raise Pending(
+                answer(row, SmsStatus.queued), "circuit breaker open: the provider is not called", attempted=False
+            )
         started = time.monotonic()
         try:
             result = await self._deliver(pool, row)
@@ -161,8 +163,9 @@ class Sender(Effect[C, Result]):
                 raise domain.opted_out(lead_id)
             body = await self.compose(conn, command, meta, lead)
             encoding, count = segments(body)
-            return await repository.insert(conn, uuid4(), meta.org_id, lead_id, meta.message_id, lead["phone"], body,
-                                           encoding, count)
+            return await repository.insert(
+                conn, uuid4(), meta.org_id, lead_id, meta.message_id, lead["phone"], body, encoding, count
+            )
 
     async def _opted_out(self, pool: asyncpg.Pool, row: asyncpg.Record) -> bool:
         async with pool.acquire() as conn:
@@ -192,11 +195,15 @@ class Sender(Effect[C, Result]):
         """The sid of the message Twilio accepted for the attempt started at `seen`, if it did: the oldest
         of those it lists for that number and body in the attempt's window that no other SMS holds."""
         try:
-            found = await self.provider.find_sent(row["to_phone"], seen - RECONCILE_MARGIN, row["body"],
-                                                  until=seen + self.lease + RECONCILE_MARGIN)
+            found = await self.provider.find_sent(
+                row["to_phone"], seen - RECONCILE_MARGIN, row["body"], until=seen + self.lease + RECONCILE_MARGIN
+            )
         except TransientFailure as exc:  # the question failed: it says nothing of the attempt, still unknown
-            raise TransientFailure(f"cannot ask Twilio about the attempt started at {seen.isoformat()}: "
-                                   f"{exc.reason}", exc.code, maybe_accepted=True) from exc
+            raise TransientFailure(
+                f"cannot ask Twilio about the attempt started at {seen.isoformat()}: {exc.reason}",
+                exc.code,
+                maybe_accepted=True,
+            ) from exc
         if not found:
             return None
         async with pool.acquire() as conn:
@@ -218,19 +225,32 @@ class Sender(Effect[C, Result]):
             assert result.sid is not None  # a sent SMS has the provider's sid (_deliver)
             now = datetime.now(UTC)
             row = await repository.set_status(conn, row["id"], SmsStatus.sent, sid=result.sid, sent_at=now)
-            data = SmsSent(smsId=row["id"], leadId=row["lead_id"], providerSid=result.sid, segments=row["segments"],
-                           sentAt=now)
+            data = SmsSent(
+                smsId=row["id"], leadId=row["lead_id"], providerSid=result.sid, segments=row["segments"], sentAt=now
+            )
             return Outcome(answer(row), [event(row, meta, data)])
         row = await repository.set_status(conn, row["id"], SmsStatus.failed, error_code=result.code)
-        events = [event(row, meta, SmsFailed(smsId=row["id"], leadId=row["lead_id"],
-                                                              errorCode=result.code, reason=result.reason))]
+        events = [
+            event(
+                row,
+                meta,
+                SmsFailed(smsId=row["id"], leadId=row["lead_id"], errorCode=result.code, reason=result.reason),
+            )
+        ]
         if result.outcome == SendOutcome.stopped:
             refusal = domain.opted_out(row["lead_id"])
             return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"]}), events)
         if result.outcome == SendOutcome.opted_out:
             await repository.set_opt_out(conn, row["to_phone"], True, f"provider {result.code}")
-            events.append(event(row, meta, OptOutChanged(
-                leadId=row["lead_id"], phone=row["to_phone"], optedOut=True, keyword=f"provider {result.code}")))
+            events.append(
+                event(
+                    row,
+                    meta,
+                    OptOutChanged(
+                        leadId=row["lead_id"], phone=row["to_phone"], optedOut=True, keyword=f"provider {result.code}"
+                    ),
+                )
+            )
             refusal = domain.opted_out(row["lead_id"])
             return Outcome(Reply(status=409, body={**refusal.body, "smsId": row["id"], "code": result.code}), events)
         refused = ProviderRefused(f"the provider refused the SMS: {result.reason}", smsId=row["id"], code=result.code)
@@ -243,8 +263,18 @@ class Sender(Effect[C, Result]):
         if row is None or row["status"] in domain.FINAL or row["status"] == SmsStatus.sending:
             return []  # nothing recorded, already final, or an attempt whose outcome is unknown: leave it
         row = await repository.set_status(conn, row["id"], SmsStatus.failed)
-        return [event(row, meta, SmsFailed(smsId=row["id"], leadId=row["lead_id"], errorCode=None,
-                                                         reason="gave up after the last retry (parked)"))]
+        return [
+            event(
+                row,
+                meta,
+                SmsFailed(
+                    smsId=row["id"],
+                    leadId=row["lead_id"],
+                    errorCode=None,
+                    reason="gave up after the last retry (parked)",
+                ),
+            )
+        ]
 
 
 def event(row: asyncpg.Record, meta: Meta, data: EventData) -> Event:

@@ -14,6 +14,7 @@ is the common part of Twilio's published list (and a few more): a character too 
 (both sides are rewritten alike), a character Twilio rewrites and this table misses is not (that
 body would not be recognised, and reconciliation would send it again).
 """
+
 from services.sms.segments import segments
 
 _REWRITES = {

@@ -6,6 +6,7 @@ no permission for the region (21408), +15005550004 unsubscribed (21610),
 +15005550009 not a mobile (21614); From +15005550001 invalid (21212),
 +15005550007 not yours (21606), +15005550008 queue full (21611).
 """
+
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,18 +27,27 @@ URL_PATTERN = re.compile(r"https?://[^\s/]+\S*")
 MAX_BODY = 1600
 TEST_TO = {
     "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
-    "+15005550002": (21612, "The 'To' phone number: +15005550002, is not currently reachable using the 'From' "
-                            "phone number via SMS."),
-    "+15005550003": (21408, "Permission to send an SMS has not been enabled for the region indicated by the 'To' "
-                            "number: +15005550003."),
+    "+15005550002": (
+        21612,
+        "The 'To' phone number: +15005550002, is not currently reachable using the 'From' phone number via SMS.",
+    ),
+    "+15005550003": (
+        21408,
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: +15005550003.",
+    ),
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
 }
 TEST_FROM = {
-    "+15005550001": (21212, "The 'From' number +15005550001 is not a valid phone number, shortcode, or "
-                            "alphanumeric sender ID."),
-    "+15005550007": (21606, "The From phone number +15005550007 is not a valid, SMS-capable inbound phone number "
-                            "or short code for your account."),
+    "+15005550001": (
+        21212,
+        "The 'From' number +15005550001 is not a valid phone number, shortcode, or alphanumeric sender ID.",
+    ),
+    "+15005550007": (
+        21606,
+        "The From phone number +15005550007 is not a valid, SMS-capable inbound phone number "
+        "or short code for your account.",
+    ),
     "+15005550008": (21611, "This 'From' number has exceeded the maximum number of queued messages"),
 }
 
@@ -77,10 +87,18 @@ async def create(request: web.Request) -> web.Response:
     behaviour = sandbox.behaviour
     body = stored_body(body, form.get("SmartEncoded"), behaviour.smart_encoding)
     # Through a Messaging Service Twilio picks the sender later: the message is "accepted", not yet "queued".
-    message = sandbox.accept(Message(
-        account_sid=sandbox.account_sid, to=to, from_=from_ or None, messaging_service_sid=service or None,
-        body=body, segments=segments(body)[1], status="queued" if from_ else "accepted",
-        status_callback=callback or None))
+    message = sandbox.accept(
+        Message(
+            account_sid=sandbox.account_sid,
+            to=to,
+            from_=from_ or None,
+            messaging_service_sid=service or None,
+            body=body,
+            segments=segments(body)[1],
+            status="queued" if from_ else "accepted",
+            status_callback=callback or None,
+        )
+    )
     if not behaviour.queued_for:
         message.sent = message.created
     request.app[WEBHOOKS].follow(message, behaviour.delivery, behaviour.queued_for)
@@ -114,19 +132,25 @@ async def list_(request: web.Request) -> web.Response:
     # Newest first, as Twilio lists them.
     found = [m for m in reversed(request.app[SANDBOX].messages.values()) if all(f(m) for f in keep)]
     start = page * size
-    records = found[start:start + size]
+    records = found[start : start + size]
     base = {k: v for k, v in query.items() if k not in ("Page", "PageToken", "PageSize")}
 
     def uri(number: int) -> str:
         return str(URL(request.path).with_query({**base, "PageSize": size, "Page": number}))
 
-    return web.json_response({
-        "messages": [m.resource() for m in records], "page": page, "page_size": size,
-        "first_page_uri": uri(0), "uri": uri(page),
-        "next_page_uri": uri(page + 1) if start + size < len(found) else None,
-        "previous_page_uri": uri(page - 1) if page > 0 else None,
-        "start": start, "end": start + max(len(records) - 1, 0),
-    })
+    return web.json_response(
+        {
+            "messages": [m.resource() for m in records],
+            "page": page,
+            "page_size": size,
+            "first_page_uri": uri(0),
+            "uri": uri(page),
+            "next_page_uri": uri(page + 1) if start + size < len(found) else None,
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+            "start": start,
+            "end": start + max(len(records) - 1, 0),
+        }
+    )
 
 
 Filter = Callable[[Message], bool]

@@ -4,6 +4,7 @@ Every call to Twilio's API goes through the front door first, in Twilio's order:
 count it, misbehave if a test asked for it (error or delay), check HTTP Basic
 credentials (AccountSid:AuthToken, and the account in the path), then answer.
 """
+
 import asyncio
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,8 +48,10 @@ class SandboxSettings(Production, BaseSettings):
     log_json: bool | None = None
 
     def production_problems(self) -> dict[str, str]:
-        return {"APP_ENV": "the Twilio sandbox is a development tool (a fake of Twilio with published credentials "
-                           "and a control API): it does not run in production"}
+        return {
+            "APP_ENV": "the Twilio sandbox is a development tool (a fake of Twilio with published credentials "
+            "and a control API): it does not run in production"
+        }
 
 
 def unauthorized() -> web.Response:
@@ -94,8 +97,9 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not authorized(request, sandbox):
         return unauthorized()
     if request.match_info.get("account_sid") != sandbox.account_sid:
-        return web.json_response(twilio_error(404, 20404, f"The requested resource {request.path} was not found"),
-                                 status=404)
+        return web.json_response(
+            twilio_error(404, 20404, f"The requested resource {request.path} was not found"), status=404
+        )
     return await handler(request)
 
 
@@ -110,8 +114,9 @@ async def control_on_loopback(request: web.Request, handler: Handler) -> web.Str
     """The control API (/_sandbox/*) answers only on 127.0.0.1 (or ::1): on whatever address the sandbox
     listens (SANDBOX_HOST may be 0.0.0.0 in a container), a request that arrived at any other is a 404."""
     if request.path.startswith("/_sandbox/") and not _loopback(request.transport):
-        raise web.HTTPNotFound(text='{"error": "the control API answers on 127.0.0.1 only"}',
-                               content_type="application/json")
+        raise web.HTTPNotFound(
+            text='{"error": "the control API answers on 127.0.0.1 only"}', content_type="application/json"
+        )
     return await handler(request)
 
 

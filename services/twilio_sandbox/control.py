@@ -18,6 +18,7 @@ It answers on 127.0.0.1 only (app.py, `control_on_loopback`), and the sandbox ne
     POST /_sandbox/inbound   {"from", "to", "body"} ─► signed webhook to SANDBOX_INBOUND_URL, never anywhere else
                              (a "url" is refused: 400) ─► {"status": that endpoint's answer}
 """
+
 from typing import Any
 
 import aiohttp
@@ -63,8 +64,15 @@ def behaviour_of(data: dict[str, Any]) -> Behaviour:
         raise ValueError("queued_for must be a number of seconds, 0 to 3600")
     if not isinstance(smart_encoding, bool):
         raise ValueError("smart_encoding must be true or false")
-    return Behaviour(mode=mode, status=status, delay=float(delay), count=count, delivery=delivery,
-                     queued_for=float(queued_for), smart_encoding=smart_encoding)
+    return Behaviour(
+        mode=mode,
+        status=status,
+        delay=float(delay),
+        count=count,
+        delivery=delivery,
+        queued_for=float(queued_for),
+        smart_encoding=smart_encoding,
+    )
 
 
 async def set_behaviour(request: web.Request) -> web.Response:

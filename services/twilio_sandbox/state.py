@@ -3,6 +3,7 @@
 Messages are rendered exactly as Twilio's Message resource (API 2010-04-01),
 errors exactly as Twilio's error bodies, so the official client parses both.
 """
+
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -15,15 +16,24 @@ API_VERSION = "2010-04-01"
 Mode = Literal["ok", "error", "slow"]
 Delivery = Literal["delivered", "undelivered", "failed"]
 # Twilio's error codes for the statuses a misbehaving front door answers.
-STATUS_CODES = {429: (20429, "Too Many Requests"), 500: (20500, "Internal Server Error"),
-                503: (20503, "Service Unavailable"), 502: (20500, "Bad Gateway"), 504: (20500, "Gateway Timeout")}
+STATUS_CODES = {
+    429: (20429, "Too Many Requests"),
+    500: (20500, "Internal Server Error"),
+    503: (20503, "Service Unavailable"),
+    502: (20500, "Bad Gateway"),
+    504: (20500, "Gateway Timeout"),
+}
 DELIVERY_ERRORS = {"undelivered": 30003, "failed": 30008}  # unreachable handset; unknown error
 
 
 def twilio_error(status: int, code: int, message: str) -> dict[str, Any]:
     """An error body in Twilio's (legacy, non RFC 9457) shape: the client raises TwilioRestException for it."""
-    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
 def rfc2822(moment: datetime) -> str:
@@ -69,16 +79,29 @@ class Message:
 
     def resource(self) -> dict[str, Any]:
         return {
-            "account_sid": self.account_sid, "api_version": API_VERSION, "body": self.body,
-            "date_created": rfc2822(self.created), "date_sent": rfc2822(self.sent) if self.sent else None,
-            "date_updated": rfc2822(self.updated or self.created), "direction": "outbound-api",
-            "error_code": self.error_code, "error_message": None, "from": self.from_,
-            "messaging_service_sid": self.messaging_service_sid, "num_media": "0",
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": self.body,
+            "date_created": rfc2822(self.created),
+            "date_sent": rfc2822(self.sent) if self.sent else None,
+            "date_updated": rfc2822(self.updated or self.created),
+            "direction": "outbound-api",
+            "error_code": self.error_code,
+            "error_message": None,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "num_media": "0",
             "num_segments": str(self.counted_segments),
-            "price": None, "price_unit": "USD", "sid": self.sid, "status": self.status,
-            "subresource_uris": {"media": self.uri.removesuffix(".json") + "/Media.json",
-                                 "feedback": self.uri.removesuffix(".json") + "/Feedback.json"},
-            "to": self.to, "uri": self.uri,
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {
+                "media": self.uri.removesuffix(".json") + "/Media.json",
+                "feedback": self.uri.removesuffix(".json") + "/Feedback.json",
+            },
+            "to": self.to,
+            "uri": self.uri,
         }
 
 
@@ -96,8 +119,15 @@ class Behaviour:
     smart_encoding: bool = False  # their body rewritten as Twilio's Smart Encoding does (unless SmartEncoded=false)
 
     def public(self) -> dict[str, Any]:
-        return {"mode": self.mode, "status": self.status, "delay": self.delay, "count": self.count,
-                "delivery": self.delivery, "queued_for": self.queued_for, "smart_encoding": self.smart_encoding}
+        return {
+            "mode": self.mode,
+            "status": self.status,
+            "delay": self.delay,
+            "count": self.count,
+            "delivery": self.delivery,
+            "queued_for": self.queued_for,
+            "smart_encoding": self.smart_encoding,
+        }
 
     def settled(self) -> "Behaviour":
         """Answering normally again, accepted messages still treated as asked."""

@@ -9,6 +9,7 @@ moves on regardless.
     accepted (queued) ──delay (or queued_for)──► status "sent", date_sent set, POST
                       ──delay──► status "delivered" (or undelivered), POST
 """
+
 import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -51,8 +52,11 @@ class Webhooks:
     async def post(self, url: str, form: dict[str, str]) -> int:
         """POST a signed form to `url` and return the answer's status (raises aiohttp.ClientError, TimeoutError)."""
         assert self._session is not None, "open() first"
-        headers = {"X-Twilio-Signature": self._validator.compute_signature(url, form),
-                   "I-Twilio-Idempotency-Token": str(uuid4()), "User-Agent": "TwilioProxy/1.1"}
+        headers = {
+            "X-Twilio-Signature": self._validator.compute_signature(url, form),
+            "I-Twilio-Idempotency-Token": str(uuid4()),
+            "User-Agent": "TwilioProxy/1.1",
+        }
         async with self._session.post(url, data=form, headers=headers) as answer:
             await answer.read()
             return answer.status
@@ -70,9 +74,16 @@ class Webhooks:
                 await self._callback(message)
 
     async def _callback(self, message: Message) -> None:
-        form = {"MessageSid": message.sid, "SmsSid": message.sid, "MessageStatus": message.status,
-                "SmsStatus": message.status, "AccountSid": message.account_sid, "From": message.from_ or "",
-                "To": message.to, "ApiVersion": API_VERSION}
+        form = {
+            "MessageSid": message.sid,
+            "SmsSid": message.sid,
+            "MessageStatus": message.status,
+            "SmsStatus": message.status,
+            "AccountSid": message.account_sid,
+            "From": message.from_ or "",
+            "To": message.to,
+            "ApiVersion": API_VERSION,
+        }
         if message.messaging_service_sid:
             form["MessagingServiceSid"] = message.messaging_service_sid
         if message.error_code:
@@ -82,8 +93,9 @@ class Webhooks:
             status = await self.post(url, form)
             log.info("sandbox.status_callback", sid=message.sid, status=message.status, url=url, answer=status)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("sandbox.status_callback_failed", sid=message.sid, status=message.status, url=url,
-                        error=repr(exc))
+            log.warning(
+                "sandbox.status_callback_failed", sid=message.sid, status=message.status, url=url, error=repr(exc)
+            )
 
     def spawn(self, work: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
         """Run `work` in the background, cancelled by `cancel_pending` (reset) and `close` (shutdown)."""
@@ -99,6 +111,16 @@ WEBHOOKS = web.AppKey("webhooks", Webhooks)
 def inbound_form(account_sid: str, from_: str, to: str, body: str) -> dict[str, str]:
     """The form Twilio posts to a number's messaging webhook for an incoming SMS."""
     sid = new_sid("SM")
-    return {"MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid, "AccountSid": account_sid, "From": from_,
-            "To": to, "Body": body, "NumMedia": "0", "NumSegments": "1", "SmsStatus": "received",
-            "ApiVersion": API_VERSION}
+    return {
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": account_sid,
+        "From": from_,
+        "To": to,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": API_VERSION,
+    }

@@ -1,4 +1,5 @@
 """Bookings: commands (`bookings.*` on `commands`), queries, events, views."""
+
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -208,34 +209,96 @@ class AppointmentNoShow(EventData):
     by: str
 
 
-EVENTS: tuple[type[EventData], ...] = (AppointmentCreated, AppointmentConfirmed, AppointmentRescheduled,
-                                       AppointmentCancelled, AppointmentCompleted, AppointmentNoShow)
+EVENTS: tuple[type[EventData], ...] = (
+    AppointmentCreated,
+    AppointmentConfirmed,
+    AppointmentRescheduled,
+    AppointmentCancelled,
+    AppointmentCompleted,
+    AppointmentNoShow,
+)
 
 
 BUTTONS = (
-    Button("create_appointment", "/api/appointments", CreateAppointment, AppointmentReply,
-           "Book an appointment with a lead", status=201, cli="booking create leadId startsAt",
-           flags={"durationMinutes": "--duration"}, refusals=(NotFound,), events=(AppointmentCreated,)),
-    Button("confirm_booking", "/api/bookings/confirm", ConfirmAppointment, ConfirmReply,
-           "Confirm a scheduled appointment (optionally texting the lead)", cli="booking confirm appointmentId",
-           refusals=(NotFound, NotScheduled, AlreadyStarted), events=(AppointmentConfirmed,)),
-    Button("reschedule_appointment", "/api/bookings/reschedule", RescheduleAppointment, RescheduleReply,
-           "Move an open appointment to a new time (clashes with the lead's other appointments are reported)",
-           cli="booking reschedule appointmentId startsAt", flags={"durationMinutes": "--duration"},
-           refusals=(NotFound, AppointmentClosed, AlreadyStarted), events=(AppointmentRescheduled,)),
-    Button("cancel_appointment", "/api/bookings/cancel", CancelAppointment, AppointmentReply,
-           "Cancel an open appointment, with a reason", cli="booking cancel appointmentId reason",
-           refusals=(NotFound, AppointmentClosed), events=(AppointmentCancelled,)),
-    Button("complete_appointment", "/api/bookings/complete", CompleteAppointment, AppointmentReply,
-           "Mark an appointment completed (once its time has come)", cli="booking complete appointmentId",
-           refusals=(NotFound, AppointmentClosed, NotStarted), events=(AppointmentCompleted,)),
-    Button("mark_no_show", "/api/bookings/no-show", MarkNoShow, AppointmentReply,
-           "Mark that the lead did not turn up (once its time has come)", cli="booking no-show appointmentId",
-           refusals=(NotFound, AppointmentClosed, NotStarted), events=(AppointmentNoShow,)),
+    Button(
+        "create_appointment",
+        "/api/appointments",
+        CreateAppointment,
+        AppointmentReply,
+        "Book an appointment with a lead",
+        status=201,
+        cli="booking create leadId startsAt",
+        flags={"durationMinutes": "--duration"},
+        refusals=(NotFound,),
+        events=(AppointmentCreated,),
+    ),
+    Button(
+        "confirm_booking",
+        "/api/bookings/confirm",
+        ConfirmAppointment,
+        ConfirmReply,
+        "Confirm a scheduled appointment (optionally texting the lead)",
+        cli="booking confirm appointmentId",
+        refusals=(NotFound, NotScheduled, AlreadyStarted),
+        events=(AppointmentConfirmed,),
+    ),
+    Button(
+        "reschedule_appointment",
+        "/api/bookings/reschedule",
+        RescheduleAppointment,
+        RescheduleReply,
+        "Move an open appointment to a new time (clashes with the lead's other appointments are reported)",
+        cli="booking reschedule appointmentId startsAt",
+        flags={"durationMinutes": "--duration"},
+        refusals=(NotFound, AppointmentClosed, AlreadyStarted),
+        events=(AppointmentRescheduled,),
+    ),
+    Button(
+        "cancel_appointment",
+        "/api/bookings/cancel",
+        CancelAppointment,
+        AppointmentReply,
+        "Cancel an open appointment, with a reason",
+        cli="booking cancel appointmentId reason",
+        refusals=(NotFound, AppointmentClosed),
+        events=(AppointmentCancelled,),
+    ),
+    Button(
+        "complete_appointment",
+        "/api/bookings/complete",
+        CompleteAppointment,
+        AppointmentReply,
+        "Mark an appointment completed (once its time has come)",
+        cli="booking complete appointmentId",
+        refusals=(NotFound, AppointmentClosed, NotStarted),
+        events=(AppointmentCompleted,),
+    ),
+    Button(
+        "mark_no_show",
+        "/api/bookings/no-show",
+        MarkNoShow,
+        AppointmentReply,
+        "Mark that the lead did not turn up (once its time has come)",
+        cli="booking no-show appointmentId",
+        refusals=(NotFound, AppointmentClosed, NotStarted),
+        events=(AppointmentNoShow,),
+    ),
 )
 READS = (
-    Read("get_appointment", "/api/appointments/{appointmentId}", GetAppointment, AppointmentReply, "One appointment",
-         cli="booking get appointmentId"),
-    Read("lead_appointments", "/api/leads/{leadId}/appointments", LeadAppointments, AppointmentList,
-         "A lead's appointments", cli="booking list leadId"),
+    Read(
+        "get_appointment",
+        "/api/appointments/{appointmentId}",
+        GetAppointment,
+        AppointmentReply,
+        "One appointment",
+        cli="booking get appointmentId",
+    ),
+    Read(
+        "lead_appointments",
+        "/api/leads/{leadId}/appointments",
+        LeadAppointments,
+        AppointmentList,
+        "A lead's appointments",
+        cli="booking list leadId",
+    ),
 )

@@ -8,12 +8,14 @@ derived from (campaign, lead), so the SMS inbox dedupes any replay), never in th
 hours (deferred to the next allowed moment), never to an opted-out lead (skipped), at the
 organisation's rate, and not while the provider breaker is open (sending pauses).
 """
+
 from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
@@ -51,8 +53,9 @@ class TargetState(StrEnum):
 class CreateCampaign(Command):
     """A template and an audience: `leadIds`, or `status` (every lead of that status when it starts)."""
 
-    model_config = {"extra": "ignore", "json_schema_extra": {
-        "oneOf": [{"required": ["leadIds"]}, {"required": ["status"]}]}}
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"oneOf": [{"required": ["leadIds"]}, {"required": ["status"]}]}
+    )
 
     ROUTING_KEY = "sms.create_campaign"
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -231,30 +234,85 @@ class CampaignCompleted(CampaignChanged):
     TYPE = "campaigns.completed"
 
 
-EVENTS: tuple[type[EventData], ...] = (CampaignCreated, CampaignStarted, CampaignPaused, CampaignResumed,
-                                       CampaignCancelled, CampaignProgress, CampaignCompleted)
+EVENTS: tuple[type[EventData], ...] = (
+    CampaignCreated,
+    CampaignStarted,
+    CampaignPaused,
+    CampaignResumed,
+    CampaignCancelled,
+    CampaignProgress,
+    CampaignCompleted,
+)
 
 
 BUTTONS = (
-    Button("create_campaign", "/api/campaigns", CreateCampaign, CampaignReply,
-           "Create a campaign: a template and its audience (leadIds, or every lead of a status at start)",
-           status=201, cli="campaign create name templateId", refusals=(NotFound,), events=(CampaignCreated,)),
-    Button("start_campaign", "/api/campaigns/{campaignId}/start", StartCampaign, CampaignReply,
-           "Start a campaign (its audience is resolved and recorded once)", cli="campaign start campaignId",
-           refusals=(NotFound, CampaignClosed), events=(CampaignStarted,)),
-    Button("pause_campaign", "/api/campaigns/{campaignId}/pause", PauseCampaign, CampaignReply,
-           "Pause a running campaign", cli="campaign pause campaignId",
-           refusals=(NotFound, CampaignClosed, CampaignNotStarted), events=(CampaignPaused,)),
-    Button("resume_campaign", "/api/campaigns/{campaignId}/resume", ResumeCampaign, CampaignReply,
-           "Resume a paused campaign", cli="campaign resume campaignId",
-           refusals=(NotFound, CampaignClosed, CampaignNotStarted), events=(CampaignResumed,)),
-    Button("cancel_campaign", "/api/campaigns/{campaignId}/cancel", CancelCampaign, CampaignReply,
-           "Cancel a campaign (nothing more is sent)", cli="campaign cancel campaignId",
-           refusals=(NotFound, CampaignClosed), events=(CampaignCancelled,)),
+    Button(
+        "create_campaign",
+        "/api/campaigns",
+        CreateCampaign,
+        CampaignReply,
+        "Create a campaign: a template and its audience (leadIds, or every lead of a status at start)",
+        status=201,
+        cli="campaign create name templateId",
+        refusals=(NotFound,),
+        events=(CampaignCreated,),
+    ),
+    Button(
+        "start_campaign",
+        "/api/campaigns/{campaignId}/start",
+        StartCampaign,
+        CampaignReply,
+        "Start a campaign (its audience is resolved and recorded once)",
+        cli="campaign start campaignId",
+        refusals=(NotFound, CampaignClosed),
+        events=(CampaignStarted,),
+    ),
+    Button(
+        "pause_campaign",
+        "/api/campaigns/{campaignId}/pause",
+        PauseCampaign,
+        CampaignReply,
+        "Pause a running campaign",
+        cli="campaign pause campaignId",
+        refusals=(NotFound, CampaignClosed, CampaignNotStarted),
+        events=(CampaignPaused,),
+    ),
+    Button(
+        "resume_campaign",
+        "/api/campaigns/{campaignId}/resume",
+        ResumeCampaign,
+        CampaignReply,
+        "Resume a paused campaign",
+        cli="campaign resume campaignId",
+        refusals=(NotFound, CampaignClosed, CampaignNotStarted),
+        events=(CampaignResumed,),
+    ),
+    Button(
+        "cancel_campaign",
+        "/api/campaigns/{campaignId}/cancel",
+        CancelCampaign,
+        CampaignReply,
+        "Cancel a campaign (nothing more is sent)",
+        cli="campaign cancel campaignId",
+        refusals=(NotFound, CampaignClosed),
+        events=(CampaignCancelled,),
+    ),
 )
 READS = (
-    Read("get_campaign", "/api/campaigns/{campaignId}", GetCampaign, CampaignDetail,
-         "A campaign with its counts and per-lead outcomes (paged: ?limit=&after=)", cli="campaign get campaignId"),
-    Read("list_campaigns", "/api/campaigns", ListCampaigns, CampaignList, "The organisation's campaigns, newest first (paged: ?limit=&after=)",
-         cli="campaign list"),
+    Read(
+        "get_campaign",
+        "/api/campaigns/{campaignId}",
+        GetCampaign,
+        CampaignDetail,
+        "A campaign with its counts and per-lead outcomes (paged: ?limit=&after=)",
+        cli="campaign get campaignId",
+    ),
+    Read(
+        "list_campaigns",
+        "/api/campaigns",
+        ListCampaigns,
+        CampaignList,
+        "The organisation's campaigns, newest first (paged: ?limit=&after=)",
+        cli="campaign list",
+    ),
 )

@@ -12,6 +12,7 @@ against the same model. `refusals` are what the button's own rules refuse (share
 what any press may be answered besides (a bad body, a token, an unavailable service...) is
 `EVERY_BUTTON` and the body's own, and `all_refusals` says the whole.
 """
+
 import re
 from dataclasses import dataclass, field
 
@@ -40,8 +41,7 @@ Refusals = tuple[type[Rejected], ...]
 # service away (503), a command parked after its retries (its answer, followed from a 202).
 EVERY_BUTTON: Refusals = (Invalid, InvalidIdempotencyKey, KeyReused, Unauthorized, Unavailable, CommandParked)
 JSON_BODY: Refusals = (MalformedJson,)
-FILE_BODY: Refusals = (MalformedMultipart, TooLarge, UnsupportedMediaType, ContentTypeMismatch,
-                       UnsupportedEncoding)
+FILE_BODY: Refusals = (MalformedMultipart, TooLarge, UnsupportedMediaType, ContentTypeMismatch, UnsupportedEncoding)
 
 
 def path_fields(path: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ first (named by its SHA-256: shared/blobs.py) and sends `documents.attach` with 
 size, type and name. The same bytes attached twice to one lead are one document; a blob
 that no document refers to is collected after a grace period.
 """
+
 from datetime import datetime
 from typing import Annotated
 
@@ -96,16 +97,43 @@ EVENTS: tuple[type[EventData], ...] = (DocumentAttached, DocumentDeleted)
 
 
 BUTTONS = (
-    Button("attach_document", "/api/leads/{leadId}/documents", AttachDocument, DocumentReply,
-           "Attach a file to a lead (multipart/form-data, part `file`; the same bytes twice are one document)",
-           status=201, upload="file", refusals=(NotFound,), events=(DocumentAttached,)),
-    Button("delete_document", "/api/documents/{documentId}/delete", DeleteDocument, DocumentReply,
-           "Delete a document (also DELETE /api/documents/{documentId})", cli="document delete documentId",
-           refusals=(NotFound,), events=(DocumentDeleted,)),
+    Button(
+        "attach_document",
+        "/api/leads/{leadId}/documents",
+        AttachDocument,
+        DocumentReply,
+        "Attach a file to a lead (multipart/form-data, part `file`; the same bytes twice are one document)",
+        status=201,
+        upload="file",
+        refusals=(NotFound,),
+        events=(DocumentAttached,),
+    ),
+    Button(
+        "delete_document",
+        "/api/documents/{documentId}/delete",
+        DeleteDocument,
+        DocumentReply,
+        "Delete a document (also DELETE /api/documents/{documentId})",
+        cli="document delete documentId",
+        refusals=(NotFound,),
+        events=(DocumentDeleted,),
+    ),
 )
 READS = (
-    Read("get_document", "/api/documents/{documentId}", GetDocument, DocumentReply,
-         "A document's metadata (its bytes: /api/documents/{documentId}/content)", cli="document get documentId"),
-    Read("lead_documents", "/api/leads/{leadId}/documents", LeadDocuments, DocumentList, "A lead's documents",
-         cli="document list leadId"),
+    Read(
+        "get_document",
+        "/api/documents/{documentId}",
+        GetDocument,
+        DocumentReply,
+        "A document's metadata (its bytes: /api/documents/{documentId}/content)",
+        cli="document get documentId",
+    ),
+    Read(
+        "lead_documents",
+        "/api/leads/{leadId}/documents",
+        LeadDocuments,
+        DocumentList,
+        "A lead's documents",
+        cli="document list leadId",
+    ),
 )

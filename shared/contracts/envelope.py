@@ -5,6 +5,7 @@ Commands: AMQP `message_id` (required: the dedupe key), `correlation_id`,
 command type as routing key. Replies: {status, body}, HTTP-like, where an error
 body is an RFC 9457 problem. Events: the `Event` envelope below.
 """
+
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid4
@@ -44,8 +45,13 @@ class Properties(BaseModel):
     hostile until parsed). Other headers are ignored, and not carried along to a retry."""
 
     model_config = ConfigDict(extra="ignore")
-    HEADERS: ClassVar[tuple[str, ...]] = (Header.ORG, Header.USER, Header.ATTEMPT, Header.ROUTING_KEY,
-                                          Header.LAST_ERROR)
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        Header.ORG,
+        Header.USER,
+        Header.ATTEMPT,
+        Header.ROUTING_KEY,
+        Header.LAST_ERROR,
+    )
 
     message_id: Name | None = None
     # Bodies are JSON (UTF-8, as JSON is), sent as they are: no other type, no compression.

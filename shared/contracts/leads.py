@@ -1,4 +1,5 @@
 """Leads: commands (routing keys `leads.*` on `commands`), queries, events, views."""
+
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -38,7 +39,7 @@ class LeadStatus(StrEnum):
 _S = LeadStatus
 PIPELINE = (_S.new, _S.contacted, _S.qualified, _S.proposal, _S.won)
 MOVES: dict[LeadStatus, tuple[LeadStatus, ...]] = {
-    **{s: (*PIPELINE[i + 1:], _S.lost) for i, s in enumerate(PIPELINE[:-1])},
+    **{s: (*PIPELINE[i + 1 :], _S.lost) for i, s in enumerate(PIPELINE[:-1])},
     _S.won: (),
     _S.lost: (_S.new,),
 }
@@ -62,8 +63,9 @@ def _known_zone(name: str) -> str:
 
 
 # A lead's own time zone (IANA name); without one, its phone number's is used (SMS campaigns' quiet hours).
-TimeZone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
-                     AfterValidator(_known_zone)]
+TimeZone = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(_known_zone)
+]
 
 
 # Commands ------------------------------------------------------------------
@@ -231,20 +233,56 @@ EVENTS: tuple[type[EventData], ...] = (LeadCreated, LeadStatusChanged)
 
 # The buttons and reads (shared/contracts/declare.py) -------------------------
 BUTTONS = (
-    Button("create_lead", "/api/leads", CreateLead, LeadReply, "Create a lead", status=201,
-           cli="lead create name phone", events=(LeadCreated,)),
-    Button("update_lead_status", "/api/leads/update-status", UpdateLeadStatus, LeadStatusReply,
-           "Change the status of one lead", selector="leadId", cli="lead status leadId status",
-           flags={"expectedStatus": "--expected"}, refusals=(NotFound, ForbiddenMove, StatusConflict),
-           events=(LeadStatusChanged,)),
-    Button("bulk_update_lead_status", "/api/leads/update-status", BulkUpdateLeadStatus, BulkReply,
-           "Change the status of many leads at once (all or nothing)", selector="leadIds",
-           cli="lead bulk-status status leadIds", refusals=(BulkRefused,), events=(LeadStatusChanged,)),
+    Button(
+        "create_lead",
+        "/api/leads",
+        CreateLead,
+        LeadReply,
+        "Create a lead",
+        status=201,
+        cli="lead create name phone",
+        events=(LeadCreated,),
+    ),
+    Button(
+        "update_lead_status",
+        "/api/leads/update-status",
+        UpdateLeadStatus,
+        LeadStatusReply,
+        "Change the status of one lead",
+        selector="leadId",
+        cli="lead status leadId status",
+        flags={"expectedStatus": "--expected"},
+        refusals=(NotFound, ForbiddenMove, StatusConflict),
+        events=(LeadStatusChanged,),
+    ),
+    Button(
+        "bulk_update_lead_status",
+        "/api/leads/update-status",
+        BulkUpdateLeadStatus,
+        BulkReply,
+        "Change the status of many leads at once (all or nothing)",
+        selector="leadIds",
+        cli="lead bulk-status status leadIds",
+        refusals=(BulkRefused,),
+        events=(LeadStatusChanged,),
+    ),
 )
 READS = (
-    Read("list_leads", "/api/leads", ListLeads, LeadPage, "A page of leads, oldest first (status filter, cursor)",
-         cli="lead list"),
+    Read(
+        "list_leads",
+        "/api/leads",
+        ListLeads,
+        LeadPage,
+        "A page of leads, oldest first (status filter, cursor)",
+        cli="lead list",
+    ),
     Read("get_lead", "/api/leads/{leadId}", GetLead, LeadReply, "One lead", cli="lead get leadId"),
-    Read("lead_history", "/api/leads/{leadId}/history", LeadHistory, HistoryReply,
-         "A lead's status changes, newest first", cli="lead history leadId"),
+    Read(
+        "lead_history",
+        "/api/leads/{leadId}/history",
+        LeadHistory,
+        HistoryReply,
+        "A lead's status changes, newest first",
+        cli="lead history leadId",
+    ),
 )

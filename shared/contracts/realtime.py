@@ -6,6 +6,7 @@ with the words of a pattern). Strict types: `true` is no position and "3" no num
 ignored (a newer client). Whatever is wrong is a BadMessage whose text says what, short enough for a
 close reason.
 """
+
 import json
 from typing import Annotated, Literal, TypeVar
 

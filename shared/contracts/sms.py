@@ -1,4 +1,5 @@
 """SMS: commands (`sms.*` on `commands`), queries, events, views."""
+
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -32,8 +33,9 @@ class SendSms(Command):
     ROUTING_KEY = "sms.send"
 
     # The rule of `_one_source`, said in the published schemas (OpenAPI, AsyncAPI) too.
-    model_config = ConfigDict(extra="ignore", json_schema_extra={
-        "anyOf": [{"required": ["message"]}, {"required": ["templateId"]}]})
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"anyOf": [{"required": ["message"]}, {"required": ["templateId"]}]}
+    )
 
     leadId: LeadId
     message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH)] | None = None
@@ -77,7 +79,7 @@ class InboundSms(Command):
     to: str
     body: str
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
 # Queries -------------------------------------------------------------------
@@ -168,7 +170,7 @@ class SmsStatusChanged(EventData):
     to: SmsStatus
     errorCode: int | None = None
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class OptOutChanged(EventData):
@@ -186,16 +188,43 @@ EVENTS: tuple[type[EventData], ...] = (SmsSent, SmsFailed, SmsStatusChanged, Opt
 
 
 BUTTONS = (
-    Button("send_sms", "/api/leads/send-sms", SendSms, SmsReply,
-           "Text a lead (status sent, or queued while the provider is unavailable)", cli="sms send leadId message",
-           breaker=True, refusals=(NotFound, OptedOut, ProviderRefused), events=(SmsSent, SmsFailed, OptOutChanged)),
-    Button("create_template", "/api/sms/templates", CreateTemplate, TemplateReply,
-           "Store an SMS template ({{first_name}}-style fields)", status=201, cli="sms template name body",
-           refusals=(AlreadyExists,)),
+    Button(
+        "send_sms",
+        "/api/leads/send-sms",
+        SendSms,
+        SmsReply,
+        "Text a lead (status sent, or queued while the provider is unavailable)",
+        cli="sms send leadId message",
+        breaker=True,
+        refusals=(NotFound, OptedOut, ProviderRefused),
+        events=(SmsSent, SmsFailed, OptOutChanged),
+    ),
+    Button(
+        "create_template",
+        "/api/sms/templates",
+        CreateTemplate,
+        TemplateReply,
+        "Store an SMS template ({{first_name}}-style fields)",
+        status=201,
+        cli="sms template name body",
+        refusals=(AlreadyExists,),
+    ),
 )
 READS = (
-    Read("sms_history", "/api/leads/{leadId}/sms-history", SmsHistory, SmsHistoryReply, "A lead's SMS, newest first",
-         cli="sms history leadId"),
-    Read("list_templates", "/api/sms/templates", ListTemplates, TemplateList, "The organisation's SMS templates",
-         cli="sms templates"),
+    Read(
+        "sms_history",
+        "/api/leads/{leadId}/sms-history",
+        SmsHistory,
+        SmsHistoryReply,
+        "A lead's SMS, newest first",
+        cli="sms history leadId",
+    ),
+    Read(
+        "list_templates",
+        "/api/sms/templates",
+        ListTemplates,
+        TemplateList,
+        "The organisation's SMS templates",
+        cli="sms templates",
+    ),
 )

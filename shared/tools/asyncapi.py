@@ -1,4 +1,5 @@
 """Write a service's AsyncAPI document: python -m shared.tools.asyncapi leads > docs/asyncapi/leads.json"""
+
 import importlib
 import json
 import sys

@@ -10,6 +10,7 @@ offline); for each read: a path builder and a method; and the `crm` subcommands.
 For each refusal of shared/problems.py: an exception class of the same name, and the
 registry that turns a problem type back into its class.
 """
+
 import inspect
 import re
 import subprocess
@@ -79,8 +80,11 @@ def fields(model: type[BaseModel]) -> list[tuple[str, str, str, bool]]:
 
 
 def _params(model: type[BaseModel], skip: tuple[str, ...] = ()) -> str:
-    return ", ".join(f"{p}: {PY_TYPE[k]}" if req else f"{p}: {PY_TYPE[k]} | None = None"
-                     for f, p, k, req in fields(model) if f not in skip)
+    return ", ".join(
+        f"{p}: {PY_TYPE[k]}" if req else f"{p}: {PY_TYPE[k]} | None = None"
+        for f, p, k, req in fields(model)
+        if f not in skip
+    )
 
 
 def _one_of(model: type[BaseModel]) -> list[str]:
@@ -95,7 +99,7 @@ def press_builder(b: Button) -> str:
         lines.append(f"    _one_of({{{', '.join(f'{c!r}: {snake(c)}' for c in choices)}}})")
     in_path = re.findall(r"{(\w+)}", b.path)  # taken from the path by the gateway, not sent in the body
     args = ", ".join(f"{f}={p}" for f, p, _, _ in fields(b.command) if f not in in_path)
-    where = (f"_path({b.path!r}, {', '.join(f'{f}={snake(f)}' for f in in_path)})" if in_path else repr(b.path))
+    where = f"_path({b.path!r}, {', '.join(f'{f}={snake(f)}' for f in in_path)})" if in_path else repr(b.path)
     lines.append(f"    return Press({b.name!r}, {where}, _body({args}))")
     return "\n".join(lines)
 
@@ -110,7 +114,9 @@ def _query_params(r: Read) -> list[tuple[str, str, str, bool]]:
 
 def path_builder(r: Read) -> str:
     names = _path_params(r)
-    params = [f"{snake(n)}: str" for n in names] + [f"{p}: {PY_TYPE[k]} | None = None" for _, p, k, _ in _query_params(r)]
+    params = [f"{snake(n)}: str" for n in names] + [
+        f"{p}: {PY_TYPE[k]} | None = None" for _, p, k, _ in _query_params(r)
+    ]
     args = ", ".join([f"{n}={snake(n)}" for n in names])
     query = ", ".join(f"{f}={p}" for f, p, _, _ in _query_params(r))
     target = f"_path({r.path!r}{', ' if args else ''}{args})"
@@ -124,29 +130,36 @@ def method(b: Button) -> str:
     args = ", ".join(p for _, p, _, _ in fields(b.command))
     breaker = ", through_breaker=True" if b.breaker else ""
     note = " Through the provider breaker: CircuitOpen (nothing sent) while it is open." if b.breaker else ""
-    return (f"    async def {b.name}(self, {params}) -> Any:\n"
-            f'        """{b.summary}.{note}"""\n'
-            f"        return await self._press({b.name}({args}){breaker})")
+    return (
+        f"    async def {b.name}(self, {params}) -> Any:\n"
+        f'        """{b.summary}.{note}"""\n'
+        f"        return await self._press({b.name}({args}){breaker})"
+    )
 
 
 def read_method(r: Read) -> str:
     names = [snake(n) for n in _path_params(r)] + [p for _, p, _, _ in _query_params(r)]
     params = "".join(f", {n}: str" for n in _path_params(r) for n in [snake(n)])
     params += "".join(f", {p}: {PY_TYPE[k]} | None = None" for _, p, k, _ in _query_params(r))
-    return (f"    async def {r.name}(self{params}) -> dict[str, Any]:\n"
-            f'        """{r.summary}: GET {r.path}."""\n'
-            f"        return await self._read({r.name}_path({', '.join(names)}))")
+    return (
+        f"    async def {r.name}(self{params}) -> dict[str, Any]:\n"
+        f'        """{r.summary}: GET {r.path}."""\n'
+        f"        return await self._read({r.name}_path({', '.join(names)}))"
+    )
 
 
 def cli_entry(name: str, spec: str, model: type[BaseModel], flags: dict[str, str], read: bool) -> str:
     group, action, *positional = spec.split()
     kinds = {f: (p, k, req) for f, p, k, req in fields(model)}
     args = [(f, kinds[f][0], kinds[f][1], kinds[f][2]) for f in positional]
-    options = [(flags.get(f, "--" + snake(f).replace("_", "-")), p, k)
-                               for f, (p, k, _) in kinds.items() if f not in positional]
-    return (f"    {{'group': {group!r}, 'action': {action!r}, 'method': {name!r}, 'read': {read},\n"
-            f"     'args': {[(p, k, req) for _, p, k, req in args]!r},\n"
-            f"     'options': {options!r}}},")
+    options = [
+        (flags.get(f, "--" + snake(f).replace("_", "-")), p, k) for f, (p, k, _) in kinds.items() if f not in positional
+    ]
+    return (
+        f"    {{'group': {group!r}, 'action': {action!r}, 'method': {name!r}, 'read': {read},\n"
+        f"     'args': {[(p, k, req) for _, p, k, req in args]!r},\n"
+        f"     'options': {options!r}}},"
+    )
 
 
 def render() -> str:
@@ -155,15 +168,19 @@ def render() -> str:
     parts += [press_builder(b) + "\n\n" for b in buttons]
     parts.append("\n# Reads: one path each --------------------------------------------------------------------\n")
     parts += [path_builder(r) + "\n\n" for r in READS]
-    parts.append('\nclass Buttons:\n    """The methods of `Client`: each press with one key, retried, queued offline when the '
-                 'gateway is away."""\n\n'
-                 "    async def _press(self, press: Press, through_breaker: bool = False) -> Any:\n"
-                 "        raise NotImplementedError\n\n"
-                 "    async def _read(self, path: str) -> dict[str, Any]:\n        raise NotImplementedError\n\n")
+    parts.append(
+        '\nclass Buttons:\n    """The methods of `Client`: each press with one key, retried, queued offline when the '
+        'gateway is away."""\n\n'
+        "    async def _press(self, press: Press, through_breaker: bool = False) -> Any:\n"
+        "        raise NotImplementedError\n\n"
+        "    async def _read(self, path: str) -> dict[str, Any]:\n        raise NotImplementedError\n\n"
+    )
     parts += [method(b) + "\n\n" for b in buttons]
     parts += [read_method(r) + "\n\n" for r in READS]
-    parts.append("\n# The `crm` subcommands: args (name, kind, required) in order, options (--flag, name, kind).\n"
-                 "CLI: list[dict[str, Any]] = [\n")
+    parts.append(
+        "\n# The `crm` subcommands: args (name, kind, required) in order, options (--flag, name, kind).\n"
+        "CLI: list[dict[str, Any]] = [\n"
+    )
     parts += [cli_entry(b.name, b.cli, b.command, b.flags, False) + "\n" for b in buttons if b.cli]
     parts += [cli_entry(r.name, r.cli, r.query, {}, True) + "\n" for r in READS if r.cli]
     parts.append("]\n")
@@ -209,9 +226,11 @@ def problem_class(refusal: type[problems.Rejected]) -> str:
     status, title, type_ = problems.PROBLEMS[refusal]
     doc = inspect.cleandoc(refusal.__doc__) if refusal.__doc__ else f"{title}."
     doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').replace("\n", "\n    ")
-    return (f"class {refusal.__name__}({_bases(refusal)}):\n"
-            f'    """{doc}"""\n\n'
-            f"    status = {status}\n    title = {title!r}\n    type = {type_!r}\n")
+    return (
+        f"class {refusal.__name__}({_bases(refusal)}):\n"
+        f'    """{doc}"""\n\n'
+        f"    status = {status}\n    title = {title!r}\n    type = {type_!r}\n"
+    )
 
 
 def render_problems() -> str:
@@ -227,8 +246,10 @@ def render_problems() -> str:
 
     for refusal in problems.PROBLEMS:
         write(refusal)
-    parts.append("\n# A problem type back to its class: the first (most general) of a type, as the server's BY_TYPE.\n"
-                 "BY_TYPE: dict[str, type[Rejected]] = {\n")
+    parts.append(
+        "\n# A problem type back to its class: the first (most general) of a type, as the server's BY_TYPE.\n"
+        "BY_TYPE: dict[str, type[Rejected]] = {\n"
+    )
     parts += [f"    {type_!r}: {refusal.__name__},\n" for type_, refusal in problems.BY_TYPE.items()]
     parts.append("}\n")
     return _formatted("".join(parts))
@@ -236,8 +257,13 @@ def render_problems() -> str:
 
 def _formatted(source: str) -> str:
     """As `ruff format` writes it (ruff is a development requirement), so that the file reads like the rest."""
-    done = subprocess.run([sys.executable, "-m", "ruff", "format", "--line-length", "120", "-"], input=source,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--line-length", "120", "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout
 
 

@@ -3,6 +3,7 @@
 Asks the service's `<service>.query.health` over the broker, as the gateway's
 /readyz does; used as the containers' health check.
 """
+
 import asyncio
 import json
 import sys
@@ -31,11 +32,18 @@ async def ask(url: str, service: str, timeout: float = 5) -> dict[str, Any] | No
 
         await replies.consume(on_reply, no_ack=True)
         exchange = await channel.get_exchange(topology.QUERIES)
-        await exchange.publish(aio_pika.Message(b"{}", correlation_id=uuid4().hex, reply_to=replies.name,
-                                                user_id=own_user(url),
-                                                headers={Header.ORG: "_health", Header.USER: "_health"},
-                                                content_type="application/json", expiration=timeout),
-                               f"{service}.query.health")
+        await exchange.publish(
+            aio_pika.Message(
+                b"{}",
+                correlation_id=uuid4().hex,
+                reply_to=replies.name,
+                user_id=own_user(url),
+                headers={Header.ORG: "_health", Header.USER: "_health"},
+                content_type="application/json",
+                expiration=timeout,
+            ),
+            f"{service}.query.health",
+        )
         try:
             return await asyncio.wait_for(answer, timeout)
         except TimeoutError:

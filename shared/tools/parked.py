@@ -9,6 +9,7 @@ reset, under its original message id: the inbox still guarantees one effect.
 A message is removed from the parking queue only after the broker confirmed
 its republication.
 """
+
 import argparse
 import asyncio
 import json
@@ -27,10 +28,15 @@ RESET = (Header.ATTEMPT, Header.LAST_ERROR, Header.PARKED_REASON, Header.PARKED_
 
 def describe(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
     headers = message.headers or {}
-    return {"message_id": message.message_id, "command": headers.get(Header.ROUTING_KEY), "org": headers.get(Header.ORG),
-            # The attempt count is ours (an int): a header of another type fails here, loudly, as it should.
-            "attempts": int(headers.get(Header.ATTEMPT, 2)) - 1,  # type: ignore[arg-type]  # a header: any AMQP value
-            "reason": headers.get(Header.PARKED_REASON), "parked_at": headers.get(Header.PARKED_AT)}
+    return {
+        "message_id": message.message_id,
+        "command": headers.get(Header.ROUTING_KEY),
+        "org": headers.get(Header.ORG),
+        # The attempt count is ours (an int): a header of another type fails here, loudly, as it should.
+        "attempts": int(headers.get(Header.ATTEMPT, 2)) - 1,  # type: ignore[arg-type]  # a header: any AMQP value
+        "reason": headers.get(Header.PARKED_REASON),
+        "parked_at": headers.get(Header.PARKED_AT),
+    }
 
 
 async def drain(queue: aio_pika.abc.AbstractQueue) -> list[aio_pika.abc.AbstractIncomingMessage]:
@@ -41,13 +47,21 @@ async def drain(queue: aio_pika.abc.AbstractQueue) -> list[aio_pika.abc.Abstract
     return taken
 
 
-async def replay(channel: aio_pika.abc.AbstractChannel, work_queue: str,
-                 message: aio_pika.abc.AbstractIncomingMessage, user: str) -> None:
+async def replay(
+    channel: aio_pika.abc.AbstractChannel, work_queue: str, message: aio_pika.abc.AbstractIncomingMessage, user: str
+) -> None:
     """Back to the work queue as `user` (this tool's broker user: a platform user, shared/identity.py)."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in RESET}
-    copy = aio_pika.Message(message.body, headers=headers, message_id=message.message_id, user_id=user,
-                            correlation_id=message.correlation_id, reply_to=message.reply_to,
-                            content_type=message.content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    copy = aio_pika.Message(
+        message.body,
+        headers=headers,
+        message_id=message.message_id,
+        user_id=user,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
     await channel.default_exchange.publish(copy, routing_key=work_queue)
     await message.ack()
 
@@ -58,8 +72,9 @@ async def main(action: str, service: str, only: str | None) -> int:
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(topology.parked.name, durable=True,
-                                            arguments=topology.parked.declare_arguments)
+        queue = await channel.declare_queue(
+            topology.parked.name, durable=True, arguments=topology.parked.declare_arguments
+        )
         if action == "purge":
             result = await queue.purge()
             print(json.dumps({"purged": result.message_count}))

@@ -3,6 +3,7 @@
 Creates the database named in DATABASE_URL when the server is up but the
 database does not exist yet (a fresh machine).
 """
+
 import asyncio
 import logging
 import sys
@@ -20,8 +21,15 @@ def _redact(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.split("@")[-1]
     user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc}" if parts.password else (f"{user}@{netloc}" if user else netloc),
-                       parts.path, "", ""))
+    return urlunsplit(
+        (
+            parts.scheme,
+            f"{user}:***@{netloc}" if parts.password else (f"{user}@{netloc}" if user else netloc),
+            parts.path,
+            "",
+            "",
+        )
+    )
 
 
 async def check_database(url: str) -> str | None:
@@ -54,7 +62,9 @@ async def main() -> int:
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # our one line says it; not a traceback too
     logging.getLogger("aio_pika").setLevel(logging.CRITICAL)
     settings = load(CommonSettings)
-    problems = [p for p in await asyncio.gather(check_database(settings.database_url), check_broker(settings.amqp_url)) if p]
+    problems = [
+        p for p in await asyncio.gather(check_database(settings.database_url), check_broker(settings.amqp_url)) if p
+    ]
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

@@ -3,6 +3,7 @@
 Nothing here is skipped: without Chromium the run fails and says how to get it (`make test`
 installs Debian's package; never `playwright install`, which downloads a browser).
 """
+
 import os
 import shutil
 import tempfile
@@ -29,8 +30,11 @@ expect.set_options(timeout=20_000)
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.fail("the browser tests need Chromium: run `make test` (it installs Debian's package), "
-                    "or `apt-get install -y chromium`; never `playwright install`", pytrace=False)
+        pytest.fail(
+            "the browser tests need Chromium: run `make test` (it installs Debian's package), "
+            "or `apt-get install -y chromium`; never `playwright install`",
+            pytrace=False,
+        )
     return path
 
 
@@ -65,14 +69,22 @@ class Pages:
         self.contexts.append(context)
         return context
 
-    async def open(self, org: str | None = None, *, context: BrowserContext | None = None, url: str | None = None,
-                   token: str | None = None, **options: object) -> Page:
+    async def open(
+        self,
+        org: str | None = None,
+        *,
+        context: BrowserContext | None = None,
+        url: str | None = None,
+        token: str | None = None,
+        **options: object,
+    ) -> Page:
         context = context or await self.context(**options)
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         if org is not None or token is not None:
-            await page.add_init_script(f"localStorage.getItem('crm.token') || localStorage.setItem('crm.token', "
-                                       f"{token or token_for(org)!r})")  # type: ignore[arg-type]
+            await page.add_init_script(
+                f"localStorage.getItem('crm.token') || localStorage.setItem('crm.token', {token or token_for(org)!r})"
+            )  # type: ignore[arg-type]
         await page.goto((url or self.url) + "/")
         return page
 
@@ -95,7 +107,6 @@ async def live(page: Page) -> None:
 
 def row(page: Page, lead_id: str):  # type: ignore[no-untyped-def]
     return page.locator(f'[data-testid="lead-row"][data-lead-id="{lead_id}"]')
-
 
 
 def screenshots_dir() -> Path:

@@ -1,5 +1,6 @@
 """The console builds its presses from GET /api/buttons, keeps the table for offline use, and keys its
 words by the table's button and problem names (services/gateway/static/table.js, words.js)."""
+
 import json
 
 from playwright.async_api import Route, expect
@@ -20,8 +21,10 @@ async def test_the_words_are_keyed_by_the_tables_buttons_and_refusals(pages: Pag
     await live(page)
     got = await page.evaluate("""async () => {
       const words = await import("/static/words.js");
-      const table = await (await fetch("/api/buttons", { headers: { Authorization: "Bearer " + localStorage.getItem("crm.token") } })).json();
-      const refused = Object.fromEntries(Object.entries(words.REFUSED).map(([button, byName]) => [button, Object.keys(byName)]));
+      const auth = { Authorization: "Bearer " + localStorage.getItem("crm.token") };
+      const table = await (await fetch("/api/buttons", { headers: auth })).json();
+      const refused = Object.fromEntries(
+        Object.entries(words.REFUSED).map(([button, byName]) => [button, Object.keys(byName)]));
       return { done: Object.keys(words.DONE), refused, table };
     }""")
     table = got["table"]
@@ -62,8 +65,9 @@ async def test_a_press_goes_where_the_table_says(pages: Pages, api: Api, org: st
     assert [h["to"] for h in await history(api, lead)] == ["contacted"]
 
 
-async def test_a_press_made_after_an_offline_reload_is_built_from_the_kept_table(pages: Pages, api: Api,
-                                                                                 org: str) -> None:
+async def test_a_press_made_after_an_offline_reload_is_built_from_the_kept_table(
+    pages: Pages, api: Api, org: str
+) -> None:
     lead = (await api.create_lead("Kept Table"))["id"]
     page = await pages.open(org)
     await live(page)

@@ -1,4 +1,5 @@
 """The four buttons in a real browser: each changes the data (checked through the API) and says so."""
+
 from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Page, expect
@@ -39,8 +40,13 @@ async def test_a_row_offers_only_the_moves_the_rules_allow(pages: Pages, api: Ap
     for status, lead in leads.items():
         await expect(row(page, lead)).to_have_attribute("data-status", status)
         control = row(page, lead).get_by_test_id("status-control")
-        offered = [v for v in await control.locator("option:not([disabled])").evaluate_all(
-            "options => options.map(o => o.value)") if v]
+        offered = [
+            v
+            for v in await control.locator("option:not([disabled])").evaluate_all(
+                "options => options.map(o => o.value)"
+            )
+            if v
+        ]
         assert offered == published["moves"][status], status
     assert "new" not in published["moves"]["qualified"] and published["moves"]["won"] == []
     await expect(row(page, leads["won"]).get_by_test_id("status-control")).to_be_disabled()

@@ -5,6 +5,7 @@ the view usable at 390 px, and the README's screenshot (docs/console-campaigns.p
 The leads live in a time zone where it is about noon now (Etc/GMT±N), so the default window
 (08:00-21:00) is open, and a window of 02:00-03:00 is surely closed (the targets wait).
 """
+
 from uuid import uuid4
 
 from playwright.async_api import Locator, Page, expect
@@ -23,7 +24,9 @@ def fresh_phone() -> str:
     return f"+1415{200 + uuid4().int % 800}{uuid4().int % 10000:04d}"
 
 
-async def template(api: Api, name: str = "Spring offer", body: str = "Hi {{first_name}}, our spring offer is in!") -> dict:
+async def template(
+    api: Api, name: str = "Spring offer", body: str = "Hi {{first_name}}, our spring offer is in!"
+) -> dict:
     status, _, answer = await api.post("/api/sms/templates", {"name": name, "body": body})  # each test: its own org
     assert status == 201, answer
     return answer["template"]
@@ -51,8 +54,9 @@ async def offers(row_: Locator, *moves: str) -> None:
         await expect(row_.get_by_test_id(f"campaign-{move}")).to_have_count(1 if move in moves else 0)
 
 
-async def test_a_campaign_for_two_selected_leads_runs_live_to_the_end(pages: Pages, api: Api, org: str,
-                                                                      sandbox: Sandbox) -> None:
+async def test_a_campaign_for_two_selected_leads_runs_live_to_the_end(
+    pages: Pages, api: Api, org: str, sandbox: Sandbox
+) -> None:
     made = await template(api)
     ada, grace = await lead(api, "Ada Campaign"), await lead(api, "Grace Campaign")
     left_out = await lead(api, "Left Out")
@@ -74,8 +78,12 @@ async def test_a_campaign_for_two_selected_leads_runs_live_to_the_end(pages: Pag
     await expect(created).to_have_attribute("data-status", "draft")
     campaign_id = await created.get_attribute("data-campaign-id")
     got = (await campaign_of(api, campaign_id))["campaign"]
-    assert (got["name"], got["template_id"], got["send_from"], got["send_until"]) == \
-        ("Spring offer", made["id"], "08:00:00", "21:00:00")
+    assert (got["name"], got["template_id"], got["send_from"], got["send_until"]) == (
+        "Spring offer",
+        made["id"],
+        "08:00:00",
+        "21:00:00",
+    )
     assert sorted(got["audience"]["leadIds"]) == sorted([ada, grace]) and left_out not in got["audience"]["leadIds"]
     await offers(created, "start", "cancel")
 
@@ -88,20 +96,31 @@ async def test_a_campaign_for_two_selected_leads_runs_live_to_the_end(pages: Pag
     await expect(progress).to_have_attribute("aria-valuetext", "2 of 2 sent")
     await expect(created).to_have_attribute("data-status", "completed")
     await offers(created)  # completed: nothing more to press
-    await page.wait_for_function("crmConsole.applied.some((a) => a.topic === 'campaigns.completed')")  # live, not a reload
+    await page.wait_for_function(
+        "crmConsole.applied.some((a) => a.topic === 'campaigns.completed')"
+    )  # live, not a reload
     targets = created.get_by_test_id("campaign-target")
     await expect(targets).to_have_count(2)
     for lead_id in (ada, grace):
         await expect(created.locator(f'[data-testid="campaign-target"][data-lead-id="{lead_id}"]')).to_have_attribute(
-            "data-state", "sent")
+            "data-state", "sent"
+        )
     assert {t["state"] for t in (await campaign_of(api, campaign_id))["targets"]} == {"sent"}
 
 
 async def test_pause_resume_and_cancel_follow_the_status(pages: Pages, api: Api, org: str) -> None:
     made = await template(api)
     audience = [await lead(api, "Night Owl"), await lead(api, "Early Bird")]
-    status, _, body = await api.post("/api/campaigns", {"name": "After hours", "templateId": made["id"],
-                                                        "leadIds": audience, "sendFrom": "02:00", "sendUntil": "03:00"})
+    status, _, body = await api.post(
+        "/api/campaigns",
+        {
+            "name": "After hours",
+            "templateId": made["id"],
+            "leadIds": audience,
+            "sendFrom": "02:00",
+            "sendUntil": "03:00",
+        },
+    )
     assert status == 201, body
     campaign_id = body["campaign"]["id"]
     page = await pages.open(org)
@@ -144,9 +163,16 @@ async def test_pause_resume_and_cancel_follow_the_status(pages: Pages, api: Api,
 
 async def test_a_pause_pressed_offline_and_refused_on_replay_is_said_in_words(pages: Pages, api: Api, org: str) -> None:
     made = await template(api)
-    status, _, body = await api.post("/api/campaigns", {"name": "Late news", "templateId": made["id"],
-                                                        "leadIds": [await lead(api, "Quiet Lead")],
-                                                        "sendFrom": "02:00", "sendUntil": "03:00"})
+    status, _, body = await api.post(
+        "/api/campaigns",
+        {
+            "name": "Late news",
+            "templateId": made["id"],
+            "leadIds": [await lead(api, "Quiet Lead")],
+            "sendFrom": "02:00",
+            "sendUntil": "03:00",
+        },
+    )
     assert status == 201, body
     campaign_id = body["campaign"]["id"]
     assert (await api.post(f"/api/campaigns/{campaign_id}/start", {}))[0] == 200
@@ -189,7 +215,9 @@ async def test_an_audience_is_needed_and_a_status_can_be_one(pages: Pages, api: 
 
 
 async def test_the_campaigns_screenshot_and_a_narrow_one(pages: Pages, api: Api, org: str, sandbox: Sandbox) -> None:
-    offer = await template(api, "Spring offer", "Hi {{first_name}}, 20% off every plan until Friday. Reply STOP to opt out.")
+    offer = await template(
+        api, "Spring offer", "Hi {{first_name}}, 20% off every plan until Friday. Reply STOP to opt out."
+    )
     reminder = await template(api, "Renewal reminder", "Hi {{first_name}}, your plan renews next week.")
     people = [await lead(api, name) for name in ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson")]
 
@@ -223,8 +251,14 @@ async def test_the_campaigns_screenshot_and_a_narrow_one(pages: Pages, api: Api,
     await expect(campaign_row(narrow, done).get_by_test_id("campaign-target")).to_have_count(4)
     scroll = await narrow.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll[0] <= scroll[1], f"horizontal scroll at 390 px: {scroll}"
-    for testid in ("campaign-create", "campaign-template", "campaign-pause", "campaign-start", "campaign-progress",
-                   "campaigns-open"):
+    for testid in (
+        "campaign-create",
+        "campaign-template",
+        "campaign-pause",
+        "campaign-start",
+        "campaign-progress",
+        "campaigns-open",
+    ):
         box = await narrow.get_by_test_id(testid).first.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     await narrow.screenshot(path="/tmp/console-campaigns-390.png", full_page=True)
@@ -234,8 +268,9 @@ async def test_older_campaigns_are_read_a_page_at_a_time(pages: Pages, api: Api,
     made, audience = await template(api), [await lead(api, "Paged Lead")]
     ids = []
     for i in range(52):  # the console reads 50 at a time
-        status, _, body = await api.post("/api/campaigns", {"name": f"Campaign {i:02d}", "templateId": made["id"],
-                                                            "leadIds": audience})
+        status, _, body = await api.post(
+            "/api/campaigns", {"name": f"Campaign {i:02d}", "templateId": made["id"], "leadIds": audience}
+        )
         assert status == 201, body
         ids.append(body["campaign"]["id"])
     page = await pages.open(org)
@@ -249,8 +284,9 @@ async def test_older_campaigns_are_read_a_page_at_a_time(pages: Pages, api: Api,
     await expect(rows).to_have_count(52)
     await expect(campaign_row(page, ids[0])).to_have_count(1)
     await expect(more).to_be_hidden()
-    status, _, body = await api.post("/api/campaigns", {"name": "Made elsewhere", "templateId": made["id"],
-                                                        "leadIds": audience})
+    status, _, body = await api.post(
+        "/api/campaigns", {"name": "Made elsewhere", "templateId": made["id"], "leadIds": audience}
+    )
     assert status == 201, body
     await expect(campaign_row(page, body["campaign"]["id"])).to_have_count(1)  # shown live, on top
     await expect(rows).to_have_count(52)  # as many as were shown: the oldest is behind "Older campaigns" again

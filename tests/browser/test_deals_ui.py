@@ -3,6 +3,7 @@
 Also: a refusal said in words, a payment pressed offline recorded once, the panel usable at 390 px,
 and the README's screenshot of the panel (docs/console-deals.png).
 """
+
 from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Page, expect
@@ -13,11 +14,14 @@ from tests.conftest import Api
 DOCS = screenshots_dir()  # docs/ only with UPDATE_SCREENSHOTS=1
 
 
-async def send_proposal(api: Api, lead: str, title: str = "Website redesign", amount_minor: int = 123450,
-                        accept: bool = True) -> dict:
+async def send_proposal(
+    api: Api, lead: str, title: str = "Website redesign", amount_minor: int = 123450, accept: bool = True
+) -> dict:
     valid = (datetime.now(UTC) + timedelta(days=30)).isoformat()
-    status, _, body = await api.post("/api/proposals", {"leadId": lead, "title": title, "amountMinor": amount_minor,
-                                                        "currency": "USD", "validUntil": valid})
+    status, _, body = await api.post(
+        "/api/proposals",
+        {"leadId": lead, "title": title, "amountMinor": amount_minor, "currency": "USD", "validUntil": valid},
+    )
     assert status == 201, body
     if accept:
         status, _, body = await api.post("/api/proposals/accept", {"proposalId": body["proposal"]["id"]})
@@ -146,9 +150,16 @@ async def test_the_lead_panel_screenshot_and_a_narrow_one(pages: Pages, api: Api
     booked = {"leadId": lead, "startsAt": starts.isoformat(), "title": "Intro call"}
     assert (await api.post("/api/appointments", booked))[0] == 201
     won = await send_proposal(api, lead, "Website redesign", 1250000)
-    status, _, paid = await api.post("/api/payments", {"proposalId": won["id"], "amountMinor": 500000,
-                                                      "currency": "USD", "method": "bank_transfer",
-                                                      "externalReference": "INV-2041"})
+    status, _, paid = await api.post(
+        "/api/payments",
+        {
+            "proposalId": won["id"],
+            "amountMinor": 500000,
+            "currency": "USD",
+            "method": "bank_transfer",
+            "externalReference": "INV-2041",
+        },
+    )
     assert status == 201, paid
     status, _, made = await api.post("/api/contracts", {"proposalId": won["id"]})
     assert status == 201, made
@@ -168,8 +179,14 @@ async def test_the_lead_panel_screenshot_and_a_narrow_one(pages: Pages, api: Api
     await expect(narrow.get_by_test_id("contract-row")).to_have_attribute("data-status", "sent")
     scroll = await narrow.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert scroll[0] <= scroll[1], f"horizontal scroll at 390 px: {scroll}"
-    for testid in ("payment-record", "contract-sign", "proposal-accept", "appointment-reschedule", "proposal-send",
-                   "appointment-book"):
+    for testid in (
+        "payment-record",
+        "contract-sign",
+        "proposal-accept",
+        "appointment-reschedule",
+        "proposal-send",
+        "appointment-book",
+    ):
         box = await narrow.get_by_test_id(testid).first.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     await narrow.locator("#lead-panel").screenshot(path="/tmp/console-deals-390.png")

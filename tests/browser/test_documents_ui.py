@@ -1,6 +1,7 @@
 """Documents in the lead panel: uploaded from the page (listed live in another tab too), downloaded with the
 same bytes, deleted; a file whose name and type contradict its bytes refused in words; offline, an upload
 is not kept: the page says it needs a connection. Checked through the API."""
+
 import base64
 
 from playwright.async_api import Locator, Page, Route, expect
@@ -8,7 +9,9 @@ from playwright.async_api import Locator, Page, Route, expect
 from tests.browser.conftest import Pages, live, row
 from tests.conftest import Api
 
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/eUJ1WQAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/eUJ1WQAAAABJRU5ErkJggg=="
+)
 TEXT = "Meeting notes\nAda wants the annual plan. Café at 10.\n".encode()
 
 
@@ -28,7 +31,9 @@ def document(page: Page, filename: str) -> Locator:
 
 
 async def upload(page: Page, name: str, mime: str, data: bytes) -> None:
-    await page.get_by_test_id("document-upload").set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+    await page.get_by_test_id("document-upload").set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": data}]
+    )
     await page.get_by_test_id("document-upload-send").click()
 
 
@@ -45,8 +50,9 @@ async def test_upload_download_and_delete_listed_live(pages: Pages, api: Api, or
     await upload(page, "notes.txt", "text/plain", TEXT)
     await expect(document(other, "notes.txt")).to_have_count(1)
     await expect(page.get_by_test_id("document-row")).to_have_count(2)
-    await expect(page.locator('[data-testid="notice"][data-kind="success"]').filter(has_text="notes.txt")).to_contain_text(
-        "is attached to Doc Lead")
+    await expect(
+        page.locator('[data-testid="notice"][data-kind="success"]').filter(has_text="notes.txt")
+    ).to_contain_text("is attached to Doc Lead")
     listed = {d["filename"]: d for d in await documents(api, lead)}
     assert (listed["pixel.png"]["content_type"], listed["pixel.png"]["size"]) == ("image/png", len(PNG))
     assert (listed["notes.txt"]["content_type"], listed["notes.txt"]["size"]) == ("text/plain", len(TEXT))
@@ -104,18 +110,23 @@ async def test_an_upload_whose_answer_is_lost_is_retried_with_its_key(pages: Pag
     assert [d["filename"] for d in await documents(api, lead)] == ["notes.txt"]
 
 
-async def test_a_file_whose_name_and_type_contradict_its_bytes_is_refused_in_words(pages: Pages, api: Api,
-                                                                                  org: str) -> None:
+async def test_a_file_whose_name_and_type_contradict_its_bytes_is_refused_in_words(
+    pages: Pages, api: Api, org: str
+) -> None:
     lead = (await api.create_lead("Picky Lead"))["id"]
     page = await pages.open(org)
     await live(page)
     await open_lead(page, lead, "Picky Lead")
     await upload(page, "holiday.png", "image/png", b"not a picture at all, just words\n")
     refused = page.locator('[data-testid="notice"][data-kind="error"]')
-    await expect(refused).to_contain_text("holiday.png was refused: it says it is a PNG image, but its content is text.")
+    await expect(refused).to_contain_text(
+        "holiday.png was refused: it says it is a PNG image, but its content is text."
+    )
     assert "415" not in await refused.inner_text()
     await upload(page, "report.pdf", "application/pdf", PNG)  # a PNG named and declared a PDF
-    await expect(refused.filter(has_text="report.pdf")).to_contain_text("it says it is a PDF, but its content is a PNG image")
+    await expect(refused.filter(has_text="report.pdf")).to_contain_text(
+        "it says it is a PDF, but its content is a PNG image"
+    )
     await expect(page.get_by_test_id("document-row")).to_have_count(0)
     assert await documents(api, lead) == []
 
@@ -127,7 +138,9 @@ async def test_an_upload_offline_says_it_needs_a_connection(pages: Pages, api: A
     await open_lead(page, lead, "Offline Doc")
     await page.context.set_offline(True)
     await upload(page, "pixel.png", "image/png", PNG)
-    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_contain_text("an upload needs a connection")
+    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_contain_text(
+        "an upload needs a connection"
+    )
     await expect(page.get_by_test_id("pending-count")).to_have_attribute("data-count", "0")  # not queued
     await page.context.set_offline(False)
     await live(page)

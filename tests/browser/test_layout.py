@@ -1,4 +1,5 @@
 """The main screen: a screenshot for the README (docs/console.png), and usable at 390 px wide."""
+
 from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import expect
@@ -7,8 +8,14 @@ from tests.browser.conftest import Pages, live, row, screenshots_dir
 from tests.conftest import Api
 
 DOCS = screenshots_dir()  # docs/ only with UPDATE_SCREENSHOTS=1
-PEOPLE = [("Ada Lovelace", "qualified"), ("Grace Hopper", "contacted"), ("Alan Turing", "new"),
-          ("Katherine Johnson", "proposal"), ("Edsger Dijkstra", "won"), ("Barbara Liskov", "lost")]
+PEOPLE = [
+    ("Ada Lovelace", "qualified"),
+    ("Grace Hopper", "contacted"),
+    ("Alan Turing", "new"),
+    ("Katherine Johnson", "proposal"),
+    ("Edsger Dijkstra", "won"),
+    ("Barbara Liskov", "lost"),
+]
 
 
 async def seed(api: Api) -> list[str]:
@@ -19,7 +26,9 @@ async def seed(api: Api) -> list[str]:
             assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": status}))[0] == 200
         ids.append(lead)
     starts = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0).isoformat()
-    assert (await api.post("/api/appointments", {"leadId": ids[0], "startsAt": starts, "title": "Intro call"}))[0] == 201
+    assert (await api.post("/api/appointments", {"leadId": ids[0], "startsAt": starts, "title": "Intro call"}))[
+        0
+    ] == 201
     return ids
 
 

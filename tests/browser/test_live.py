@@ -1,4 +1,5 @@
 """Live: changes made anywhere appear without a reload; after a dropped websocket nothing is missed."""
+
 import asyncio
 import json
 from contextlib import suppress
@@ -27,17 +28,29 @@ async def test_two_pages_see_each_other_s_changes(pages: Pages, api: Api, org: s
         await expect(row(page, created["id"])).to_have_attribute("data-status", "new")
 
 
-async def test_a_change_published_straight_to_the_broker_appears(pages: Pages, api: Api, org: str,
-                                                                 amqp: aio_pika.abc.AbstractChannel) -> None:
+async def test_a_change_published_straight_to_the_broker_appears(
+    pages: Pages, api: Api, org: str, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     lead = (await api.create_lead("From Another System"))["id"]
     page = await pages.open(org)
     await live(page)
     await expect(row(page, lead)).to_have_attribute("data-status", "new")
-    event = Event(type="leads.status_changed", org_id=org, data={
-        "leadId": lead, "from": "new", "to": "qualified", "changedAt": datetime.now(UTC).isoformat(), "by": "crm-sync"})
+    event = Event(
+        type="leads.status_changed",
+        org_id=org,
+        data={
+            "leadId": lead,
+            "from": "new",
+            "to": "qualified",
+            "changedAt": datetime.now(UTC).isoformat(),
+            "by": "crm-sync",
+        },
+    )
     exchange = await amqp.get_exchange("events")
-    await exchange.publish(aio_pika.Message(event.model_dump_json().encode(), message_id=str(event.id),
-                                            content_type="application/json"), routing_key=event.type)
+    await exchange.publish(
+        aio_pika.Message(event.model_dump_json().encode(), message_id=str(event.id), content_type="application/json"),
+        routing_key=event.type,
+    )
     await expect(row(page, lead)).to_have_attribute("data-status", "qualified")
 
 
@@ -86,8 +99,9 @@ class Proxy:
             await self.cut()
 
 
-async def test_a_websocket_dropped_while_20_changes_are_made_misses_none(pages: Pages, api: Api, org: str,
-                                                                         stack: Stack) -> None:
+async def test_a_websocket_dropped_while_20_changes_are_made_misses_none(
+    pages: Pages, api: Api, org: str, stack: Stack
+) -> None:
     ids = [(await api.create_lead(f"Gap {i}"))["id"] for i in range(20)]
     proxy = Proxy(stack.port)
     await proxy.start()

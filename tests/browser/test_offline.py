@@ -1,4 +1,5 @@
 """Presses survive the network: kept in IndexedDB, replayed in order with their own keys, applied once."""
+
 from playwright.async_api import Page, Route, expect
 
 from tests.browser.conftest import Pages, live, row
@@ -48,8 +49,9 @@ async def test_offline_presses_survive_a_reload_and_are_applied_once_in_order(pa
     await expect(row(page, lead)).to_have_attribute("data-status", "proposal")
 
 
-async def test_a_replay_refused_meanwhile_is_shown_failed_and_the_next_still_goes(pages: Pages, api: Api,
-                                                                                 org: str) -> None:
+async def test_a_replay_refused_meanwhile_is_shown_failed_and_the_next_still_goes(
+    pages: Pages, api: Api, org: str
+) -> None:
     moved = (await api.create_lead("Moved Meanwhile"))["id"]
     other = (await api.create_lead("Other Lead"))["id"]
     page = await pages.open(org)
@@ -105,8 +107,9 @@ async def test_a_press_whose_answer_is_lost_is_retried_with_its_key_once(pages: 
     assert [(h["from"], h["to"]) for h in await history(api, lead)] == [("new", "contacted")]
 
 
-async def test_a_lost_answer_then_a_reload_still_sends_one_sms(pages: Pages, api: Api, org: str,
-                                                               sandbox: Sandbox) -> None:
+async def test_a_lost_answer_then_a_reload_still_sends_one_sms(
+    pages: Pages, api: Api, org: str, sandbox: Sandbox
+) -> None:
     phone = "+14155550177"
     lead = (await api.create_lead("Reload Texted", phone))["id"]
     page = await pages.open(org, service_workers="block")
@@ -128,8 +131,13 @@ async def test_a_lost_answer_then_a_reload_still_sends_one_sms(pages: Pages, api
     assert len(sms["sms_messages"]) == 1
 
 
-async def test_presses_kept_offline_survive_a_browser_restart(playwright, api: Api, org: str,  # type: ignore[no-untyped-def]
-                                                              stack, tmp_path) -> None:
+async def test_presses_kept_offline_survive_a_browser_restart(
+    playwright,
+    api: Api,
+    org: str,  # type: ignore[no-untyped-def]
+    stack,
+    tmp_path,
+) -> None:
     """The whole browser closed while two presses wait, started again on the same profile: each applied once."""
     from tests.browser.conftest import chromium_path, token_for
 
@@ -138,11 +146,13 @@ async def test_presses_kept_offline_survive_a_browser_restart(playwright, api: A
 
     async def start():  # type: ignore[no-untyped-def]
         context = await playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=chromium_path(), viewport={"width": 1280, "height": 900})
+            str(profile), executable_path=chromium_path(), viewport={"width": 1280, "height": 900}
+        )
         context.set_default_timeout(20_000)
         page = context.pages[0] if context.pages else await context.new_page()
-        await page.add_init_script(f"localStorage.getItem('crm.token') || localStorage.setItem('crm.token', "
-                                   f"{token_for(org)!r})")
+        await page.add_init_script(
+            f"localStorage.getItem('crm.token') || localStorage.setItem('crm.token', {token_for(org)!r})"
+        )
         await page.goto(stack.url + "/")
         return context, page
 
@@ -158,6 +168,7 @@ async def test_presses_kept_offline_survive_a_browser_restart(playwright, api: A
     context, page = await start()  # online again: the kept presses go by themselves
     try:
         await pending(page, 0)
+
         async def both_applied() -> bool:
             return len(await history(api, lead)) >= 2
 

@@ -3,6 +3,7 @@
 Each press is checked through the API; the rows change live. The pages run in UTC, so that the
 datetime-local values typed here mean the instants computed here.
 """
+
 from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Page, expect
@@ -20,8 +21,10 @@ def later(days: int = 2, hour: int = 10) -> datetime:
 
 
 async def book(api: Api, lead: str, starts: datetime, minutes: int = 30, title: str = "Call") -> str:
-    status, _, body = await api.post("/api/appointments", {"leadId": lead, "startsAt": starts.isoformat(),
-                                                           "durationMinutes": minutes, "title": title})
+    status, _, body = await api.post(
+        "/api/appointments",
+        {"leadId": lead, "startsAt": starts.isoformat(), "durationMinutes": minutes, "title": title},
+    )
     assert status == 201, body
     return body["appointment"]["id"]
 
@@ -64,7 +67,8 @@ async def test_book_then_reschedule_onto_another_says_the_clash(pages: Pages, ap
     await expect(warning).to_contain_text("60 min")
     assert datetime.fromisoformat((await appointment(api, booked))["starts_at"]) == target
     await expect(rescheduled.get_by_test_id("appointment-reschedule-at")).to_have_value(
-        target.strftime("%Y-%m-%dT%H:%M"))
+        target.strftime("%Y-%m-%dT%H:%M")
+    )
 
 
 async def test_cancel_needs_a_reason_then_cancels(pages: Pages, api: Api, org: str) -> None:

@@ -1,4 +1,5 @@
 """Without a valid token the page shows the sign-in, and nothing else."""
+
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Pages, live, row, token_for
@@ -41,11 +42,18 @@ async def test_a_token_the_server_refuses_shows_the_sign_in_message(pages: Pages
     await only_sign_in(page, "not an access token")
 
 
-async def test_sign_in_as_demo_agent_when_the_development_setting_is_on(pages: Pages, api: Api, org: str,
-                                                                         stack: Stack) -> None:
+async def test_sign_in_as_demo_agent_when_the_development_setting_is_on(
+    pages: Pages, api: Api, org: str, stack: Stack
+) -> None:
     port = free_port()
-    dev = stack.start("gateway-dev-browser", "services.gateway", GATEWAY_PORT=str(port), DEV_LOGIN="true",
-                      DEV_LOGIN_ORG=org, DEV_LOGIN_USER="demo-agent")
+    dev = stack.start(
+        "gateway-dev-browser",
+        "services.gateway",
+        GATEWAY_PORT=str(port),
+        DEV_LOGIN="true",
+        DEV_LOGIN_ORG=org,
+        DEV_LOGIN_USER="demo-agent",
+    )
     try:
         await wait_http(f"http://127.0.0.1:{port}/readyz", 30, "the DEV_LOGIN gateway")
         lead = (await api.create_lead("Demo Lead"))["id"]

@@ -1,4 +1,5 @@
 """The page's SMS circuit breaker: after repeated provider-down answers it stops sending for a cool-down."""
+
 import aiohttp
 from playwright.async_api import expect
 
@@ -8,9 +9,9 @@ from tests.support.sandbox import Sandbox
 from tests.support.stack import Stack, eventually
 
 
-async def test_the_sms_breaker_opens_when_the_provider_fails_and_recovers(pages: Pages, api: Api, org: str,
-                                                                          sandbox: Sandbox, stack: Stack,
-                                                                          http: aiohttp.ClientSession) -> None:
+async def test_the_sms_breaker_opens_when_the_provider_fails_and_recovers(
+    pages: Pages, api: Api, org: str, sandbox: Sandbox, stack: Stack, http: aiohttp.ClientSession
+) -> None:
     phone = "+14155550188"
     lead = (await api.create_lead("Breaker Lead", phone))["id"]
     context = await pages.context()

@@ -1,6 +1,7 @@
 """The authorisation matrix: every button, every read and the websocket, against every bad token;
 and no other organisation's data in any answer. Made from the one table (shared/buttons.py), so a
 new button is in the matrix the day it is declared."""
+
 import base64
 import json
 import re
@@ -25,14 +26,18 @@ BAD_TOKENS = {
     "missing": None,
     "not a bearer": "Basic Zm9vOmJhcg==",
     "malformed": "Bearer not.a.jwt",
-    "expired": "Bearer " + jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) - 60}, TEST_SECRET,
-                                      algorithm="HS256"),
-    "wrong signature": "Bearer " + jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 600},
-                                              "another-secret-" + "y" * 40, algorithm="HS256"),
-    "alg none": "Bearer " + _b64({"alg": "none", "typ": "JWT"}) + "."
-                + _b64({"sub": "u", "org": "o", "exp": int(time.time()) + 600}) + ".",
-    "no org claim": "Bearer " + jwt.encode({"sub": "u", "exp": int(time.time()) + 600}, TEST_SECRET,
-                                           algorithm="HS256"),
+    "expired": "Bearer "
+    + jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) - 60}, TEST_SECRET, algorithm="HS256"),
+    "wrong signature": "Bearer "
+    + jwt.encode(
+        {"sub": "u", "org": "o", "exp": int(time.time()) + 600}, "another-secret-" + "y" * 40, algorithm="HS256"
+    ),
+    "alg none": "Bearer "
+    + _b64({"alg": "none", "typ": "JWT"})
+    + "."
+    + _b64({"sub": "u", "org": "o", "exp": int(time.time()) + 600})
+    + ".",
+    "no org claim": "Bearer " + jwt.encode({"sub": "u", "exp": int(time.time()) + 600}, TEST_SECRET, algorithm="HS256"),
 }
 
 
@@ -40,9 +45,11 @@ def _concrete(path: str) -> str:
     return re.sub(r"{\w+}", FAKE_ID, path)
 
 
-ENDPOINTS = sorted({("POST", _concrete(b.path)) for b in BUTTONS} | {("GET", _concrete(r.path)) for r in READS}
-                   | {("GET", "/api/leads"), ("GET", "/api/leads/statuses"),
-                      ("GET", f"/api/commands/leads/{FAKE_ID}")})
+ENDPOINTS = sorted(
+    {("POST", _concrete(b.path)) for b in BUTTONS}
+    | {("GET", _concrete(r.path)) for r in READS}
+    | {("GET", "/api/leads"), ("GET", "/api/leads/statuses"), ("GET", f"/api/commands/leads/{FAKE_ID}")}
+)
 
 
 @pytest.mark.parametrize("token", list(BAD_TOKENS), ids=list(BAD_TOKENS))
@@ -54,7 +61,10 @@ async def test_every_endpoint_refuses_a_bad_token(api: Api, token: str) -> None:
         async with api.http.request(method, api.url + path, data=b"{}", headers=headers) as response:
             body = await response.json(content_type=None)
             if (response.status, response.content_type, response.headers.get("WWW-Authenticate")) != (
-                    401, "application/problem+json", "Bearer") or body.get("status") != 401:
+                401,
+                "application/problem+json",
+                "Bearer",
+            ) or body.get("status") != 401:
                 refused.append((method, path, response.status))
     assert refused == [], f"not refused with 401 problem+json: {refused}"
 

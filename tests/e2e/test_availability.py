@@ -1,4 +1,5 @@
 """Reply or accept: 202 while the service is down, 503 while the broker is unreachable."""
+
 import asyncio
 import time
 from uuid import uuid4, uuid5
@@ -14,12 +15,14 @@ from tests.support.stack import Stack, eventually, free_port
 
 
 async def test_accepted_while_the_service_is_stopped_then_done_once_it_starts(
-        api: Api, stack: Stack, infra: Infra) -> None:
+    api: Api, stack: Stack, infra: Infra
+) -> None:
     lead = (await api.create_lead())["id"]
     stack.processes["leads"].stop()
     try:
-        status, headers, body = await api.post("/api/leads/update-status", {"leadId": lead, "status": "won"},
-                                               key=str(uuid4()))
+        status, headers, body = await api.post(
+            "/api/leads/update-status", {"leadId": lead, "status": "won"}, key=str(uuid4())
+        )
         assert status == 202, body
         assert body["command"]["status"] == "accepted"
         location = headers["Location"]
@@ -55,8 +58,9 @@ async def test_a_command_status_is_shown_to_its_own_organisation_only(api: Api, 
 
 async def test_broker_unreachable_is_503_within_a_bounded_time(stack: Stack, api: Api) -> None:
     port = free_port()
-    gateway = stack.start("gateway-no-broker", "services.gateway", AMQP_URL="amqp://guest:guest@127.0.0.1:1/",
-                          GATEWAY_PORT=str(port))
+    gateway = stack.start(
+        "gateway-no-broker", "services.gateway", AMQP_URL="amqp://guest:guest@127.0.0.1:1/", GATEWAY_PORT=str(port)
+    )
     url = f"http://127.0.0.1:{port}"
 
     async def alive() -> bool:
@@ -72,8 +76,11 @@ async def test_broker_unreachable_is_503_within_a_bounded_time(stack: Stack, api
             assert response.status == 503
             assert (await response.json())["checks"]["broker"] is False
         started = time.monotonic()
-        async with api.http.post(url + "/api/leads", json={"name": "A", "phone": "+14155550100"},
-                                 headers={"Authorization": f"Bearer {api.token}"}) as response:
+        async with api.http.post(
+            url + "/api/leads",
+            json={"name": "A", "phone": "+14155550100"},
+            headers={"Authorization": f"Bearer {api.token}"},
+        ) as response:
             assert response.status == 503
             assert response.headers["Retry-After"]
             assert (await response.json())["status"] == 503
@@ -84,9 +91,11 @@ async def test_broker_unreachable_is_503_within_a_bounded_time(stack: Stack, api
 
 async def test_readyz_is_503_while_the_database_is_unreachable(stack: Stack, api: Api) -> None:
     port = free_port()
-    gateway = stack.start("gateway-no-db", "services.gateway", DATABASE_URL="postgresql://postgres@127.0.0.1:1/x",
-                          GATEWAY_PORT=str(port))
+    gateway = stack.start(
+        "gateway-no-db", "services.gateway", DATABASE_URL="postgresql://postgres@127.0.0.1:1/x", GATEWAY_PORT=str(port)
+    )
     try:
+
         async def answer() -> dict | None:
             try:
                 async with api.http.get(f"http://127.0.0.1:{port}/readyz") as response:
@@ -107,25 +116,35 @@ async def test_the_health_tool_asks_a_service_over_the_broker(stack: Stack, infr
     from tests.support.stack import ROOT
 
     def health(service: str) -> int:
-        return subprocess.run([sys.executable, "-m", "shared.tools.health", service], cwd=ROOT, timeout=60,
-                              env={"AMQP_URL": infra.amqp_url, "APP_ENV": "development", "PATH": "/usr/bin:/bin"},
-                              capture_output=True).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "shared.tools.health", service],
+            cwd=ROOT,
+            timeout=60,
+            env={"AMQP_URL": infra.amqp_url, "APP_ENV": "development", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+        ).returncode
 
     assert await asyncio.to_thread(health, "leads") == 0
     assert await asyncio.to_thread(health, "nosuchservice") == 1
 
 
 async def test_a_service_started_before_its_database_and_broker_waits_for_them(
-        api: Api, stack: Stack, infra: Infra) -> None:
+    api: Api, stack: Stack, infra: Infra
+) -> None:
     database, broker = Forward(free_port(), infra.database_url), Forward(free_port(), infra.amqp_url)
-    leads = stack.start("leads", DATABASE_URL=via(infra.database_url, database.port),
-                        AMQP_URL=via(infra.amqp_url, broker.port))
+    leads = stack.start(
+        "leads", DATABASE_URL=via(infra.database_url, database.port), AMQP_URL=via(infra.amqp_url, broker.port)
+    )
     try:
-        await eventually(lambda: leads.logged("service.waiting", waiting_for="database"), 15,
-                         what="the service to wait for its database")
+        await eventually(
+            lambda: leads.logged("service.waiting", waiting_for="database"),
+            15,
+            what="the service to wait for its database",
+        )
         await database.open()
-        await eventually(lambda: leads.logged("service.waiting", waiting_for="broker"), 15,
-                         what="the service to wait for its broker")
+        await eventually(
+            lambda: leads.logged("service.waiting", waiting_for="broker"), 15, what="the service to wait for its broker"
+        )
         assert leads.running
         await broker.open()
         await stack.wait_started("leads")

@@ -1,4 +1,5 @@
 """Appointments through HTTP and the broker: book, read, confirm."""
+
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -16,8 +17,10 @@ def soon(hours: float = 24) -> str:
 
 
 async def book(api: Api, lead_id: str, starts_at: str | None = None) -> dict:
-    status, _, body = await api.post("/api/appointments", {"leadId": lead_id, "startsAt": starts_at or soon(),
-                                                           "durationMinutes": 45, "title": "Demo call"})
+    status, _, body = await api.post(
+        "/api/appointments",
+        {"leadId": lead_id, "startsAt": starts_at or soon(), "durationMinutes": 45, "title": "Demo call"},
+    )
     assert status == 201, body
     return body["appointment"]
 
@@ -45,9 +48,11 @@ async def test_book_and_read_an_appointment(api: Api) -> None:
 async def test_a_lead_the_projection_has_not_heard_of_yet_is_still_found(api: Api, infra: Infra) -> None:
     lead = (await api.create_lead())["id"]
     # Make the projection lag: once its event arrived, forget the lead, as if it had not.
-    await eventually(lambda: sql(infra, "SELECT count(*) FROM bookings.lead_directory WHERE lead_id = $1", lead,
-                                 method="fetchval"),
-                     10, what="the lead to reach the bookings projection")
+    await eventually(
+        lambda: sql(infra, "SELECT count(*) FROM bookings.lead_directory WHERE lead_id = $1", lead, method="fetchval"),
+        10,
+        what="the lead to reach the bookings projection",
+    )
     await sql(infra, "DELETE FROM bookings.lead_directory WHERE lead_id = $1", lead)
     appointment = await book(api, lead)
     assert appointment["lead_id"] == lead
@@ -68,12 +73,15 @@ async def test_unknown_or_foreign_leads_and_appointments_are_404(api: Api) -> No
     assert status == 200 and body["appointment"]["status"] == "scheduled"
 
 
-@pytest.mark.parametrize("body", [
-    {"startsAt": "2030-01-01T10:00:00Z"},
-    {"leadId": "x", "startsAt": "tomorrow"},
-    {"leadId": "x", "startsAt": "2030-01-01T10:00:00"},  # no time zone
-    {"leadId": "x", "startsAt": "2030-01-01T10:00:00Z", "durationMinutes": 0},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"startsAt": "2030-01-01T10:00:00Z"},
+        {"leadId": "x", "startsAt": "tomorrow"},
+        {"leadId": "x", "startsAt": "2030-01-01T10:00:00"},  # no time zone
+        {"leadId": "x", "startsAt": "2030-01-01T10:00:00Z", "durationMinutes": 0},
+    ],
+)
 async def test_invalid_bookings_are_422(api: Api, body: dict) -> None:
     status, _, problem = await api.post("/api/appointments", body)
     assert status == 422, problem
@@ -91,7 +99,10 @@ async def test_confirm_then_confirm_again(api: Api, probe: Probe, org: str) -> N
     (event,) = probe.events_of(org, "appointments.confirmed")
     assert event["data"]["appointmentId"] == appointment["id"]
     assert (event["data"]["leadId"], event["data"]["confirmedBy"], event["data"]["sendSms"]) == (
-        appointment["lead_id"], "agent-1", False)
+        appointment["lead_id"],
+        "agent-1",
+        False,
+    )
     _, _, read = await api.get(f"/api/appointments/{appointment['id']}")
     assert read["appointment"]["notes"] == "ok" and read["appointment"]["confirmed_by"] == "agent-1"
 
@@ -124,10 +135,16 @@ async def test_confirm_replays_with_the_same_key(api: Api, probe: Probe, org: st
 async def test_confirm_straight_over_the_broker(api: Api, probe: Probe, org: str) -> None:
     appointment = await book(api, (await api.create_lead())["id"])
     message_id = uuid4().hex
-    correlation_id = await probe.send("bookings.confirm", {"appointmentId": appointment["id"], "sendSms": True},
-                                      org=org, message_id=message_id)
-    await probe.send("bookings.confirm", {"appointmentId": appointment["id"], "sendSms": True}, org=org,
-                     message_id=message_id, correlation_id=correlation_id)
+    correlation_id = await probe.send(
+        "bookings.confirm", {"appointmentId": appointment["id"], "sendSms": True}, org=org, message_id=message_id
+    )
+    await probe.send(
+        "bookings.confirm",
+        {"appointmentId": appointment["id"], "sendSms": True},
+        org=org,
+        message_id=message_id,
+        correlation_id=correlation_id,
+    )
     first, second = await probe.reply(correlation_id, count=2)
     assert first.status == second.status == 200 and first.body == second.body
     await probe.barrier(org)

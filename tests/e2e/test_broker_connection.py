@@ -1,4 +1,5 @@
 """The gateway loses its broker connection: screens stay open and miss nothing, buttons work again."""
+
 import asyncio
 import shutil
 import subprocess
@@ -17,17 +18,26 @@ pytestmark = pytest.mark.skipif(not shutil.which("rabbitmqctl"), reason="needs r
 
 def close_gateway_connections(vhost: str) -> int:
     # list_connections lists every vhost's: keep only this run's gateway, never another run's or `make run`'s.
-    listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "--no-table-headers",
-                              "pid", "vhost", "client_properties"], capture_output=True, text=True, check=True, timeout=60)
-    pids = [line.split()[0] for line in listing.stdout.splitlines()
-            if len(line.split()) > 1 and line.split()[1] == vhost and "gateway." in line]
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "--no-table-headers", "pid", "vhost", "client_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    pids = [
+        line.split()[0]
+        for line in listing.stdout.splitlines()
+        if len(line.split()) > 1 and line.split()[1] == vhost and "gateway." in line
+    ]
     for pid in pids:
         subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: cut"], check=True, timeout=60)
     return len(pids)
 
 
 async def test_no_screen_is_closed_and_nothing_is_missed_when_the_connection_comes_back(
-        api: Api, infra: Infra, org: str, http: aiohttp.ClientSession, stack: Stack) -> None:
+    api: Api, infra: Infra, org: str, http: aiohttp.ClientSession, stack: Stack
+) -> None:
     leads = [(await api.create_lead(f"Lead {i}"))["id"] for i in range(5)]
     screen = ResumingScreen(http, stack.url, org, ["leads.status_changed"])
     await screen.connect()
@@ -35,8 +45,9 @@ async def test_no_screen_is_closed_and_nothing_is_missed_when_the_connection_com
     assert await asyncio.to_thread(close_gateway_connections, vhost) >= 2  # commands and the log reader
 
     async def press(lead: str) -> bool:
-        status, _, _ = await api.post("/api/leads/update-status", {"leadId": lead, "status": "contacted"},
-                                      key=f"after-cut-{lead}")
+        status, _, _ = await api.post(
+            "/api/leads/update-status", {"leadId": lead, "status": "contacted"}, key=f"after-cut-{lead}"
+        )
         return status == 200
 
     for lead in leads:  # made while, and right after, the gateway reconnects

@@ -3,7 +3,9 @@
 The stack sends campaigns at SMS_CAMPAIGN_RATE_PER_SECOND=25 (tests/conftest.py STACK_ENV). Every test
 waits on conditions with deadlines; "exactly once" is counted in the sandbox, per phone number.
 """
+
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -34,8 +36,9 @@ async def final(api: Api, answer: tuple[int, dict, object]) -> tuple[int, dict]:
 
 
 async def template(api: Api, body: str = BODY) -> str:
-    status, answer = await final(api, await api.post("/api/sms/templates", {"name": f"t-{uuid4().hex[:8]}",
-                                                                            "body": body}))
+    status, answer = await final(
+        api, await api.post("/api/sms/templates", {"name": f"t-{uuid4().hex[:8]}", "body": body})
+    )
     assert status == 201, answer
     return answer["template"]["id"]
 
@@ -57,8 +60,9 @@ ALL_DAY = {"sendFrom": "00:00", "sendUntil": "23:59:59.999999"}
 
 
 async def create(api: Api, template_id: str, **audience: object) -> dict:
-    status, body = await final(api, await api.post("/api/campaigns", {"name": "Spring", "templateId": template_id,
-                                                                       **ALL_DAY, **audience}))
+    status, body = await final(
+        api, await api.post("/api/campaigns", {"name": "Spring", "templateId": template_id, **ALL_DAY, **audience})
+    )
     assert status == 201, body
     return body["campaign"]
 
@@ -81,6 +85,7 @@ async def when(api: Api, campaign_id: str, check: Callable[[dict], bool], what: 
         status, _, body = await api.get(f"/api/campaigns/{campaign_id}?limit=1000")
         assert status in (200, 503), body  # 503: the service is restarting (or its database away): ask again
         return body if status == 200 and check(body["campaign"]) else None
+
     return await eventually(look, timeout, 0.1, what)
 
 
@@ -101,8 +106,9 @@ async def run_to_the_end(api: Api, lead_ids: object, what: str = "the campaign t
     return await when(api, campaign["id"], completed, what)
 
 
-async def test_a_campaign_texts_every_listed_lead_exactly_once(api: Api, sandbox: Sandbox, probe: Probe,
-                                                              org: str) -> None:
+async def test_a_campaign_texts_every_listed_lead_exactly_once(
+    api: Api, sandbox: Sandbox, probe: Probe, org: str
+) -> None:
     audience = await leads(api, 5)
     created = await create(api, await template(api), leadIds=[*audience, next(iter(audience))])  # one repeated
     assert (created["status"], created["counts"]["total"], created["started_at"]) == ("draft", 0, None)
@@ -110,8 +116,14 @@ async def test_a_campaign_texts_every_listed_lead_exactly_once(api: Api, sandbox
     started = (await press(api, created["id"], "start"))["campaign"]
     assert started["status"] == "running" and started["counts"]["total"] == 5
     done = await when(api, created["id"], completed, "the campaign to complete")
-    assert done["campaign"]["counts"] | {"total": 5} == {"total": 5, "waiting": 0, "sending": 0, "sent": 5,
-                                                         "skipped": 0, "failed": 0}
+    assert done["campaign"]["counts"] | {"total": 5} == {
+        "total": 5,
+        "waiting": 0,
+        "sending": 0,
+        "sent": 5,
+        "skipped": 0,
+        "failed": 0,
+    }
     assert done["campaign"]["finished_at"] and {t["state"] for t in done["targets"]} == {"sent"}
     assert all(t["sms_id"] for t in done["targets"])
     sent = await texts(sandbox, audience.values())
@@ -126,8 +138,9 @@ async def test_a_campaign_texts_every_listed_lead_exactly_once(api: Api, sandbox
     assert last["data"]["counts"] == done["campaign"]["counts"]
 
 
-async def test_a_targets_send_published_again_or_forged_sends_nothing_more(api: Api, sandbox: Sandbox, probe: Probe,
-                                                                          org: str) -> None:
+async def test_a_targets_send_published_again_or_forged_sends_nothing_more(
+    api: Api, sandbox: Sandbox, probe: Probe, org: str
+) -> None:
     audience = await leads(api, 2)
     campaign = (await run_to_the_end(api, audience))["campaign"]
     lead = next(iter(audience))
@@ -142,14 +155,13 @@ async def test_a_targets_send_published_again_or_forged_sends_nothing_more(api: 
     assert target["state"] == "sent"
 
 
-async def test_progress_is_published_at_most_twice_a_second(api: Api, sandbox: Sandbox, probe: Probe,
-                                                            org: str) -> None:
+async def test_progress_is_published_at_most_twice_a_second(api: Api, sandbox: Sandbox, probe: Probe, org: str) -> None:
     await run_to_the_end(api, await leads(api, 50))
     await probe.barrier(org)
     progress = [e["data"] for e in probe.events_of(org, "campaigns.progress")]
     assert len(progress) >= 2, progress  # 50 sends at 25 a second take about two seconds
     times = [datetime.fromisoformat(p["at"]) for p in progress]
-    assert all(b - a >= timedelta(seconds=0.5) for a, b in zip(times, times[1:], strict=False)), times
+    assert all(b - a >= timedelta(seconds=0.5) for a, b in itertools.pairwise(times)), times
     sent = [p["counts"]["sent"] for p in progress]
     assert sent == sorted(sent) and all(p["counts"]["total"] == 50 for p in progress)
 
@@ -201,7 +213,8 @@ async def test_a_status_audience_is_resolved_once_at_start(api: Api, sandbox: Sa
     done = await when(api, campaign["id"], completed, "the campaign to complete")
     assert {t["lead_id"] for t in done["targets"]} == set(qualified)
     assert await texts(sandbox, [*qualified.values(), *other.values(), *late_joiner.values()]) == Counter(
-        qualified.values())
+        qualified.values()
+    )
 
 
 async def test_an_opted_out_lead_is_skipped_and_reported(api: Api, sandbox: Sandbox, probe: Probe, org: str) -> None:
@@ -229,7 +242,7 @@ async def test_pause_stops_sending_and_resume_finishes(api: Api, sandbox: Sandbo
     paused = (await press(api, campaign["id"], "pause"))["campaign"]
     assert paused["status"] == "paused"
     assert (await press(api, campaign["id"], "pause"))["campaign"]["status"] == "paused"  # again: no change
-    held = (await when(api, campaign["id"], lambda c: c["counts"]["sending"] == 0, "in-flight sends to land"))
+    held = await when(api, campaign["id"], lambda c: c["counts"]["sending"] == 0, "in-flight sends to land")
     held_counts = held["campaign"]["counts"]
     assert held_counts["waiting"] > 0, held_counts
     # A witness: another campaign of the organisation runs to its end, so the dispatcher went round many times.
@@ -243,8 +256,9 @@ async def test_pause_stops_sending_and_resume_finishes(api: Api, sandbox: Sandbo
     assert await texts(sandbox, audience.values()) == Counter(audience.values())
 
 
-async def test_a_second_start_and_a_replayed_start_change_nothing(api: Api, sandbox: Sandbox, probe: Probe,
-                                                                 org: str) -> None:
+async def test_a_second_start_and_a_replayed_start_change_nothing(
+    api: Api, sandbox: Sandbox, probe: Probe, org: str
+) -> None:
     audience = await leads(api, 3)
     campaign = await create(api, await template(api), leadIds=list(audience))
     key = f"start-{uuid4().hex}"
@@ -253,8 +267,10 @@ async def test_a_second_start_and_a_replayed_start_change_nothing(api: Api, sand
     assert first[0] == again[0] == 200 and first[2] == again[2]
     assert again[1].get("Idempotent-Replayed") == "true"
     answers = await asyncio.gather(*(press(api, campaign["id"], "start") for _ in range(3)))  # new keys
-    assert {(a["campaign"]["status"], a["campaign"]["counts"]["total"]) for a in answers} <= {("running", 3),
-                                                                                             ("completed", 3)}
+    assert {(a["campaign"]["status"], a["campaign"]["counts"]["total"]) for a in answers} <= {
+        ("running", 3),
+        ("completed", 3),
+    }
     await when(api, campaign["id"], completed, "the campaign to complete")
     assert await texts(sandbox, audience.values()) == Counter(audience.values())
     problem = await press(api, campaign["id"], "start", 409)
@@ -296,13 +312,20 @@ async def test_quiet_hours_defer_a_send_to_the_window_in_the_leads_local_time(ap
     san_francisco = await leads(api, 1)  # +1415: its number's zone, America/Los_Angeles
     now = datetime.now(UTC)
     hour = (now.hour + 12) % 24  # 3 hours from Tokyo's local hour, ~19 from Los Angeles': closed now in both
-    campaign = await create(api, await template(api), leadIds=[*tokyo, *san_francisco],
-                            sendFrom=f"{hour:02d}:00", sendUntil=f"{hour:02d}:30")
+    campaign = await create(
+        api,
+        await template(api),
+        leadIds=[*tokyo, *san_francisco],
+        sendFrom=f"{hour:02d}:00",
+        sendUntil=f"{hour:02d}:30",
+    )
     started = (await press(api, campaign["id"], "start"))["campaign"]
     assert started["counts"]["waiting"] == 2
     targets = {t["lead_id"]: t for t in (await detail(api, campaign["id"]))["targets"]}
-    expected = {**{i: opening(now, "Asia/Tokyo", hour) for i in tokyo},
-                **{i: opening(now, "America/Los_Angeles", hour) for i in san_francisco}}
+    expected = {
+        **{i: opening(now, "Asia/Tokyo", hour) for i in tokyo},
+        **{i: opening(now, "America/Los_Angeles", hour) for i in san_francisco},
+    }
     for lead_id, at in expected.items():
         assert targets[lead_id]["state"] == "waiting"
         assert datetime.fromisoformat(targets[lead_id]["next_at"]) == at, (lead_id, targets[lead_id], at)
@@ -346,8 +369,13 @@ async def test_refusals(api: Api, sandbox: Sandbox) -> None:
     status, _, theirs_now = await stranger.get(f"/api/campaigns/{theirs['id']}")
     assert status == 200 and theirs_now["campaign"]["status"] == "draft"  # nothing the others did changed it
     base = {"name": "Spring", "templateId": template_id}
-    for audience_ in ({}, {"leadIds": [lead], "status": "new"}, {"leadIds": []}, {"status": "nope"},
-                      {"leadIds": [lead], "sendFrom": "21:00", "sendUntil": "08:00"}):
+    for audience_ in (
+        {},
+        {"leadIds": [lead], "status": "new"},
+        {"leadIds": []},
+        {"status": "nope"},
+        {"leadIds": [lead], "sendFrom": "21:00", "sendUntil": "08:00"},
+    ):
         assert (await api.post("/api/campaigns", {**base, **audience_}))[0] == 422, audience_
     foreign = next(iter(await leads(stranger, 1)))
     status, _, problem = await api.post("/api/campaigns", {**base, "leadIds": [lead, foreign, "nope"]})

@@ -1,5 +1,6 @@
 """The Python client (clients/python) against the real stack: one key per press, retries,
 refusals, a 202 followed, the SMS breaker, the command line."""
+
 import asyncio
 import json
 import os
@@ -66,8 +67,9 @@ class Proxy:
         body = await request.read()
         self.seen.append((request.method, request.path_qs, request.headers.get("Idempotency-Key")))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        async with self.session.request(request.method, self.upstream + request.path_qs, data=body,
-                                        headers=headers, allow_redirects=False) as answer:
+        async with self.session.request(
+            request.method, self.upstream + request.path_qs, data=body, headers=headers, allow_redirects=False
+        ) as answer:
             data = await answer.read()
             back = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
             status = answer.status
@@ -89,8 +91,9 @@ async def proxy(stack: Stack) -> AsyncIterator[Proxy]:
 async def status_history(infra: Infra, lead: str) -> list[tuple[str, str]]:
     conn = await asyncpg.connect(infra.database_url)
     try:
-        rows = await conn.fetch("SELECT from_status, to_status FROM leads.lead_status_history WHERE lead_id = $1 "
-                                "ORDER BY id", lead)
+        rows = await conn.fetch(
+            "SELECT from_status, to_status FROM leads.lead_status_history WHERE lead_id = $1 ORDER BY id", lead
+        )
     finally:
         await conn.close()
     return [(r["from_status"], r["to_status"]) for r in rows]
@@ -103,7 +106,8 @@ def fast(url: str, token: str, **kw: object) -> crm_client.Client:
 
 # One key per press --------------------------------------------------------------
 async def test_a_lost_answer_is_retried_with_the_same_key_and_applied_once(
-        api: Api, proxy: Proxy, infra: Infra) -> None:
+    api: Api, proxy: Proxy, infra: Infra
+) -> None:
     lead = (await api.create_lead())["id"]
     proxy.lose_answers = 1
     async with fast(proxy.url, api.token) as client:
@@ -198,8 +202,10 @@ async def test_a_service_that_does_not_answer_is_unavailable_after_the_retries(a
 
 async def test_the_other_buttons_and_reads(api: Api, stack: Stack, sandbox: Sandbox) -> None:
     async with fast(stack.url, api.token) as client:
-        leads = [(await client.create_lead(f"Lead {i}", f"+1415555{uuid4().int % 10000:04d}"))["lead"]["id"]
-                 for i in range(2)]
+        leads = [
+            (await client.create_lead(f"Lead {i}", f"+1415555{uuid4().int % 10000:04d}"))["lead"]["id"]
+            for i in range(2)
+        ]
         bulk = await client.bulk_update_lead_status(leads, "qualified")
         assert bulk["updated"] == 2 and bulk["failed"] == []
         booked = await client.create_appointment(leads[0], "2030-01-02T15:00:00Z", duration_minutes=45, title="Intro")
@@ -218,14 +224,19 @@ async def test_the_other_buttons_and_reads(api: Api, stack: Stack, sandbox: Sand
 
 # 202 followed -------------------------------------------------------------------
 async def test_an_accepted_command_is_followed_to_its_final_answer(
-        api: Api, proxy: Proxy, stack: Stack, infra: Infra) -> None:
+    api: Api, proxy: Proxy, stack: Stack, infra: Infra
+) -> None:
     lead = (await api.create_lead())["id"]
     stack.processes["leads"].stop()
     try:
         async with fast(proxy.url, api.token, follow_time=120) as client:
             press = asyncio.create_task(client.update_lead_status(lead, "won"))
-            await eventually(lambda: any(s[1].startswith("/api/commands/leads/") for s in proxy.seen) or press.done(),
-                             30, 0.1, "the client to follow a 202")
+            await eventually(
+                lambda: any(s[1].startswith("/api/commands/leads/") for s in proxy.seen) or press.done(),
+                30,
+                0.1,
+                "the client to follow a 202",
+            )
             assert not press.done(), press
             stack.start("leads")
             await stack.wait_started("leads")
@@ -248,7 +259,8 @@ async def test_a_gateway_that_stays_away_is_unreachable(api: Api) -> None:
 
 # The SMS breaker ----------------------------------------------------------------
 async def test_the_sms_breaker_opens_on_provider_down_answers_then_lets_a_trial_through(
-        api: Api, proxy: Proxy, sandbox: Sandbox) -> None:
+    api: Api, proxy: Proxy, sandbox: Sandbox
+) -> None:
     lead = (await api.create_lead("Grace Hopper", f"+1415555{uuid4().int % 10000:04d}"))["id"]
     await sandbox.behave(mode="error", status=503, count=100_000)
     async with fast(proxy.url, api.token, sms_breaker_threshold=2, sms_breaker_cooldown=1.0) as client:
@@ -285,8 +297,15 @@ async def test_sms_refusals_do_not_open_the_breaker(api: Api, sandbox: Sandbox, 
 # The command line ---------------------------------------------------------------
 async def crm(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict], str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crm_client", *args, cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "crm_client",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
     return process.returncode, [json.loads(line) for line in out.decode().splitlines() if line.strip()], err.decode()
@@ -294,8 +313,9 @@ async def crm(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[
 
 async def test_the_command_line_presses_buttons_and_maps_exit_codes(api: Api, stack: Stack) -> None:
     env = {"CRM_URL": stack.url, "CRM_TOKEN": api.token}
-    code, (created,), _ = await crm("lead", "create", "Ada Lovelace", "(415) 555-0100", "--email", "a@example.com",
-                                    env=env)
+    code, (created,), _ = await crm(
+        "lead", "create", "Ada Lovelace", "(415) 555-0100", "--email", "a@example.com", env=env
+    )
     assert code == 0 and created["lead"]["phone"] == "+14155550100"
     lead = created["lead"]["id"]
     code, (moved,), _ = await crm("--url", stack.url, "--token", api.token, "lead", "status", lead, "won")
@@ -329,15 +349,30 @@ async def test_command_line_usage_errors_and_an_unreachable_gateway(api: Api) ->
     assert (await crm("lead", "create", "A", "+14155550100", env={"CRM_URL": "", "CRM_TOKEN": ""}))[0] == 2
     assert (await crm("pending", env={"CRM_URL": "http://x", "CRM_TOKEN": "t", "CRM_OFFLINE_DB": ""}))[0] == 2
     away = f"http://127.0.0.1:{free_port()}"
-    code, (problem,), _ = await crm("--url", away, "--token", api.token, "--attempts", "2", "lead", "create", "A",
-                                    "+14155550100", env={"CRM_OFFLINE_DB": ""})
+    code, (problem,), _ = await crm(
+        "--url",
+        away,
+        "--token",
+        api.token,
+        "--attempts",
+        "2",
+        "lead",
+        "create",
+        "A",
+        "+14155550100",
+        env={"CRM_OFFLINE_DB": ""},
+    )
     assert code == 4 and problem["type"] == "/problems/unreachable"
 
 
 async def test_the_command_line_queues_offline_then_flushes(api: Api, proxy: Proxy, tmp_path, infra: Infra) -> None:
     lead = (await api.create_lead())["id"]
-    env = {"CRM_URL": proxy.url, "CRM_TOKEN": api.token, "CRM_OFFLINE_DB": str(tmp_path / "queue.db"),
-           "CRM_ATTEMPTS": "2"}
+    env = {
+        "CRM_URL": proxy.url,
+        "CRM_TOKEN": api.token,
+        "CRM_OFFLINE_DB": str(tmp_path / "queue.db"),
+        "CRM_ATTEMPTS": "2",
+    }
     await proxy.go_down()
     code, (queued,), _ = await crm("lead", "status", lead, "contacted", env=env)
     assert code == 3 and queued["queued"]["body"] == {"leadId": lead, "status": "contacted"}
@@ -445,7 +480,8 @@ async def head(stack: Stack, token: str) -> crm_client.Resume:
 
 
 async def test_a_cut_connection_is_resumed_without_gap_or_duplicate(
-        api: Api, stack: Stack, tcp_proxy: TcpProxy) -> None:
+    api: Api, stack: Stack, tcp_proxy: TcpProxy
+) -> None:
     start = await head(stack, api.token)
     async with fast(tcp_proxy.url, api.token) as client:
         stream = client.subscribe(["leads.created"], resume=start)
@@ -494,8 +530,19 @@ async def test_a_position_that_cannot_be_recovered_is_said_then_live_events_foll
 async def test_the_command_line_prints_events_from_a_position(api: Api, stack: Stack) -> None:
     start = await head(stack, api.token)
     leads = [(await api.create_lead(f"Cli {i}", "+14155550100"))["id"] for i in range(3)]
-    code, events, _ = await crm("--url", stack.url, "--token", api.token, "events", "--topic", "leads.created",
-                                "--resume", str(start), "--count", "3")
+    code, events, _ = await crm(
+        "--url",
+        stack.url,
+        "--token",
+        api.token,
+        "events",
+        "--topic",
+        "leads.created",
+        "--resume",
+        str(start),
+        "--count",
+        "3",
+    )
     assert code == 0
     assert [e["data"]["leadId"] for e in events] == leads
     assert all(e["epoch"] == start.epoch and e["position"] > start.position for e in events)

@@ -1,5 +1,6 @@
 """The client's offline queue against the real stack: presses made while the gateway is away are
 kept (across a SIGKILL of the client), replayed in order with their own keys, applied once."""
+
 import asyncio
 import json
 import os
@@ -57,12 +58,14 @@ async def proxy(stack: Stack) -> AsyncIterator[Proxy]:
 
 
 async def python(script: str, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-c", script, *args, cwd=ROOT, env=dict(os.environ),
-                                                stdout=asyncio.subprocess.PIPE)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, *args, cwd=ROOT, env=dict(os.environ), stdout=asyncio.subprocess.PIPE
+    )
 
 
 async def test_presses_queued_offline_survive_a_sigkill_and_are_applied_once_in_order(
-        api: Api, proxy: Proxy, infra: Infra, tmp_path: Path) -> None:
+    api: Api, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
     lead = (await api.create_lead())["id"]
     db = str(tmp_path / "queue.db")
     await proxy.go_down()
@@ -86,20 +89,25 @@ async def test_presses_queued_offline_survive_a_sigkill_and_are_applied_once_in_
     assert replayer.returncode == 0
     outcomes = [json.loads(line)["outcome"] for line in out.decode().splitlines()]
     assert [(o["key"], o["state"]) for o in outcomes] == [(q["queued"]["key"], "done") for q in lines]
-    assert await status_history(infra, lead) == [("new", "contacted"), ("contacted", "qualified"),
-                                                 ("qualified", "proposal")]
-    status, _, listed = await api.get("/api/leads?limit=200")
+    assert await status_history(infra, lead) == [
+        ("new", "contacted"),
+        ("contacted", "qualified"),
+        ("qualified", "proposal"),
+    ]
+    _, _, listed = await api.get("/api/leads?limit=200")
     assert [x["name"] for x in listed["leads"]].count("Offline Ada") == 1
     # each press reached the gateway with the key it was made with
     assert [key for _, _, key in proxy.posts()] == [q["queued"]["key"] for q in lines]
 
 
 async def test_a_queued_press_that_had_got_through_has_one_effect(
-        api: Api, proxy: Proxy, infra: Infra, tmp_path: Path) -> None:
+    api: Api, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
     lead = (await api.create_lead())["id"]
     proxy.lose_answers = 1000  # the gateway does the work, the client never hears of it
-    async with fast(proxy.url, api.token, offline_db=str(tmp_path / "q.db"), attempts=2,
-                    replay_in_background=False) as client:
+    async with fast(
+        proxy.url, api.token, offline_db=str(tmp_path / "q.db"), attempts=2, replay_in_background=False
+    ) as client:
         queued = await client.update_lead_status(lead, "won")
         assert isinstance(queued, crm_client.Queued)
         assert await status_history(infra, lead) == [("new", "won")]  # it had got through
@@ -112,22 +120,34 @@ async def test_a_queued_press_that_had_got_through_has_one_effect(
 
 
 async def test_a_replay_the_domain_refuses_is_recorded_failed_and_the_next_still_go(
-        api: Api, proxy: Proxy, infra: Infra, tmp_path: Path) -> None:
+    api: Api, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
     first, second = (await api.create_lead())["id"], (await api.create_lead())["id"]
     reported: list[crm_client.Outcome] = []
     await proxy.go_down()
-    async with fast(proxy.url, api.token, offline_db=str(tmp_path / "q.db"), attempts=2, replay_interval=0.2,
-                    on_outcome=reported.append) as client:
-        presses = [await client.update_lead_status(first, "lost"),
-                   await client.update_lead_status(first, "won"),  # lost → won is not a move: 409 on replay
-                   await client.update_lead_status(second, "contacted")]
+    async with fast(
+        proxy.url,
+        api.token,
+        offline_db=str(tmp_path / "q.db"),
+        attempts=2,
+        replay_interval=0.2,
+        on_outcome=reported.append,
+    ) as client:
+        presses = [
+            await client.update_lead_status(first, "lost"),
+            await client.update_lead_status(first, "won"),  # lost → won is not a move: 409 on replay
+            await client.update_lead_status(second, "contacted"),
+        ]
         assert all(isinstance(p, crm_client.Queued) for p in presses)
         assert [p.key for p in client.pending()] == [p.key for p in presses]
         await proxy.up()
         await eventually(lambda: not client.pending(), 60, 0.1, "the background replay to empty the queue")
         outcomes = client.outcomes()
     assert [(o.key, o.state, o.status) for o in outcomes] == [
-        (presses[0].key, "done", 200), (presses[1].key, "failed", 409), (presses[2].key, "done", 200)]
+        (presses[0].key, "done", 200),
+        (presses[1].key, "failed", 409),
+        (presses[2].key, "done", 200),
+    ]
     assert outcomes[1].answer["status"] == 409 and "lost" in outcomes[1].answer["detail"]
     assert reported == outcomes
     assert await status_history(infra, first) == [("new", "lost")]
@@ -138,8 +158,9 @@ async def test_a_replay_the_domain_refuses_is_recorded_failed_and_the_next_still
 async def test_a_new_press_waits_behind_the_queue(api: Api, proxy: Proxy, infra: Infra, tmp_path: Path) -> None:
     lead = (await api.create_lead())["id"]
     await proxy.go_down()
-    async with fast(proxy.url, api.token, offline_db=str(tmp_path / "q.db"), attempts=2,
-                    replay_in_background=False) as client:
+    async with fast(
+        proxy.url, api.token, offline_db=str(tmp_path / "q.db"), attempts=2, replay_in_background=False
+    ) as client:
         queued = await client.update_lead_status(lead, "contacted")
         assert isinstance(queued, crm_client.Queued)
         await proxy.up()

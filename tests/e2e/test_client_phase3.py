@@ -1,5 +1,6 @@
 """The Phase 3 buttons through the Python client's generated methods and the `crm` subcommands:
 a deal from booking to signed contract, a campaign, refusals typed, the same key on a retry."""
+
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -43,19 +44,22 @@ async def test_a_deal_from_booking_to_signed_contract_through_the_client(api: Ap
 
 async def test_the_command_line_runs_the_new_buttons(api: Api, stack: Stack, sandbox: Sandbox) -> None:
     env = {"CRM_URL": stack.url, "CRM_TOKEN": api.token}
-    status, _, created = await api.post("/api/leads", {"name": "Cli Deal", "phone": f"+1415555{uuid4().int % 10000:04d}",
-                                                       "timeZone": noon_zone()})
+    status, _, created = await api.post(
+        "/api/leads", {"name": "Cli Deal", "phone": f"+1415555{uuid4().int % 10000:04d}", "timeZone": noon_zone()}
+    )
     assert status == 201, created
     lead = created["lead"]["id"]
     code, (sent,), _ = await crm("proposal", "send", lead, "Audit", "50000", "EUR", later(10).isoformat(), env=env)
     assert code == 0 and sent["proposal"]["amount_minor"] == 50000
     code, (problem,), _ = await crm("payment", "record", sent["proposal"]["id"], "100", "EUR", "card", "r-1", env=env)
     assert code == 1 and problem["type"] == "/problems/proposal-not-accepted"
-    status, _, template = await api.post("/api/sms/templates", {"name": f"t-{uuid4().hex[:8]}",
-                                                               "body": "Hi {{first_name}}!"})
+    status, _, template = await api.post(
+        "/api/sms/templates", {"name": f"t-{uuid4().hex[:8]}", "body": "Hi {{first_name}}!"}
+    )
     assert status == 201, template
-    code, (campaign,), _ = await crm("campaign", "create", "Spring", template["template"]["id"],
-                                     "--lead-ids", lead, env=env)
+    code, (campaign,), _ = await crm(
+        "campaign", "create", "Spring", template["template"]["id"], "--lead-ids", lead, env=env
+    )
     assert code == 0 and campaign["campaign"]["status"] == "draft", campaign
     code, (started,), _ = await crm("campaign", "start", campaign["campaign"]["id"], env=env)
     assert code == 0 and started["campaign"]["status"] in ("running", "completed")

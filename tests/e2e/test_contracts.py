@@ -1,5 +1,6 @@
 """Contracts through HTTP and the broker: made from an accepted proposal, sent, signed (then never
 changed) or voided."""
+
 import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -38,9 +39,16 @@ async def test_a_contract_is_a_snapshot_of_an_accepted_proposal(api: Api, probe:
     proposal = await accepted_proposal(api, 120_000, "EUR")
     contract = await create(api, proposal["id"])
     assert (contract["proposal_id"], contract["lead_id"], contract["status"]) == (
-        proposal["id"], proposal["lead_id"], "draft")
-    assert contract["terms"] == {"title": "Website redesign", "amount_minor": 120_000, "currency": "EUR",
-                                 "valid_until": proposal["valid_until"]}
+        proposal["id"],
+        proposal["lead_id"],
+        "draft",
+    )
+    assert contract["terms"] == {
+        "title": "Website redesign",
+        "amount_minor": 120_000,
+        "currency": "EUR",
+        "valid_until": proposal["valid_until"],
+    }
     assert [contract["sent_at"], contract["signed_at"], contract["signer_name"], contract["voided_at"]] == [None] * 4
     assert await read(api, contract["id"]) == contract
     # The proposal changing behind it (no button does that) leaves the contract's terms as they were.
@@ -51,7 +59,10 @@ async def test_a_contract_is_a_snapshot_of_an_accepted_proposal(api: Api, probe:
     await barrier(probe, org)
     (event,) = probe.events_of(org, "contracts.created", proposal["lead_id"])
     assert (event["data"]["contractId"], event["data"]["status"], event["data"]["by"]) == (
-        contract["id"], "draft", "agent-1")
+        contract["id"],
+        "draft",
+        "agent-1",
+    )
 
 
 async def test_one_open_contract_per_proposal(api: Api) -> None:
@@ -87,10 +98,16 @@ async def test_send_then_sign_then_never_change(api: Api, probe: Probe, org: str
     signed_at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     status, signed = await act(api, "sign", contract["id"], signerName="Ada Lovelace", signedAt=signed_at)
     assert status == 200 and (signed["contract"]["status"], signed["contract"]["signer_name"]) == (
-        "signed", "Ada Lovelace")
+        "signed",
+        "Ada Lovelace",
+    )
     assert datetime.fromisoformat(signed["contract"]["signed_at"]) == datetime.fromisoformat(signed_at)
-    for action, fields in (("sign", {"signerName": "Ada Lovelace"}), ("sign", {"signerName": "Someone else"}),
-                           ("void", {"reason": "Changed our mind"}), ("send", {})):
+    for action, fields in (
+        ("sign", {"signerName": "Ada Lovelace"}),
+        ("sign", {"signerName": "Someone else"}),
+        ("void", {"reason": "Changed our mind"}),
+        ("send", {}),
+    ):
         status, problem = await act(api, action, contract["id"], **fields)
         assert (status, problem["type"], problem["currentStatus"]) == (409, "/problems/contract-closed", "signed")
     assert await read(api, contract["id"]) == signed["contract"]
@@ -98,8 +115,10 @@ async def test_send_then_sign_then_never_change(api: Api, probe: Probe, org: str
     assert (status, problem["contractId"]) == (409, contract["id"])  # a signed contract stays the open one
     await barrier(probe, org)
     lead = proposal["lead_id"]
-    assert [len(probe.events_of(org, t, lead)) for t in ("contracts.created", "contracts.sent", "contracts.signed",
-                                                         "contracts.voided")] == [1, 1, 1, 0]
+    assert [
+        len(probe.events_of(org, t, lead))
+        for t in ("contracts.created", "contracts.sent", "contracts.signed", "contracts.voided")
+    ] == [1, 1, 1, 0]
     (event,) = probe.events_of(org, "contracts.signed", lead)
     assert (event["data"]["signerName"], event["data"]["status"]) == ("Ada Lovelace", "signed")
 
@@ -114,8 +133,9 @@ async def test_a_draft_can_be_signed_and_signed_at_defaults_to_now(api: Api) -> 
 
 async def test_a_signature_dated_in_the_future_is_refused(api: Api) -> None:
     contract = await create(api, (await accepted_proposal(api))["id"])
-    status, problem = await act(api, "sign", contract["id"], signerName="Ada",
-                                signedAt=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    status, problem = await act(
+        api, "sign", contract["id"], signerName="Ada", signedAt=(datetime.now(UTC) + timedelta(days=1)).isoformat()
+    )
     assert (status, problem["type"]) == (422, "/problems/validation")
     assert (await read(api, contract["id"]))["status"] == "draft"
 
@@ -125,8 +145,10 @@ async def test_void_once_then_closed(api: Api, probe: Probe, org: str) -> None:
     contract = await create(api, proposal["id"])
     await act(api, "send", contract["id"])
     status, voided = await act(api, "void", contract["id"], reason="Wrong terms")
-    assert status == 200 and (voided["contract"]["status"], voided["contract"]["void_reason"]) == ("void",
-                                                                                                   "Wrong terms")
+    assert status == 200 and (voided["contract"]["status"], voided["contract"]["void_reason"]) == (
+        "void",
+        "Wrong terms",
+    )
     assert voided["contract"]["voided_at"]
     assert await act(api, "void", contract["id"], reason="Wrong terms") == (200, voided)
     for action, fields in (("send", {}), ("sign", {"signerName": "Ada"})):
@@ -161,15 +183,18 @@ async def test_sign_delivered_twice_on_the_broker_signs_once(api: Api, probe: Pr
     assert len(probe.events_of(org, "contracts.signed", proposal["lead_id"])) == 1
 
 
-async def test_a_locked_contract_is_retried_then_sent(api: Api, probe: Probe, infra: Infra, stack: Stack,
-                                                      org: str) -> None:
+async def test_a_locked_contract_is_retried_then_sent(
+    api: Api, probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     contract = await create(api, (await accepted_proposal(api))["id"])
     message_id, service = uuid4().hex, stack.processes["proposals"]
     async with row_locked(infra, "contracts", contract["id"]):
-        correlation_id = await probe.send("proposals.send_contract", {"contractId": contract["id"]}, org=org,
-                                          message_id=message_id)
-        await eventually(lambda: service.logged("command.retry_scheduled", command_id=message_id), 10,
-                         what="a retry to be scheduled")
+        correlation_id = await probe.send(
+            "proposals.send_contract", {"contractId": contract["id"]}, org=org, message_id=message_id
+        )
+        await eventually(
+            lambda: service.logged("command.retry_scheduled", command_id=message_id), 10, what="a retry to be scheduled"
+        )
     (reply,) = await probe.reply(correlation_id)
     assert reply.status == 200 and reply.body["contract"]["status"] == "sent" and reply.headers["x-attempt"] >= 2
 

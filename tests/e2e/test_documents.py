@@ -1,5 +1,6 @@
 """Documents through HTTP: attach (multipart, claim check), list, download (ETag, Range), delete;
 organisation isolation; the blob collector; the Python client and `crm document attach`."""
+
 import asyncio
 import hashlib
 import json
@@ -32,16 +33,23 @@ def unique_pdf() -> bytes:
     return PDF + f"% {uuid4()}\n".encode()
 
 
-async def attach(api: Api, lead: str, data: bytes, filename: str = "proposal.pdf",
-                 content_type: str | None = "application/pdf", **kw: object) -> dict:
+async def attach(
+    api: Api,
+    lead: str,
+    data: bytes,
+    filename: str = "proposal.pdf",
+    content_type: str | None = "application/pdf",
+    **kw: object,
+) -> dict:
     status, _, body = await api.upload(f"/api/leads/{lead}/documents", data, filename, content_type, **kw)
     assert status == 201, body
     return body["document"]  # type: ignore[index]
 
 
 async def download(api: Api, document_id: str, **headers: str) -> tuple[int, CIMultiDict[str], bytes]:
-    async with api.http.get(f"{api.url}/api/documents/{document_id}/content",
-                            headers={"Authorization": f"Bearer {api.token}", **headers}) as response:
+    async with api.http.get(
+        f"{api.url}/api/documents/{document_id}/content", headers={"Authorization": f"Bearer {api.token}", **headers}
+    ) as response:
         return response.status, response.headers.copy(), await response.read()
 
 
@@ -59,9 +67,15 @@ async def test_attach_list_and_download(api: Api, probe: Probe, org: str) -> Non
     lead, data = (await api.create_lead())["id"], unique_pdf()
     document = await attach(api, lead, data, "Proposal für Ada.pdf")
     assert (document["lead_id"], document["filename"], document["content_type"]) == (
-        lead, "Proposal für Ada.pdf", "application/pdf")
+        lead,
+        "Proposal für Ada.pdf",
+        "application/pdf",
+    )
     assert (document["size"], document["sha256"], document["created_by"]) == (
-        len(data), hashlib.sha256(data).hexdigest(), "agent-1")
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        "agent-1",
+    )
     assert (await api.get(f"/api/leads/{lead}/documents"))[::2] == (200, {"documents": [document]})
     assert (await api.get(f"/api/documents/{document['id']}"))[::2] == (200, {"document": document})
     status, headers, body = await download(api, document["id"])
@@ -69,11 +83,18 @@ async def test_attach_list_and_download(api: Api, probe: Probe, org: str) -> Non
     assert headers["ETag"] == f'"{document["sha256"]}"' and headers["Content-Length"] == str(len(data))
     assert headers["Content-Type"] == "application/pdf" and headers["Accept-Ranges"] == "bytes"
     assert headers["Content-Disposition"] == (
-        f"attachment; filename=\"Proposal f_r Ada.pdf\"; filename*=UTF-8''{quote('Proposal für Ada.pdf')}")
+        f"attachment; filename=\"Proposal f_r Ada.pdf\"; filename*=UTF-8''{quote('Proposal für Ada.pdf')}"
+    )
     [event] = await eventually(lambda: probe.events_of(org, "documents.attached"), 10, what="documents.attached")
-    assert event["data"] == {"documentId": document["id"], "leadId": lead, "filename": "Proposal für Ada.pdf",
-                             "contentType": "application/pdf", "size": len(data), "sha256": document["sha256"],
-                             "by": "agent-1"}
+    assert event["data"] == {
+        "documentId": document["id"],
+        "leadId": lead,
+        "filename": "Proposal für Ada.pdf",
+        "contentType": "application/pdf",
+        "size": len(data),
+        "sha256": document["sha256"],
+        "by": "agent-1",
+    }
 
 
 async def test_a_type_is_told_from_the_bytes_when_none_is_declared(api: Api) -> None:
@@ -168,8 +189,11 @@ async def test_another_organisation_gets_404_on_every_path(api: Api) -> None:
     mine = (await api.create_lead())["id"]
     answers = []
     for document in (theirs["id"], str(uuid4())):  # theirs answers exactly like one that does not exist
-        got = [await api.get(f"/api/documents/{document}"), await api.post(f"/api/documents/{document}/delete", {}),
-               await api.request("DELETE", f"/api/documents/{document}")]
+        got = [
+            await api.get(f"/api/documents/{document}"),
+            await api.post(f"/api/documents/{document}/delete", {}),
+            await api.request("DELETE", f"/api/documents/{document}"),
+        ]
         status, _, raw = await download(api, document)
         got.append((status, {}, json.loads(raw)))
         assert all(status == 404 for status, _, _ in got), got
@@ -209,18 +233,32 @@ async def test_blobs_no_document_refers_to_are_collected(api: Api, stack: Stack)
     orphan = unique_pdf()  # stored by the gateway, refused by the service: no document refers to it
     status, _, _ = await api.upload(f"/api/leads/{uuid4()}/documents", orphan, "a.pdf", "application/pdf")
     assert status == 404
-    paths = {name: blob_path(stack, sha) for name, sha in (
-        ("live", live["sha256"]), ("deleted", gone["sha256"]), ("orphan", hashlib.sha256(orphan).hexdigest()))}
+    paths = {
+        name: blob_path(stack, sha)
+        for name, sha in (
+            ("live", live["sha256"]),
+            ("deleted", gone["sha256"]),
+            ("orphan", hashlib.sha256(orphan).hexdigest()),
+        )
+    }
     assert all(p.exists() for p in paths.values())
     for path in paths.values():
         age(path)
-    await eventually(lambda: not paths["orphan"].exists() and not paths["deleted"].exists(), 15, 0.1,
-                     "the unreferenced blobs to be collected")
+    await eventually(
+        lambda: not paths["orphan"].exists() and not paths["deleted"].exists(),
+        15,
+        0.1,
+        "the unreferenced blobs to be collected",
+    )
     second = unique_pdf()  # a full pass of the collector after the first: it spares the live document's blob
     assert (await api.upload(f"/api/leads/{uuid4()}/documents", second, "b.pdf", "application/pdf"))[0] == 404
     age(blob_path(stack, hashlib.sha256(second).hexdigest()))
-    await eventually(lambda: not blob_path(stack, hashlib.sha256(second).hexdigest()).exists(), 15, 0.1,
-                     "the second unreferenced blob to be collected")
+    await eventually(
+        lambda: not blob_path(stack, hashlib.sha256(second).hexdigest()).exists(),
+        15,
+        0.1,
+        "the second unreferenced blob to be collected",
+    )
     assert paths["live"].exists()
     assert (await download(api, live["id"]))[0] == 200
 
@@ -233,8 +271,7 @@ async def test_young_unreferenced_blobs_are_kept(api: Api, stack: Stack) -> None
     await eventually(lambda: not path.exists(), 15, 0.1, "the blob to be collected once the grace period passed")
 
 
-async def test_the_command_carries_the_claim_check_not_the_bytes(api: Api,
-                                                                 amqp: aio_pika.abc.AbstractChannel) -> None:
+async def test_the_command_carries_the_claim_check_not_the_bytes(api: Api, amqp: aio_pika.abc.AbstractChannel) -> None:
     queue = await amqp.declare_queue(f"test.attach.{uuid4().hex[:8]}", exclusive=True, auto_delete=True)
     await queue.bind("commands", "documents.attach")
     seen: list[aio_pika.abc.AbstractIncomingMessage] = []
@@ -246,11 +283,17 @@ async def test_the_command_carries_the_claim_check_not_the_bytes(api: Api,
     lead = (await api.create_lead())["id"]
     data = unique_pdf() + b"MARKER-" * 40_000
     document = await attach(api, lead, data, "big.pdf")
-    [message] = await eventually(lambda: [m for m in seen if json.loads(m.body)["leadId"] == lead], 10,
-                                 what="the attach command")
+    [message] = await eventually(
+        lambda: [m for m in seen if json.loads(m.body)["leadId"] == lead], 10, what="the attach command"
+    )
     assert len(message.body) < 1000 and b"MARKER" not in message.body
-    assert json.loads(message.body) == {"leadId": lead, "sha256": hashlib.sha256(data).hexdigest(),
-                                        "size": len(data), "contentType": "application/pdf", "filename": "big.pdf"}
+    assert json.loads(message.body) == {
+        "leadId": lead,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "contentType": "application/pdf",
+        "filename": "big.pdf",
+    }
     assert document["size"] == len(data)
 
 
@@ -288,5 +331,6 @@ async def test_the_command_line_attaches_a_file(api: Api, stack: Stack, tmp_path
     code, (listed,), _ = await crm("document", "list", lead, env=env)
     assert code == 0 and listed == {"documents": [attached["document"]]}
     code, (problem,), _ = await asyncio.wait_for(
-        crm("document", "attach", lead, str(tmp_path / "scan.pdf"), "--content-type", "image/png", env=env), 60)
+        crm("document", "attach", lead, str(tmp_path / "scan.pdf"), "--content-type", "image/png", env=env), 60
+    )
     assert code == 1 and problem["status"] == 415

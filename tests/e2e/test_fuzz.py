@@ -1,6 +1,7 @@
 """schemathesis (PyPI) against the gateway's own OpenAPI document, with a valid token: no 5xx, every
 4xx a problem+json, the answers as the schema says. Bounded here (a few examples per operation);
 `make fuzz` runs the long version (FUZZ_EXAMPLES, FUZZ_SECONDS)."""
+
 import os
 import subprocess
 import sys
@@ -21,11 +22,38 @@ EXCLUDED = "use_after_free,ensure_resource_availability,positive_data_acceptance
 def fuzz(api: Api, report: Path, examples: int, seconds: int) -> subprocess.CompletedProcess:
     st = Path(sys.executable).with_name("st")
     return subprocess.run(
-        [str(st), "run", f"{api.url}/api/openapi.json", "--checks", "all", "--exclude-checks", EXCLUDED,
-         "-H", f"Authorization: Bearer {api.token}", "--max-examples", str(examples), "--max-time", str(seconds),
-         "--exclude-path-regex", "^/(webhooks|dev)/", "--request-timeout", "10", "--seed", "42",
-         "--report", "junit", "--report-junit-path", str(report), "--warnings", "off"],
-        capture_output=True, text=True, timeout=seconds + 120, env={**os.environ, "NO_COLOR": "1"})
+        [
+            str(st),
+            "run",
+            f"{api.url}/api/openapi.json",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            EXCLUDED,
+            "-H",
+            f"Authorization: Bearer {api.token}",
+            "--max-examples",
+            str(examples),
+            "--max-time",
+            str(seconds),
+            "--exclude-path-regex",
+            "^/(webhooks|dev)/",
+            "--request-timeout",
+            "10",
+            "--seed",
+            "42",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(report),
+            "--warnings",
+            "off",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
 
 
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))

@@ -1,4 +1,5 @@
 """What the console reads besides the buttons: a lead's history, the allowed moves, the development sign-in."""
+
 from uuid import uuid4
 
 from services.gateway.auth import decode
@@ -16,8 +17,11 @@ async def test_history_is_newest_first_with_who_and_which_command(api: Api) -> N
     status, _, body = await api.get(f"/api/leads/{lead}/history")
     assert status == 200
     moves = [(h["from"], h["to"], h["by"]) for h in body["history"]]
-    assert moves == [("qualified", "lost", "agent-1"), ("contacted", "qualified", "agent-1"),
-                     ("new", "contacted", "agent-1")]
+    assert moves == [
+        ("qualified", "lost", "agent-1"),
+        ("contacted", "qualified", "agent-1"),
+        ("new", "contacted", "agent-1"),
+    ]
     assert set(body["history"][0]) == {"from", "to", "at", "by", "command_id"}
     assert all(h["command_id"] for h in body["history"]) and len({h["command_id"] for h in body["history"]}) == 3
 
@@ -49,7 +53,9 @@ async def test_statuses_publish_the_moves_the_service_enforces(api: Api) -> None
     lead = (await api.create_lead())["id"]
     await api.post("/api/leads/update-status", {"leadId": lead, "status": "qualified"})
     assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": "new"}))[0] == 409
-    assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": body["moves"]["qualified"][0]}))[0] == 200
+    assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": body["moves"]["qualified"][0]}))[
+        0
+    ] == 200
 
 
 async def test_reads_need_a_token(api: Api) -> None:
@@ -70,8 +76,14 @@ async def test_dev_sign_in_is_not_there_unless_turned_on(api: Api) -> None:
 
 async def test_dev_sign_in_gives_a_working_token_for_the_demo_agent(api: Api, stack: Stack) -> None:
     port, org = free_port(), f"demo-{uuid4().hex[:6]}"
-    dev = stack.start("gateway-dev", "services.gateway", GATEWAY_PORT=str(port), DEV_LOGIN="true",
-                      DEV_LOGIN_ORG=org, DEV_LOGIN_USER="demo-agent")
+    dev = stack.start(
+        "gateway-dev",
+        "services.gateway",
+        GATEWAY_PORT=str(port),
+        DEV_LOGIN="true",
+        DEV_LOGIN_ORG=org,
+        DEV_LOGIN_USER="demo-agent",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_http(url + "/readyz", 30, "the DEV_LOGIN gateway")

@@ -1,5 +1,6 @@
 """Hostile and broken input at the HTTP edge (issue 15): a clear 4xx problem, never a 500, and a flood
 of /readyz that costs the database nothing."""
+
 import asyncio
 from uuid import uuid4
 
@@ -23,8 +24,9 @@ async def post_raw(api: Api, path: str, body: bytes, content_type: str, **header
 
 async def test_a_webhook_in_an_unknown_charset_is_400_before_its_signature_is_looked_at(api: Api) -> None:
     for path in WEBHOOKS:
-        status, content_type, problem = await post_raw(api, path, b"MessageSid=SM1&MessageStatus=sent",
-                                                       f"{FORM}; charset=klingon")
+        status, content_type, problem = await post_raw(
+            api, path, b"MessageSid=SM1&MessageStatus=sent", f"{FORM}; charset=klingon"
+        )
         assert (status, content_type) == (400, PROBLEM), problem
         assert problem["type"] == "/problems/malformed-form" and "klingon" in problem["detail"]
 
@@ -35,8 +37,10 @@ async def test_a_webhook_the_gateway_cannot_read_is_400(api: Api) -> None:
         (b"Body=caf%E9", FORM),  # the same, percent-encoded
         (b"Body=\xff", f"{FORM}; charset=utf-16"),  # a known charset, but no form is written in it
         (b'{"MessageSid": "SM1"}', "application/json"),  # not a form
-        (b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
-         "multipart/form-data; boundary=x"),  # a form, but not the one Twilio posts
+        (
+            b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--\r\n',
+            "multipart/form-data; boundary=x",
+        ),  # a form, but not the one Twilio posts
         (b"junk", "multipart/form-data"),
     ]
     for path in WEBHOOKS:
@@ -55,8 +59,12 @@ async def test_a_readable_webhook_in_latin_1_is_still_signature_checked(api: Api
     params = {"MessageSid": f"SM{uuid4().hex}", "MessageStatus": "delivered", "Body": "café"}
     headers = signed(url, {**params, "MessageStatus": "failed"})  # signed for other fields
     status, content_type, problem = await post_raw(
-        api, WEBHOOKS[0], f"MessageSid={params['MessageSid']}&MessageStatus=delivered&Body=caf\xe9".encode("latin-1"),
-        f"{FORM}; charset=ISO-8859-1", **headers)
+        api,
+        WEBHOOKS[0],
+        f"MessageSid={params['MessageSid']}&MessageStatus=delivered&Body=caf\xe9".encode("latin-1"),
+        f"{FORM}; charset=ISO-8859-1",
+        **headers,
+    )
     assert (status, content_type, problem["type"]) == (403, PROBLEM, "/problems/signature")
 
 
@@ -74,21 +82,35 @@ async def test_a_range_of_thousands_of_digits_is_416(api: Api) -> None:
 
 
 def upload_body(part_headers: str) -> bytes:
-    return (b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n"
-            + part_headers.encode() + b"Content-Type: application/pdf\r\n\r\n" + unique_pdf() + b"\r\n--b0undary--\r\n")
+    return (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+        + part_headers.encode()
+        + b"Content-Type: application/pdf\r\n\r\n"
+        + unique_pdf()
+        + b"\r\n--b0undary--\r\n"
+    )
 
 
 async def test_an_upload_part_in_an_unknown_encoding_is_refused_not_a_500(api: Api) -> None:
     lead = (await api.create_lead())["id"]
-    for headers in ("Content-Transfer-Encoding: klingon\r\n", "Content-Encoding: klingon\r\n",
-                    "Content-Encoding: gzip\r\n"):
-        status, _, problem = await api.post(f"/api/leads/{lead}/documents", upload_body(headers),
-                                            headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    for headers in (
+        "Content-Transfer-Encoding: klingon\r\n",
+        "Content-Encoding: klingon\r\n",
+        "Content-Encoding: gzip\r\n",
+    ):
+        status, _, problem = await api.post(
+            f"/api/leads/{lead}/documents",
+            upload_body(headers),
+            headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+        )
         assert status in (400, 415), (headers, problem)
         assert problem["status"] == status and problem["type"] == "/problems/unsupported-encoding"
     for headers in ("", "Content-Transfer-Encoding: binary\r\n"):  # what browsers and clients send
-        status, _, problem = await api.post(f"/api/leads/{lead}/documents", upload_body(headers),
-                                            headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+        status, _, problem = await api.post(
+            f"/api/leads/{lead}/documents",
+            upload_body(headers),
+            headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+        )
         assert status == 201, problem
 
 
@@ -97,14 +119,21 @@ async def test_a_readyz_burst_opens_no_database_connection(api: Api, infra: Infr
         assert warm_up.status == 200
     watcher = await asyncpg.connect(infra.database_url)
     try:
+
         async def gateway_sessions() -> set[int]:
             """Sessions of the test database but the services' own pools (theirs may grow with their work)."""
-            return {row["pid"] for row in await watcher.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND application_name <> ALL($1::text[])", list(SERVICES))}
+            return {
+                row["pid"]
+                for row in await watcher.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name <> ALL($1::text[])",
+                    list(SERVICES),
+                )
+            }
 
         before = await gateway_sessions()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=500)) as http:
+
             async def ready() -> int:
                 async with http.get(api.url + "/readyz") as response:
                     body = await response.json()

@@ -1,4 +1,5 @@
 """Idempotency-Key through HTTP: replays, reuse, races, restarts."""
+
 import asyncio
 from uuid import uuid4
 
@@ -55,19 +56,22 @@ async def test_same_key_another_body_is_422_and_changes_nothing(api: Api, infra:
 async def test_a_key_is_scoped_to_the_user_and_the_route(api: Api, org: str) -> None:
     key = str(uuid4())
     mine = await api.post("/api/leads", {"name": "Mine", "phone": "+14155550112"}, key=key)
-    colleague = await api.as_user(org, "agent-2").post("/api/leads", {"name": "Theirs", "phone": "+14155550113"},
-                                                       key=key)
+    colleague = await api.as_user(org, "agent-2").post(
+        "/api/leads", {"name": "Theirs", "phone": "+14155550113"}, key=key
+    )
     assert mine[0] == colleague[0] == 201
     assert mine[2]["lead"]["id"] != colleague[2]["lead"]["id"]
-    other_route = await api.post("/api/leads/update-status", {"leadId": mine[2]["lead"]["id"], "status": "lost"},
-                                 key=key)
+    other_route = await api.post(
+        "/api/leads/update-status", {"leadId": mine[2]["lead"]["id"], "status": "lost"}, key=key
+    )
     assert other_route[0] == 200 and "Idempotent-Replayed" not in other_route[1]
 
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "bad/slash", "é"])
 async def test_a_malformed_key_is_400(api: Api, key: str) -> None:
-    status, _, problem = await api.post("/api/leads", {"name": "K", "phone": "+14155550114"},
-                                        headers={"Idempotency-Key": key})
+    status, _, problem = await api.post(
+        "/api/leads", {"name": "K", "phone": "+14155550114"}, headers={"Idempotency-Key": key}
+    )
     assert status == 400 and problem["type"] == "/problems/idempotency-key"
 
 

@@ -1,4 +1,5 @@
 """The leads buttons through HTTP, against the running gateway and leads service."""
+
 import time
 from uuid import uuid4
 
@@ -70,13 +71,16 @@ async def test_bulk_refusal_names_every_failing_lead_and_changes_nothing(api: Ap
     won = (await api.create_lead())["id"]
     await api.post("/api/leads/update-status", {"leadId": won, "status": "won"})
     unknown = str(uuid4())
-    status, headers, body = await api.post("/api/leads/update-status", {"leadIds": [ok, won, unknown],
-                                                                        "status": "contacted"})
+    status, headers, body = await api.post(
+        "/api/leads/update-status", {"leadIds": [ok, won, unknown], "status": "contacted"}
+    )
     assert status == 409
     assert headers["Content-Type"].startswith("application/problem+json")
     assert body["updated"] == 0 and body["leads"] == []
-    assert body["failed"] == [{"leadId": won, "reason": "cannot move from won to contacted"},
-                              {"leadId": unknown, "reason": "not_found"}]
+    assert body["failed"] == [
+        {"leadId": won, "reason": "cannot move from won to contacted"},
+        {"leadId": unknown, "reason": "not_found"},
+    ]
     assert await history(infra, ok) == []
 
 
@@ -94,12 +98,15 @@ async def test_another_organisations_lead_looks_like_no_lead(api: Api) -> None:
     assert theirs["id"] not in [lead["id"] for lead in page["leads"]]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "A", "phone": "not a phone"}, "phone"),
-    ({"name": "", "phone": "+14155550100"}, "name"),
-    ({"phone": "+14155550100"}, "name"),
-    ({"name": "A", "phone": "+14155550100", "email": "nope"}, "email"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "A", "phone": "not a phone"}, "phone"),
+        ({"name": "", "phone": "+14155550100"}, "name"),
+        ({"phone": "+14155550100"}, "name"),
+        ({"name": "A", "phone": "+14155550100", "email": "nope"}, "email"),
+    ],
+)
 async def test_invalid_lead_is_422_naming_the_field(api: Api, body: dict, field: str) -> None:
     status, headers, problem = await api.post("/api/leads", body)
     assert status == 422
@@ -114,18 +121,22 @@ async def test_status_conflicts_are_409_naming_the_current_status(api: Api) -> N
     status, _, body = await api.post("/api/leads/update-status", {"leadId": lead, "status": "contacted"})
     assert status == 409 and "won" in body["detail"]
     other = (await api.create_lead())["id"]
-    status, _, body = await api.post("/api/leads/update-status",
-                                     {"leadId": other, "status": "qualified", "expectedStatus": "contacted"})
+    status, _, body = await api.post(
+        "/api/leads/update-status", {"leadId": other, "status": "qualified", "expectedStatus": "contacted"}
+    )
     assert status == 409 and "new" in body["detail"]
 
 
-@pytest.mark.parametrize("body", [
-    {"leadId": "x", "status": "married"},
-    {"leadIds": [], "status": "won"},
-    {"leadIds": [str(uuid4()) for _ in range(1001)], "status": "won"},
-    {"leadIds": ["a"], "leadId": "a", "status": "won"},
-    {"status": "won"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"leadId": "x", "status": "married"},
+        {"leadIds": [], "status": "won"},
+        {"leadIds": [str(uuid4()) for _ in range(1001)], "status": "won"},
+        {"leadIds": ["a"], "leadId": "a", "status": "won"},
+        {"status": "won"},
+    ],
+)
 async def test_bad_status_requests_are_422(api: Api, body: dict) -> None:
     status, _, problem = await api.post("/api/leads/update-status", body)
     assert status == 422, problem
@@ -148,17 +159,20 @@ def token(**claims: object) -> str:
     return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
 
 
-@pytest.mark.parametrize("authorization", [
-    None,
-    "Basic dXNlcjpwYXNz",
-    "Bearer",
-    "Bearer not-a-jwt",
-    "Bearer " + jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "w" * 40, algorithm="HS256"),
-    "Bearer " + token(sub="u", org="o", exp=int(time.time()) - 3600),
-    "Bearer " + token(sub="u", exp=int(time.time()) + 60),
-    "Bearer " + token(org="o", exp=int(time.time()) + 60),
-    "Bearer " + token(sub="u", org="o"),
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer not-a-jwt",
+        "Bearer " + jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "w" * 40, algorithm="HS256"),
+        "Bearer " + token(sub="u", org="o", exp=int(time.time()) - 3600),
+        "Bearer " + token(sub="u", exp=int(time.time()) + 60),
+        "Bearer " + token(org="o", exp=int(time.time()) + 60),
+        "Bearer " + token(sub="u", org="o"),
+    ],
+)
 async def test_every_kind_of_bad_token_is_401(api: Api, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     async with api.http.get(api.url + "/api/leads", headers=headers) as response:
@@ -195,7 +209,9 @@ async def test_odd_input_never_gets_a_500(api: Api) -> None:
     assert (await api.post("/api/leads", b"[" * 100_000))[0] == 400
     status, _, problem = await api.post("/api/leads", {"name": "A\u0000B", "phone": "+14155550100"})
     assert status == 422, problem  # a value the database cannot hold is bad input, not a transient failure
-    async with api.http.get(api.url + "/api/leads", headers={"Authorization": b"Bearer \xc3\xa9\xff".decode("latin-1")}) as r:
+    async with api.http.get(
+        api.url + "/api/leads", headers={"Authorization": b"Bearer \xc3\xa9\xff".decode("latin-1")}
+    ) as r:
         assert r.status == 401
     assert (await api.get("/api/leads?status=&limit=&cursor="))[0] == 200  # empty means absent
     forged = "WyI5OTk5LTEyLTMxVDIzOjU5OjU5LTA1OjAwIiwgIjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJd"
@@ -207,8 +223,9 @@ async def test_a_lead_id_in_any_spelling_is_the_same_lead(api: Api, infra: Infra
     lead = (await api.create_lead())["id"]
     status, _, body = await api.post("/api/leads/update-status", {"leadId": lead.upper(), "status": "contacted"})
     assert status == 200 and body["lead"]["id"] == lead
-    status, _, body = await api.post("/api/leads/update-status", {"leadIds": [lead, lead.replace("-", "")],
-                                                                  "status": "qualified"})
+    status, _, body = await api.post(
+        "/api/leads/update-status", {"leadIds": [lead, lead.replace("-", "")], "status": "qualified"}
+    )
     assert status == 200 and body["updated"] == 1 and [x["id"] for x in body["leads"]] == [lead]
     assert len(await history(infra, lead)) == 2
 

@@ -1,5 +1,6 @@
 """What must never leave this machine answers only on loopback, even where the process listens on every address:
 the development sign-in (a token to anyone who asks) and the Twilio sandbox's control API (it signs webhooks)."""
+
 import socket
 from uuid import uuid4
 
@@ -27,8 +28,14 @@ def outward_address() -> str:
 
 async def test_the_dev_sign_in_answers_this_machine_only(api: Api, stack: Stack) -> None:
     address, port, org = outward_address(), free_port(), f"demo-{uuid4().hex[:6]}"
-    dev = stack.start("gateway-dev-wide", "services.gateway", GATEWAY_HOST="0.0.0.0", GATEWAY_PORT=str(port),
-                      DEV_LOGIN="true", DEV_LOGIN_ORG=org)
+    dev = stack.start(
+        "gateway-dev-wide",
+        "services.gateway",
+        GATEWAY_HOST="0.0.0.0",
+        GATEWAY_PORT=str(port),
+        DEV_LOGIN="true",
+        DEV_LOGIN_ORG=org,
+    )
     try:
         await wait_http(f"http://127.0.0.1:{port}/readyz", 30, "the DEV_LOGIN gateway on every address")
         for path, method in (("/dev/token", "POST"), ("/dev/login", "GET")):

@@ -1,4 +1,5 @@
 """/metrics: the gateway's and each service's, in Prometheus' text format, moving with the presses."""
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Api
@@ -9,8 +10,11 @@ async def scrape(api: Api, url: str) -> dict[tuple[str, tuple], float]:
     async with api.http.get(url) as response:
         assert response.status == 200 and response.content_type == "text/plain"
         text = await response.text()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -25,16 +29,24 @@ async def test_a_press_moves_the_gateway_and_service_metrics(api: Api, stack: St
     assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": "new"}))[0] == 409
     after_gateway = await scrape(api, api.url + "/metrics")
     route = {"method": "POST", "route": "/api/leads/update-status"}
-    assert value(after_gateway, "crm_http_requests_total", **route, status="200") \
+    assert (
+        value(after_gateway, "crm_http_requests_total", **route, status="200")
         >= value(before_gateway, "crm_http_requests_total", **route, status="200") + 1
-    assert value(after_gateway, "crm_http_requests_total", **route, status="409") \
+    )
+    assert (
+        value(after_gateway, "crm_http_requests_total", **route, status="409")
         >= value(before_gateway, "crm_http_requests_total", **route, status="409") + 1
+    )
     after_leads = await scrape(api, leads)  # counted before the answer left the service: no wait needed
     done = {"service": "leads", "command": "leads.update_status"}
-    assert value(after_leads, "crm_commands_total", **done, outcome="done") \
+    assert (
+        value(after_leads, "crm_commands_total", **done, outcome="done")
         >= value(before_leads, "crm_commands_total", **done, outcome="done") + 1
-    assert value(after_leads, "crm_commands_total", **done, outcome="refused") \
+    )
+    assert (
+        value(after_leads, "crm_commands_total", **done, outcome="refused")
         >= value(before_leads, "crm_commands_total", **done, outcome="refused") + 1
+    )
     assert value(after_leads, "crm_command_seconds_count", **done) >= 2
     assert any(n.startswith("faststream_") for n, _ in after_leads)  # FastStream's consume-side metrics
     assert ("crm_outbox_backlog", (("service", "leads"),)) in after_leads

@@ -1,4 +1,5 @@
 """Requests the fuzzing found odd answers to: each now a clear 4xx problem."""
+
 from tests.conftest import Api
 
 

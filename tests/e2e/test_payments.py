@@ -1,5 +1,6 @@
 """Payments through HTTP and the broker: integer money, never above the balance, one payment per
 external reference, refunds never above what was paid."""
+
 import asyncio
 from uuid import uuid4
 
@@ -16,10 +17,16 @@ from tests.support.infra import Infra
 from tests.support.stack import Stack, eventually
 
 
-def payment(proposal_id: str, amount: int, reference: str | None = None, currency: str = "USD",
-            method: str = "card") -> dict:
-    return {"proposalId": proposal_id, "amountMinor": amount, "currency": currency, "method": method,
-            "externalReference": reference or f"ch_{uuid4().hex}"}
+def payment(
+    proposal_id: str, amount: int, reference: str | None = None, currency: str = "USD", method: str = "card"
+) -> dict:
+    return {
+        "proposalId": proposal_id,
+        "amountMinor": amount,
+        "currency": currency,
+        "method": method,
+        "externalReference": reference or f"ch_{uuid4().hex}",
+    }
 
 
 async def pay(api: Api, proposal_id: str, amount: int, reference: str | None = None, **kw: str) -> dict:
@@ -39,7 +46,11 @@ async def test_record_a_payment(api: Api, probe: Probe, org: str) -> None:
     body = await pay(api, proposal["id"], 50_000, "ch_first", method="bank_transfer")
     paid = body["payment"]
     assert (paid["proposal_id"], paid["amount_minor"], paid["currency"], paid["method"]) == (
-        proposal["id"], 50_000, "USD", "bank_transfer")
+        proposal["id"],
+        50_000,
+        "USD",
+        "bank_transfer",
+    )
     assert (paid["external_reference"], paid["refunded_minor"], paid["recorded_by"]) == ("ch_first", 0, "agent-1")
     assert (body["proposal"]["paid_minor"], body["proposal"]["balance_minor"]) == (50_000, 100_000)
     read = await detail(api, proposal["id"])
@@ -47,9 +58,17 @@ async def test_record_a_payment(api: Api, probe: Probe, org: str) -> None:
     await barrier(probe, org)
     (event,) = probe.events_of(org, "payments.recorded", proposal["lead_id"])
     assert event["data"] | {"at": None} == {
-        "paymentId": paid["id"], "proposalId": proposal["id"], "leadId": proposal["lead_id"], "amountMinor": 50_000,
-        "currency": "USD", "method": "bank_transfer", "externalReference": "ch_first", "balanceMinor": 100_000,
-        "at": None, "by": "agent-1"}
+        "paymentId": paid["id"],
+        "proposalId": proposal["id"],
+        "leadId": proposal["lead_id"],
+        "amountMinor": 50_000,
+        "currency": "USD",
+        "method": "bank_transfer",
+        "externalReference": "ch_first",
+        "balanceMinor": 100_000,
+        "at": None,
+        "by": "agent-1",
+    }
 
 
 async def test_payments_up_to_the_balance_then_overpayment_is_refused(api: Api) -> None:
@@ -155,15 +174,18 @@ async def test_a_payment_replays_with_the_same_key(api: Api, probe: Probe, org: 
     assert len(probe.events_of(org, "payments.recorded", proposal["lead_id"])) == 1
 
 
-async def test_a_payment_waits_out_a_locked_proposal(api: Api, probe: Probe, infra: Infra, stack: Stack,
-                                                     org: str) -> None:
+async def test_a_payment_waits_out_a_locked_proposal(
+    api: Api, probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     proposal = await accepted_proposal(api, 10_000)
     message_id, service = uuid4().hex, stack.processes["proposals"]
     async with row_locked(infra, "proposals", proposal["id"]):
-        correlation_id = await probe.send("proposals.record_payment", payment(proposal["id"], 2_000), org=org,
-                                          message_id=message_id)
-        await eventually(lambda: service.logged("command.retry_scheduled", command_id=message_id), 10,
-                         what="a retry to be scheduled")
+        correlation_id = await probe.send(
+            "proposals.record_payment", payment(proposal["id"], 2_000), org=org, message_id=message_id
+        )
+        await eventually(
+            lambda: service.logged("command.retry_scheduled", command_id=message_id), 10, what="a retry to be scheduled"
+        )
     (reply,) = await probe.reply(correlation_id)
     assert reply.status == 201 and reply.headers["x-attempt"] >= 2
     assert reply.body["proposal"]["balance_minor"] == 8_000
@@ -174,11 +196,15 @@ async def test_a_payment_waits_out_a_locked_proposal(api: Api, probe: Probe, inf
 async def test_refunds_never_exceed_what_was_paid(api: Api, probe: Probe, org: str) -> None:
     proposal = await accepted_proposal(api, 10_000)
     paid = (await pay(api, proposal["id"], 4_000))["payment"]
-    status, _, body = await api.post("/api/payments/refund", {"paymentId": paid["id"], "amountMinor": 1_500,
-                                                              "reason": "partial"})
+    status, _, body = await api.post(
+        "/api/payments/refund", {"paymentId": paid["id"], "amountMinor": 1_500, "reason": "partial"}
+    )
     assert status == 201, body
     assert (body["refund"]["amount_minor"], body["refund"]["currency"], body["refund"]["reason"]) == (
-        1_500, "USD", "partial")
+        1_500,
+        "USD",
+        "partial",
+    )
     assert body["payment"]["refunded_minor"] == 1_500
     assert (body["proposal"]["paid_minor"], body["proposal"]["balance_minor"]) == (2_500, 7_500)
     status, _, problem = await api.post("/api/payments/refund", {"paymentId": paid["id"], "amountMinor": 2_501})
@@ -198,8 +224,9 @@ async def test_refunds_never_exceed_what_was_paid(api: Api, probe: Probe, org: s
 async def test_refunds_at_once_never_exceed_the_payment(api: Api) -> None:
     proposal = await accepted_proposal(api, 10_000)
     paid = (await pay(api, proposal["id"], 500))["payment"]
-    answers = await asyncio.gather(*(api.post("/api/payments/refund", {"paymentId": paid["id"], "amountMinor": 200})
-                                     for _ in range(4)))
+    answers = await asyncio.gather(
+        *(api.post("/api/payments/refund", {"paymentId": paid["id"], "amountMinor": 200}) for _ in range(4))
+    )
     assert sorted(a[0] for a in answers) == [201, 201, 409, 409], answers
     read = await detail(api, proposal["id"])
     assert read["payments"][0]["refunded_minor"] == 400 and read["proposal"]["paid_minor"] == 100
@@ -243,7 +270,11 @@ async def test_the_database_holds_the_totals_to_their_rows(api: Api, infra: Infr
         assert "check" in str(exc).lower()
     else:
         raise AssertionError("an overpaid total was stored")
-    totals = await sql(infra, "SELECT p.paid_minor, (SELECT sum(amount_minor) FROM proposals.payments "
-                              "WHERE proposal_id = p.id) AS rows FROM proposals.proposals p WHERE p.id = $1",
-                       proposal["id"], method="fetchrow")
+    totals = await sql(
+        infra,
+        "SELECT p.paid_minor, (SELECT sum(amount_minor) FROM proposals.payments "
+        "WHERE proposal_id = p.id) AS rows FROM proposals.proposals p WHERE p.id = $1",
+        proposal["id"],
+        method="fetchrow",
+    )
     assert (totals["paid_minor"], totals["rows"]) == (1_000, 1_000)  # type: ignore[index]

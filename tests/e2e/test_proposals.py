@@ -3,6 +3,7 @@
 The helpers here (a proposal in a given state, the proposals barrier, SQL on the side) are shared
 with test_payments.py and test_contracts.py.
 """
+
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,8 +25,14 @@ def future(days: float = 30) -> str:
 
 
 async def send_proposal(api: Api, lead_id: str, amount: int = 150_000, currency: str = "USD", **extra: object) -> dict:
-    body = {"leadId": lead_id, "title": "Website redesign", "amountMinor": amount, "currency": currency,
-            "validUntil": future(), **extra}
+    body = {
+        "leadId": lead_id,
+        "title": "Website redesign",
+        "amountMinor": amount,
+        "currency": currency,
+        "validUntil": future(),
+        **extra,
+    }
     status, _, reply = await api.post("/api/proposals", body)
     assert status == 201, reply
     return reply["proposal"]
@@ -56,8 +63,9 @@ async def barrier(probe: Probe, org: str) -> None:
     The proposals relay publishes its outbox in id order: once the event of a fresh proposal
     arrives, every earlier one has too (probe.barrier says the same of the leads service only).
     """
-    created = await probe.reply(await probe.send("leads.create", {"name": "Barrier", "phone": "+14155550199"},
-                                                 org=org, message_id=uuid4().hex))
+    created = await probe.reply(
+        await probe.send("leads.create", {"name": "Barrier", "phone": "+14155550199"}, org=org, message_id=uuid4().hex)
+    )
     lead = created[0].body["lead"]["id"]
     body = {"leadId": lead, "title": "Barrier", "amountMinor": 1, "currency": "USD", "validUntil": future()}
     await probe.reply(await probe.send("proposals.send", body, org=org, message_id=uuid4().hex))
@@ -67,6 +75,7 @@ async def barrier(probe: Probe, org: str) -> None:
 async def lead_status(api: Api, lead_id: str, status: str) -> None:
     async def there() -> bool:
         return (await api.get(f"/api/leads/{lead_id}"))[2]["lead"]["status"] == status
+
     await eventually(there, 15, 0.1, f"lead {lead_id} to be {status}")
 
 
@@ -75,7 +84,11 @@ async def test_send_then_read_a_proposal(api: Api, probe: Probe, org: str) -> No
     lead = (await api.create_lead())["id"]
     proposal = await send_proposal(api, lead, 150_000, notes="Phase one")
     assert (proposal["lead_id"], proposal["status"], proposal["amount_minor"], proposal["currency"]) == (
-        lead, "sent", 150_000, "USD")
+        lead,
+        "sent",
+        150_000,
+        "USD",
+    )
     assert (proposal["paid_minor"], proposal["balance_minor"], proposal["created_by"]) == (0, 150_000, "agent-1")
     assert proposal["notes"] == "Phase one" and proposal["decided_at"] is None
     status, _, detail = await api.get(f"/api/proposals/{proposal['id']}")
@@ -83,9 +96,15 @@ async def test_send_then_read_a_proposal(api: Api, probe: Probe, org: str) -> No
     await lead_status(api, lead, "proposal")
     await barrier(probe, org)
     (event,) = probe.events_of(org, "proposals.sent", lead)
-    assert event["data"] == {"proposalId": proposal["id"], "leadId": lead, "title": "Website redesign",
-                             "amountMinor": 150_000, "currency": "USD", "validUntil": event["data"]["validUntil"],
-                             "by": "agent-1"}
+    assert event["data"] == {
+        "proposalId": proposal["id"],
+        "leadId": lead,
+        "title": "Website redesign",
+        "amountMinor": 150_000,
+        "currency": "USD",
+        "validUntil": event["data"]["validUntil"],
+        "by": "agent-1",
+    }
     assert datetime.fromisoformat(event["data"]["validUntil"]) == datetime.fromisoformat(proposal["valid_until"])
 
 
@@ -100,16 +119,30 @@ async def test_a_lead_s_proposals_newest_first(api: Api) -> None:
     assert (status, listed) == (200, {"proposals": []})
 
 
-@pytest.mark.parametrize("change", [
-    {"validUntil": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()},  # in the past
-    {"validUntil": "2030-01-01T10:00:00"},  # no time zone
-    {"amountMinor": 0}, {"amountMinor": -5}, {"amountMinor": 10.5}, {"amountMinor": 10**14},
-    {"currency": "usd"}, {"currency": "US"}, {"title": "  "},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"validUntil": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()},  # in the past
+        {"validUntil": "2030-01-01T10:00:00"},  # no time zone
+        {"amountMinor": 0},
+        {"amountMinor": -5},
+        {"amountMinor": 10.5},
+        {"amountMinor": 10**14},
+        {"currency": "usd"},
+        {"currency": "US"},
+        {"title": "  "},
+    ],
+)
 async def test_invalid_proposals_are_422(api: Api, change: dict) -> None:
     lead = (await api.create_lead())["id"]
-    body = {"leadId": lead, "title": "Website", "amountMinor": 1000, "currency": "USD", "validUntil": future(),
-            **change}
+    body = {
+        "leadId": lead,
+        "title": "Website",
+        "amountMinor": 1000,
+        "currency": "USD",
+        "validUntil": future(),
+        **change,
+    }
     status, _, problem = await api.post("/api/proposals", body)
     assert status == 422 and problem["type"] == "/problems/validation", problem
     assert (await api.get(f"/api/leads/{lead}/proposals"))[2] == {"proposals": []}
@@ -137,8 +170,10 @@ async def test_decline_moves_the_lead_to_lost_once(api: Api, probe: Probe, org: 
     proposal = await send_proposal(api, lead)
     await lead_status(api, lead, "proposal")
     status, _, body = await api.post("/api/proposals/decline", {"proposalId": proposal["id"], "reason": "Too dear"})
-    assert status == 200 and (body["proposal"]["status"], body["proposal"]["decline_reason"]) == ("declined",
-                                                                                                   "Too dear")
+    assert status == 200 and (body["proposal"]["status"], body["proposal"]["decline_reason"]) == (
+        "declined",
+        "Too dear",
+    )
     again = await api.post("/api/proposals/decline", {"proposalId": proposal["id"], "reason": "Too dear"})
     assert again[0] == 200 and again[2] == body
     await lead_status(api, lead, "lost")
@@ -152,8 +187,9 @@ async def test_decline_moves_the_lead_to_lost_once(api: Api, probe: Probe, org: 
 
 async def test_an_expired_proposal_cannot_be_accepted_but_can_be_declined(api: Api, infra: Infra) -> None:
     proposal = await send_proposal(api, (await api.create_lead())["id"])
-    await sql(infra, "UPDATE proposals.proposals SET valid_until = now() - interval '1 minute' WHERE id = $1",
-              proposal["id"])
+    await sql(
+        infra, "UPDATE proposals.proposals SET valid_until = now() - interval '1 minute' WHERE id = $1", proposal["id"]
+    )
     status, _, problem = await api.post("/api/proposals/accept", {"proposalId": proposal["id"]})
     assert (status, problem["type"]) == (409, "/problems/proposal-expired") and problem["validUntil"]
     assert (await api.get(f"/api/proposals/{proposal['id']}"))[2]["proposal"]["status"] == "sent"
@@ -179,10 +215,16 @@ async def test_accept_delivered_twice_on_the_broker_takes_effect_once(api: Api, 
     lead = (await api.create_lead())["id"]
     proposal = await send_proposal(api, lead)
     message_id = uuid4().hex
-    correlation_id = await probe.send("proposals.accept", {"proposalId": proposal["id"]}, org=org,
-                                      message_id=message_id)
-    await probe.send("proposals.accept", {"proposalId": proposal["id"]}, org=org, message_id=message_id,
-                     correlation_id=correlation_id)
+    correlation_id = await probe.send(
+        "proposals.accept", {"proposalId": proposal["id"]}, org=org, message_id=message_id
+    )
+    await probe.send(
+        "proposals.accept",
+        {"proposalId": proposal["id"]},
+        org=org,
+        message_id=message_id,
+        correlation_id=correlation_id,
+    )
     first, second = await probe.reply(correlation_id, count=2)
     assert first.status == second.status == 200 and first.body == second.body
     assert {first.headers["x-replayed"], second.headers["x-replayed"]} == {"true", "false"}
@@ -191,17 +233,20 @@ async def test_accept_delivered_twice_on_the_broker_takes_effect_once(api: Api, 
     assert event["command_id"] == message_id
 
 
-async def test_a_locked_proposal_is_retried_then_accepted(api: Api, probe: Probe, infra: Infra, stack: Stack,
-                                                          org: str) -> None:
+async def test_a_locked_proposal_is_retried_then_accepted(
+    api: Api, probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     lead = (await api.create_lead())["id"]
     proposal = await send_proposal(api, lead)
     message_id = uuid4().hex
     service = stack.processes["proposals"]
     async with row_locked(infra, "proposals", proposal["id"]):
-        correlation_id = await probe.send("proposals.accept", {"proposalId": proposal["id"]}, org=org,
-                                          message_id=message_id)
-        await eventually(lambda: service.logged("command.retry_scheduled", command_id=message_id), 10,
-                         what="a retry to be scheduled")
+        correlation_id = await probe.send(
+            "proposals.accept", {"proposalId": proposal["id"]}, org=org, message_id=message_id
+        )
+        await eventually(
+            lambda: service.logged("command.retry_scheduled", command_id=message_id), 10, what="a retry to be scheduled"
+        )
     (reply,) = await probe.reply(correlation_id)
     assert reply.status == 200 and reply.body["proposal"]["status"] == "accepted"
     assert reply.headers["x-attempt"] >= 2
@@ -216,8 +261,10 @@ async def test_another_organisation_s_leads_and_proposals_are_404(api: Api) -> N
     their_lead = (await stranger.create_lead())["id"]
     theirs = await send_proposal(stranger, their_lead)
     for lead_id in (their_lead, str(uuid4()), "not-a-uuid"):
-        status, _, problem = await api.post("/api/proposals", {"leadId": lead_id, "title": "Mine", "amountMinor": 1,
-                                                               "currency": "USD", "validUntil": future()})
+        status, _, problem = await api.post(
+            "/api/proposals",
+            {"leadId": lead_id, "title": "Mine", "amountMinor": 1, "currency": "USD", "validUntil": future()},
+        )
         assert (status, problem["type"]) == (404, "/problems/not-found"), problem
         for path in (f"/api/leads/{lead_id}/proposals", f"/api/leads/{lead_id}/timeline"):
             assert (await api.get(path))[0] == 404, path
@@ -235,10 +282,19 @@ async def test_the_timeline_tells_the_deal_oldest_first(api: Api) -> None:
     lead = (await api.create_lead())["id"]
     proposal = await send_proposal(api, lead, 100_000)
     await api.post("/api/proposals/accept", {"proposalId": proposal["id"]})
-    _, _, paid = await api.post("/api/payments", {"proposalId": proposal["id"], "amountMinor": 40_000,
-                                                  "currency": "USD", "method": "card", "externalReference": "ch_1"})
-    _, _, refunded = await api.post("/api/payments/refund", {"paymentId": paid["payment"]["id"],
-                                                             "amountMinor": 5_000, "reason": "discount"})
+    _, _, paid = await api.post(
+        "/api/payments",
+        {
+            "proposalId": proposal["id"],
+            "amountMinor": 40_000,
+            "currency": "USD",
+            "method": "card",
+            "externalReference": "ch_1",
+        },
+    )
+    _, _, refunded = await api.post(
+        "/api/payments/refund", {"paymentId": paid["payment"]["id"], "amountMinor": 5_000, "reason": "discount"}
+    )
     _, _, contract = await api.post("/api/contracts", {"proposalId": proposal["id"]})
     contract_id = contract["contract"]["id"]
     await api.post("/api/contracts/send", {"contractId": contract_id})
@@ -246,11 +302,15 @@ async def test_the_timeline_tells_the_deal_oldest_first(api: Api) -> None:
     status, _, body = await api.get(f"/api/leads/{lead}/timeline")
     assert status == 200
     steps = [(e["type"], e["ref_id"], e["by"]) for e in body["timeline"]]
-    assert steps == [("proposals.sent", proposal["id"], "agent-1"), ("proposals.accepted", proposal["id"], "agent-1"),
-                     ("payments.recorded", paid["payment"]["id"], "agent-1"),
-                     ("payments.refunded", refunded["refund"]["id"], "agent-1"),
-                     ("contracts.created", contract_id, "agent-1"), ("contracts.sent", contract_id, "agent-1"),
-                     ("contracts.signed", contract_id, "agent-1")]
+    assert steps == [
+        ("proposals.sent", proposal["id"], "agent-1"),
+        ("proposals.accepted", proposal["id"], "agent-1"),
+        ("payments.recorded", paid["payment"]["id"], "agent-1"),
+        ("payments.refunded", refunded["refund"]["id"], "agent-1"),
+        ("contracts.created", contract_id, "agent-1"),
+        ("contracts.sent", contract_id, "agent-1"),
+        ("contracts.signed", contract_id, "agent-1"),
+    ]
     times = [datetime.fromisoformat(e["at"]) for e in body["timeline"]]
     assert times == sorted(times)
     summaries = [e["summary"] for e in body["timeline"]]
@@ -264,9 +324,18 @@ async def test_a_refused_step_leaves_no_timeline_row(api: Api) -> None:
     await api.post("/api/proposals/decline", {"proposalId": proposal["id"]})
     refusals = await asyncio.gather(
         api.post("/api/proposals/accept", {"proposalId": proposal["id"]}),
-        api.post("/api/payments", {"proposalId": proposal["id"], "amountMinor": 1, "currency": "USD",
-                                   "method": "cash", "externalReference": f"r-{uuid4()}"}),
-        api.post("/api/contracts", {"proposalId": proposal["id"]}))
+        api.post(
+            "/api/payments",
+            {
+                "proposalId": proposal["id"],
+                "amountMinor": 1,
+                "currency": "USD",
+                "method": "cash",
+                "externalReference": f"r-{uuid4()}",
+            },
+        ),
+        api.post("/api/contracts", {"proposalId": proposal["id"]}),
+    )
     assert [r[0] for r in refusals] == [409, 409, 409]
     _, _, body = await api.get(f"/api/leads/{lead}/timeline")
     assert [e["type"] for e in body["timeline"]] == ["proposals.sent", "proposals.declined"]
@@ -279,8 +348,11 @@ async def test_a_deal_event_the_lead_cannot_follow_is_skipped_not_parked(api: Ap
     assert (await api.post("/api/leads/update-status", {"leadId": lead, "status": "lost"}))[0] == 200
     await send_proposal(api, lead)
     leads = stack.processes["leads"]
-    skipped = await eventually(lambda: leads.logged("lead.deal_move_skipped", lead_id=lead), 15,
-                               what="the leads service to skip the proposal's move")
+    skipped = await eventually(
+        lambda: leads.logged("lead.deal_move_skipped", lead_id=lead),
+        15,
+        what="the leads service to skip the proposal's move",
+    )
     assert skipped[0]["deal_event"] == "proposals.sent" and skipped[0]["current"] == "lost"
     assert len(skipped) == 1  # handled once: not retried (it would log again) nor parked
     assert (await api.get(f"/api/leads/{lead}"))[2]["lead"]["status"] == "lost"

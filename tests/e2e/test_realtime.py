@@ -1,4 +1,5 @@
 """Realtime that never misses an event: resume from a position after a drop, a gateway restart, a long gap."""
+
 import asyncio
 import signal
 import time
@@ -59,7 +60,8 @@ async def own_gateway(stack: Stack) -> AsyncIterator[tuple[Stack, str]]:
 
 
 async def test_a_socket_killed_in_the_middle_of_1000_events_resumes_with_each_once_in_order(
-        api: Api, org: str, http: aiohttp.ClientSession, stack: Stack) -> None:
+    api: Api, org: str, http: aiohttp.ClientSession, stack: Stack
+) -> None:
     leads = await create_leads(api, 250)
     screen = ResumingScreen(http, stack.url, org, ["leads.status_changed"])
     await screen.connect()
@@ -76,7 +78,8 @@ async def test_a_socket_killed_in_the_middle_of_1000_events_resumes_with_each_on
 
 
 async def test_a_gateway_killed_and_restarted_in_the_middle_loses_nothing(
-        api: Api, org: str, http: aiohttp.ClientSession, own_gateway: tuple[Stack, str]) -> None:
+    api: Api, org: str, http: aiohttp.ClientSession, own_gateway: tuple[Stack, str]
+) -> None:
     stack, url = own_gateway
     leads = await create_leads(api, 100)
     screen = ResumingScreen(http, url, org, ["leads.*"])
@@ -96,7 +99,8 @@ async def test_a_gateway_killed_and_restarted_in_the_middle_loses_nothing(
 
 
 async def test_a_replay_of_10000_events_while_live_ones_keep_coming_has_no_gap_and_no_duplicate(
-        org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel) -> None:
+    org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     screen = ResumingScreen(http, stack.url, org, ["tests.*"])
     await screen.connect()
     await screen.drop()
@@ -106,7 +110,7 @@ async def test_a_replay_of_10000_events_while_live_ones_keep_coming_has_no_gap_a
 
     async def keep_coming() -> None:
         for start in range(0, len(live), 20):
-            await publish_events(amqp, live[start:start + 20])
+            await publish_events(amqp, live[start : start + 20])
             await asyncio.sleep(0.01)  # a steady trickle, not a burst: the seam must be crossed while it runs
 
     trickle = asyncio.create_task(keep_coming())
@@ -121,7 +125,8 @@ async def test_a_replay_of_10000_events_while_live_ones_keep_coming_has_no_gap_a
 
 
 async def test_a_replay_never_carries_another_organisations_events_and_a_copy_arrives_once(
-        org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel) -> None:
+    org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     other = f"{org}-other"
     screen = ResumingScreen(http, stack.url, org, ["#"])
     watching = ResumingScreen(http, stack.url, org, ["#"])
@@ -145,7 +150,8 @@ async def test_a_replay_never_carries_another_organisations_events_and_a_copy_ar
 
 
 async def test_a_position_from_another_epoch_or_beyond_the_head_is_not_recovered(
-        org: str, http: aiohttp.ClientSession, stack: Stack) -> None:
+    org: str, http: aiohttp.ClientSession, stack: Stack
+) -> None:
     screen = ResumingScreen(http, stack.url, org)
     first = await screen.connect(resume=False)
     assert first["recovered"] is False and isinstance(first["epoch"], str) and isinstance(first["position"], int)
@@ -166,8 +172,10 @@ async def test_a_position_from_another_epoch_or_beyond_the_head_is_not_recovered
 async def small_log(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Stack, infra_mod.Infra]]:
     """A deployment of its own (only a gateway) whose log keeps about 20 kB in segments of 4 kB."""
     infra = await infra_mod.provision()
-    small = Stack({**infra.env(), **STACK_ENV, "EVENT_LOG_MAX_BYTES": "20000", "EVENT_LOG_SEGMENT_BYTES": "4000"},
-                  tmp_path_factory.mktemp("small-log"))
+    small = Stack(
+        {**infra.env(), **STACK_ENV, "EVENT_LOG_MAX_BYTES": "20000", "EVENT_LOG_SEGMENT_BYTES": "4000"},
+        tmp_path_factory.mktemp("small-log"),
+    )
     try:
         small.start("gateway")
         await small.wait_gateway_ready()
@@ -178,7 +186,8 @@ async def small_log(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[t
 
 
 async def test_a_position_older_than_the_retention_is_not_recovered(
-        small_log: tuple[Stack, infra_mod.Infra], http: aiohttp.ClientSession) -> None:
+    small_log: tuple[Stack, infra_mod.Infra], http: aiohttp.ClientSession
+) -> None:
     small, infra = small_log
     org = "org-retention"
     screen = ResumingScreen(http, small.url, org)
@@ -205,7 +214,8 @@ async def test_a_position_older_than_the_retention_is_not_recovered(
 
 
 async def test_a_log_deleted_and_declared_again_is_a_new_epoch(
-        small_log: tuple[Stack, infra_mod.Infra], http: aiohttp.ClientSession) -> None:
+    small_log: tuple[Stack, infra_mod.Infra], http: aiohttp.ClientSession
+) -> None:
     small, infra = small_log
     org = "org-recreated"
     screen = ResumingScreen(http, small.url, org)
@@ -226,7 +236,8 @@ async def test_a_log_deleted_and_declared_again_is_a_new_epoch(
 
 
 async def test_a_peer_that_answers_no_ping_is_closed_and_a_live_one_hears_pings(
-        org: str, http: aiohttp.ClientSession, own_gateway: tuple[Stack, str]) -> None:
+    org: str, http: aiohttp.ClientSession, own_gateway: tuple[Stack, str]
+) -> None:
     _, url = own_gateway
     async with http.ws_connect(url.replace("http", "ws") + "/ws", autoping=False) as dead:
         await dead.send_json({"type": "hello", "token": issue(TEST_SECRET, org, "u"), "topics": ["#"]})
@@ -265,7 +276,8 @@ async def next_close(ws: aiohttp.ClientWebSocketResponse, timeout: float = 15) -
 
 
 async def test_a_token_that_expires_closes_the_socket_unless_refreshed(
-        api: Api, org: str, http: aiohttp.ClientSession, stack: Stack) -> None:
+    api: Api, org: str, http: aiohttp.ClientSession, stack: Stack
+) -> None:
     expiring = await hello(http, stack.url, issue(TEST_SECRET, org, "viewer", ttl_seconds=2))
     assert (await next_close(expiring))[0] == 4401
     refreshed = await hello(http, stack.url, issue(TEST_SECRET, org, "viewer", ttl_seconds=2))
@@ -283,7 +295,8 @@ async def test_a_token_that_expires_closes_the_socket_unless_refreshed(
 
 
 async def test_a_refresh_for_another_principal_or_an_invalid_token_closes(
-        org: str, http: aiohttp.ClientSession, stack: Stack) -> None:
+    org: str, http: aiohttp.ClientSession, stack: Stack
+) -> None:
     ws = await hello(http, stack.url, issue(TEST_SECRET, org, "viewer"))
     await ws.send_json({"type": "refresh", "token": issue(TEST_SECRET, f"{org}-x", "viewer")})
     assert (await next_close(ws))[0] == 4403
@@ -296,8 +309,8 @@ async def test_a_refresh_for_another_principal_or_an_invalid_token_closes(
 
 
 async def test_a_system_reading_the_log_straight_from_the_broker_catches_up_from_its_own_position(
-        org: str, infra: infra_mod.Infra, amqp: aio_pika.abc.AbstractChannel, http: aiohttp.ClientSession,
-        stack: Stack) -> None:
+    org: str, infra: infra_mod.Infra, amqp: aio_pika.abc.AbstractChannel, http: aiohttp.ClientSession, stack: Stack
+) -> None:
     """The documented example (docs/examples/follow_log.py), run as a subscriber that was down."""
     import json
     import sys
@@ -310,8 +323,13 @@ async def test_a_system_reading_the_log_straight_from_the_broker_catches_up_from
     missed = [envelope(org, n=i) for i in range(30)]
     await publish_events(amqp, missed)
     follower = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "docs/examples/follow_log.py"), infra.amqp_url, str(start), "400",
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(ROOT / "docs/examples/follow_log.py"),
+        infra.amqp_url,
+        str(start),
+        "400",
+        stdout=asyncio.subprocess.PIPE,
+    )
     seen: list[dict] = []
     try:
         async with asyncio.timeout(60):
@@ -326,7 +344,8 @@ async def test_a_system_reading_the_log_straight_from_the_broker_catches_up_from
 
 
 async def test_a_screen_too_slow_for_its_queue_is_closed_and_resumes_without_loss(
-        org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel) -> None:
+    org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     port = free_port()
     stack.start("gateway-small-queue", "services.gateway", GATEWAY_PORT=str(port), WS_QUEUE_SIZE="20")
     url = f"http://127.0.0.1:{port}"

@@ -2,6 +2,7 @@
 once on a fresh database and vhost of their own. Presses spread over both gateways, the same key
 sent to both at the same moment: each takes effect once; screens on either gateway see every
 event once (also across a resume on the other gateway); the relays publish each event once."""
+
 import asyncio
 import json
 from collections import Counter
@@ -54,30 +55,49 @@ async def post(http: aiohttp.ClientSession, url: str, path: str, body: dict, key
 
 
 async def test_two_of_everything_keeps_each_press_once_and_every_screen_whole(
-        scaled: tuple[Stack, list[str], infra_mod.Infra]) -> None:
-    stack, urls, infra = scaled
+    scaled: tuple[Stack, list[str], infra_mod.Infra],
+) -> None:
+    _, urls, infra = scaled
     async with aiohttp.ClientSession() as http:
         screens = [ResumingScreen(http, url, ORG, ["leads.*"]) for url in urls]
         for screen in screens:
             await screen.connect()
-        created = await asyncio.gather(*(post(http, urls[i % 2], "/api/leads",
-                                              {"name": f"Scale {i}", "phone": f"+1415555{i:04d}"}, f"create-{i}")
-                                         for i in range(40)))
+        created = await asyncio.gather(
+            *(
+                post(
+                    http, urls[i % 2], "/api/leads", {"name": f"Scale {i}", "phone": f"+1415555{i:04d}"}, f"create-{i}"
+                )
+                for i in range(40)
+            )
+        )
         assert all(status == 201 for status, _, _ in created), created
         leads = [body["lead"]["id"] for _, _, body in created]
         # The same key to both gateways at the same moment: one effect, the same answer twice.
-        moves = await asyncio.gather(*(post(http, url, "/api/leads/update-status", {"leadId": lead, "status": "won"},
-                                            f"win-{lead}") for lead in leads for url in urls))
+        moves = await asyncio.gather(
+            *(
+                post(http, url, "/api/leads/update-status", {"leadId": lead, "status": "won"}, f"win-{lead}")
+                for lead in leads
+                for url in urls
+            )
+        )
         assert all(status == 200 for status, _, _ in moves), moves
         for first, second in zip(moves[::2], moves[1::2], strict=True):  # one lead's two answers
             assert first[2] == second[2]
         # A screen drops and resumes on the other gateway: the log is one, its position holds there.
         await screens[0].drop()
-        more = await asyncio.gather(*(post(http, urls[1], "/api/leads/update-status",
-                                           {"leadId": lead, "status": "new"}, f"x-{uuid4()}") for lead in leads[:10]))
+        more = await asyncio.gather(
+            *(
+                post(http, urls[1], "/api/leads/update-status", {"leadId": lead, "status": "new"}, f"x-{uuid4()}")
+                for lead in leads[:10]
+            )
+        )
         assert all(status == 409 for status, _, _ in more)  # won is final: refused, no event
-        moved = await asyncio.gather(*(post(http, urls[0], "/api/leads", {"name": f"Late {i}", "phone": "+14155550100"},
-                                            f"late-{i}") for i in range(10)))
+        moved = await asyncio.gather(
+            *(
+                post(http, urls[0], "/api/leads", {"name": f"Late {i}", "phone": "+14155550100"}, f"late-{i}")
+                for i in range(10)
+            )
+        )
         screens[0].url = urls[1]
         await screens[0].connect()
         expected = [*leads, *(body["lead"]["id"] for _, _, body in moved)]
@@ -96,8 +116,9 @@ async def test_two_of_everything_keeps_each_press_once_and_every_screen_whole(
 
     conn = await asyncpg.connect(infra.database_url)
     try:
-        history = await conn.fetch("SELECT lead_id::text AS lead, count(*) AS n FROM leads.lead_status_history "
-                                   "GROUP BY lead_id")
+        history = await conn.fetch(
+            "SELECT lead_id::text AS lead, count(*) AS n FROM leads.lead_status_history GROUP BY lead_id"
+        )
         assert {r["lead"]: r["n"] for r in history} == dict.fromkeys(leads, 1)  # two gateways, one effect each
         assert await conn.fetchval("SELECT count(*) FROM leads.leads WHERE org_id = $1", ORG) == 50
         for service in SERVICES:

@@ -1,4 +1,5 @@
 """The scheduling buttons through HTTP and the broker: reschedule, cancel, complete, no-show."""
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -29,8 +30,12 @@ def at(value: str) -> datetime:
 
 async def move_to_the_past(infra: Infra, appointment_id: str, hours: float = 1) -> None:
     """Its time has come: book in the future (the only way in), then move it back behind the service."""
-    await sql(infra, "UPDATE bookings.appointments SET starts_at = now() - make_interval(secs => $2) WHERE id = $1",
-              appointment_id, hours * 3600)
+    await sql(
+        infra,
+        "UPDATE bookings.appointments SET starts_at = now() - make_interval(secs => $2) WHERE id = $1",
+        appointment_id,
+        hours * 3600,
+    )
 
 
 async def ready_for(api: Api, infra: Infra, button: str) -> tuple[dict, dict]:
@@ -78,8 +83,16 @@ async def test_reschedule_a_confirmed_appointment_back_to_scheduled(api: Api, pr
     status, _, _ = await api.post("/api/bookings/confirm", {"appointmentId": appointment["id"]})
     assert status == 200
     new_start = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
-    answer = await press(api, "reschedule", {"appointmentId": appointment["id"], "startsAt": new_start.isoformat(),
-                                             "durationMinutes": 60, "reason": "lead is travelling"})
+    answer = await press(
+        api,
+        "reschedule",
+        {
+            "appointmentId": appointment["id"],
+            "startsAt": new_start.isoformat(),
+            "durationMinutes": 60,
+            "reason": "lead is travelling",
+        },
+    )
     moved = answer["appointment"]
     assert (moved["status"], moved["confirmed_at"], moved["confirmed_by"]) == ("scheduled", None, None)
     assert (at(moved["starts_at"]), moved["duration_minutes"]) == (new_start, 60)
@@ -89,7 +102,12 @@ async def test_reschedule_a_confirmed_appointment_back_to_scheduled(api: Api, pr
     (event,) = probe.events_of(org, "appointments.rescheduled")
     data = event["data"]
     assert (data["appointmentId"], data["leadId"], data["durationMinutes"], data["reason"], data["by"]) == (
-        appointment["id"], appointment["lead_id"], 60, "lead is travelling", "agent-1")
+        appointment["id"],
+        appointment["lead_id"],
+        60,
+        "lead is travelling",
+        "agent-1",
+    )
     assert (at(data["previousStartsAt"]), at(data["startsAt"])) == (at(appointment["starts_at"]), new_start)
     # The new time must be confirmed again.
     status, _, confirmed = await api.post("/api/bookings/confirm", {"appointmentId": appointment["id"]})
@@ -117,16 +135,22 @@ async def test_reschedule_reports_the_leads_other_open_appointments_it_overlaps(
     async def booked(minutes: int, lead_id: str = lead) -> dict:  # 45 minutes long, `minutes` after base
         return await book(api, lead_id, (base + timedelta(minutes=minutes)).isoformat())
 
-    early, late, confirmed, cancelled, adjacent = (await booked(0), await booked(60), await booked(70),
-                                                   await booked(30), await booked(-15))
+    early, late, confirmed, cancelled, adjacent = (
+        await booked(0),
+        await booked(60),
+        await booked(70),
+        await booked(30),
+        await booked(-15),
+    )
     await api.post("/api/bookings/confirm", {"appointmentId": confirmed["id"]})
     await press(api, "cancel", {"appointmentId": cancelled["id"], "reason": "moved"})
     await booked(30, (await api.create_lead())["id"])  # another lead's: never a clash
     moving = await booked(24 * 60)
     # To [10:30, 11:15): overlaps early [10:00, 10:45), late [11:00, 11:45) and the confirmed [11:10, 11:55);
     # not the one that ends at 10:30, nor the cancelled one, nor another lead's, nor itself.
-    answer = await press(api, "reschedule", {"appointmentId": moving["id"],
-                                             "startsAt": (base + timedelta(minutes=30)).isoformat()})
+    answer = await press(
+        api, "reschedule", {"appointmentId": moving["id"], "startsAt": (base + timedelta(minutes=30)).isoformat()}
+    )
     clashes = answer["clashes"]
     assert [c["id"] for c in clashes] == [early["id"], late["id"], confirmed["id"]]
     assert [c["status"] for c in clashes] == ["scheduled", "scheduled", "confirmed"]
@@ -150,12 +174,15 @@ async def test_an_appointment_that_has_started_cannot_be_rescheduled(api: Api) -
     assert (await read(api, appointment["id"]))["starts_at"] == appointment["starts_at"]
 
 
-@pytest.mark.parametrize("body", [
-    {"startsAt": "2001-01-01T10:00:00Z"},  # in the past
-    {"startsAt": "2030-01-01T10:00:00"},  # no time zone
-    {"startsAt": "2030-01-01T10:00:00Z", "durationMinutes": 4},
-    {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"startsAt": "2001-01-01T10:00:00Z"},  # in the past
+        {"startsAt": "2030-01-01T10:00:00"},  # no time zone
+        {"startsAt": "2030-01-01T10:00:00Z", "durationMinutes": 4},
+        {},
+    ],
+)
 async def test_invalid_reschedules_are_422(api: Api, body: dict) -> None:
     appointment = await book(api, (await api.create_lead())["id"])
     problem = await press(api, "reschedule", {"appointmentId": appointment["id"], **body}, 422)
@@ -170,7 +197,10 @@ async def test_cancel_then_cancel_again(api: Api, probe: Probe, org: str) -> Non
     answer = await press(api, "cancel", {"appointmentId": appointment["id"], "reason": "  lead went quiet "})
     cancelled = answer["appointment"]
     assert (cancelled["status"], cancelled["cancel_reason"], cancelled["closed_by"]) == (
-        "cancelled", "lead went quiet", "agent-1")
+        "cancelled",
+        "lead went quiet",
+        "agent-1",
+    )
     assert before <= at(cancelled["closed_at"]) <= datetime.now(UTC)
     assert await press(api, "cancel", {"appointmentId": appointment["id"], "reason": "again"}) == answer
     assert await read(api, appointment["id"]) == cancelled
@@ -178,7 +208,11 @@ async def test_cancel_then_cancel_again(api: Api, probe: Probe, org: str) -> Non
     (event,) = probe.events_of(org, "appointments.cancelled")
     data = event["data"]
     assert (data["appointmentId"], data["leadId"], data["reason"], data["by"]) == (
-        appointment["id"], appointment["lead_id"], "lead went quiet", "agent-1")
+        appointment["id"],
+        appointment["lead_id"],
+        "lead went quiet",
+        "agent-1",
+    )
     assert at(data["cancelledAt"]) == at(cancelled["closed_at"])
 
 
@@ -210,14 +244,18 @@ async def test_a_cancelled_appointment_cannot_be_confirmed(api: Api) -> None:
     appointment = await book(api, (await api.create_lead())["id"])
     await press(api, "cancel", {"appointmentId": appointment["id"], "reason": "no longer needed"})
     status, _, problem = await api.post("/api/bookings/confirm", {"appointmentId": appointment["id"]})
-    assert (status, problem["type"], problem["currentStatus"]) == (409, "/problems/appointment-not-scheduled",
-                                                                  "cancelled")
+    assert (status, problem["type"], problem["currentStatus"]) == (
+        409,
+        "/problems/appointment-not-scheduled",
+        "cancelled",
+    )
 
 
 # Complete and no-show ------------------------------------------------------------
 @pytest.mark.parametrize("button", CLOSING)
-async def test_close_once_its_time_has_come_then_again(api: Api, probe: Probe, infra: Infra, org: str,
-                                                       button: str) -> None:
+async def test_close_once_its_time_has_come_then_again(
+    api: Api, probe: Probe, infra: Infra, org: str, button: str
+) -> None:
     _, _, event_type, closed = BUTTONS[button]
     appointment = await book(api, (await api.create_lead())["id"])
     await api.post("/api/bookings/confirm", {"appointmentId": appointment["id"]})
@@ -225,15 +263,18 @@ async def test_close_once_its_time_has_come_then_again(api: Api, probe: Probe, i
     answer = await press(api, button, {"appointmentId": appointment["id"], "notes": "  talked pricing "})
     done = answer["appointment"]
     assert (done["status"], done["notes"], done["closed_by"], done["cancel_reason"]) == (
-        closed, "talked pricing", "agent-1", None)
+        closed,
+        "talked pricing",
+        "agent-1",
+        None,
+    )
     assert done["closed_at"] and done["confirmed_at"]  # the confirmation stays on record
     assert await press(api, button, {"appointmentId": appointment["id"], "notes": "other notes"}) == answer
     assert await read(api, appointment["id"]) == done
     await probe.barrier(org)
     (event,) = probe.events_of(org, event_type)
     data = event["data"]
-    assert (data["appointmentId"], data["leadId"], data["by"]) == (appointment["id"], appointment["lead_id"],
-                                                                   "agent-1")
+    assert (data["appointmentId"], data["leadId"], data["by"]) == (appointment["id"], appointment["lead_id"], "agent-1")
     assert at(data["completedAt" if button == "complete" else "markedAt"]) == at(done["closed_at"])
 
 
@@ -247,8 +288,9 @@ async def test_closing_without_notes_keeps_the_notes_it_has(api: Api, infra: Inf
 
 
 @pytest.mark.parametrize("button", CLOSING)
-async def test_an_appointment_whose_time_has_not_come_cannot_be_closed(api: Api, probe: Probe, org: str,
-                                                                       button: str) -> None:
+async def test_an_appointment_whose_time_has_not_come_cannot_be_closed(
+    api: Api, probe: Probe, org: str, button: str
+) -> None:
     appointment = await book(api, (await api.create_lead())["id"], soon(hours=0.5))
     problem = await press(api, button, {"appointmentId": appointment["id"]}, 409)
     assert (problem["type"], problem["currentStatus"]) == ("/problems/appointment-not-started", "scheduled")
@@ -257,10 +299,13 @@ async def test_an_appointment_whose_time_has_not_come_cannot_be_closed(api: Api,
     assert probe.events_of(org, BUTTONS[button][2]) == []
 
 
-@pytest.mark.parametrize(("button", "first"), [("complete", "no_show"), ("no_show", "complete"),
-                                               ("complete", "cancel"), ("no_show", "cancel")])
-async def test_a_closed_appointment_cannot_be_closed_another_way(api: Api, infra: Infra, button: str,
-                                                                 first: str) -> None:
+@pytest.mark.parametrize(
+    ("button", "first"),
+    [("complete", "no_show"), ("no_show", "complete"), ("complete", "cancel"), ("no_show", "cancel")],
+)
+async def test_a_closed_appointment_cannot_be_closed_another_way(
+    api: Api, infra: Infra, button: str, first: str
+) -> None:
     appointment = await book(api, (await api.create_lead())["id"])
     await move_to_the_past(infra, appointment["id"])
     body = {"appointmentId": appointment["id"]} | ({"reason": "wrong day"} if first == "cancel" else {})
@@ -282,9 +327,10 @@ async def test_unknown_and_foreign_appointments_are_404(api: Api, infra: Infra, 
 
 
 @pytest.mark.parametrize("button", BUTTONS)
-async def test_a_replay_with_the_same_key_answers_the_same_once(api: Api, probe: Probe, infra: Infra, org: str,
-                                                                button: str) -> None:
-    appointment, body = await ready_for(api, infra, button)
+async def test_a_replay_with_the_same_key_answers_the_same_once(
+    api: Api, probe: Probe, infra: Infra, org: str, button: str
+) -> None:
+    _, body = await ready_for(api, infra, button)
     key = str(uuid4())
     status, headers, first = await api.post(BUTTONS[button][0], body, key=key)
     assert status == 200 and first["appointment"]["status"] == BUTTONS[button][3], first
@@ -296,8 +342,9 @@ async def test_a_replay_with_the_same_key_answers_the_same_once(api: Api, probe:
 
 
 @pytest.mark.parametrize("button", BUTTONS)
-async def test_a_duplicate_delivery_on_the_broker_has_one_effect(api: Api, probe: Probe, infra: Infra, org: str,
-                                                                 button: str) -> None:
+async def test_a_duplicate_delivery_on_the_broker_has_one_effect(
+    api: Api, probe: Probe, infra: Infra, org: str, button: str
+) -> None:
     appointment, body = await ready_for(api, infra, button)
     message_id = uuid4().hex
     routing_key = BUTTONS[button][1]
@@ -313,15 +360,19 @@ async def test_a_duplicate_delivery_on_the_broker_has_one_effect(api: Api, probe
 
 
 @pytest.mark.parametrize("button", BUTTONS)
-async def test_a_transient_failure_is_retried_then_takes_effect_once(api: Api, probe: Probe, infra: Infra,
-                                                                     stack: Stack, org: str, button: str) -> None:
+async def test_a_transient_failure_is_retried_then_takes_effect_once(
+    api: Api, probe: Probe, infra: Infra, stack: Stack, org: str, button: str
+) -> None:
     appointment, body = await ready_for(api, infra, button)
     message_id = uuid4().hex
     bookings = stack.processes["bookings"]
     async with appointment_locked(infra, appointment["id"]):
         correlation_id = await probe.send(BUTTONS[button][1], body, org=org, message_id=message_id)
-        await eventually(lambda: bookings.logged("command.retry_scheduled", command_id=message_id), 10,
-                         what="a retry after the lock timeout")
+        await eventually(
+            lambda: bookings.logged("command.retry_scheduled", command_id=message_id),
+            10,
+            what="a retry after the lock timeout",
+        )
     (reply,) = await probe.reply(correlation_id)
     assert reply.status == 200 and reply.headers["x-attempt"] >= 2, reply
     assert reply.body["appointment"]["status"] == BUTTONS[button][3]

@@ -1,4 +1,5 @@
 """SMS through HTTP, the broker and the Twilio sandbox (the official twilio client, a local fake API)."""
+
 from uuid import uuid4
 
 import pytest
@@ -47,11 +48,14 @@ async def history_when(api: Api, lead: str, status: str) -> list[dict] | None:
     return records if records and records[0]["status"] == status else None
 
 
-@pytest.mark.parametrize("body", [
-    {"message": "   "},
-    {"message": "x" * 1601},
-    {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "   "},
+        {"message": "x" * 1601},
+        {},
+    ],
+)
 async def test_bad_messages_are_422(api: Api, sandbox: Sandbox, body: dict) -> None:
     lead = await lead_with(api, fresh_phone())
     calls = await sandbox.calls()
@@ -86,10 +90,11 @@ async def test_templates_fill_fields_from_the_lead(api: Api, sandbox: Sandbox) -
     assert status == 404
 
 
-@pytest.mark.parametrize(("phone", "code"), [("+15005550001", 21211), ("+15005550009", 21614), ("+15005550002", 21612),
-                                           ("+15005550003", 21408)])
-async def test_a_permanent_provider_error_fails_the_sms_once(api: Api, sandbox: Sandbox, phone: str,
-                                                             code: int) -> None:
+@pytest.mark.parametrize(
+    ("phone", "code"),
+    [("+15005550001", 21211), ("+15005550009", 21614), ("+15005550002", 21612), ("+15005550003", 21408)],
+)
+async def test_a_permanent_provider_error_fails_the_sms_once(api: Api, sandbox: Sandbox, phone: str, code: int) -> None:
     lead = await lead_with(api, phone)
     calls = await sandbox.calls()
     status, _, problem = await api.post("/api/leads/send-sms", {"leadId": lead, "message": "hi"})

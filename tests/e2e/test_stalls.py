@@ -4,6 +4,7 @@
 Held for real, not through a hook: the SMS service waits on a provider that answers slowly (the sandbox), with
 a deadline shorter than that wait.
 """
+
 import asyncio
 from collections.abc import AsyncIterator
 from uuid import uuid4
@@ -45,7 +46,8 @@ async def stalled_gauge(http: aiohttp.ClientSession, stack: Stack) -> float:
 
 
 async def test_a_message_held_past_its_deadline_makes_the_service_not_ready_until_it_is_let_go(
-        impatient_sms: None, api: Api, sandbox: Sandbox, stack: Stack, http: aiohttp.ClientSession) -> None:
+    impatient_sms: None, api: Api, sandbox: Sandbox, stack: Stack, http: aiohttp.ClientSession
+) -> None:
     lead = await api.create_lead("Slow Provider", fresh_phone())
     await readyz(http, stack)
     await sandbox.behave(mode="slow", delay=PROVIDER_WAIT, count=1)

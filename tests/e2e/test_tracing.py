@@ -3,6 +3,7 @@ of its event, and the gateway's fan-out of that event to the screens, all under 
 
 A stack of its own (gateway and leads, on a database and vhost of their own) with TRACE_FILE set:
 each process writes its finished spans as JSON lines (shared/tracing.py)."""
+
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -41,15 +42,17 @@ async def test_one_press_is_one_connected_trace(traced: tuple[Stack, Path]) -> N
     token = issue(TEST_SECRET, "traced-org", "agent-1")
     auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{stack.url}/api/leads", json={"name": "Ada", "phone": "+14155550100"},
-                             headers=auth) as response:
+        async with http.post(
+            f"{stack.url}/api/leads", json={"name": "Ada", "phone": "+14155550100"}, headers=auth
+        ) as response:
             assert response.status == 201, await response.text()
             lead = (await response.json())["lead"]["id"]
         async with http.ws_connect(stack.url.replace("http", "ws") + "/ws") as ws:
             await ws.send_json({"type": "hello", "token": token, "topics": ["leads.status_changed"]})
             assert (await ws.receive_json(timeout=10))["type"] == "welcome"
-            async with http.post(f"{stack.url}/api/leads/update-status", json={"leadId": lead, "status": "won"},
-                                 headers=auth) as response:
+            async with http.post(
+                f"{stack.url}/api/leads/update-status", json={"leadId": lead, "status": "won"}, headers=auth
+            ) as response:
                 assert response.status == 200
             while (frame := await ws.receive_json(timeout=10))["type"] != "event":
                 pass

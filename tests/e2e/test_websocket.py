@@ -1,4 +1,5 @@
 """Change events over the websocket: own organisation only, matching topics only."""
+
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

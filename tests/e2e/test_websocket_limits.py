@@ -1,5 +1,6 @@
 """Hostile and broken input at the websocket: a bad hello is refused with 4400 and says why; patterns made
 to be slow do not hold up the gateway; resumes beyond the replay caps are told to come back later (1013)."""
+
 import asyncio
 import json
 import time
@@ -56,13 +57,17 @@ async def test_a_bad_hello_closes_with_4400_and_says_what_is_wrong(api: Api, fie
     assert says in reason and len(reason.encode()) <= 123, reason
 
 
-@pytest.mark.parametrize(("first", "says"), [
-    ("not json", "JSON"),
-    ("[" * 100_000, "JSON"),  # nested too deep for the decoder
-    ('["hello"]', "object"),
-    ("null", "object"),
-    (b'{"type": "hello"}', "text"),
-], ids=["not JSON", "deeply nested", "an array", "null", "a binary frame"])
+@pytest.mark.parametrize(
+    ("first", "says"),
+    [
+        ("not json", "JSON"),
+        ("[" * 100_000, "JSON"),  # nested too deep for the decoder
+        ('["hello"]', "object"),
+        ("null", "object"),
+        (b'{"type": "hello"}', "text"),
+    ],
+    ids=["not JSON", "deeply nested", "an array", "null", "a binary frame"],
+)
 async def test_what_is_no_hello_at_all_closes_with_4400(api: Api, first: str | bytes, says: str) -> None:
     code, reason = await closed_with(api, first)
     assert code == 4400 and says in reason, reason
@@ -94,7 +99,8 @@ async def worst_latency(http: aiohttp.ClientSession, url: str, until: Awaitable[
 
 
 async def test_patterns_made_to_be_slow_do_not_hold_up_the_gateway(
-        api: Api, org: str, amqp: aio_pika.abc.AbstractChannel) -> None:
+    api: Api, org: str, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     topic = ".".join(["a"] * 12)  # a routing key any system on the broker may publish with
     sockets: list[aiohttp.ClientWebSocketResponse] = []
 
@@ -141,8 +147,9 @@ async def settled(tasks: list[asyncio.Task], count: int, timeout: float = 20) ->
 async def capped(stack: Stack) -> AsyncIterator[str]:
     """The URL of a gateway of its own with small replay caps: 4 at once, 2 per user."""
     port = free_port()
-    process = stack.start("gateway-capped", "services.gateway", GATEWAY_PORT=str(port), WS_MAX_REPLAYS="4",
-                          WS_MAX_REPLAYS_PER_USER="2")
+    process = stack.start(
+        "gateway-capped", "services.gateway", GATEWAY_PORT=str(port), WS_MAX_REPLAYS="4", WS_MAX_REPLAYS_PER_USER="2"
+    )
     try:
         await wait_http(f"http://127.0.0.1:{port}/readyz", 30, "the capped gateway")
         yield f"http://127.0.0.1:{port}"
@@ -162,9 +169,13 @@ def past(resume: dict) -> dict:
 
 
 async def test_resumes_beyond_the_replay_caps_are_told_to_come_back_later(
-        org: str, http: aiohttp.ClientSession, capped: str) -> None:
-    first, second, other_org = (issue(TEST_SECRET, org, "u1"), issue(TEST_SECRET, org, "u2"),
-                                issue(TEST_SECRET, f"{org}-b", "u1"))  # (org, user) is the user: not u1
+    org: str, http: aiohttp.ClientSession, capped: str
+) -> None:
+    first, second, other_org = (
+        issue(TEST_SECRET, org, "u1"),
+        issue(TEST_SECRET, org, "u2"),
+        issue(TEST_SECRET, f"{org}-b", "u1"),
+    )  # (org, user) is the user: not u1
     ahead = past(await head(http, capped, first))
     mine = [asyncio.create_task(resumed(http, capped, token, ahead)) for token in (first, first, first, second)]
     await settled(mine, 1)  # the refused one, at once

@@ -1,6 +1,7 @@
 """Broker fuzz: whatever arrives on `commands` is answered (or parked) with a reason, never a crashed
 consumer, never a blocked queue. Each bad message is followed by a good one that must still be
 answered, and every service's work queue must be empty at the end."""
+
 import json
 from uuid import uuid4
 
@@ -24,25 +25,41 @@ CASES = [
     ("an unknown routing key", "leads.do_everything", b"{}", {}),
     ("an unknown service's key", "nobody.create", b"{}", {"unroutable": True}),
     ("no x-user-id", "leads.create", json.dumps({"name": "A", "phone": "+14155550100"}).encode(), {"user": None}),
-    ("no user_id", "leads.create", json.dumps({"name": "A", "phone": "+14155550100"}).encode(),
-     {"broker_user": None}),
+    ("no user_id", "leads.create", json.dumps({"name": "A", "phone": "+14155550100"}).encode(), {"broker_user": None}),
 ]
 
 
-async def publish(probe: Probe, routing_key: str, body: bytes, org: str, message_id: str | None, user: str | None,
-                  broker_user: str | None) -> str:
+async def publish(
+    probe: Probe,
+    routing_key: str,
+    body: bytes,
+    org: str,
+    message_id: str | None,
+    user: str | None,
+    broker_user: str | None,
+) -> str:
     correlation_id = uuid4().hex
     headers = {"x-org-id": org, **({"x-user-id": user} if user else {})}
     exchange = await probe.channel.get_exchange("commands")
-    await exchange.publish(aio_pika.Message(body, message_id=message_id, correlation_id=correlation_id,
-                                            reply_to=probe.reply_queue, headers=headers, user_id=broker_user,
-                                            content_type="application/json"), routing_key)
+    await exchange.publish(
+        aio_pika.Message(
+            body,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            reply_to=probe.reply_queue,
+            headers=headers,
+            user_id=broker_user,
+            content_type="application/json",
+        ),
+        routing_key,
+    )
     return correlation_id
 
 
 @pytest.mark.parametrize(("what", "routing_key", "body", "how"), CASES, ids=[c[0] for c in CASES])
 async def test_bad_input_on_the_broker_is_answered_and_nothing_blocks(
-        probe: Probe, stack: Stack, org: str, what: str, routing_key: str, body: bytes, how: dict) -> None:
+    probe: Probe, stack: Stack, org: str, what: str, routing_key: str, body: bytes, how: dict
+) -> None:
     message_id = how.get("message_id", str(uuid4()))
     user = how.get("user", "fuzzer")
     broker_user = how.get("broker_user", probe.broker_user)
@@ -51,8 +68,9 @@ async def test_bad_input_on_the_broker_is_answered_and_nothing_blocks(
         (reply,) = await probe.reply(correlation_id)
         assert 400 <= reply.status < 500 and reply.body["detail"], (what, reply)
     # The queue still flows: a good command after the bad one is answered.
-    good = await probe.send("leads.create", {"name": f"After {what}", "phone": "+14155550100"}, org=org,
-                            message_id=str(uuid4()))
+    good = await probe.send(
+        "leads.create", {"name": f"After {what}", "phone": "+14155550100"}, org=org, message_id=str(uuid4())
+    )
     (after,) = await probe.reply(good)
     assert after.status == 201
     assert stack.processes["leads"].running

@@ -4,6 +4,7 @@ and the services take its organisation from that user (BROKER_ORGS), never from 
 A stack of its own (the leads service) on a vhost of its own, with two RabbitMQ users made for the
 test: `acme` (an integrating system of organisation "acme-org") and `nobody` (mapped to nothing),
 each with the permissions an operator gives an integrating system (README, "Broker contract")."""
+
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -27,10 +28,13 @@ async def systems(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tup
     infra = await infra_mod.provision()
     suffix = uuid4().hex[:8]
     users = {"acme": f"acme-{suffix}", "nobody": f"nobody-{suffix}"}
-    urls = {role: await infra_mod.add_broker_user(infra, name, f"pw-{suffix}", CONFIGURE, WRITE, READ)
-            for role, name in users.items()}
-    stack = Stack({**infra.env(), **STACK_ENV, "BROKER_ORGS": f"{users['acme']}:acme-org"},
-                  tmp_path_factory.mktemp("identity"))
+    urls = {
+        role: await infra_mod.add_broker_user(infra, name, f"pw-{suffix}", CONFIGURE, WRITE, READ)
+        for role, name in users.items()
+    }
+    stack = Stack(
+        {**infra.env(), **STACK_ENV, "BROKER_ORGS": f"{users['acme']}:acme-org"}, tmp_path_factory.mktemp("identity")
+    )
     try:
         stack.start("leads")
         await stack.wait_started("leads")
@@ -94,5 +98,6 @@ async def test_an_integrating_system_cannot_write_events_or_queries(systems) -> 
             channel = await connection.channel()
             with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
                 await (await channel.get_exchange(exchange, ensure=False)).publish(
-                    aio_pika.Message(b"{}", user_id=own_user(urls["acme"])), "leads.created")
+                    aio_pika.Message(b"{}", user_id=own_user(urls["acme"])), "leads.created"
+                )
                 await channel.close()  # the refusal comes asynchronously: closing waits for it

@@ -5,6 +5,7 @@ the leads live in UTC and the window is 03:00-04:00, so at start every target wa
 the clock then runs on by itself into the window. The unit tests cover the window's arithmetic
 (tests/unit/test_campaign_rules.py); this proves the dispatcher acts on it, whatever hour CI runs at.
 """
+
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
@@ -28,7 +29,8 @@ LEAD = timedelta(seconds=15)  # the restart and the start press fit well inside 
 
 
 async def test_a_send_deferred_by_quiet_hours_goes_once_when_the_window_opens(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     audience = await leads(api, 2, timeZone="UTC")
     campaign = await create(api, await template(api), leadIds=list(audience), sendFrom="03:00", sendUntil="04:00")
     stack.processes["sms"].stop()  # first: LEAD counts from the start below, not from a slow stop

@@ -3,6 +3,7 @@
 Killed at any moment mid-campaign (sends queued, attempts claimed, answers not yet recorded), and killed at
 the worst moment of the dispatcher: after it committed targets as sending, before it published their commands.
 """
+
 import signal
 from collections import Counter
 
@@ -44,7 +45,8 @@ async def test_killed_mid_campaign_every_lead_is_still_texted_once(api: Api, san
 
 
 async def test_killed_between_dispatch_and_publish_the_targets_are_published_again(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     audience = await leads(api, 5)
     campaign = await create(api, await template(api), leadIds=list(audience))
     stack.processes["sms"].stop()

@@ -3,6 +3,7 @@
 Transient failures are real ones: the test holds a row lock on the lead, so the
 service's own `SELECT … FOR UPDATE` runs into its lock_timeout (300 ms here).
 """
+
 import asyncio
 import signal
 import subprocess
@@ -33,15 +34,18 @@ async def row_locked(infra: Infra, lead_id: str) -> AsyncIterator[None]:
 
 
 async def test_a_transient_failure_is_retried_with_backoff_then_succeeds(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     lead = await create(probe, org)
     message_id = uuid4().hex
     leads = stack.processes["leads"]
     async with row_locked(infra, lead):
-        correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "qualified"},
-                                          org=org, message_id=message_id)
-        await eventually(lambda: leads.logged("command.retry_scheduled", command_id=message_id), 10,
-                         what="a retry to be scheduled")
+        correlation_id = await probe.send(
+            "leads.update_status", {"leadId": lead, "status": "qualified"}, org=org, message_id=message_id
+        )
+        await eventually(
+            lambda: leads.logged("command.retry_scheduled", command_id=message_id), 10, what="a retry to be scheduled"
+        )
     (reply,) = await probe.reply(correlation_id)
     assert reply.status == 200
     assert reply.headers["x-attempt"] >= 2
@@ -51,14 +55,15 @@ async def test_a_transient_failure_is_retried_with_backoff_then_succeeds(
     assert len(await history(infra, lead)) == 1
 
 
-async def test_a_permanent_failure_is_answered_at_once_and_never_retried(
-        probe: Probe, stack: Stack, org: str) -> None:
+async def test_a_permanent_failure_is_answered_at_once_and_never_retried(probe: Probe, stack: Stack, org: str) -> None:
     lead = await create(probe, org)
-    await probe.reply(await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org,
-                                       message_id=uuid4().hex))
+    await probe.reply(
+        await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org, message_id=uuid4().hex)
+    )
     message_id = uuid4().hex
-    (reply,) = await probe.reply(await probe.send("leads.update_status", {"leadId": lead, "status": "new"},
-                                                  org=org, message_id=message_id))
+    (reply,) = await probe.reply(
+        await probe.send("leads.update_status", {"leadId": lead, "status": "new"}, org=org, message_id=message_id)
+    )
     assert reply.status == 409
     assert reply.headers["x-attempt"] == 1
     assert stack.processes["leads"].logged("command.done", command_id=message_id, status=409)
@@ -66,19 +71,27 @@ async def test_a_permanent_failure_is_answered_at_once_and_never_retried(
 
 
 def parked(action: str, infra: Infra) -> str:
-    result = subprocess.run([sys.executable, "-m", "shared.tools.parked", action, "--service", "leads"], cwd=ROOT,
-                            env={"AMQP_URL": infra.amqp_url, "APP_ENV": "development", "PATH": "/usr/bin:/bin"}, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.tools.parked", action, "--service", "leads"],
+        cwd=ROOT,
+        env={"AMQP_URL": infra.amqp_url, "APP_ENV": "development", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout
 
 
 async def test_exhausted_retries_are_parked_then_replayed_from_the_parking_queue(
-        probe: Probe, infra: Infra, stack: Stack, org: str, api: Api) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str, api: Api
+) -> None:
     lead = await create(probe, org)
     message_id = uuid4().hex
     async with row_locked(infra, lead):
-        correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "proposal"},
-                                          org=org, message_id=message_id)
+        correlation_id = await probe.send(
+            "leads.update_status", {"leadId": lead, "status": "proposal"}, org=org, message_id=message_id
+        )
         (failure,) = await probe.reply(correlation_id, timeout=20)
         assert failure.status == 503
         assert failure.body["type"] == "/problems/command-parked"
@@ -91,7 +104,7 @@ async def test_exhausted_retries_are_parked_then_replayed_from_the_parking_queue
 
     replayed = await asyncio.to_thread(parked, "replay", infra)
     assert message_id in replayed
-    ok, = [r for r in await probe.reply(correlation_id, count=2) if r.status != 503]
+    (ok,) = [r for r in await probe.reply(correlation_id, count=2) if r.status != 503]
     assert ok.status == 200 and ok.body["lead"]["status"] == "proposal"
     assert len(await history(infra, lead)) == 1
     assert message_id not in await asyncio.to_thread(parked, "list", infra)
@@ -100,14 +113,16 @@ async def test_exhausted_retries_are_parked_then_replayed_from_the_parking_queue
 
 
 async def test_killed_between_commit_and_ack_the_command_takes_effect_once(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     lead = await create(probe, org)
     stack.processes["leads"].stop()
     crashing = stack.start("leads", FAULT_CRASH_AFTER_COMMIT="leads.update_status")
     try:
         await stack.wait_started("leads")
-        correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "contacted"}, org=org,
-                                          message_id=uuid4().hex)
+        correlation_id = await probe.send(
+            "leads.update_status", {"leadId": lead, "status": "contacted"}, org=org, message_id=uuid4().hex
+        )
         await eventually(lambda: not crashing.running, 15, what="the service to die after its commit")
         assert crashing.popen.returncode == -signal.SIGKILL  # type: ignore[union-attr]
         assert len(await history(infra, lead)) == 1  # committed, never acked
@@ -125,17 +140,25 @@ async def test_killed_between_commit_and_ack_the_command_takes_effect_once(
 
 
 async def test_a_graceful_stop_with_a_command_in_flight_loses_nothing(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     lead = await create(probe, org)
     watcher = await asyncpg.connect(infra.database_url)
     try:
         async with row_locked(infra, lead):
-            correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org,
-                                              message_id=uuid4().hex)
-            await eventually(lambda: watcher.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'leads' AND wait_event_type = 'Lock' "
-                "AND datname = current_database()"),
-                10, 0.02, "the command to be in flight, waiting for the lead's lock")
+            correlation_id = await probe.send(
+                "leads.update_status", {"leadId": lead, "status": "won"}, org=org, message_id=uuid4().hex
+            )
+            await eventually(
+                lambda: watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'leads' "
+                    "AND wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                ),
+                10,
+                0.02,
+                "the command to be in flight, waiting for the lead's lock",
+            )
             returncode = await asyncio.to_thread(stack.processes["leads"].stop)  # SIGTERM
         assert returncode == 0, "the service must stop cleanly, not be killed"
         assert await history(infra, lead) == []
@@ -158,8 +181,9 @@ async def parking_full(infra: Infra) -> AsyncIterator[None]:
         channel = await connection.channel()
         for _ in range(5):
             try:
-                await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id=f"filler-{uuid4().hex}"),
-                                                       "leads.parked")
+                await channel.default_exchange.publish(
+                    aio_pika.Message(b"{}", message_id=f"filler-{uuid4().hex}"), "leads.parked"
+                )
             except aio_pika.exceptions.DeliveryError:
                 break  # full
         yield
@@ -178,7 +202,8 @@ async def parking_full(infra: Infra) -> AsyncIterator[None]:
 
 
 async def test_a_park_that_fails_gives_the_message_back_and_nothing_is_lost(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     """The parking queue refuses the message (full): it is given back to its queue and delivered again, never
     acked away unparked; once what failed is gone, a redelivery takes effect, once."""
     lead = await create(probe, org)
@@ -186,13 +211,22 @@ async def test_a_park_that_fails_gives_the_message_back_and_nothing_is_lost(
     leads = stack.processes["leads"]
     async with parking_full(infra):
         async with row_locked(infra, lead):
-            correlation_id = await probe.send("leads.update_status", {"leadId": lead, "status": "proposal"},
-                                              org=org, message_id=message_id)
-            await eventually(lambda: len(leads.logged("command.given_back", command_id=message_id)) >= 2, 30, 0.1,
-                             "the unparkable message to be given back, twice")
+            correlation_id = await probe.send(
+                "leads.update_status", {"leadId": lead, "status": "proposal"}, org=org, message_id=message_id
+            )
+            await eventually(
+                lambda: len(leads.logged("command.given_back", command_id=message_id)) >= 2,
+                30,
+                0.1,
+                "the unparkable message to be given back, twice",
+            )
             # Still going round (delivered again, given back again), neither acked away, done nor parked.
-            await eventually(lambda: len(leads.logged("command.given_back", command_id=message_id)) >= 3, 30, 0.1,
-                             "the message to be given back once more")
+            await eventually(
+                lambda: len(leads.logged("command.given_back", command_id=message_id)) >= 3,
+                30,
+                0.1,
+                "the message to be given back once more",
+            )
             assert not probe.replies.get(correlation_id)
         (reply,) = await probe.reply(correlation_id, timeout=20)  # the lock is gone: a redelivery does it
         assert reply.status == 200 and reply.body["lead"]["status"] == "proposal", reply

@@ -1,4 +1,5 @@
 """Group commit: commands delivered together share a transaction, and nothing about them changes."""
+
 import signal
 from uuid import uuid4
 
@@ -9,23 +10,30 @@ from tests.support.stack import Stack, eventually
 
 
 async def test_a_batch_with_a_refusal_and_a_replay_in_it_gives_each_command_its_own_answer(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     leads = [await create(probe, org, f"Lead {i}") for i in range(20)]
     won = await create(probe, org, "Already won")
-    await probe.reply(await probe.send("leads.update_status", {"leadId": won, "status": "won"}, org=org,
-                                       message_id=uuid4().hex))
+    await probe.reply(
+        await probe.send("leads.update_status", {"leadId": won, "status": "won"}, org=org, message_id=uuid4().hex)
+    )
     repeated = uuid4().hex
-    first = await probe.send("leads.update_status", {"leadId": leads[0], "status": "contacted"}, org=org,
-                             message_id=repeated)
+    first = await probe.send(
+        "leads.update_status", {"leadId": leads[0], "status": "contacted"}, org=org, message_id=repeated
+    )
     (first_reply,) = await probe.reply(first)
     split_before = len(stack.processes["leads"].logged("group_commit.split"))
     # Published at once: while the first runs on its own, the others are delivered and go together.
-    sent = [await probe.send("leads.update_status", {"leadId": lead, "status": "qualified"}, org=org,
-                             message_id=uuid4().hex) for lead in leads[1:]]
-    again = await probe.send("leads.update_status", {"leadId": leads[0], "status": "contacted"}, org=org,
-                             message_id=repeated)
-    refused = await probe.send("leads.update_status", {"leadId": won, "status": "new"}, org=org,
-                               message_id=uuid4().hex)
+    sent = [
+        await probe.send(
+            "leads.update_status", {"leadId": lead, "status": "qualified"}, org=org, message_id=uuid4().hex
+        )
+        for lead in leads[1:]
+    ]
+    again = await probe.send(
+        "leads.update_status", {"leadId": leads[0], "status": "contacted"}, org=org, message_id=repeated
+    )
+    refused = await probe.send("leads.update_status", {"leadId": won, "status": "new"}, org=org, message_id=uuid4().hex)
     for correlation_id in sent:
         (reply,) = await probe.reply(correlation_id)
         assert reply.status == 200 and reply.body["lead"]["status"] == "qualified"
@@ -43,14 +51,17 @@ async def test_a_batch_with_a_refusal_and_a_replay_in_it_gives_each_command_its_
 
 
 async def test_a_crash_between_the_commit_of_a_batch_and_its_acks_loses_nothing_and_doubles_nothing(
-        probe: Probe, infra: Infra, stack: Stack, org: str) -> None:
+    probe: Probe, infra: Infra, stack: Stack, org: str
+) -> None:
     leads = [await create(probe, org, f"Lead {i}") for i in range(12)]
     stack.processes["leads"].stop()
     crashing = stack.start("leads", FAULT_CRASH_AFTER_GROUP_COMMIT="true")
     try:
         await stack.wait_started("leads")
-        sent = [await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org,
-                                 message_id=uuid4().hex) for lead in leads]
+        sent = [
+            await probe.send("leads.update_status", {"leadId": lead, "status": "won"}, org=org, message_id=uuid4().hex)
+            for lead in leads
+        ]
         await eventually(lambda: not crashing.running, 20, what="the service to die after a batch committed")
         assert crashing.popen.returncode == -signal.SIGKILL  # type: ignore[union-attr]
         committed = [lead for lead in leads if await history(infra, lead)]

@@ -1,4 +1,5 @@
 """The outbox relay and the migration runner, against the real PostgreSQL and RabbitMQ."""
+
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -64,6 +65,7 @@ async def empty(pool: asyncpg.Pool) -> bool:
 
 async def run_relay(relay: Relay) -> asyncio.Task[None]:
     """As a service runs it: a loop of the relay's cycles (shared/loops.py), its LISTEN connection closed at the end."""
+
     async def run() -> None:
         try:
             await Loop("relay", relay.cycle, every=0, deadline=60).run()
@@ -80,7 +82,8 @@ async def stop(*tasks: asyncio.Task[None]) -> None:
 
 
 async def test_committed_events_are_published_and_rolled_back_ones_never(
-        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     pool, name = schema
     broker = Broker(amqp)
     task = await run_relay(Relay(pool, infra.database_url, name, broker, poll_seconds=30))
@@ -96,7 +99,8 @@ async def test_committed_events_are_published_and_rolled_back_ones_never(
 
 
 async def test_a_row_that_cannot_be_published_does_not_block_the_rows_behind_it(
-        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     pool, name = schema
     broker = Broker(amqp, poison={"t.poison"})
     ids = await write(pool, "t.first", "t.poison", "t.after")
@@ -109,7 +113,8 @@ async def test_a_row_that_cannot_be_published_does_not_block_the_rows_behind_it(
 
 
 async def test_a_relay_that_dies_mid_batch_loses_nothing(
-        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     pool, name = schema
     stuck = asyncio.Event()
 
@@ -127,7 +132,8 @@ async def test_a_relay_that_dies_mid_batch_loses_nothing(
 
 
 async def test_two_relays_publish_each_event_once(
-        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     pool, name = schema
     broker = Broker(amqp)
     ids = await write(pool, *["t.many"] * 300)
@@ -146,7 +152,9 @@ async def test_migrations_started_at_once_apply_once(infra: Infra) -> None:
     try:
         results = await asyncio.gather(*(db.migrate(p, name, [db.SHARED_MIGRATIONS, LEADS_MIGRATIONS]) for p in pools))
         applied = [version for result in results for version in result]
-        files = sorted(f"{d.parent.name}/{f.name}" for d in (db.SHARED_MIGRATIONS, LEADS_MIGRATIONS) for f in d.glob("*.sql"))
+        files = sorted(
+            f"{d.parent.name}/{f.name}" for d in (db.SHARED_MIGRATIONS, LEADS_MIGRATIONS) for f in d.glob("*.sql")
+        )
         assert {"leads/001_leads.sql", "shared/001_inbox_outbox.sql"} <= set(files)
         assert sorted(applied) == files  # each file once, whichever instance applied it
         assert await pools[0].fetchval("SELECT count(*) FROM schema_migrations") == len(files)
@@ -168,10 +176,16 @@ async def test_an_instance_waits_for_another_migration_longer_than_its_lock_time
             await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrations:{name}")
             migrating = asyncio.create_task(db.migrate(waiter, name, [db.SHARED_MIGRATIONS]))
             # The waiter has waited four of its lock timeouts, and is still waiting (not failed).
-            await eventually(lambda: migrating.done() or conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
-                "'%pg_advisory_lock%' AND now() - query_start > interval '200 ms' AND pid <> pg_backend_pid()"),
-                timeout=10)
+            await eventually(
+                lambda: (
+                    migrating.done()
+                    or conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
+                        "'%pg_advisory_lock%' AND now() - query_start > interval '200 ms' AND pid <> pg_backend_pid()"
+                    )
+                ),
+                timeout=10,
+            )
             assert not migrating.done()
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrations:{name}")
         assert await asyncio.wait_for(migrating, 10)
@@ -183,7 +197,8 @@ async def test_an_instance_waits_for_another_migration_longer_than_its_lock_time
 
 
 async def test_a_relay_whose_round_fails_unexpectedly_goes_on(
-        schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    schema: tuple[asyncpg.Pool, str], infra: Infra, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     """A bug in a round (not a connection error) used to end the relay for good: now the loop logs it, counts
     it, backs off and the next round publishes."""
     pool, name = schema

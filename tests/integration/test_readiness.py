@@ -1,5 +1,6 @@
 """/readyz's checks against the real PostgreSQL: shared by concurrent requests, made at most once per period,
 over one kept connection that is replaced at once when the server cut it."""
+
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
@@ -31,8 +32,13 @@ async def admin(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def readyz_backends(admin: asyncpg.Connection) -> set[int]:
-    return {r["pid"] for r in await admin.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = 'gateway.readyz' AND datname = current_database()")}
+    return {
+        r["pid"]
+        for r in await admin.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = 'gateway.readyz' AND datname = current_database()"
+        )
+    }
 
 
 @pytest.fixture
@@ -43,6 +49,7 @@ async def backends(admin: asyncpg.Connection) -> Callable[[], Awaitable[list[int
 
     async def new() -> list[int]:
         return sorted(await readyz_backends(admin) - before)
+
     return new
 
 
@@ -53,7 +60,8 @@ def checker(infra: Infra, every: float) -> tuple[Readiness, Bus]:
 
 
 async def test_concurrent_requests_share_one_check_and_one_connection(
-        infra: Infra, backends: Callable[[], Awaitable[list[int]]]) -> None:
+    infra: Infra, backends: Callable[[], Awaitable[list[int]]]
+) -> None:
     ready, bus = checker(infra, every=3600)
     try:
         answers = await asyncio.gather(*(ready.answer() for _ in range(200)))
@@ -66,7 +74,8 @@ async def test_concurrent_requests_share_one_check_and_one_connection(
 
 
 async def test_a_later_check_reuses_the_connection_and_replaces_a_cut_one_at_once(
-        infra: Infra, admin: asyncpg.Connection, backends: Callable[[], Awaitable[list[int]]]) -> None:
+    infra: Infra, admin: asyncpg.Connection, backends: Callable[[], Awaitable[list[int]]]
+) -> None:
     ready, bus = checker(infra, every=0)
     try:
         assert (await ready.answer())[0] == 200

@@ -1,5 +1,6 @@
 """SMS under faults: the circuit breaker, a crash after the provider accepted, duplicate events,
 signed callbacks applied forward only, STOP and START."""
+
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
@@ -22,8 +23,7 @@ async def breaker_state(api: Api) -> str:
         return (await response.json())["services"]["sms"].get("breaker")
 
 
-async def test_the_breaker_opens_stops_calling_half_opens_and_closes(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+async def test_the_breaker_opens_stops_calling_half_opens_and_closes(api: Api, sandbox: Sandbox, stack: Stack) -> None:
     phones = [fresh_phone() for _ in range(5)]
     leads = [await lead_with(api, phone) for phone in phones]
     await sandbox.behave(mode="error", status=500)  # until told otherwise
@@ -59,7 +59,8 @@ async def is_state(api: Api, state: str) -> bool:
 
 
 async def test_killed_after_the_provider_accepted_the_sms_is_sent_once(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     phone = fresh_phone()
     lead = await lead_with(api, phone)
     stack.processes["sms"].stop()
@@ -87,7 +88,8 @@ async def sid_recorded(api: Api, lead: str) -> list[dict] | None:
 
 
 async def test_a_confirmation_sms_is_sent_once_even_when_the_event_comes_twice(
-        api: Api, sandbox: Sandbox, probe: Probe, org: str, amqp: aio_pika.abc.AbstractChannel, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, probe: Probe, org: str, amqp: aio_pika.abc.AbstractChannel, stack: Stack
+) -> None:
     phone = fresh_phone()
     lead = await lead_with(api, phone, "Barbara Liskov")
     starts = datetime.now(UTC) + timedelta(days=2)
@@ -100,18 +102,27 @@ async def test_a_confirmation_sms_is_sent_once_even_when_the_event_comes_twice(
     (sms,) = await eventually(lambda: sandbox.messages_to(phone), 10, what="the confirmation SMS")
     assert "Barbara" in sms["body"] and starts.strftime("%d %b %Y") in sms["body"]
     exchange = await amqp.get_exchange("events")  # the same event again, as a redelivery would bring it
-    await exchange.publish(aio_pika.Message(json.dumps(event).encode(), message_id=event["id"], user_id=probe.broker_user,
-                                            headers={"x-org-id": org}), "appointments.confirmed")
-    await eventually(lambda: stack.processes["sms"].logged("command.done", command_id=event["id"], replayed=True), 10,
-                     what="the SMS service to have seen the event again")
+    await exchange.publish(
+        aio_pika.Message(
+            json.dumps(event).encode(), message_id=event["id"], user_id=probe.broker_user, headers={"x-org-id": org}
+        ),
+        "appointments.confirmed",
+    )
+    await eventually(
+        lambda: stack.processes["sms"].logged("command.done", command_id=event["id"], replayed=True),
+        10,
+        what="the SMS service to have seen the event again",
+    )
     await eventually(lambda: history_when(api, lead, "delivered"), 10, what="the delivery")
     assert len(await sandbox.messages_to(phone)) == 1
     assert len(await history(api, lead)) == 1
 
 
 def signed(url: str, params: dict[str, str], token: str = SANDBOX_TOKEN) -> dict[str, str]:
-    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, params),
-            "I-Twilio-Idempotency-Token": uuid4().hex}
+    return {
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(url, params),
+        "I-Twilio-Idempotency-Token": uuid4().hex,
+    }
 
 
 async def post_callback(api: Api, params: dict[str, str], headers: dict[str, str]) -> int:
@@ -157,10 +168,10 @@ async def test_send_sms_straight_over_the_broker(api: Api, sandbox: Sandbox, pro
     phone = fresh_phone()
     lead = await lead_with(api, phone)
     message_id = uuid4().hex
-    correlation_id = await probe.send("sms.send", {"leadId": lead, "message": "direct"}, org=org,
-                                      message_id=message_id)
-    await probe.send("sms.send", {"leadId": lead, "message": "direct"}, org=org, message_id=message_id,
-                     correlation_id=correlation_id)
+    correlation_id = await probe.send("sms.send", {"leadId": lead, "message": "direct"}, org=org, message_id=message_id)
+    await probe.send(
+        "sms.send", {"leadId": lead, "message": "direct"}, org=org, message_id=message_id, correlation_id=correlation_id
+    )
     first, second = await probe.reply(correlation_id, count=2)
     assert first.status == second.status == 200 and first.body == second.body
     assert len(await sandbox.messages_to(phone)) == 1
@@ -171,15 +182,17 @@ async def test_two_sends_with_one_key_at_the_same_moment_send_once(api: Api, san
     lead = await lead_with(api, phone)
     await sandbox.behave(mode="slow", delay=1.0, count=1)  # the first call is still out when the second comes
     key = str(uuid4())
-    answers = await asyncio.gather(*(api.post("/api/leads/send-sms", {"leadId": lead, "message": "one"}, key=key)
-                                     for _ in range(3)))
+    answers = await asyncio.gather(
+        *(api.post("/api/leads/send-sms", {"leadId": lead, "message": "one"}, key=key) for _ in range(3))
+    )
     assert {a[0] for a in answers} <= {200, 202}, answers
     await eventually(lambda: sid_recorded(api, lead), 20, what="the SMS recorded")
     assert len(await sandbox.messages_to(phone)) == 1
 
 
 async def test_a_provider_timeout_whose_message_was_accepted_late_is_not_sent_again(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     phone = fresh_phone()
     lead = await lead_with(api, phone)
     await sandbox.behave(mode="slow", delay=3.0, count=1)  # past TWILIO_TIMEOUT (2 s); the sandbox accepts it anyway
@@ -192,7 +205,8 @@ async def test_a_provider_timeout_whose_message_was_accepted_late_is_not_sent_ag
 
 
 async def test_a_late_message_is_adopted_even_when_the_first_question_about_it_fails(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     """Asking Twilio about an attempt whose outcome is unknown can fail too (a 500): that says nothing
     about the attempt, so the SMS stays "sending" and is asked about again, never sent a second time
     (found by make chaos: a failed question made the SMS "queued", and it went twice)."""
@@ -201,7 +215,9 @@ async def test_a_late_message_is_adopted_even_when_the_first_question_about_it_f
     await sandbox.behave(mode="slow", delay=3.0, count=1)  # past TWILIO_TIMEOUT (2 s); the sandbox accepts it anyway
     status, _, body = await api.post("/api/leads/send-sms", {"leadId": lead, "message": "late, then asked twice"})
     assert status == 200 and body["sms"]["status"] == "queued"
-    await sandbox.behave(mode="error", status=500, count=1)  # the next call to Twilio: the question, once the lease is over
+    await sandbox.behave(
+        mode="error", status=500, count=1
+    )  # the next call to Twilio: the question, once the lease is over
     (record,) = await eventually(lambda: sid_recorded(api, lead), 30, what="the late message adopted")
     (sent,) = await sandbox.messages_to(phone)
     assert record["provider_sid"] == sent["sid"]
@@ -209,7 +225,8 @@ async def test_a_late_message_is_adopted_even_when_the_first_question_about_it_f
 
 
 async def test_a_number_that_opted_out_while_its_sms_waited_is_not_texted(
-        api: Api, sandbox: Sandbox, probe: Probe, org: str) -> None:
+    api: Api, sandbox: Sandbox, probe: Probe, org: str
+) -> None:
     phone = fresh_phone()
     lead = await lead_with(api, phone)
     await eventually(lambda: known_to_sms(api, lead), 10, what="the SMS projection to know the lead")
@@ -224,7 +241,8 @@ async def test_a_number_that_opted_out_while_its_sms_waited_is_not_texted(
 
 
 async def test_a_send_that_exhausts_its_retries_is_failed_not_queued_forever(
-        api: Api, sandbox: Sandbox, probe: Probe, org: str) -> None:
+    api: Api, sandbox: Sandbox, probe: Probe, org: str
+) -> None:
     lead = await lead_with(api, fresh_phone())
     await sandbox.behave(mode="error", status=503)
     status, _, body = await api.post("/api/leads/send-sms", {"leadId": lead, "message": "never"})
@@ -235,7 +253,8 @@ async def test_a_send_that_exhausts_its_retries_is_failed_not_queued_forever(
 
 
 async def test_a_callback_sent_twice_with_one_idempotency_token_is_applied_once(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     lead = await lead_with(api, fresh_phone())
     await api.post("/api/leads/send-sms", {"leadId": lead, "message": "hi"})
     (record,) = await eventually(lambda: history_when(api, lead, "delivered"), 10, what="delivered")
@@ -246,6 +265,9 @@ async def test_a_callback_sent_twice_with_one_idempotency_token_is_applied_once(
     assert await post_callback(api, params, headers) == 204  # Twilio retrying the same callback
     command_id = f"twilio-status:{headers['I-Twilio-Idempotency-Token']}"
     sms = stack.processes["sms"]
-    await eventually(lambda: sms.logged("command.done", command_id=command_id, replayed=True), 10,
-                     what="the second delivery to be answered from the inbox")
+    await eventually(
+        lambda: sms.logged("command.done", command_id=command_id, replayed=True),
+        10,
+        what="the second delivery to be answered from the inbox",
+    )
     assert len(sms.logged("command.done", command_id=command_id, replayed=False)) == 1

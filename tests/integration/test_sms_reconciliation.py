@@ -4,6 +4,7 @@ still queued (no date_sent) when the lease ends, or with a body Smart Encoding r
 Each test makes the attempt's outcome unknown the same way: the sandbox answers the send after
 TWILIO_TIMEOUT (2 s) but accepts it, so the SMS stays "sending" until its lease (7 s) is over and
 the service asks Twilio about it."""
+
 from tests.conftest import Api
 from tests.e2e.test_sms import fresh_phone, history, lead_with
 from tests.integration.test_sms_faults import sid_recorded
@@ -30,7 +31,8 @@ async def adopted(api: Api, sandbox: Sandbox, stack: Stack, phone: str, lead: st
 
 
 async def test_a_message_still_queued_at_twilio_when_the_lease_ends_is_adopted_not_sent_again(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     phone = fresh_phone()
     lead = await lead_with(api, phone)
     # Queued at Twilio far past the lease: no date_sent yet when the service asks, so a DateSent filter misses it.
@@ -43,7 +45,8 @@ async def test_a_message_still_queued_at_twilio_when_the_lease_ends_is_adopted_n
 
 
 async def test_a_body_rewritten_by_smart_encoding_is_recognised_and_not_sent_again(
-        api: Api, sandbox: Sandbox, stack: Stack) -> None:
+    api: Api, sandbox: Sandbox, stack: Stack
+) -> None:
     phone = fresh_phone()
     lead = await lead_with(api, phone)
     await sandbox.behave(**LOST_ANSWER, smart_encoding=True)

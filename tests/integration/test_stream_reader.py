@@ -1,6 +1,7 @@
 """The gateway's reader of the event log (services/gateway/stream.py) on the real broker, its connection
 cut under it: a replay says so with a connection error (its screen is then closed 1011 and resumes), it
 never just ends; the live reader goes on once the broker is back."""
+
 import asyncio
 import json
 from uuid import uuid4
@@ -20,13 +21,20 @@ async def nothing() -> None:
 
 
 async def test_a_replay_whose_connection_is_cut_raises_a_connection_error_and_the_reader_goes_on(
-        infra: Infra, amqp: aio_pika.abc.AbstractChannel) -> None:
+    infra: Infra, amqp: aio_pika.abc.AbstractChannel
+) -> None:
     broker = Forward(free_port(), infra.amqp_url)
     await broker.open()
     name = f"test.stream.{uuid4().hex[:8]}"
     live: list[Record] = []
-    reader = Reader(via(infra.amqp_url, broker.port), infra.database_url, event_log.Retention("1D", 10**8, 10**6),
-                    name, live.append, nothing)
+    reader = Reader(
+        via(infra.amqp_url, broker.port),
+        infra.database_url,
+        event_log.Retention("1D", 10**8, 10**6),
+        name,
+        live.append,
+        nothing,
+    )
     await reader.start()
 
     async def publish(n: int) -> None:  # straight into the log, as the relays' events arrive there

@@ -5,6 +5,7 @@ published on `events` reaches every service that registered its type. An event w
 refused, and the refusal stored and acked like any (never retried, never parked); one whose `when` declines is
 done once, with nothing done.
 """
+
 import json
 from uuid import uuid4
 
@@ -17,9 +18,13 @@ from tests.support import infra as infra_mod
 from tests.support.stack import Stack, eventually
 
 # Who registered what (services/*/handlers.py): every one of them must hear its events.
-REGISTERED = {"leads.created": ("bookings", "sms", "proposals", "documents"),
-              "proposals.sent": ("leads",), "proposals.accepted": ("leads",), "proposals.declined": ("leads",),
-              "appointments.confirmed": ("sms",)}
+REGISTERED = {
+    "leads.created": ("bookings", "sms", "proposals", "documents"),
+    "proposals.sent": ("leads",),
+    "proposals.accepted": ("leads",),
+    "proposals.declined": ("leads",),
+    "appointments.confirmed": ("sms",),
+}
 
 
 async def publish(infra: infra_mod.Infra, type_: str, data: dict, org: str) -> str:
@@ -28,9 +33,16 @@ async def publish(infra: infra_mod.Infra, type_: str, data: dict, org: str) -> s
     connection = await aio_pika.connect(infra.amqp_url)
     async with connection:
         exchange = await (await connection.channel()).get_exchange("events", ensure=False)
-        await exchange.publish(aio_pika.Message(
-            event.model_dump_json().encode(), message_id=str(event.id), content_type="application/json",
-            user_id=own_user(infra.amqp_url), delivery_mode=aio_pika.DeliveryMode.PERSISTENT), type_)
+        await exchange.publish(
+            aio_pika.Message(
+                event.model_dump_json().encode(),
+                message_id=str(event.id),
+                content_type="application/json",
+                user_id=own_user(infra.amqp_url),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            type_,
+        )
     return str(event.id)
 
 
@@ -49,7 +61,8 @@ async def answers(infra: infra_mod.Infra, services: tuple[str, ...], message_id:
 
 
 async def test_an_event_whose_data_is_not_its_model_is_refused_by_every_service_that_registered_it(
-        stack: Stack, infra: infra_mod.Infra) -> None:
+    stack: Stack, infra: infra_mod.Infra
+) -> None:
     org = f"org-{uuid4().hex[:8]}"
     for type_, services in REGISTERED.items():
         event_id = await publish(infra, type_, {"leadId": 42}, org)
@@ -66,8 +79,14 @@ async def test_an_event_whose_data_is_not_its_model_is_refused_by_every_service_
 
 
 async def test_a_confirmation_without_sms_is_done_once_and_sends_nothing(stack: Stack, infra: infra_mod.Infra) -> None:
-    data = {"appointmentId": str(uuid4()), "leadId": str(uuid4()), "confirmedAt": "2030-01-01T10:00:00Z",
-            "confirmedBy": "agent-1", "sendSms": False, "startsAt": "2030-01-02T10:00:00Z"}
+    data = {
+        "appointmentId": str(uuid4()),
+        "leadId": str(uuid4()),
+        "confirmedAt": "2030-01-01T10:00:00Z",
+        "confirmedBy": "agent-1",
+        "sendSms": False,
+        "startsAt": "2030-01-02T10:00:00Z",
+    }
     event_id = await publish(infra, "appointments.confirmed", data, f"org-{uuid4().hex[:8]}")
 
     async def answered() -> bool:

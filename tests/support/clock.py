@@ -1,4 +1,5 @@
 """Time of day in tests: a campaign's send window is local to each lead, and CI runs at any hour."""
+
 from datetime import UTC, datetime
 
 

@@ -1,5 +1,6 @@
 """A TCP port that forwards to a server only while it is open: a database or a broker "coming up" later,
 or one whose answers are held back for a while (`pause`): a publisher confirm that comes late."""
+
 import asyncio
 from contextlib import suppress
 from urllib.parse import urlsplit, urlunsplit
@@ -63,5 +64,6 @@ class Forward:
                 sink.close()
                 self.writers.discard(sink)
 
-        await asyncio.gather(copy(reader, up_writer, None), copy(up_reader, writer, self._answering),
-                             return_exceptions=True)
+        await asyncio.gather(
+            copy(reader, up_writer, None), copy(up_reader, writer, self._answering), return_exceptions=True
+        )

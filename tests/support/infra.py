@@ -5,6 +5,7 @@ servers named by DATABASE_URL / AMQP_URL (local defaults), so it never touches
 the data of a running `make run` stack or of another run. Where neither server is
 reachable but a Docker engine is, they are started with testcontainers instead.
 """
+
 import asyncio
 import json
 import shutil
@@ -83,23 +84,33 @@ def _management_api(amqp_url: str, action: str, *args: str) -> None:
     auth = b64encode(f"{admin}:{parts.password or 'guest'}".encode()).decode()
     if action in ("set_policy", "clear_policy"):  # -p VHOST [--apply-to queues] NAME [PATTERN DEFINITION]
         vhost, name = quote(args[1], safe=""), quote(args[-3] if action == "set_policy" else args[-1], safe="")
-        body = {"pattern": args[-2], "definition": json.loads(args[-1]), "apply-to": "queues"} \
-            if action == "set_policy" else None
+        body = (
+            {"pattern": args[-2], "definition": json.loads(args[-1]), "apply-to": "queues"}
+            if action == "set_policy"
+            else None
+        )
         method, path = ("PUT" if body else "DELETE"), f"/policies/{vhost}/{name}"
     elif action == "set_permissions":  # -p VHOST USER CONFIGURE WRITE READ
         vhost, user, configure, write, read = quote(args[1], safe=""), quote(args[2], safe=""), *args[3:6]
-        method, path, body = "PUT", f"/permissions/{vhost}/{user}", {"configure": configure, "write": write,
-                                                                     "read": read}
+        method, path, body = (
+            "PUT",
+            f"/permissions/{vhost}/{user}",
+            {"configure": configure, "write": write, "read": read},
+        )
     else:
         name = quote(args[0], safe="")
-        method, path, body = {"add_vhost": ("PUT", f"/vhosts/{name}", None),
-                              "delete_vhost": ("DELETE", f"/vhosts/{name}", None),
-                              "add_user": ("PUT", f"/users/{name}", {"password": args[1] if len(args) > 1 else "",
-                                                                    "tags": ""}),
-                              "delete_user": ("DELETE", f"/users/{name}", None)}[action]
-    request = urllib.request.Request(f"http://{parts.hostname}:15672/api{path}", method=method,
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Basic {auth}", "content-type": "application/json"})
+        method, path, body = {
+            "add_vhost": ("PUT", f"/vhosts/{name}", None),
+            "delete_vhost": ("DELETE", f"/vhosts/{name}", None),
+            "add_user": ("PUT", f"/users/{name}", {"password": args[1] if len(args) > 1 else "", "tags": ""}),
+            "delete_user": ("DELETE", f"/users/{name}", None),
+        }[action]
+    request = urllib.request.Request(
+        f"http://{parts.hostname}:15672/api{path}",
+        method=method,
+        data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Basic {auth}", "content-type": "application/json"},
+    )
     urllib.request.urlopen(request, timeout=10).close()
 
 
@@ -117,13 +128,18 @@ def _list_queues(amqp_url: str, containers: tuple, vhost: str) -> list[dict]:
         _code, output = broker.exec(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"])
         return json.loads(output)
     if shutil.which("rabbitmqctl") and urlsplit(amqp_url).hostname in ("127.0.0.1", "localhost", "::1"):
-        done = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"],
-                              check=True, capture_output=True, timeout=60)
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, *columns, "--formatter", "json"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         return json.loads(done.stdout)
     parts = urlsplit(amqp_url)
     auth = b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
-    request = urllib.request.Request(f"http://{parts.hostname}:15672/api/queues/{quote(vhost, safe='')}",
-                                     headers={"Authorization": f"Basic {auth}"})
+    request = urllib.request.Request(
+        f"http://{parts.hostname}:15672/api/queues/{quote(vhost, safe='')}", headers={"Authorization": f"Basic {auth}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         return [{k: q.get(k, 0) for k in columns} for q in json.loads(answer.read())]
 
@@ -136,8 +152,19 @@ async def queues(infra: "Infra") -> dict[str, tuple[int, int]]:
 
 async def set_policy(infra: "Infra", name: str, pattern: str, definition: dict) -> None:
     """A policy on this run's vhost's queues (e.g. a parking queue that refuses every message)."""
-    await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "set_policy", "-p", infra._vhost,
-                            "--apply-to", "queues", name, pattern, json.dumps(definition))
+    await asyncio.to_thread(
+        _rabbitmqctl,
+        infra.amqp_url,
+        infra._containers,
+        "set_policy",
+        "-p",
+        infra._vhost,
+        "--apply-to",
+        "queues",
+        name,
+        pattern,
+        json.dumps(definition),
+    )
 
 
 async def clear_policy(infra: "Infra", name: str) -> None:
@@ -147,8 +174,18 @@ async def clear_policy(infra: "Infra", name: str) -> None:
 async def add_broker_user(infra: Infra, name: str, password: str, configure: str, write: str, read: str) -> str:
     """A RabbitMQ user with permissions on this run's vhost only (an integrating system); its AMQP URL."""
     await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "add_user", name, password)
-    await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "set_permissions", "-p", infra._vhost,
-                            name, configure, write, read)
+    await asyncio.to_thread(
+        _rabbitmqctl,
+        infra.amqp_url,
+        infra._containers,
+        "set_permissions",
+        "-p",
+        infra._vhost,
+        name,
+        configure,
+        write,
+        read,
+    )
     parts = urlsplit(infra.amqp_url)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, f"{quote(name, safe='')}:{quote(password, safe='')}@{host}", parts.path, "", ""))

@@ -5,6 +5,7 @@ letter included, for a header's value): a long string that is not UTF-8, a short
 a 64-bit integer with its top bit set, a timestamp past the year 9999, a header's name that is not UTF-8.
 `install()` patches pamqp's encoder in this (test) process only; every other value encodes as before.
 """
+
 import struct
 import time
 from datetime import datetime
@@ -57,8 +58,12 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    plain_value, plain_string, plain_table, plain_timestamp = (encode.encode_table_value, encode.short_string,
-                                                                encode.field_table, encode.timestamp)
+    plain_value, plain_string, plain_table, plain_timestamp = (
+        encode.encode_table_value,
+        encode.short_string,
+        encode.field_table,
+        encode.timestamp,
+    )
 
     def table_value(value: common.FieldArray | common.FieldTable | common.FieldValue) -> bytes:
         return value.raw if isinstance(value, Raw) else plain_value(value)
@@ -73,7 +78,11 @@ def install() -> None:
         return value.raw[1:] if isinstance(value, Raw) else plain_timestamp(value)
 
     encode.encode_table_value, encode.short_string, encode.field_table, encode.timestamp = (
-        table_value, short, table, stamp)
+        table_value,
+        short,
+        table,
+        stamp,
+    )
     encode.METHODS.update(shortstr=short, table=table, timestamp=stamp)
     _installed = True
 

@@ -1,5 +1,6 @@
 """A resumable screen for tests: connects, resumes from its last position, records what it got;
 and a publisher of events straight onto the `events` exchange (as any system may)."""
+
 import asyncio
 import itertools
 import json
@@ -33,8 +34,11 @@ class ResumingScreen:
 
     async def connect(self, resume: bool = True, **ws_options: Any) -> dict:
         """Open (again), resuming from the last position applied; returns the welcome."""
-        hello: dict = {"type": "hello", "token": self.token or issue(TEST_SECRET, self.org, "viewer"),
-                       "topics": self.topics}
+        hello: dict = {
+            "type": "hello",
+            "token": self.token or issue(TEST_SECRET, self.org, "viewer"),
+            "topics": self.topics,
+        }
         if resume and self.epoch is not None and self.position is not None:
             hello["resume"] = {"epoch": self.epoch, "position": self.position}
         self.ws = await self.http.ws_connect(self.url.replace("http", "ws") + "/ws", **ws_options)
@@ -75,18 +79,35 @@ class ResumingScreen:
 
 
 def envelope(org: str, type_: str = "tests.tick", **data: object) -> dict:
-    return {"id": str(uuid4()), "type": type_, "occurred_at": datetime.now(UTC).isoformat(), "org_id": org,
-            "command_id": None, "correlation_id": None, "data": data}
+    return {
+        "id": str(uuid4()),
+        "type": type_,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "org_id": org,
+        "command_id": None,
+        "correlation_id": None,
+        "data": data,
+    }
 
 
 async def publish_events(channel: aio_pika.abc.AbstractChannel, events: list[dict], batch: int = 200) -> None:
     """Onto `events` as an outbox relay would (persistent, confirmed); `batch` confirms awaited at once."""
     exchange = await channel.get_exchange("events")
     for start in range(0, len(events), batch):
-        await asyncio.gather(*(exchange.publish(
-            aio_pika.Message(json.dumps(event).encode(), message_id=event["id"], headers={"x-org-id": event["org_id"]},
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT), event["type"])
-            for event in events[start:start + batch]))
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(
+                        json.dumps(event).encode(),
+                        message_id=event["id"],
+                        headers={"x-org-id": event["org_id"]},
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    event["type"],
+                )
+                for event in events[start : start + batch]
+            )
+        )
 
 
 def assert_once_in_order(received: list[dict], expected_ids: list[str]) -> None:

@@ -1,4 +1,5 @@
 """A test's handle on the local Twilio sandbox: what it received, how it should misbehave."""
+
 from dataclasses import dataclass
 
 import aiohttp

@@ -3,6 +3,7 @@
 Used by the end-to-end tests and by `make bench`. Each process writes its JSON
 log lines to its own file, so tests can wait on what a service logged.
 """
+
 import asyncio
 import contextlib
 import json
@@ -29,8 +30,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
-                     what: str = "condition") -> Any:
+async def eventually(
+    check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     """Wait until `check()` (sync or async) returns something truthy; return it. Fails after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -56,8 +58,14 @@ class Process:
     def start(self) -> None:
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
-            self.popen = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def running(self) -> bool:
@@ -86,8 +94,11 @@ class Process:
         return lines
 
     def logged(self, event: str, **fields: object) -> list[dict]:
-        return [line for line in self.log_lines()
-                if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())]
+        return [
+            line
+            for line in self.log_lines()
+            if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
+        ]
 
 
 @dataclass
@@ -109,9 +120,16 @@ class Stack:
         return f"http://127.0.0.1:{self.sandbox_port}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        wiring = {"APP_ENV": "development", "JWT_SECRET": TEST_SECRET, "GATEWAY_PORT": str(self.port),
-                  "LOG_JSON": "true", "PUBLIC_URL": self.url, "TWILIO_BASE_URL": self.sandbox_url, "SANDBOX_PORT": str(self.sandbox_port),
-                  "SANDBOX_INBOUND_URL": f"{self.url}/webhooks/twilio/inbound"}
+        wiring = {
+            "APP_ENV": "development",
+            "JWT_SECRET": TEST_SECRET,
+            "GATEWAY_PORT": str(self.port),
+            "LOG_JSON": "true",
+            "PUBLIC_URL": self.url,
+            "TWILIO_BASE_URL": self.sandbox_url,
+            "SANDBOX_PORT": str(self.sandbox_port),
+            "SANDBOX_INBOUND_URL": f"{self.url}/webhooks/twilio/inbound",
+        }
         return {**os.environ, **wiring, **self.base_env, **extra}
 
     def start(self, name: str, module: str | None = None, **extra_env: str) -> Process:
@@ -128,8 +146,9 @@ class Stack:
 
     async def wait_started(self, name: str, timeout: float = 30) -> None:
         process = self.processes[name]
-        await eventually(lambda: process.logged("service.started") or not process.running, timeout,
-                         what=f"{name} to start")
+        await eventually(
+            lambda: process.logged("service.started") or not process.running, timeout, what=f"{name} to start"
+        )
         assert process.running, f"{name} exited: {process.log_path.read_text()[-2000:]}"
 
     async def wait_gateway_ready(self, timeout: float = 30) -> None:
@@ -145,10 +164,12 @@ class Stack:
 
 async def wait_http(url: str, timeout: float, what: str) -> None:
     async with aiohttp.ClientSession() as http:
+
         async def ok() -> bool:
             try:
                 async with http.get(url) as response:
                     return response.status == 200
             except aiohttp.ClientError:
                 return False
+
         await eventually(ok, timeout, 0.1, what)

@@ -16,15 +16,20 @@ def test_a_token_round_trips() -> None:
     assert (principal.org, principal.user) == ("org-1", "user-1")
 
 
-@pytest.mark.parametrize("token", [
-    jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) - 40}, SECRET, algorithm="HS256"),  # expired (past the 30 s leeway)
-    jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "t" * 64, algorithm="HS256"),  # other key
-    jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),  # no org
-    jwt.encode({"org": "o", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),  # no sub
-    jwt.encode({"sub": "u", "org": "o"}, SECRET, algorithm="HS256"),  # no exp
-    jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, SECRET, algorithm="HS512"),  # other alg
-    "not-a-token",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        jwt.encode(
+            {"sub": "u", "org": "o", "exp": int(time.time()) - 40}, SECRET, algorithm="HS256"
+        ),  # expired (past the 30 s leeway)
+        jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, "t" * 64, algorithm="HS256"),  # other key
+        jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),  # no org
+        jwt.encode({"org": "o", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),  # no sub
+        jwt.encode({"sub": "u", "org": "o"}, SECRET, algorithm="HS256"),  # no exp
+        jwt.encode({"sub": "u", "org": "o", "exp": int(time.time()) + 60}, SECRET, algorithm="HS512"),  # other alg
+        "not-a-token",
+    ],
+)
 def test_bad_tokens_are_refused(token: str) -> None:
     with pytest.raises(BadToken):
         decode(token, SECRET)
@@ -64,16 +69,19 @@ def later(**offsets: int) -> dict:
 RULES = TokenRules(SECRET, issuer="crm-dev", audience="crm", leeway=30, max_lifetime=24 * 3600, require_iat=True)
 
 
-@pytest.mark.parametrize(("token_claims", "why"), [
-    (claims(), "iss"),  # neither iss nor aud
-    (claims(iss="crm-dev"), "aud"),
-    (claims(iss="someone-else", aud="crm"), "issuer"),
-    (claims(iss="crm-dev", aud="another-app"), "audience"),
-    ({"exp": 25 * 3600}, "longer than 24 h"),
-    ({**claims(iss="crm-dev", aud="crm"), "iat": None}, "iat"),  # no iat, in production
-    ({"exp": -40}, "expired"),  # past the leeway
-    ({"iat": 120}, "not valid yet"),  # issued in the future
-])
+@pytest.mark.parametrize(
+    ("token_claims", "why"),
+    [
+        (claims(), "iss"),  # neither iss nor aud
+        (claims(iss="crm-dev"), "aud"),
+        (claims(iss="someone-else", aud="crm"), "issuer"),
+        (claims(iss="crm-dev", aud="another-app"), "audience"),
+        ({"exp": 25 * 3600}, "longer than 24 h"),
+        ({**claims(iss="crm-dev", aud="crm"), "iat": None}, "iat"),  # no iat, in production
+        ({"exp": -40}, "expired"),  # past the leeway
+        ({"iat": 120}, "not valid yet"),  # issued in the future
+    ],
+)
 def test_token_rules(token_claims: dict, why: str) -> None:
     if "sub" not in token_claims:  # offsets: made now
         token_claims = later(**token_claims)

@@ -1,5 +1,6 @@
 """The blob store's contract, the same tests for the directory store and for the S3 store (against
 moto's S3 server on 127.0.0.1), and the collector of blobs no document refers to."""
+
 import asyncio
 import hashlib
 import os
@@ -47,8 +48,9 @@ def moto_s3() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["dir", "s3"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BlobStore]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[BlobStore]:
     if request.param == "dir":
         made: BlobStore = DirectoryStore(tmp_path / "blobs")
     else:

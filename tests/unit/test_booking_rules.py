@@ -1,4 +1,5 @@
 """Appointment rules: confirm, reschedule, cancel, complete, no-show, clashes."""
+
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -62,8 +63,9 @@ def test_the_same_time_and_length_is_no_change(status: S) -> None:
 
 @pytest.mark.parametrize("status", CLOSED)
 def test_a_closed_appointment_cannot_be_rescheduled(status: S) -> None:
-    body = refusal(AppointmentClosed, domain.check_reschedule, "a1", status, LATER, 30, LATER + timedelta(days=1),
-                   30, NOW)
+    body = refusal(
+        AppointmentClosed, domain.check_reschedule, "a1", status, LATER, 30, LATER + timedelta(days=1), 30, NOW
+    )
     assert (body["status"], body["type"], body["currentStatus"]) == (409, "/problems/appointment-closed", status)
 
 
@@ -128,23 +130,30 @@ def test_a_closed_appointment_cannot_be_closed_another_way(target: S, status: S)
 
 # Clashes -------------------------------------------------------------------------
 def slot(minutes_from_now: int, length: int, status: S = S.scheduled) -> dict:
-    return {"id": f"at{minutes_from_now}", "starts_at": NOW + timedelta(minutes=minutes_from_now),
-            "duration_minutes": length, "status": status}
+    return {
+        "id": f"at{minutes_from_now}",
+        "starts_at": NOW + timedelta(minutes=minutes_from_now),
+        "duration_minutes": length,
+        "status": status,
+    }
 
 
-@pytest.mark.parametrize(("other", "clash"), [
-    (slot(0, 60), True),      # the same slot
-    (slot(-30, 31), True),    # ends a minute into it
-    (slot(59, 30), True),     # starts in its last minute
-    (slot(10, 10), True),     # inside it
-    (slot(-60, 180), True),   # around it
-    (slot(-30, 30), False),   # ends as it starts
-    (slot(60, 30), False),    # starts as it ends
-    (slot(120, 30), False),
-    (slot(0, 60, S.confirmed), True),
-    (slot(0, 60, S.cancelled), False),
-    (slot(0, 60, S.completed), False),
-    (slot(0, 60, S.no_show), False),
-])
+@pytest.mark.parametrize(
+    ("other", "clash"),
+    [
+        (slot(0, 60), True),  # the same slot
+        (slot(-30, 31), True),  # ends a minute into it
+        (slot(59, 30), True),  # starts in its last minute
+        (slot(10, 10), True),  # inside it
+        (slot(-60, 180), True),  # around it
+        (slot(-30, 30), False),  # ends as it starts
+        (slot(60, 30), False),  # starts as it ends
+        (slot(120, 30), False),
+        (slot(0, 60, S.confirmed), True),
+        (slot(0, 60, S.cancelled), False),
+        (slot(0, 60, S.completed), False),
+        (slot(0, 60, S.no_show), False),
+    ],
+)
 def test_clashes_are_the_open_appointments_that_overlap(other: dict, clash: bool) -> None:
     assert domain.clashes(NOW, 60, [other]) == ([other] if clash else [])

@@ -36,8 +36,15 @@ def open_breaker(b: CircuitBreaker) -> None:
 
 
 def test_defaults_are_resilience4j_like() -> None:
-    assert BreakerConfig() == BreakerConfig(window=20, min_calls=10, failure_rate=50.0, slow_call_duration=None,
-                                            slow_call_rate=100.0, wait_open=30.0, half_open_calls=3)
+    assert BreakerConfig() == BreakerConfig(
+        window=20,
+        min_calls=10,
+        failure_rate=50.0,
+        slow_call_duration=None,
+        slow_call_rate=100.0,
+        wait_open=30.0,
+        half_open_calls=3,
+    )
 
 
 def test_failures_before_the_minimum_number_of_calls_do_not_open_it(clock: Clock) -> None:
@@ -149,12 +156,27 @@ def test_state_changes_are_reported(clock: Clock) -> None:
     calls(b, failures=3)
     clock.now += 30
     calls(b, successes=3)
-    assert changes == [(State.CLOSED, State.OPEN), (State.OPEN, State.HALF_OPEN), (State.HALF_OPEN, State.OPEN),
-                       (State.OPEN, State.HALF_OPEN), (State.HALF_OPEN, State.CLOSED)]
+    assert changes == [
+        (State.CLOSED, State.OPEN),
+        (State.OPEN, State.HALF_OPEN),
+        (State.HALF_OPEN, State.OPEN),
+        (State.OPEN, State.HALF_OPEN),
+        (State.HALF_OPEN, State.CLOSED),
+    ]
 
 
-@pytest.mark.parametrize("config", [dict(window=0), dict(min_calls=0), dict(failure_rate=0), dict(failure_rate=101),
-                                    dict(wait_open=-1), dict(half_open_calls=0), dict(slow_call_duration=-1)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(window=0),
+        dict(min_calls=0),
+        dict(failure_rate=0),
+        dict(failure_rate=101),
+        dict(wait_open=-1),
+        dict(half_open_calls=0),
+        dict(slow_call_duration=-1),
+    ],
+)
 def test_a_nonsensical_config_is_refused(config: dict) -> None:
     with pytest.raises(ValueError):
         BreakerConfig(**config)

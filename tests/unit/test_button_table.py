@@ -1,5 +1,6 @@
 """GET /api/buttons is made from the rows (shared/buttons.py, services/gateway/catalog.py), and the console
 types none of it again: no path under /api but the table's own, no problem type."""
+
 import hashlib
 import json
 import re
@@ -24,16 +25,27 @@ def test_every_button_is_in_the_table_as_its_row_says() -> None:
     for row in BUTTONS:
         entry = buttons[row.name]
         assert (entry.method, entry.path, entry.fields, entry.selector, entry.upload, entry.status) == (
-            "POST", row.path, list(row.fields), row.selector, row.upload, row.status)
+            "POST",
+            row.path,
+            list(row.fields),
+            row.selector,
+            row.upload,
+            row.status,
+        )
         assert entry.body == SCHEMAS + row.command.__name__ and entry.reply == SCHEMAS + row.reply.__name__
         assert entry.events == [e.TYPE for e in row.events]
         own = {PROBLEMS[r][2] for r in row.refusals}
         every = {PROBLEMS[r][2] for r in EVERY_BUTTON}
         assert own | every <= set(entry.refusals) <= TYPES, row.name
     assert buttons["update_lead_status"].fields == [] and buttons["start_campaign"].fields == ["campaignId"]
-    assert {"/problems/forbidden-status-change", "/problems/status-conflict", "/problems/not-found",
-            "/problems/validation", "/problems/unauthorized", "/problems/unavailable"} <= set(
-        buttons["update_lead_status"].refusals)
+    assert {
+        "/problems/forbidden-status-change",
+        "/problems/status-conflict",
+        "/problems/not-found",
+        "/problems/validation",
+        "/problems/unauthorized",
+        "/problems/unavailable",
+    } <= set(buttons["update_lead_status"].refusals)
     assert "/problems/too-large" in buttons["attach_document"].refusals  # an upload's own
     assert "/problems/malformed-json" not in buttons["attach_document"].refusals
 
@@ -65,8 +77,10 @@ def test_the_problems_are_the_one_table_keyed_by_type() -> None:
 def test_the_schemas_it_points_to_are_in_the_openapi_document() -> None:
     schemas = document()["components"]["schemas"]
     published_table = table()
-    refs = [*(ref for b in published_table.buttons.values() for ref in (b.body, b.reply)),
-            *(r.reply for r in published_table.reads.values())]
+    refs = [
+        *(ref for b in published_table.buttons.values() for ref in (b.body, b.reply)),
+        *(r.reply for r in published_table.reads.values()),
+    ]
     for ref in refs:
         assert ref.startswith(SCHEMAS) and ref.removeprefix(SCHEMAS) in schemas, ref
     assert "ButtonTable" in schemas
@@ -91,7 +105,7 @@ def test_every_route_row_is_routed_and_documented_from_the_same_row() -> None:
         assert (operation.get("security") == []) == row.public
         for refusal in row.refusals:
             assert str(PROBLEMS[refusal][0]) in operation["responses"], (row.name, refusal)
-    assert PUBLIC == {"/api/buttons"}
+    assert {"/api/buttons"} == PUBLIC
     button = paths["/api/leads/update-status"]["post"]
     assert "/problems/status-conflict" in button["x-refusals"] and button["x-events"] == ["leads.status_changed"]
 

@@ -1,4 +1,5 @@
 """Campaign rules with a controllable clock: quiet hours, the send rate, status moves, counts, outcomes."""
+
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from uuid import uuid4
@@ -30,15 +31,18 @@ def at(text: str) -> datetime:
 
 
 # Quiet hours -------------------------------------------------------------------------
-@pytest.mark.parametrize(("now", "expected"), [
-    ("2030-01-15T12:00:00+01:00", "2030-01-15T12:00:00+01:00"),  # inside: now
-    ("2030-01-15T08:00:00+01:00", "2030-01-15T08:00:00+01:00"),  # the window opens at sendFrom (included)
-    ("2030-01-15T20:59:59+01:00", "2030-01-15T20:59:59+01:00"),
-    ("2030-01-15T21:00:00+01:00", "2030-01-16T08:00:00+01:00"),  # sendUntil is excluded: tomorrow morning
-    ("2030-01-15T23:30:00+01:00", "2030-01-16T08:00:00+01:00"),
-    ("2030-01-15T03:00:00+01:00", "2030-01-15T08:00:00+01:00"),  # before the window: this morning
-    ("2030-12-31T22:00:00+01:00", "2031-01-01T08:00:00+01:00"),  # across the year
-])
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2030-01-15T12:00:00+01:00", "2030-01-15T12:00:00+01:00"),  # inside: now
+        ("2030-01-15T08:00:00+01:00", "2030-01-15T08:00:00+01:00"),  # the window opens at sendFrom (included)
+        ("2030-01-15T20:59:59+01:00", "2030-01-15T20:59:59+01:00"),
+        ("2030-01-15T21:00:00+01:00", "2030-01-16T08:00:00+01:00"),  # sendUntil is excluded: tomorrow morning
+        ("2030-01-15T23:30:00+01:00", "2030-01-16T08:00:00+01:00"),
+        ("2030-01-15T03:00:00+01:00", "2030-01-15T08:00:00+01:00"),  # before the window: this morning
+        ("2030-12-31T22:00:00+01:00", "2031-01-01T08:00:00+01:00"),  # across the year
+    ],
+)
 def test_a_send_in_quiet_hours_waits_for_the_next_allowed_moment(now: str, expected: str) -> None:
     assert rules.next_allowed(at(now), PARIS, *DAY) == at(expected)
 
@@ -69,14 +73,17 @@ def test_a_deferred_send_is_never_dropped_whatever_the_clock() -> None:
         assert time(9, 30) <= local < time(9, 45)
 
 
-@pytest.mark.parametrize(("own", "phone", "zone"), [
-    ("Asia/Tokyo", "+14155550100", "Asia/Tokyo"),  # the lead's own zone wins
-    (None, "+14155550100", "America/Los_Angeles"),  # else its number's (San Francisco)
-    (None, "+33142685300", PARIS),
-    (None, "+447700900123", "UTC"),  # a number whose zone is unknown ("Etc/Unknown")
-    ("Not/AZone", "+14155550100", "America/Los_Angeles"),
-    (None, "not a number", "UTC"),
-])
+@pytest.mark.parametrize(
+    ("own", "phone", "zone"),
+    [
+        ("Asia/Tokyo", "+14155550100", "Asia/Tokyo"),  # the lead's own zone wins
+        (None, "+14155550100", "America/Los_Angeles"),  # else its number's (San Francisco)
+        (None, "+33142685300", PARIS),
+        (None, "+447700900123", "UTC"),  # a number whose zone is unknown ("Etc/Unknown")
+        ("Not/AZone", "+14155550100", "America/Los_Angeles"),
+        (None, "not a number", "UTC"),
+    ],
+)
 def test_the_leads_time_zone(own: str | None, phone: str, zone: str) -> None:
     assert rules.zone_name(own, phone) == zone
 
@@ -84,8 +91,11 @@ def test_the_leads_time_zone(own: str | None, phone: str, zone: str) -> None:
 def test_the_window_must_be_a_local_time_of_day_and_open_before_it_closes() -> None:
     base = {"name": "Spring", "templateId": "t", "leadIds": ["a"]}
     assert CreateCampaign.model_validate(base).sendFrom == time(8, 0)
-    for bad in ({"sendFrom": "21:00", "sendUntil": "08:00"}, {"sendFrom": "08:00+02:00"},
-                {"sendFrom": "10:00", "sendUntil": "10:00"}):
+    for bad in (
+        {"sendFrom": "21:00", "sendUntil": "08:00"},
+        {"sendFrom": "08:00+02:00"},
+        {"sendFrom": "10:00", "sendUntil": "10:00"},
+    ):
         with pytest.raises(ValidationError):
             CreateCampaign.model_validate({**base, **bad})
 

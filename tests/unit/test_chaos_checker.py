@@ -1,5 +1,6 @@
 """The chaos checker judges: a press whose effect is missing is lost, one done twice is duplicated, an effect
 nobody pressed for is unexpected. Shown on a campaign's start (three SMS) and a refund, with the state made here."""
+
 from random import Random
 
 from chaos import checker
@@ -21,8 +22,22 @@ def state_for(press: Press, texts: list[str], sent: int = 3) -> State:
     state = State(texts=[{"to": phone, "body": BODY} for phone in texts])
     for i, count in enumerate(press.counts):
         state.counts[(press.seq, i)] = 1 if count.label == "campaign completed" else sent
-    state.rows = {what: [] for what in ("leads", "status moves", "appointments", "sms", "proposals", "payments",
-                                        "contracts", "refunds", "templates", "campaigns", "documents")}
+    state.rows = {
+        what: []
+        for what in (
+            "leads",
+            "status moves",
+            "appointments",
+            "sms",
+            "proposals",
+            "payments",
+            "contracts",
+            "refunds",
+            "templates",
+            "campaigns",
+            "documents",
+        )
+    }
     return state
 
 
@@ -41,7 +56,9 @@ def test_a_lead_texted_twice_is_a_duplicate_and_one_not_texted_is_lost() -> None
 
 def test_fewer_targets_sent_is_lost_only_for_an_accepted_press() -> None:
     press = start()
-    assert "targets sent: 2 rows, wanted 3" in checker.press_findings(press, state_for(press, PHONES, sent=2), {})["lost"]
+    assert (
+        "targets sent: 2 rows, wanted 3" in checker.press_findings(press, state_for(press, PHONES, sent=2), {})["lost"]
+    )
     press.outcome = "unresolved"  # it may never have been applied: fewer is not lost
     assert checker.press_findings(press, state_for(press, [], sent=0), {})["lost"] == []
 
@@ -53,8 +70,11 @@ def test_a_campaign_sms_or_a_refund_no_press_asked_for_is_unexpected() -> None:
     state.rows["refunds"] = [{"claim": "refund-nobody"}]
     state.rows["campaigns"] = [{"claim": "campaign-nobody"}]
     found = checker.unexpected_effects([press], state)
-    assert found == {"refunds": ["refund-nobody"], "campaigns": ["campaign-nobody"],
-                     "sandbox SMS": ["+14155559999: Chaos campaign (nobody's)"]}
+    assert found == {
+        "refunds": ["refund-nobody"],
+        "campaigns": ["campaign-nobody"],
+        "sandbox SMS": ["+14155559999: Chaos campaign (nobody's)"],
+    }
 
 
 def test_a_lead_texted_by_a_campaign_whose_window_is_shut_is_unexpected() -> None:

@@ -1,5 +1,6 @@
 """The Python client's live feed against a gateway that says 1013 (too many replays, or too slow): it
 comes back with exponential backoff and full jitter, resuming from where it was, until it is served."""
+
 import asyncio
 from types import SimpleNamespace
 
@@ -21,8 +22,9 @@ async def test_a_1013_is_retried_with_growing_jittered_waits_and_resumed(monkeyp
             await ws.close(code=1013, message=b"too many replays for this user: resume after a backoff")
             return ws
         await ws.send_json({"type": "welcome", "epoch": "e", "recovered": True, "position": 5})
-        await ws.send_json({"type": "event", "topic": "leads.created", "id": "x", "position": 6, "epoch": "e",
-                            "data": {}})
+        await ws.send_json(
+            {"type": "event", "topic": "leads.created", "id": "x", "position": 6, "epoch": "e", "data": {}}
+        )
         await ws.receive()  # until the client goes
         return ws
 
@@ -32,8 +34,14 @@ async def test_a_1013_is_retried_with_growing_jittered_waits_and_resumed(monkeyp
     # The waits are drawn from 0 to a ceiling (full jitter): record the ceilings, and wait none.
     monkeypatch.setattr(live, "random", SimpleNamespace(uniform=lambda low, high: ceilings.append((low, high)) or 0.0))
     async with TestServer(app) as server:
-        stream = live.subscribe(str(server.make_url("/")), "token", ["leads.*"], live.Resume("e", 5), 5.0,
-                                RetryPolicy(backoff=0.25, backoff_max=4.0))
+        stream = live.subscribe(
+            str(server.make_url("/")),
+            "token",
+            ["leads.*"],
+            live.Resume("e", 5),
+            5.0,
+            RetryPolicy(backoff=0.25, backoff_max=4.0),
+        )
         event = await asyncio.wait_for(anext(stream), 30)
         await stream.aclose()
     assert isinstance(event, live.Event) and event.position == 6

@@ -1,5 +1,6 @@
 """The Python client's pure parts: retry decisions, backoff, the resume bookkeeping, the offline
 store, the SMS breaker's rules, the requests each button makes."""
+
 import asyncio
 from types import SimpleNamespace
 
@@ -15,11 +16,24 @@ from services.gateway.auth import issue
 from tests.support.stack import TEST_SECRET
 
 
-@pytest.mark.parametrize(("status", "headers", "retried"), [
-    (429, {}, True), (502, {}, True), (503, {"Retry-After": "1"}, True), (504, {}, True),
-    (409, {"Retry-After": "2"}, True), (409, {}, False), (404, {}, False), (422, {}, False), (400, {}, False),
-    (401, {}, False), (200, {}, False), (202, {}, False), (500, {}, False),
-])
+@pytest.mark.parametrize(
+    ("status", "headers", "retried"),
+    [
+        (429, {}, True),
+        (502, {}, True),
+        (503, {"Retry-After": "1"}, True),
+        (504, {}, True),
+        (409, {"Retry-After": "2"}, True),
+        (409, {}, False),
+        (404, {}, False),
+        (422, {}, False),
+        (400, {}, False),
+        (401, {}, False),
+        (200, {}, False),
+        (202, {}, False),
+        (500, {}, False),
+    ],
+)
 def test_what_is_retried(status: int, headers: dict, retried: bool) -> None:
     if retried:
         with pytest.raises(Retryable):
@@ -43,13 +57,15 @@ def test_backoff_is_full_jitter_but_never_sooner_than_asked() -> None:
     for attempt in range(1, 10):
         plain = SimpleNamespace(attempt_number=attempt, outcome=SimpleNamespace(exception=lambda: Retryable("x")))
         assert 0 <= wait(plain) <= min(4.0, 0.5 * 2 ** (attempt - 1))
-        asked = SimpleNamespace(attempt_number=attempt,
-                                outcome=SimpleNamespace(exception=lambda: Retryable("x", 503, None, 2.5)))
+        asked = SimpleNamespace(
+            attempt_number=attempt, outcome=SimpleNamespace(exception=lambda: Retryable("x", 503, None, 2.5))
+        )
         assert wait(asked) >= 2.5
 
 
 def test_refusals_are_typed() -> None:
     from crm_client.errors import refusal
+
     assert isinstance(refusal(404, {}), crm_client.NotFound)
     assert isinstance(refusal(409, {}), crm_client.Conflict)
     assert isinstance(refusal(422, {}), crm_client.Invalid) and isinstance(refusal(400, {}), crm_client.Invalid)
@@ -58,12 +74,18 @@ def test_refusals_are_typed() -> None:
 
 
 def test_buttons_use_the_gateway_field_names() -> None:
-    assert buttons.update_lead_status("l1", "won", "new").body == {"leadId": "l1", "status": "won",
-                                                                   "expectedStatus": "new"}
+    assert buttons.update_lead_status("l1", "won", "new").body == {
+        "leadId": "l1",
+        "status": "won",
+        "expectedStatus": "new",
+    }
     assert buttons.bulk_update_lead_status(["a", "b"], "lost").body == {"leadIds": ["a", "b"], "status": "lost"}
     assert buttons.confirm_booking("a1", send_sms=True).body == {"appointmentId": "a1", "sendSms": True}
     assert buttons.create_appointment("l1", "2030-01-02T15:00:00Z", 30).body == {
-        "leadId": "l1", "startsAt": "2030-01-02T15:00:00Z", "durationMinutes": 30}
+        "leadId": "l1",
+        "startsAt": "2030-01-02T15:00:00Z",
+        "durationMinutes": 30,
+    }
     assert buttons.sms_history_path("a/b") == "/api/leads/a%2Fb/sms-history"
     with pytest.raises(ValueError):
         buttons.send_sms("l1")

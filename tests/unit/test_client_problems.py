@@ -1,6 +1,7 @@
 """The Python client's refusals (crm_client/problems.py, generated from shared/problems.py): a class per row
 with the server's name, row and relations, each still the error the client raised for its status before;
 a problem answer raised as the class of its type, or of its status when the type is not in the table."""
+
 import crm_client
 import pytest
 from crm_client import errors
@@ -28,21 +29,32 @@ def test_every_row_of_the_table_has_its_class() -> None:
 def test_the_registry_is_the_servers_most_general_class_of_each_type() -> None:
     assert {t: c.__name__ for t, c in client.BY_TYPE.items()} == {t: c.__name__ for t, c in server.BY_TYPE.items()}
     assert client.BY_TYPE["/problems/too-large"] is client.TooLarge
-    classes: list[type[crm_client.Rejected]] = [c for c in vars(client).values()
-                                                 if isinstance(c, type) and issubclass(c, crm_client.Rejected)
-                                                 and c.__module__ == client.__name__]
+    classes: list[type[crm_client.Rejected]] = [
+        c
+        for c in vars(client).values()
+        if isinstance(c, type) and issubclass(c, crm_client.Rejected) and c.__module__ == client.__name__
+    ]
     assert len(classes) == len(server.PROBLEMS)
     assert all(issubclass(c, client.BY_TYPE[c.type]) for c in classes)
 
 
-@pytest.mark.parametrize(("refusal", "raised_before"), [
-    (client.ForbiddenMove, crm_client.Conflict), (client.StatusConflict, crm_client.Conflict),
-    (client.Invalid, crm_client.Invalid), (client.MalformedJson, crm_client.Invalid),
-    (client.NotFound, crm_client.NotFound), (client.Unauthorized, crm_client.Unauthorized),
-    (client.BadSignature, crm_client.Unauthorized), (client.TooLarge, crm_client.Refused),
-    (client.RangeNotSatisfiable, crm_client.Refused), (client.ContentMissing, crm_client.ServerError),
-    (client.CommandParked, crm_client.ServerError), (client.Unavailable, crm_client.Unreachable),
-])
+@pytest.mark.parametrize(
+    ("refusal", "raised_before"),
+    [
+        (client.ForbiddenMove, crm_client.Conflict),
+        (client.StatusConflict, crm_client.Conflict),
+        (client.Invalid, crm_client.Invalid),
+        (client.MalformedJson, crm_client.Invalid),
+        (client.NotFound, crm_client.NotFound),
+        (client.Unauthorized, crm_client.Unauthorized),
+        (client.BadSignature, crm_client.Unauthorized),
+        (client.TooLarge, crm_client.Refused),
+        (client.RangeNotSatisfiable, crm_client.Refused),
+        (client.ContentMissing, crm_client.ServerError),
+        (client.CommandParked, crm_client.ServerError),
+        (client.Unavailable, crm_client.Unreachable),
+    ],
+)
 def test_each_class_is_still_what_the_client_raised_for_it(refusal: type, raised_before: type) -> None:
     assert issubclass(refusal, raised_before)
 
@@ -59,7 +71,11 @@ def test_a_refusal_of_the_server_arrives_as_its_class() -> None:
         error = rejected(sent.status, sent.body)
         assert type(error) is client.BY_TYPE[sent.type], refusal
         assert (error.status, error.type, error.title, error.detail) == (
-            sent.status, sent.type, sent.body["title"], sent.body["detail"])
+            sent.status,
+            sent.type,
+            sent.body["title"],
+            sent.body["detail"],
+        )
         assert error.body == error.problem == sent.body
 
 
@@ -71,8 +87,10 @@ def test_the_fields_a_refusal_adds_ride_in_the_body() -> None:
     assert str(error) == "409 Status change not allowed: lead 1 cannot move from won to new"
 
 
-@pytest.mark.parametrize(("status", "raised"), [
-    (404, crm_client.NotFound), (405, crm_client.Refused), (422, crm_client.Invalid), (500, crm_client.ServerError)])
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [(404, crm_client.NotFound), (405, crm_client.Refused), (422, crm_client.Invalid), (500, crm_client.ServerError)],
+)
 def test_a_problem_of_another_type_is_the_error_of_its_status(status: int, raised: type[crm_client.Rejected]) -> None:
     error = rejected(status, server.http_error(status, "Some title", "GET /x: some title"))
     assert type(error) is raised

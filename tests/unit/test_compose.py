@@ -9,6 +9,7 @@ it reads and checks the file without an engine). With deploy/.env.example as the
 
 `make test` installs docker-compose when it is missing; without it these tests fail with the command to run.
 """
+
 import os
 import re
 import shutil
@@ -25,8 +26,17 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 SANDBOX = "twilio-sandbox"
-REQUIRED = ["RABBITMQ_USER", "RABBITMQ_PASSWORD", "POSTGRES_USER", "POSTGRES_PASSWORD", "JWT_SECRET", "PUBLIC_URL",
-            "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"]
+REQUIRED = [
+    "RABBITMQ_USER",
+    "RABBITMQ_PASSWORD",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "JWT_SECRET",
+    "PUBLIC_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM_NUMBER",
+]
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|_SID$")
 Config = dict[str, Any]
 
@@ -84,8 +94,13 @@ def published(service: Config) -> list[tuple[str, str]]:
             ports.append((port.get("host_ip") or "0.0.0.0", str(port.get("published", ""))))
         else:
             parts = str(port).rsplit(":", 2)
-            ports.append(("0.0.0.0", parts[0]) if len(parts) == 2 else (parts[0], parts[1]) if len(parts) == 3
-                         else ("0.0.0.0", ""))
+            ports.append(
+                ("0.0.0.0", parts[0])
+                if len(parts) == 2
+                else (parts[0], parts[1])
+                if len(parts) == 3
+                else ("0.0.0.0", "")
+            )
     return ports
 
 
@@ -144,10 +159,14 @@ def test_the_database_has_a_password_and_no_trust() -> None:
     # initdb trusts the socket and 127.0.0.1 unless told (--auth-local, --auth-host); the image's line for every
     # other address takes POSTGRES_HOST_AUTH_METHOD.
     assert postgres.get("POSTGRES_HOST_AUTH_METHOD") == "scram-sha-256"
-    assert set(postgres.get("POSTGRES_INITDB_ARGS", "").split()) >= {"--auth-local=scram-sha-256",
-                                                                    "--auth-host=scram-sha-256"}
+    assert set(postgres.get("POSTGRES_INITDB_ARGS", "").split()) >= {
+        "--auth-local=scram-sha-256",
+        "--auth-host=scram-sha-256",
+    }
     assert (postgres.get("POSTGRES_USER"), postgres["POSTGRES_PASSWORD"]) == (
-        values["POSTGRES_USER"], values["POSTGRES_PASSWORD"])
+        values["POSTGRES_USER"],
+        values["POSTGRES_PASSWORD"],
+    )
     for name, service in services.items():
         if "DATABASE_URL" in env(service):
             url = urlsplit(env(service)["DATABASE_URL"])
@@ -203,14 +222,18 @@ def test_the_example_documents_every_variable_and_holds_no_secret() -> None:
 
 def test_the_dev_override_points_sms_at_the_sandbox() -> None:
     services = resolve(ENV_EXAMPLE, "--profile", "dev", files=(COMPOSE, COMPOSE.with_name("docker-compose.dev.yml")))[
-        "services"]
+        "services"
+    ]
     sms, gateway, sandbox = env(services["sms"]), env(services["gateway"]), env(services[SANDBOX])
     assert urlsplit(sms["TWILIO_BASE_URL"])[:2] == ("http", f"{SANDBOX}:{sandbox['SANDBOX_PORT']}")
     assert sms["APP_ENV"] == "development"  # production refuses a TWILIO_BASE_URL that is not Twilio's
-    assert (sms["TWILIO_ACCOUNT_SID"], sms["TWILIO_AUTH_TOKEN"]) == (sandbox["TWILIO_ACCOUNT_SID"],
-                                                                     sandbox["TWILIO_AUTH_TOKEN"])
+    assert (sms["TWILIO_ACCOUNT_SID"], sms["TWILIO_AUTH_TOKEN"]) == (
+        sandbox["TWILIO_ACCOUNT_SID"],
+        sandbox["TWILIO_AUTH_TOKEN"],
+    )
     # The sandbox signs its webhooks over the URL it calls; the gateway checks them over its PUBLIC_URL.
     assert sandbox["SANDBOX_INBOUND_URL"] == f"{gateway['PUBLIC_URL']}/webhooks/twilio/inbound"
     assert sms["PUBLIC_URL"] == gateway["PUBLIC_URL"]
     assert {n: env(s)["APP_ENV"] for n, s in services.items() if n not in ("sms", SANDBOX)} == dict.fromkeys(
-        set(services) - {"sms", SANDBOX}, "production")
+        set(services) - {"sms", SANDBOX}, "production"
+    )

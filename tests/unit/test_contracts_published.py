@@ -1,4 +1,5 @@
 """The published contracts come from the same pydantic models the code uses."""
+
 import importlib
 import json
 from pathlib import Path
@@ -22,12 +23,15 @@ def test_asyncapi_lists_the_commands_and_events_and_matches_the_committed_copy(m
     assert committed["components"] == spec["components"], "run `make asyncapi` to refresh docs/asyncapi/leads.json"
 
 
-@pytest.mark.parametrize(("service", "channels"), [
-    ("bookings", {"bookings.commands", "appointments.created", "appointments.confirmed", "appointments.cancelled"}),
-    ("proposals", {"proposals.commands", "proposals.sent", "payments.recorded", "contracts.signed"}),
-    ("sms", {"sms.commands", "sms.sent", "sms.failed", "sms.status_changed", "sms.opt_out_changed"}),
-    ("documents", {"documents.commands", "documents.attached", "documents.deleted"}),
-])
+@pytest.mark.parametrize(
+    ("service", "channels"),
+    [
+        ("bookings", {"bookings.commands", "appointments.created", "appointments.confirmed", "appointments.cancelled"}),
+        ("proposals", {"proposals.commands", "proposals.sent", "payments.recorded", "contracts.signed"}),
+        ("sms", {"sms.commands", "sms.sent", "sms.failed", "sms.status_changed", "sms.opt_out_changed"}),
+        ("documents", {"documents.commands", "documents.attached", "documents.deleted"}),
+    ],
+)
 def test_every_service_publishes_its_asyncapi(monkeypatch, service: str, channels: set[str]) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("RETRY_DELAYS", raising=False)
     module = importlib.import_module(f"services.{service}.app")
@@ -40,19 +44,31 @@ def test_every_service_publishes_its_asyncapi(monkeypatch, service: str, channel
 def test_openapi_request_bodies_are_the_command_models() -> None:
     doc = document()
     body = doc["paths"]["/api/leads/update-status"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body == {"oneOf": [{"$ref": "#/components/schemas/UpdateLeadStatus"},
-                              {"$ref": "#/components/schemas/BulkUpdateLeadStatus"}]}
+    assert body == {
+        "oneOf": [
+            {"$ref": "#/components/schemas/UpdateLeadStatus"},
+            {"$ref": "#/components/schemas/BulkUpdateLeadStatus"},
+        ]
+    }
     assert doc["components"]["schemas"]["BulkUpdateLeadStatus"]["properties"]["leadIds"]["maxItems"] == 1000
 
 
 def test_openapi_covers_every_button() -> None:
     paths = set(document()["paths"])
-    assert {"/api/appointments", "/api/bookings/confirm", "/api/leads/send-sms", "/api/leads/{leadId}/sms-history",
-            "/api/sms/templates", "/webhooks/twilio/status", "/webhooks/twilio/inbound"} <= paths
+    assert {
+        "/api/appointments",
+        "/api/bookings/confirm",
+        "/api/leads/send-sms",
+        "/api/leads/{leadId}/sms-history",
+        "/api/sms/templates",
+        "/webhooks/twilio/status",
+        "/webhooks/twilio/inbound",
+    } <= paths
 
 
 def test_the_client_is_generated_from_the_current_table() -> None:
     from shared.tools import clientgen
+
     assert clientgen.main(["--check"]) == 0, "run `make client` to regenerate crm_client/buttons.py and problems.py"
 
 

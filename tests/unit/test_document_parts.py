@@ -1,5 +1,6 @@
 """The gateway's pure parts of documents: the type told from the first bytes, the Range header,
 the file name and the Content-Disposition."""
+
 import io
 import zipfile
 
@@ -23,35 +24,56 @@ def zipped() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize(("head", "kind"), [
-    (PDF, "application/pdf"), (PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"),
-    (zipped(), "application/zip"), (b"BMW parts list\n", "text/plain"), ("Grüße, Ada\r\n".encode(), "text/plain"),
-    (b"", "text/plain"), (b"\x00\x01\x02binary", None), ("é".encode()[:1], "text/plain"),  # a character cut short
-])
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (PDF, "application/pdf"),
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg"),
+        (GIF, "image/gif"),
+        (zipped(), "application/zip"),
+        (b"BMW parts list\n", "text/plain"),
+        ("Grüße, Ada\r\n".encode(), "text/plain"),
+        (b"", "text/plain"),
+        (b"\x00\x01\x02binary", None),
+        ("é".encode()[:1], "text/plain"),  # a character cut short
+    ],
+)
 def test_the_first_bytes_say_what_a_file_is(head: bytes, kind: str | None) -> None:
     assert identify(head) == kind
 
 
-@pytest.mark.parametrize(("declared", "filename", "head", "stored"), [
-    ("application/pdf", "a.pdf", PDF, "application/pdf"),
-    ("image/jpg", "a.jpg", JPEG, "image/jpeg"),  # an alias
-    (DOCX, "a.docx", zipped(), DOCX),  # a zip container agrees with a zip
-    ("text/csv; charset=utf-8", "a.csv", b"a,b\n1,2\n", "text/csv"),
-    (None, "report.pdf", PDF, "application/pdf"),
-    ("application/octet-stream", "notes.docx", zipped(), DOCX),  # the name's type, the bytes agreeing
-    ("application/octet-stream", "photo.pdf", PNG, "image/png"),  # the name lies: the bytes win
-    (None, "data.bin", b"\x00\x01\x02", "application/octet-stream"),
-    ("video/mp4", "a.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4"),  # a kind we cannot check: as declared
-])
-def test_a_declared_type_the_bytes_agree_with_is_kept(declared: str | None, filename: str, head: bytes,
-                                                      stored: str) -> None:
+@pytest.mark.parametrize(
+    ("declared", "filename", "head", "stored"),
+    [
+        ("application/pdf", "a.pdf", PDF, "application/pdf"),
+        ("image/jpg", "a.jpg", JPEG, "image/jpeg"),  # an alias
+        (DOCX, "a.docx", zipped(), DOCX),  # a zip container agrees with a zip
+        ("text/csv; charset=utf-8", "a.csv", b"a,b\n1,2\n", "text/csv"),
+        (None, "report.pdf", PDF, "application/pdf"),
+        ("application/octet-stream", "notes.docx", zipped(), DOCX),  # the name's type, the bytes agreeing
+        ("application/octet-stream", "photo.pdf", PNG, "image/png"),  # the name lies: the bytes win
+        (None, "data.bin", b"\x00\x01\x02", "application/octet-stream"),
+        ("video/mp4", "a.mp4", b"\x00\x00\x00\x18ftypmp42", "video/mp4"),  # a kind we cannot check: as declared
+    ],
+)
+def test_a_declared_type_the_bytes_agree_with_is_kept(
+    declared: str | None, filename: str, head: bytes, stored: str
+) -> None:
     assert content_type(declared, filename, head) == stored
 
 
-@pytest.mark.parametrize(("declared", "head"), [
-    ("application/pdf", PNG), ("image/png", b"just some text\n"), ("text/plain", b"\x00\x01\x02binary"),
-    ("application/pdf", b"\x00\x01\x02binary"), (DOCX, PDF), ("video/mp4", PDF),
-])
+@pytest.mark.parametrize(
+    ("declared", "head"),
+    [
+        ("application/pdf", PNG),
+        ("image/png", b"just some text\n"),
+        ("text/plain", b"\x00\x01\x02binary"),
+        ("application/pdf", b"\x00\x01\x02binary"),
+        (DOCX, PDF),
+        ("video/mp4", PDF),
+    ],
+)
 def test_a_declared_type_the_bytes_contradict_is_refused(declared: str, head: bytes) -> None:
     with pytest.raises(Mismatch):
         content_type(declared, "file", head)
@@ -62,11 +84,20 @@ def ranged(value: str | None, if_range: str | None = None) -> object:
     return make_mocked_request("GET", "/", headers=headers)
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    (None, None), ("bytes=0-9", (0, 10)), ("bytes=5-", (5, 100)), ("bytes=-10", (90, 100)),
-    ("bytes=90-500", (90, 100)), ("bytes=-500", (0, 100)), ("bytes=9-5", None), ("bytes=0-1,5-6", None),
-    ("items=0-5", None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 10)),
+        ("bytes=5-", (5, 100)),
+        ("bytes=-10", (90, 100)),
+        ("bytes=90-500", (90, 100)),
+        ("bytes=-500", (0, 100)),
+        ("bytes=9-5", None),
+        ("bytes=0-1,5-6", None),
+        ("items=0-5", None),
+    ],
+)
 def test_one_range_is_served_and_others_are_ignored(header: str | None, expected: tuple[int, int] | None) -> None:
     assert byte_range(ranged(header), 100, '"e"') == expected  # type: ignore[arg-type]
 
@@ -90,8 +121,9 @@ def test_file_names_lose_folders_and_control_characters() -> None:
 
 
 def test_content_disposition_carries_any_name() -> None:
-    assert disposition("Grüße \"2024\".pdf") == (
-        "attachment; filename=\"Gr__e _2024_.pdf\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%222024%22.pdf")
+    assert disposition('Grüße "2024".pdf') == (
+        "attachment; filename=\"Gr__e _2024_.pdf\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%222024%22.pdf"
+    )
 
 
 def test_openapi_says_the_upload_is_multipart_and_where_the_bytes_are() -> None:
@@ -100,7 +132,8 @@ def test_openapi_says_the_upload_is_multipart_and_where_the_bytes_are() -> None:
     paths = document()["paths"]
     upload = paths["/api/leads/{leadId}/documents"]["post"]
     assert upload["operationId"] == "attach_document" and set(upload["requestBody"]["content"]) == {
-        "multipart/form-data"}
+        "multipart/form-data"
+    }
     assert {"413", "415"} <= set(upload["responses"])
     content = paths["/api/documents/{documentId}/content"]["get"]
     assert {"200", "206", "304", "404", "416"} <= set(content["responses"])

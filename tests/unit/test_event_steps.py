@@ -1,6 +1,7 @@
 """Typed events (shared/consumer.py `Step`, shared/service.py `Service.event`): an event's data is parsed once as
 its model and handed over typed; data that is not its model is a refusal naming its fields; `when` false is
 nothing to do; a service's work queue is bound to what it registers, and to nothing else."""
+
 import importlib
 from datetime import UTC, datetime
 from typing import Any
@@ -32,21 +33,36 @@ class Texting(Effect[AppointmentConfirmed, str]):
     async def perform(self, pool: asyncpg.Pool, command: AppointmentConfirmed, meta: Meta) -> str:
         return command.leadId
 
-    async def record(self, conn: asyncpg.Connection, command: AppointmentConfirmed, meta: Meta,
-                     result: str) -> Outcome:
+    async def record(self, conn: asyncpg.Connection, command: AppointmentConfirmed, meta: Meta, result: str) -> Outcome:
         raise AssertionError("not run here")
 
 
 def created(**data: Any) -> Event:
-    lead = {"leadId": str(uuid4()), "name": "Ada", "phone": "+14155550100", "email": None, "status": "new",
-            "createdAt": datetime.now(UTC).isoformat(), "by": "agent-1"}
+    lead = {
+        "leadId": str(uuid4()),
+        "name": "Ada",
+        "phone": "+14155550100",
+        "email": None,
+        "status": "new",
+        "createdAt": datetime.now(UTC).isoformat(),
+        "by": "agent-1",
+    }
     return Event(type=LeadCreated.TYPE, org_id="org-1", data={**lead, **data})
 
 
 def confirmed(send_sms: bool) -> Event:
-    return Event(type=AppointmentConfirmed.TYPE, org_id="org-1", data={
-        "appointmentId": "a1", "leadId": "l1", "confirmedAt": datetime.now(UTC).isoformat(), "confirmedBy": "agent-1",
-        "sendSms": send_sms, "startsAt": datetime.now(UTC).isoformat()})
+    return Event(
+        type=AppointmentConfirmed.TYPE,
+        org_id="org-1",
+        data={
+            "appointmentId": "a1",
+            "leadId": "l1",
+            "confirmedAt": datetime.now(UTC).isoformat(),
+            "confirmedBy": "agent-1",
+            "sendSms": send_sms,
+            "startsAt": datetime.now(UTC).isoformat(),
+        },
+    )
 
 
 def test_a_command_is_given_as_it_came() -> None:
@@ -83,13 +99,16 @@ async def test_when_false_is_nothing_to_do_and_answered_ignored() -> None:
     assert (await runs.run(None, data, META)).reply == IGNORED  # touches nothing: no connection needed
 
 
-@pytest.mark.parametrize(("service", "events"), [
-    ("leads", (ProposalSent.TYPE, ProposalAccepted.TYPE, ProposalDeclined.TYPE)),
-    ("bookings", (LeadCreated.TYPE,)),
-    ("sms", (LeadCreated.TYPE, AppointmentConfirmed.TYPE)),
-    ("proposals", (LeadCreated.TYPE,)),
-    ("documents", (LeadCreated.TYPE,)),
-])
+@pytest.mark.parametrize(
+    ("service", "events"),
+    [
+        ("leads", (ProposalSent.TYPE, ProposalAccepted.TYPE, ProposalDeclined.TYPE)),
+        ("bookings", (LeadCreated.TYPE,)),
+        ("sms", (LeadCreated.TYPE, AppointmentConfirmed.TYPE)),
+        ("proposals", (LeadCreated.TYPE,)),
+        ("documents", (LeadCreated.TYPE,)),
+    ],
+)
 def test_a_service_binds_the_events_it_registers(service: str, events: tuple[str, ...]) -> None:
     app = importlib.import_module(f"services.{service}.app")
     assert app.build(app.SETTINGS()).subscriptions == events

@@ -5,10 +5,20 @@ from shared.contracts.leads import LeadStatus as S
 from shared.problems import Rejected
 
 ALLOWED = {
-    (S.new, S.contacted), (S.new, S.qualified), (S.new, S.proposal), (S.new, S.won), (S.new, S.lost),
-    (S.contacted, S.qualified), (S.contacted, S.proposal), (S.contacted, S.won), (S.contacted, S.lost),
-    (S.qualified, S.proposal), (S.qualified, S.won), (S.qualified, S.lost),
-    (S.proposal, S.won), (S.proposal, S.lost),
+    (S.new, S.contacted),
+    (S.new, S.qualified),
+    (S.new, S.proposal),
+    (S.new, S.won),
+    (S.new, S.lost),
+    (S.contacted, S.qualified),
+    (S.contacted, S.proposal),
+    (S.contacted, S.won),
+    (S.contacted, S.lost),
+    (S.qualified, S.proposal),
+    (S.qualified, S.won),
+    (S.qualified, S.lost),
+    (S.proposal, S.won),
+    (S.proposal, S.lost),
     (S.lost, S.new),
 }
 
@@ -45,11 +55,14 @@ def test_bulk_reasons() -> None:
     assert domain.bulk_failure_reason(S.new, S.won) is None
 
 
-@pytest.mark.parametrize(("raw", "region", "e164"), [
-    ("(202) 555-0143", "US", "+12025550143"),
-    ("+44 20 7946 0958", "US", "+442079460958"),
-    ("020 7946 0958", "GB", "+442079460958"),
-])
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("(202) 555-0143", "US", "+12025550143"),
+        ("+44 20 7946 0958", "US", "+442079460958"),
+        ("020 7946 0958", "GB", "+442079460958"),
+    ],
+)
 def test_phone_numbers_are_stored_as_e164(raw: str, region: str, e164: str) -> None:
     assert domain.normalize_phone(raw, region) == e164
 

@@ -1,4 +1,5 @@
 """Background loops never die (shared/loops.py) and stalled messages are noticed (shared/stalls.py)."""
+
 import asyncio
 from types import SimpleNamespace
 

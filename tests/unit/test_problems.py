@@ -1,4 +1,5 @@
 """Every named refusal is in the one table, and is answered as the table says."""
+
 from shared import problems
 from shared.problems import PROBLEMS, ForbiddenMove, Rejected
 
@@ -16,5 +17,10 @@ def test_every_refusal_has_its_row() -> None:
 def test_a_refusal_is_answered_from_its_row() -> None:
     reply = ForbiddenMove("lead 1 cannot move from won to new", currentStatus="won").reply()
     assert reply.status == 409
-    assert reply.body == {"type": "/problems/forbidden-status-change", "title": "Status change not allowed",
-                          "status": 409, "detail": "lead 1 cannot move from won to new", "currentStatus": "won"}
+    assert reply.body == {
+        "type": "/problems/forbidden-status-change",
+        "title": "Status change not allowed",
+        "status": 409,
+        "detail": "lead 1 cannot move from won to new",
+        "currentStatus": "won",
+    }

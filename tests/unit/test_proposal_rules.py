@@ -1,4 +1,5 @@
 """The rules of proposals, payments and contracts (services/proposals/domain.py), and the timeline's words."""
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,7 +53,10 @@ def test_an_expired_proposal_cannot_be_accepted() -> None:
 def test_a_declined_proposal_cannot_be_accepted_nor_an_accepted_one_declined() -> None:
     problem = refused(domain.check_accept, "p1", P.declined, LATER, NOW)
     assert (problem.status, kind(problem), problem.body["currentStatus"]) == (
-        409, "/problems/proposal-not-open", "declined")
+        409,
+        "/problems/proposal-not-open",
+        "declined",
+    )
     problem = refused(domain.check_decline, "p1", P.accepted)
     assert (kind(problem), problem.body["currentStatus"]) == ("/problems/proposal-not-open", "accepted")
 
@@ -70,8 +74,9 @@ def test_balance_is_integer_minor_units() -> None:
     assert isinstance(domain.balance(10, 3), int)
 
 
-def pay(status: P = P.accepted, currency: str = "USD", balance: int = 1000, amount: int = 400,
-        paid_currency: str = "USD") -> None:
+def pay(
+    status: P = P.accepted, currency: str = "USD", balance: int = 1000, amount: int = 400, paid_currency: str = "USD"
+) -> None:
     domain.check_payment("p1", status, currency, balance, amount, paid_currency)
 
 
@@ -84,13 +89,19 @@ def test_a_payment_up_to_the_balance_is_taken() -> None:
 def test_payments_only_against_an_accepted_proposal(status: P) -> None:
     problem = refused(pay, status)
     assert (problem.status, kind(problem), problem.body["currentStatus"]) == (
-        409, "/problems/proposal-not-accepted", str(status))
+        409,
+        "/problems/proposal-not-accepted",
+        str(status),
+    )
 
 
 def test_a_payment_in_another_currency_is_refused() -> None:
     problem = refused(pay, P.accepted, "EUR")
     assert (problem.status, kind(problem), problem.body["expectedCurrency"]) == (
-        422, "/problems/currency-mismatch", "EUR")
+        422,
+        "/problems/currency-mismatch",
+        "EUR",
+    )
 
 
 def test_a_payment_above_the_balance_is_refused_naming_the_balance() -> None:
@@ -105,7 +116,10 @@ def test_the_same_reference_is_the_same_payment_only_with_the_same_terms() -> No
     for asked in (("p2", 500, "USD"), ("p1", 501, "USD"), ("p1", 500, "EUR")):
         problem = refused(domain.is_same_payment, "ref-1", "pay-1", ("p1", 500, "USD"), asked)
         assert (problem.status, kind(problem), problem.body["paymentId"]) == (
-            409, "/problems/reference-reused", "pay-1")
+            409,
+            "/problems/reference-reused",
+            "pay-1",
+        )
 
 
 def test_a_refund_never_exceeds_what_is_left_of_the_payment() -> None:
@@ -114,7 +128,10 @@ def test_a_refund_never_exceeds_what_is_left_of_the_payment() -> None:
     for amount, refunded in ((501, 0), (201, 300), (1, 500)):
         problem = refused(domain.check_refund, "pay-1", amount, 500, refunded)
         assert (problem.status, kind(problem), problem.body["refundableMinor"]) == (
-            409, "/problems/refund-too-large", 500 - refunded)
+            409,
+            "/problems/refund-too-large",
+            500 - refunded,
+        )
 
 
 # Contracts -------------------------------------------------------------------------
@@ -126,9 +143,15 @@ def test_a_contract_comes_from_an_accepted_proposal_one_open_at_a_time() -> None
     assert (problem.status, kind(problem), problem.body["contractId"]) == (409, "/problems/conflict", "c1")
 
 
-MOVES = {(C.draft, C.sent): True, (C.sent, C.sent): False,
-         (C.draft, C.signed): True, (C.sent, C.signed): True,
-         (C.draft, C.void): True, (C.sent, C.void): True, (C.void, C.void): False}
+MOVES = {
+    (C.draft, C.sent): True,
+    (C.sent, C.sent): False,
+    (C.draft, C.signed): True,
+    (C.sent, C.signed): True,
+    (C.draft, C.void): True,
+    (C.sent, C.void): True,
+    (C.void, C.void): False,
+}
 
 
 @pytest.mark.parametrize("status", list(C))
@@ -139,7 +162,10 @@ def test_every_contract_move_follows_the_table(status: C, target: C) -> None:
     else:  # a signed contract never changes (signing it again included); a void one is closed too
         problem = refused(domain.check_contract_move, "c1", status, target)
         assert (problem.status, kind(problem), problem.body["currentStatus"]) == (
-            409, "/problems/contract-closed", str(status))
+            409,
+            "/problems/contract-closed",
+            str(status),
+        )
 
 
 def test_signed_at_may_not_be_in_the_future() -> None:
@@ -149,33 +175,64 @@ def test_signed_at_may_not_be_in_the_future() -> None:
 
 
 def test_every_refusal_has_its_row_in_the_problem_table() -> None:
-    used = {domain.Invalid, domain.ProposalNotOpen, domain.ProposalExpired, domain.ProposalNotAccepted,
-            domain.CurrencyMismatch, domain.Overpayment, domain.ReferenceReused, domain.RefundTooLarge,
-            domain.AlreadyExists, domain.ContractClosed}
+    used = {
+        domain.Invalid,
+        domain.ProposalNotOpen,
+        domain.ProposalExpired,
+        domain.ProposalNotAccepted,
+        domain.CurrencyMismatch,
+        domain.Overpayment,
+        domain.ReferenceReused,
+        domain.RefundTooLarge,
+        domain.AlreadyExists,
+        domain.ContractClosed,
+    }
     assert used <= set(PROBLEMS)
 
 
 # The timeline's words --------------------------------------------------------------
-@pytest.mark.parametrize(("minor", "currency", "text"), [
-    (150_000, "USD", "1,500.00 USD"), (5, "EUR", "0.05 EUR"), (0, "USD", "0.00 USD"), (1500, "JPY", "1,500 JPY"),
-    (1_234, "KWD", "1.234 KWD"), (10**13, "USD", "100,000,000,000.00 USD"), (-250, "USD", "-2.50 USD"),
-])
+@pytest.mark.parametrize(
+    ("minor", "currency", "text"),
+    [
+        (150_000, "USD", "1,500.00 USD"),
+        (5, "EUR", "0.05 EUR"),
+        (0, "USD", "0.00 USD"),
+        (1500, "JPY", "1,500 JPY"),
+        (1_234, "KWD", "1.234 KWD"),
+        (10**13, "USD", "100,000,000,000.00 USD"),
+        (-250, "USD", "-2.50 USD"),
+    ],
+)
 def test_money_is_written_from_integers(minor: int, currency: str, text: str) -> None:
     assert timeline.money(minor, currency) == text
 
 
 def test_summaries() -> None:
-    sent = ProposalSent(proposalId="p1", leadId="l1", title="Website", amountMinor=150_000, currency="USD",
-                        validUntil=LATER, by="u")
+    sent = ProposalSent(
+        proposalId="p1", leadId="l1", title="Website", amountMinor=150_000, currency="USD", validUntil=LATER, by="u"
+    )
     assert timeline.proposal_sent(sent) == "Proposal “Website” sent: 1,500.00 USD, valid until 2030-01-08"
     assert timeline.proposal_declined("Website", None) == "Proposal “Website” declined"
     assert timeline.proposal_declined("Website", "too dear") == "Proposal “Website” declined: too dear"
-    recorded = PaymentRecorded(paymentId="x", proposalId="p1", leadId="l1", amountMinor=50_000, currency="USD",
-                               method="card", externalReference="ch_1", balanceMinor=100_000, at=NOW, by="u")
-    assert timeline.payment_recorded(recorded) == ("Payment of 500.00 USD recorded (card, ref ch_1); "
-                                                   "balance 1,000.00 USD")
+    recorded = PaymentRecorded(
+        paymentId="x",
+        proposalId="p1",
+        leadId="l1",
+        amountMinor=50_000,
+        currency="USD",
+        method="card",
+        externalReference="ch_1",
+        balanceMinor=100_000,
+        at=NOW,
+        by="u",
+    )
+    assert timeline.payment_recorded(recorded) == (
+        "Payment of 500.00 USD recorded (card, ref ch_1); balance 1,000.00 USD"
+    )
     common = dict(contractId="c1", proposalId="p1", leadId="l1", at=NOW, by="u")
     assert timeline.contract_changed(ContractSigned(status=C.signed, signerName="Ada", **common), "Website") == (
-        "Contract for “Website” signed by Ada")
+        "Contract for “Website” signed by Ada"
+    )
     assert timeline.contract_changed(ContractVoided(status=C.void, reason="typo", **common), "Website") == (
-        "Contract for “Website” voided: typo")
+        "Contract for “Website” voided: typo"
+    )

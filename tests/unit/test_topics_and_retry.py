@@ -7,20 +7,23 @@ from shared.retry import RetryPolicy
 from shared.topology import ServiceTopology
 
 
-@pytest.mark.parametrize(("pattern", "topic", "expected"), [
-    ("leads.*", "leads.created", True),
-    ("leads.*", "leads.status_changed", True),
-    ("leads.*", "leads", False),
-    ("leads.*", "leads.a.b", False),
-    ("leads.#", "leads", True),
-    ("leads.#", "leads.a.b", True),
-    ("#", "anything.at.all", True),
-    ("#.created", "leads.created", True),
-    ("#.created", "created", True),
-    ("*.created", "appointments.created", True),
-    ("leads.created", "leads.status_changed", False),
-    ("sms.*", "leads.created", False),
-])
+@pytest.mark.parametrize(
+    ("pattern", "topic", "expected"),
+    [
+        ("leads.*", "leads.created", True),
+        ("leads.*", "leads.status_changed", True),
+        ("leads.*", "leads", False),
+        ("leads.*", "leads.a.b", False),
+        ("leads.#", "leads", True),
+        ("leads.#", "leads.a.b", True),
+        ("#", "anything.at.all", True),
+        ("#.created", "leads.created", True),
+        ("#.created", "created", True),
+        ("*.created", "appointments.created", True),
+        ("leads.created", "leads.status_changed", False),
+        ("sms.*", "leads.created", False),
+    ],
+)
 def test_amqp_topic_patterns(pattern: str, topic: str, expected: bool) -> None:
     assert topic_matches(pattern, topic) is expected
 

@@ -1,5 +1,6 @@
 """The gateway's reading of an upload (services/gateway/uploads.py) on a small app of its own: what a
 multipart body may hold, and that a refused one leaves nothing in the blob store."""
+
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,20 +49,28 @@ async def test_the_file_is_stored_and_its_claim_check_returned(client: TestClien
     assert (tmp_path / "blobs" / sha[:2] / sha).read_bytes() == b"hello, world\n"
 
 
-@pytest.mark.parametrize(("data", "headers", "status", "problem"), [
-    (b"x", {"Content-Type": "multipart/form-data"}, 400, "/problems/malformed-multipart"),  # no boundary
-    (b"garbage", {"Content-Type": "multipart/form-data; boundary=abc"}, 400, "/problems/malformed-multipart"),
-    (b'--abc\r\nContent-Disposition: form-data; name="\x1e\x16"\r\n\r\nx\r\n--abc--\r\n',  # a control character
-     {"Content-Type": "multipart/form-data; boundary=abc"}, 400, "/problems/malformed-multipart"),
-    (b'{"file": "x"}', {"Content-Type": "application/json"}, 415, "/problems/unsupported-media-type"),
-    (form(("file", b"a", "a.txt"), ("file", b"b", "b.txt")), {}, 422, "/problems/validation"),  # two files
-    (form(("note", "hi", None), ("file", b"a", "a.txt")), {}, 422, "/problems/validation"),  # another part
-    (form(("attachment", b"a", "a.txt")), {}, 422, "/problems/validation"),  # not the part named `file`
-    (form(("file", b"a", "")), {}, 422, "/problems/validation"),  # no file name
-    (form(("file", b"x" * (LIMIT + 1), "big.txt")), {}, 413, "/problems/too-large"),
-])
-async def test_what_an_upload_may_not_be(client: TestClient, tmp_path: Path, data: object, headers: dict[str, str],
-                                         status: int, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("data", "headers", "status", "problem"),
+    [
+        (b"x", {"Content-Type": "multipart/form-data"}, 400, "/problems/malformed-multipart"),  # no boundary
+        (b"garbage", {"Content-Type": "multipart/form-data; boundary=abc"}, 400, "/problems/malformed-multipart"),
+        (
+            b'--abc\r\nContent-Disposition: form-data; name="\x1e\x16"\r\n\r\nx\r\n--abc--\r\n',  # a control character
+            {"Content-Type": "multipart/form-data; boundary=abc"},
+            400,
+            "/problems/malformed-multipart",
+        ),
+        (b'{"file": "x"}', {"Content-Type": "application/json"}, 415, "/problems/unsupported-media-type"),
+        (form(("file", b"a", "a.txt"), ("file", b"b", "b.txt")), {}, 422, "/problems/validation"),  # two files
+        (form(("note", "hi", None), ("file", b"a", "a.txt")), {}, 422, "/problems/validation"),  # another part
+        (form(("attachment", b"a", "a.txt")), {}, 422, "/problems/validation"),  # not the part named `file`
+        (form(("file", b"a", "")), {}, 422, "/problems/validation"),  # no file name
+        (form(("file", b"x" * (LIMIT + 1), "big.txt")), {}, 413, "/problems/too-large"),
+    ],
+)
+async def test_what_an_upload_may_not_be(
+    client: TestClient, tmp_path: Path, data: object, headers: dict[str, str], status: int, problem: str
+) -> None:
     got, body = await post(client, data, **headers)
     assert (got, body["type"]) == (status, problem), body
     assert not list((tmp_path / "blobs").glob("*/*.part"))  # nothing half-written left behind

@@ -1,4 +1,5 @@
 """The hub's fan-out, its seam between a replay and live records, and a replay that fails, on an in-memory log."""
+
 import asyncio
 import json
 import random
@@ -82,10 +83,17 @@ class MemoryLog:
             position += 1
 
 
-def hub_with(log: MemoryLog | None = None, queue_size: int = 100_000, max_replays: int = 64,
-             max_replays_per_user: int = 4) -> Hub:
-    hub = Hub("s" * 40, queue_size=queue_size, hello_timeout=1, allowed_origins=set(), max_replays=max_replays,
-              max_replays_per_user=max_replays_per_user)
+def hub_with(
+    log: MemoryLog | None = None, queue_size: int = 100_000, max_replays: int = 64, max_replays_per_user: int = 4
+) -> Hub:
+    hub = Hub(
+        "s" * 40,
+        queue_size=queue_size,
+        hello_timeout=1,
+        allowed_origins=set(),
+        max_replays=max_replays,
+        max_replays_per_user=max_replays_per_user,
+    )
     hub.reader = log  # type: ignore[assignment]
     return hub
 
@@ -176,9 +184,17 @@ async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_hea
     log.head = 9
     hub = hub_with(log, max_replays=3, max_replays_per_user=2)
     # Queues of 2 that nobody reads: each replay stops after its welcome and one event, holding its slot.
-    opened = {name: screen(org, queue_size=2, user=user) for name, org, user in [
-        ("a1", "org", "a"), ("a2", "org", "a"), ("a3", "org", "a"), ("same-name", "org2", "a"), ("b", "org", "b"),
-        ("c", "org", "c")]}
+    opened = {
+        name: screen(org, queue_size=2, user=user)
+        for name, org, user in [
+            ("a1", "org", "a"),
+            ("a2", "org", "a"),
+            ("a3", "org", "a"),
+            ("same-name", "org2", "a"),
+            ("b", "org", "b"),
+            ("c", "org", "c"),
+        ]
+    }
     for one in opened.values():
         hub.screens.setdefault(one.org, set()).add(one)
         await hub.replays.start(one, Resume(epoch="e1", position=0), log)
@@ -223,15 +239,19 @@ class FailingLog(MemoryLog):
         raise self.error
 
 
-@pytest.mark.parametrize(("error", "bug"), [
-    (ConnectionError("the event log's channel closed"), False),
-    (aiormq.exceptions.ChannelInvalidStateError("<Channel: 1> closed"), False),
-    (aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED"), False),
-    (RuntimeError("a bug"), True),
-    (KeyError("x-stream-offset"), True),
-])
+@pytest.mark.parametrize(
+    ("error", "bug"),
+    [
+        (ConnectionError("the event log's channel closed"), False),
+        (aiormq.exceptions.ChannelInvalidStateError("<Channel: 1> closed"), False),
+        (aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED"), False),
+        (RuntimeError("a bug"), True),
+        (KeyError("x-stream-offset"), True),
+    ],
+)
 async def test_a_replay_that_fails_closes_1011_and_a_bug_is_logged_with_its_traceback(
-        error: BaseException, bug: bool) -> None:
+    error: BaseException, bug: bool
+) -> None:
     log = FailingLog(error)
     for n in range(10):
         log.append("org", n)
@@ -262,7 +282,13 @@ async def test_a_live_event_whose_organisation_is_no_string_goes_nowhere() -> No
 
 def test_the_close_codes_are_the_shared_tables() -> None:
     assert {name: close.code for name, close in CLOSES.items()} == {
-        "bad_message": 4400, "bad_token": 4401, "other_principal": 4403, "hello_timeout": 4408,
-        "try_again_later": 1013, "log_unavailable": 1011, "going_away": 1001}
+        "bad_message": 4400,
+        "bad_token": 4401,
+        "other_principal": 4403,
+        "hello_timeout": 4408,
+        "try_again_later": 1013,
+        "log_unavailable": 1011,
+        "going_away": 1001,
+    }
     assert (BAD_MESSAGE, BAD_TOKEN, OTHER_PRINCIPAL, HELLO_TIMEOUT) == (4400, 4401, 4403, 4408)
     assert (TOO_SLOW, TOO_MANY_REPLAYS, LOG_UNAVAILABLE, GOING_AWAY) == (1013, 1013, 1011, 1001)

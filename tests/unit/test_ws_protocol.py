@@ -1,6 +1,7 @@
 """One socket's protocol in process (services/gateway/ws/protocol.py): a refused origin, a log that is not
 readable, and what becomes of the socket's tasks when it ends. The hello's refusals are tested end to end
 (tests/e2e/test_websocket.py)."""
+
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -94,4 +95,5 @@ async def test_a_task_that_fails_other_than_by_a_vanished_client_is_logged_with_
             await asyncio.sleep(0.01)  # it has failed before the socket ends
             await _end(task)
     assert [(line["event"], line["task"], line.get("exc_info")) for line in logged] == [
-        ("ws.task_failed", "ws.send", True)]  # the goodbye is not logged; the bug is
+        ("ws.task_failed", "ws.send", True)
+    ]  # the goodbye is not logged; the bug is

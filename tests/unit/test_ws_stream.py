@@ -1,5 +1,6 @@
 """What the gateway's log reader (services/gateway/stream.py) counts as a lost connection, and what it leaves
 to surface as a bug. (A connection cut under a replay, on the real broker: tests/integration/test_stream_reader.py.)"""
+
 from types import SimpleNamespace
 
 import aiormq
@@ -8,20 +9,24 @@ import pytest
 from services.gateway.stream import CONNECTION_ERRORS, _channel
 
 
-@pytest.mark.parametrize("error", [
-    aiormq.exceptions.AMQPConnectionError("Server connection unexpectedly closed"),
-    aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED"),
-    aiormq.exceptions.ChannelClosed(None, None),
-    aiormq.exceptions.ChannelInvalidStateError("<Channel: 1> closed"),
-    ConnectionResetError("Connection lost"),
-    TimeoutError(),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        aiormq.exceptions.AMQPConnectionError("Server connection unexpectedly closed"),
+        aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED"),
+        aiormq.exceptions.ChannelClosed(None, None),
+        aiormq.exceptions.ChannelInvalidStateError("<Channel: 1> closed"),
+        ConnectionResetError("Connection lost"),
+        TimeoutError(),
+    ],
+)
 def test_what_a_lost_connection_raises_is_a_connection_error(error: Exception) -> None:
     assert isinstance(error, CONNECTION_ERRORS)
 
 
-@pytest.mark.parametrize("error", [RuntimeError("a bug"), KeyError("x-stream-offset"), AttributeError("x"),
-                                   TypeError("x"), ValueError("x")])
+@pytest.mark.parametrize(
+    "error", [RuntimeError("a bug"), KeyError("x-stream-offset"), AttributeError("x"), TypeError("x"), ValueError("x")]
+)
 def test_a_bug_is_not_a_connection_error(error: Exception) -> None:
     assert not isinstance(error, CONNECTION_ERRORS)
 

@@ -1,5 +1,6 @@
 """Topic patterns compiled once per socket (services/gateway/topics.py): AMQP semantics exactly, in time
 linear in the topic whatever the pattern."""
+
 import random
 import time
 
@@ -31,32 +32,36 @@ def test_the_compiled_patterns_agree_with_the_definition(seed: int) -> None:
     assert 500 < matched < 4500  # both answers were tried often
 
 
-@pytest.mark.parametrize(("pattern", "topic", "expected"), [
-    ("a+b.(x)", "a+b.(x)", True),  # no word is a regular expression
-    ("a+b.(x)", "aab.x", False),
-    ("[.\\", "[.\\", True),
-    ("lea*ds.#", "leads.created", False),  # `*` and `#` are wildcards only as whole words
-    ("lea*ds.#", "lea*ds", True),
-    ("a#.b", "a#.b", True),
-    ("a", "ab", False),
-    ("#.a", "x.ab", False),
-    ("#.a.#", "ab.ab.ba", False),
-    ("a.*.b", "a..b", True),  # a topic's empty word is still a word
-    ("*", "", True),
-    ("#", "", True),
-    ("#", "x.y.z", True),
-    ("#.#.#", "x", True),
-    ("x.\n", "x.\n", True),
-    ("x.*", "x.\n", True),
-])
+@pytest.mark.parametrize(
+    ("pattern", "topic", "expected"),
+    [
+        ("a+b.(x)", "a+b.(x)", True),  # no word is a regular expression
+        ("a+b.(x)", "aab.x", False),
+        ("[.\\", "[.\\", True),
+        ("lea*ds.#", "leads.created", False),  # `*` and `#` are wildcards only as whole words
+        ("lea*ds.#", "lea*ds", True),
+        ("a#.b", "a#.b", True),
+        ("a", "ab", False),
+        ("#.a", "x.ab", False),
+        ("#.a.#", "ab.ab.ba", False),
+        ("a.*.b", "a..b", True),  # a topic's empty word is still a word
+        ("*", "", True),
+        ("#", "", True),
+        ("#", "x.y.z", True),
+        ("#.#.#", "x", True),
+        ("x.\n", "x.\n", True),
+        ("x.*", "x.\n", True),
+    ],
+)
 def test_words_are_literal_and_only_whole_words_are_wildcards(pattern: str, topic: str, expected: bool) -> None:
     assert topic_matches(pattern, topic) is expected
 
 
 def test_a_socket_matches_any_of_its_patterns() -> None:
     topics = Topics(["leads.status_changed", "sms.*", "sms.*", "#.confirmed"])
-    assert [topics.match(t) for t in ("leads.status_changed", "leads.created", "sms.sent", "appointments.confirmed")] \
-        == [True, False, True, True]
+    assert [
+        topics.match(t) for t in ("leads.status_changed", "leads.created", "sms.sent", "appointments.confirmed")
+    ] == [True, False, True, True]
     assert len(topics._compiled) == 3  # the same pattern twice is compiled once
 
 

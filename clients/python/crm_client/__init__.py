@@ -10,6 +10,7 @@ order; `subscribe()` resumes the event stream across reconnections.
 A refusal is raised as its own class (`crm_client.problems.ForbiddenMove`, ...), generated from the
 server's table; each is also one of the errors below (`Conflict`...), and all are `Rejected`.
 """
+
 from crm_client import problems
 from crm_client.client import Client
 from crm_client.errors import (
@@ -28,6 +29,23 @@ from crm_client.errors import (
 from crm_client.live import Event, Reload, Resume
 from crm_client.offline import Outcome, Queued
 
-__all__ = ["CircuitOpen", "Client", "ClientError", "Conflict", "Event", "Invalid", "NotFound", "Outcome", "Queued",
-           "Refused", "Rejected", "Reload", "Resume", "ServerError", "StillAccepted", "Unauthorized", "Unreachable",
-           "problems"]
+__all__ = [
+    "CircuitOpen",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "Event",
+    "Invalid",
+    "NotFound",
+    "Outcome",
+    "Queued",
+    "Refused",
+    "Rejected",
+    "Reload",
+    "Resume",
+    "ServerError",
+    "StillAccepted",
+    "Unauthorized",
+    "Unreachable",
+    "problems",
+]

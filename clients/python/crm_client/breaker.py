@@ -14,6 +14,7 @@ dependencies; aiobreaker has had no release since 2021 and pybreaker's async pat
 tornado. Purgatory's half-open state lets every caller through, so the single trial is
 enforced here with a lock.
 """
+
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,8 +39,9 @@ class SmsBreaker:
     def __init__(self, threshold: int = 3, cooldown: float = 30.0):
         # Only ProviderDown is a failure; any other error of ours (a refusal, the network) is not the
         # provider's doing. (Purgatory counts an excluded error as a success.)
-        self.factory = AsyncCircuitBreakerFactory(default_threshold=threshold, default_ttl=cooldown,
-                                                  exclude=[ClientError])
+        self.factory = AsyncCircuitBreakerFactory(
+            default_threshold=threshold, default_ttl=cooldown, exclude=[ClientError]
+        )
         self.trial = asyncio.Lock()
 
     async def state(self) -> str:

@@ -4,6 +4,7 @@ Exit status: 0 done, 1 refused (the problem+json body is printed), 2 usage error
 offline (see `crm pending`), 4 gateway unreachable and no offline db (or the SMS breaker is
 open: nothing was sent), 5 accepted by the gateway but no final answer in time.
 """
+
 import argparse
 import asyncio
 import json
@@ -32,12 +33,23 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crm", description="The CRM buttons from the command line.")
     p.add_argument("--url", default=os.environ.get("CRM_URL"), help="the gateway (env CRM_URL)")
     p.add_argument("--token", default=os.environ.get("CRM_TOKEN"), help="a bearer JWT (env CRM_TOKEN)")
-    p.add_argument("--offline-db", default=os.environ.get("CRM_OFFLINE_DB"),
-                   help="SQLite file of the offline queue (env CRM_OFFLINE_DB)")
-    p.add_argument("--attempts", type=int, default=int(os.environ.get("CRM_ATTEMPTS", "6")),
-                   help="sends per call, the first included (env CRM_ATTEMPTS)")
-    p.add_argument("--total-time", type=float, default=float(os.environ.get("CRM_TOTAL_TIME", "30")),
-                   help="seconds a call may spend retrying (env CRM_TOTAL_TIME)")
+    p.add_argument(
+        "--offline-db",
+        default=os.environ.get("CRM_OFFLINE_DB"),
+        help="SQLite file of the offline queue (env CRM_OFFLINE_DB)",
+    )
+    p.add_argument(
+        "--attempts",
+        type=int,
+        default=int(os.environ.get("CRM_ATTEMPTS", "6")),
+        help="sends per call, the first included (env CRM_ATTEMPTS)",
+    )
+    p.add_argument(
+        "--total-time",
+        type=float,
+        default=float(os.environ.get("CRM_TOTAL_TIME", "30")),
+        help="seconds a call may spend retrying (env CRM_TOTAL_TIME)",
+    )
     commands = p.add_subparsers(dest="command", required=True)
     groups: dict[str, Any] = {}
     for entry in CLI:  # one subcommand per button and read (crm_client/buttons.py, from the server's table)
@@ -52,8 +64,9 @@ def parser() -> argparse.ArgumentParser:
             if kind == "bool":
                 sub.add_argument(flag, dest=name, action="store_true", default=None)
             else:
-                sub.add_argument(flag, dest=name, type=int if kind == "int" else str,
-                                 action="append" if kind == "list" else "store")
+                sub.add_argument(
+                    flag, dest=name, type=int if kind == "int" else str, action="append" if kind == "list" else "store"
+                )
 
     # An upload is a file, not a body: written by hand (see Client.attach_document).
     if "document" not in groups:
@@ -97,8 +110,14 @@ def press(args: argparse.Namespace) -> Callable[[Client], Awaitable[Any]] | None
 
 async def run(args: argparse.Namespace) -> int:
     # No background replay: a command line run does what it is asked, then ends.
-    async with Client(args.url, args.token, args.offline_db, attempts=args.attempts, total_time=args.total_time,
-                      replay_in_background=False) as client:
+    async with Client(
+        args.url,
+        args.token,
+        args.offline_db,
+        attempts=args.attempts,
+        total_time=args.total_time,
+        replay_in_background=False,
+    ) as client:
         if args.command == "pending":
             for queued in client.pending():
                 out(queued.to_json())
@@ -136,7 +155,7 @@ async def events(client: Client, args: argparse.Namespace) -> int:
             if args.count is not None and count >= args.count:
                 return DONE
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     return DONE
 
 
@@ -159,8 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         out({"command": {"id": exc.command_id, "status": "accepted"}, "location": exc.location})
         return ACCEPTED
     except (Unreachable, CircuitOpen) as exc:
-        out({"type": "/problems/unreachable", "title": "Gateway unreachable", "status": getattr(exc, "status", None),
-             "detail": str(exc)})
+        out(
+            {
+                "type": "/problems/unreachable",
+                "title": "Gateway unreachable",
+                "status": getattr(exc, "status", None),
+                "detail": str(exc),
+            }
+        )
         return UNREACHABLE
     except ValueError as exc:  # e.g. neither a message nor a template
         print(f"crm: error: {exc}", file=sys.stderr)

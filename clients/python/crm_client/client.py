@@ -1,15 +1,16 @@
 """`Client`: the buttons, each press with one key, retried, queued offline when the gateway is away.
 
-    press ──► earlier presses still queued? ──► replay them first (order is kept); still queued ──► queue this one
-          └─► send with retries ──► answer / Refused
-                                └─► Unreachable ──► offline_db set? ──► committed to the queue ──► Queued
-                                                                  └─► no: raise
-    while open: a background task replays the queue whenever there is something in it.
+press ──► earlier presses still queued? ──► replay them first (order is kept); still queued ──► queue this one
+      └─► send with retries ──► answer / Refused
+                            └─► Unreachable ──► offline_db set? ──► committed to the queue ──► Queued
+                                                              └─► no: raise
+while open: a background task replays the queue whenever there is something in it.
 """
+
 import asyncio
 import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,25 @@ Result = dict[str, Any] | Queued
 
 
 class Client(Buttons):
-    def __init__(self, url: str, token: str, offline_db: str | None = None, *, attempts: int = 6,
-                 total_time: float = 30.0, backoff: float = 0.25, backoff_max: float = 8.0,
-                 request_timeout: float = 30.0, follow_time: float = 120.0, sms_breaker_threshold: int = 3,
-                 sms_breaker_cooldown: float = 30.0, on_outcome: OnOutcome | None = None,
-                 replay_interval: float = 1.0, replay_in_background: bool = True, ping_interval: float = 15.0):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        offline_db: str | None = None,
+        *,
+        attempts: int = 6,
+        total_time: float = 30.0,
+        backoff: float = 0.25,
+        backoff_max: float = 8.0,
+        request_timeout: float = 30.0,
+        follow_time: float = 120.0,
+        sms_breaker_threshold: int = 3,
+        sms_breaker_cooldown: float = 30.0,
+        on_outcome: OnOutcome | None = None,
+        replay_interval: float = 1.0,
+        replay_in_background: bool = True,
+        ping_interval: float = 15.0,
+    ):
         self.url, self.token, self.offline_db = url.rstrip("/"), token, offline_db
         self.policy = RetryPolicy(attempts, total_time, backoff, backoff_max, request_timeout, follow_time)
         self.http = Http(self.url, token, self.policy)
@@ -68,8 +83,9 @@ class Client(Buttons):
         return (await self.http.query(path)).body
 
     # Documents: a file, not a JSON body, so written by hand (the other buttons are generated).
-    async def attach_document(self, lead_id: str, file: str | Path | bytes, filename: str | None = None,
-                              content_type: str | None = None) -> dict[str, Any]:
+    async def attach_document(
+        self, lead_id: str, file: str | Path | bytes, filename: str | None = None, content_type: str | None = None
+    ) -> dict[str, Any]:
         """Attach a file (a path, or the bytes with `filename`) to a lead: {"document": {...}}.
 
         One key for the call, reused on every retry (a file is reopened and sent again); a 202 is
@@ -88,11 +104,15 @@ class Client(Buttons):
 
     async def download_document(self, document_id: str) -> bytes:
         """A document's bytes (GET /api/documents/{documentId}/content); retried like a read."""
-        return (await self.http.query(_path("/api/documents/{documentId}/content", documentId=document_id),
-                                      raw=True)).body
+        return (
+            await self.http.query(_path("/api/documents/{documentId}/content", documentId=document_id), raw=True)
+        ).body
 
-    def subscribe(self, topics: list[str] | str, resume: Resume | dict[str, Any] | str | None = None,
-                  ) -> AsyncIterator[Event | Reload]:
+    def subscribe(
+        self,
+        topics: list[str] | str,
+        resume: Resume | dict[str, Any] | str | None = None,
+    ) -> AsyncGenerator[Event | Reload]:
         """Events of `topics`, resumed across reconnections; a Reload when the server could not.
         `resume`: a Resume, {"epoch", "position"}, or "EPOCH:POSITION" (the last position applied)."""
         topics = [topics] if isinstance(topics, str) else list(topics)

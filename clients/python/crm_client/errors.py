@@ -17,6 +17,7 @@ generated, under the one above that its status gives: `ForbiddenMove` is a `Conf
 `Unavailable` (503, retried first) an `Unreachable`. A problem of a type not in that table is
 raised as the class of its status.
 """
+
 from typing import Any
 
 
@@ -98,8 +99,14 @@ class CircuitOpen(ClientError):
     """Recent SMS sends found the provider down: this one was not sent, try again after the cool-down."""
 
 
-REFUSALS: dict[int, type[Refused]] = {400: Invalid, 422: Invalid, 401: Unauthorized, 403: Unauthorized,
-                                      404: NotFound, 409: Conflict}
+REFUSALS: dict[int, type[Refused]] = {
+    400: Invalid,
+    422: Invalid,
+    401: Unauthorized,
+    403: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+}
 
 
 def refusal(status: int, problem: dict[str, Any] | None) -> Refused:

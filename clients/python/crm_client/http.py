@@ -14,7 +14,7 @@ Retries stop after `attempts` or before `total_time` would be passed; then Unrea
 A problem answer is raised as the class of its type (crm_client/problems.py, generated from the
 server's table: `ForbiddenMove`, `Unavailable`...), else as the class of its status.
 """
-import asyncio
+
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
@@ -150,8 +150,15 @@ class Http:
             await self.session.close()
             self.session = None
 
-    async def send_once(self, method: str, path: str, data: bytes | None = None, key: str | None = None,
-                        file: "FilePart | None" = None, raw: bool = False) -> Answer:
+    async def send_once(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        key: str | None = None,
+        file: "FilePart | None" = None,
+        raw: bool = False,
+    ) -> Answer:
         """One attempt; Retryable when it may be repeated. `file`: a multipart body made anew for this
         attempt (a file is reopened: streamed from disk); `raw`: a 2xx body as bytes, not JSON."""
         assert self.session is not None, "use the client inside `async with`"
@@ -168,7 +175,7 @@ class Http:
                     if raw and status < 300:
                         return Answer(status, await response.read(), got)
                     text = await response.text()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Retryable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         try:
             body = json.loads(text) if text else None
@@ -182,14 +189,17 @@ class Http:
         retryer = AsyncRetrying(
             stop=stop_after_attempt(attempts or policy.attempts) | stop_before_delay(policy.total_time),
             wait=HonourRetryAfter(policy.backoff, policy.backoff_max),
-            retry=retry_if_exception_type(Retryable), reraise=True)
+            retry=retry_if_exception_type(Retryable),
+            reraise=True,
+        )
         try:
             return await retryer(attempt, *args)  # a coroutine function: tenacity awaits each try
         except Retryable as exc:
             raise unreachable(exc) from exc
 
-    async def command(self, path: str, data: bytes | None, key: str, attempts: int | None = None,
-                      file: "FilePart | None" = None) -> Answer:
+    async def command(
+        self, path: str, data: bytes | None, key: str, attempts: int | None = None, file: "FilePart | None" = None
+    ) -> Answer:
         """POST a button press (a JSON body, or a file) with its key; the final answer (202 followed), or an error."""
         answer = await self.retrying(self.send_once, "POST", path, data, key, file, attempts=attempts)
         if answer.status == 202 and "Location" in answer.headers:
@@ -215,9 +225,12 @@ class Http:
                 raise _NotYet()
             return answer
 
-        retryer = AsyncRetrying(stop=stop_before_delay(self.policy.follow_time),
-                                wait=wait_random_exponential(multiplier=self.policy.backoff, max=self.policy.poll_max),
-                                retry=retry_if_exception_type(_NotYet), reraise=True)
+        retryer = AsyncRetrying(
+            stop=stop_before_delay(self.policy.follow_time),
+            wait=wait_random_exponential(multiplier=self.policy.backoff, max=self.policy.poll_max),
+            retry=retry_if_exception_type(_NotYet),
+            reraise=True,
+        )
         try:
             return await retryer(look)
         except _NotYet:
@@ -237,7 +250,7 @@ class FilePart:
     content_type: str | None = None  # None: application/octet-stream, and the gateway tells the type from the bytes
 
     def multipart(self, opened: ExitStack) -> aiohttp.MultipartWriter:
-        value = self.file if isinstance(self.file, bytes) else opened.enter_context(Path(self.file).open("rb"))
+        value = self.file if isinstance(self.file, bytes) else opened.enter_context(Path(self.file).open("rb"))  # noqa: SIM115  (closed by the ExitStack)
         writer = aiohttp.MultipartWriter("form-data")
         part = writer.append(value, {"Content-Type": self.content_type or "application/octet-stream"})
         part.set_content_disposition("form-data", name=self.name, filename=self.filename)

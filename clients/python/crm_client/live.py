@@ -15,12 +15,13 @@ Guarantees to the caller:
 - A refusal of the socket (4400 malformed, 4401 bad or expired token, 4403 another principal)
   ends the iteration with a Refused error: reconnecting would be refused again.
 """
+
 import asyncio
 import json
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ REMEMBER_IDS = 10_000
 @dataclass(frozen=True)
 class Resume:
     """The last position applied, within its log's epoch."""
+
     epoch: str
     position: int
 
@@ -77,6 +79,7 @@ class Event:
 @dataclass(frozen=True)
 class Reload:
     """The events of a gap could not be replayed: reload by REST; live events follow from `position`."""
+
     epoch: str | None
     position: int | None
     reason: str
@@ -118,13 +121,24 @@ class _Stream:
         return Reload(epoch, position, "the server could not replay the gap: reload")
 
     def accept(self, message: dict[str, Any]) -> Event | None:
-        event = Event(message.get("topic", ""), str(message.get("id")), message.get("position"), message.get("epoch"),
-                      message.get("data") or {}, message.get("occurred_at"), message.get("command_id"))
+        event = Event(
+            message.get("topic", ""),
+            str(message.get("id")),
+            message.get("position"),
+            message.get("epoch"),
+            message.get("data") or {},
+            message.get("occurred_at"),
+            message.get("command_id"),
+        )
         if event.id in self.seen:
             return None
         last = self.last
-        if (event.position is not None and last is not None and event.epoch == last.epoch
-                and event.position <= last.position):
+        if (
+            event.position is not None
+            and last is not None
+            and event.epoch == last.epoch
+            and event.position <= last.position
+        ):
             return None  # replayed at the seam: applied already
         self.seen[event.id] = None
         if len(self.seen) > REMEMBER_IDS:
@@ -134,8 +148,15 @@ class _Stream:
         return event
 
 
-async def subscribe(url: str, token: str, topics: list[str], resume: Resume | None, ping_interval: float,
-                    policy: RetryPolicy, give_up_after: float = 120.0) -> AsyncIterator[Event | Reload]:
+async def subscribe(
+    url: str,
+    token: str,
+    topics: list[str],
+    resume: Resume | None,
+    ping_interval: float,
+    policy: RetryPolicy,
+    give_up_after: float = 120.0,
+) -> AsyncGenerator[Event | Reload]:
     stream = _Stream(resume)
     failing_since: float | None = None
     failures = 0
@@ -146,17 +167,18 @@ async def subscribe(url: str, token: str, topics: list[str], resume: Resume | No
                     failing_since, failures = None, 0  # a welcome came: the gateway is back
                     if item is not None:
                         yield item
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             failing_since = failing_since or time.monotonic()
             if time.monotonic() - failing_since > give_up_after:
                 raise Unreachable(f"no websocket to {url} for {give_up_after:.0f} s")
             failures += 1
-            await asyncio.sleep(random.uniform(0, min(policy.backoff_max, policy.backoff * 2 ** failures)))
+            await asyncio.sleep(random.uniform(0, min(policy.backoff_max, policy.backoff * 2**failures)))
 
 
-async def _connection(session: aiohttp.ClientSession, url: str, token: str, topics: list[str], stream: _Stream,
-                      ping_interval: float) -> AsyncIterator[Event | Reload | None]:
+async def _connection(
+    session: aiohttp.ClientSession, url: str, token: str, topics: list[str], stream: _Stream, ping_interval: float
+) -> AsyncIterator[Event | Reload | None]:
     """One websocket: yields None once welcomed, then what the caller gets; returns when it drops."""
     async with session.ws_connect(ws_url(url), heartbeat=ping_interval) as ws:
         await ws.send_json(hello(token, topics, stream.last))
@@ -184,7 +206,7 @@ async def _next_json(ws: aiohttp.ClientWebSocketResponse, timeout: float | None)
     while True:
         try:
             frame = await ws.receive(timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await ws.close()
             return None
         if frame.type == aiohttp.WSMsgType.TEXT:
@@ -192,11 +214,21 @@ async def _next_json(ws: aiohttp.ClientWebSocketResponse, timeout: float | None)
                 return json.loads(frame.data)
             except ValueError:
                 continue
-        if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
-                          aiohttp.WSMsgType.ERROR):
+        if frame.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSING,
+            aiohttp.WSMsgType.CLOSED,
+            aiohttp.WSMsgType.ERROR,
+        ):
             code = ws.close_code or (frame.data if frame.type == aiohttp.WSMsgType.CLOSE else None)
             if code in REFUSED:
                 error, status = REFUSED[code]
-                raise error(status, {"status": status, "title": "websocket refused",
-                                     "detail": str(frame.extra or f"closed with {code}")})
+                raise error(
+                    status,
+                    {
+                        "status": status,
+                        "title": "websocket refused",
+                        "detail": str(frame.extra or f"closed with {code}"),
+                    },
+                )
             return None

@@ -13,6 +13,7 @@ Guarantees:
 Rows are scoped to (gateway URL, organisation, user): a queue file shared by two
 identities never replays one's presses with the other's token.
 """
+
 import base64
 import json
 import sqlite3
@@ -41,6 +42,7 @@ CREATE INDEX IF NOT EXISTS presses_pending ON presses (scope, state, seq);
 @dataclass(frozen=True)
 class _Press:
     """A press as the queue keeps it: its order, its key and its request."""
+
     seq: int
     key: str
     operation: str
@@ -52,6 +54,7 @@ class _Press:
 @dataclass(frozen=True)
 class Queued(_Press):
     """The result of a press that could not be delivered now: it waits in the offline queue."""
+
     status: str = "queued"
 
     @property
@@ -65,6 +68,7 @@ class Queued(_Press):
 @dataclass(frozen=True)
 class Outcome(_Press):
     """How a queued press ended when it was replayed: done (its answer) or failed (the refusal)."""
+
     state: str
     status: int | None
     answer: Any
@@ -113,15 +117,18 @@ class Store:
         with self.db:
             cursor = self.db.execute(
                 "INSERT INTO presses (scope, key, operation, path, body, made_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (self.scope, key, operation, path, body, made))
+                (self.scope, key, operation, path, body, made),
+            )
         return Queued(cursor.lastrowid or 0, key, operation, path, json.loads(body), made)
 
     def pending(self) -> list[Queued]:
-        rows = self.db.execute("SELECT * FROM presses WHERE scope = ? AND state = 'pending' ORDER BY seq",
-                               (self.scope,)).fetchall()
+        rows = self.db.execute(
+            "SELECT * FROM presses WHERE scope = ? AND state = 'pending' ORDER BY seq", (self.scope,)
+        ).fetchall()
         self.db.commit()  # end the read transaction: WAL readers must not pin an old snapshot
-        return [Queued(r["seq"], r["key"], r["operation"], r["path"], json.loads(r["body"]), r["made_at"])
-                for r in rows]
+        return [
+            Queued(r["seq"], r["key"], r["operation"], r["path"], json.loads(r["body"]), r["made_at"]) for r in rows
+        ]
 
     def raw_body(self, seq: int) -> str:
         (body,) = self.db.execute("SELECT body FROM presses WHERE seq = ?", (seq,)).fetchone()
@@ -130,18 +137,32 @@ class Store:
 
     def settle(self, seq: int, state: str, status: int | None, answer: Any) -> Outcome:
         with self.db:
-            self.db.execute("UPDATE presses SET state = ?, status = ?, answer = ?, settled_at = ? "
-                            "WHERE seq = ? AND state = 'pending'", (state, status, json.dumps(answer), _now(), seq))
+            self.db.execute(
+                "UPDATE presses SET state = ?, status = ?, answer = ?, settled_at = ? "
+                "WHERE seq = ? AND state = 'pending'",
+                (state, status, json.dumps(answer), _now(), seq),
+            )
             row = self.db.execute("SELECT * FROM presses WHERE seq = ?", (seq,)).fetchone()
         return self._outcome(row)
 
     def outcomes(self) -> list[Outcome]:
-        rows = self.db.execute("SELECT * FROM presses WHERE scope = ? AND state != 'pending' ORDER BY seq",
-                               (self.scope,)).fetchall()
+        rows = self.db.execute(
+            "SELECT * FROM presses WHERE scope = ? AND state != 'pending' ORDER BY seq", (self.scope,)
+        ).fetchall()
         self.db.commit()
         return [self._outcome(r) for r in rows]
 
     @staticmethod
     def _outcome(r: sqlite3.Row) -> Outcome:
-        return Outcome(r["seq"], r["key"], r["operation"], r["path"], json.loads(r["body"]), r["made_at"],
-                       r["state"], r["status"], json.loads(r["answer"]) if r["answer"] else None, r["settled_at"])
+        return Outcome(
+            r["seq"],
+            r["key"],
+            r["operation"],
+            r["path"],
+            json.loads(r["body"]),
+            r["made_at"],
+            r["state"],
+            r["status"],
+            json.loads(r["answer"]) if r["answer"] else None,
+            r["settled_at"],
+        )

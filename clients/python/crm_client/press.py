@@ -1,4 +1,5 @@
 """A press as a request: route and JSON body, in the gateway's field names (pure, no I/O)."""
+
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any

@@ -22,6 +22,7 @@ log is unavailable (retry), 1001 the gateway is stopping (resume).
     replay.py   the welcome, the replay of a resume, its seam with the live side, its slots
     screen.py   one screen's state and queue, the frames, the close codes
 """
+
 from services.gateway.topics import topic_matches
 from services.gateway.ws.hub import Hub
 from services.gateway.ws.screen import TOO_MANY_REPLAYS, TOO_SLOW, Screen

@@ -6,6 +6,7 @@ order, never a screen of another organisation; no screen is ever waited for (`Sc
 cannot take it is closed 1013). An idle screen hears an application ping every interval; all are closed
 at once on shutdown or when the log is recreated.
 """
+
 import asyncio
 import json
 from contextlib import suppress
@@ -81,11 +82,13 @@ class Hub:
                     if screen.welcomed and screen.queue.empty():  # a busy screen is hearing from us anyway
                         screen.offer(frame)
 
-    async def close_all(self, code: int = GOING_AWAY, reason: bytes = b"gateway shutting down",
-                        timeout: float = 5) -> None:
+    async def close_all(
+        self, code: int = GOING_AWAY, reason: bytes = b"gateway shutting down", timeout: float = 5
+    ) -> None:
         """Close every open screen at once (shutdown, or a new log)."""
-        closing = [screen.ws.close(code=code, message=reason)
-                   for screens in self.screens.values() for screen in screens]
+        closing = [
+            screen.ws.close(code=code, message=reason) for screens in self.screens.values() for screen in screens
+        ]
         if closing:
             with suppress(TimeoutError):
                 async with asyncio.timeout(timeout):

@@ -9,6 +9,7 @@ goodbye; anything else a task raised is logged with its traceback.
 
     GET /ws ─► origin ─► prepare ─► hello ─► log ready ─► join ─► welcome (replay.py) ─► messages ─► leave
 """
+
 import asyncio
 import json
 import time
@@ -68,8 +69,9 @@ async def serve(hub: "Hub", request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _hello(ws: web.WebSocketResponse, rules: TokenRules | str, queue_size: int,
-                 timeout: float) -> tuple[Screen, realtime.Resume | None] | None:
+async def _hello(
+    ws: web.WebSocketResponse, rules: TokenRules | str, queue_size: int, timeout: float
+) -> tuple[Screen, realtime.Resume | None] | None:
     try:
         message = await ws.receive(timeout=timeout)
     except TimeoutError:

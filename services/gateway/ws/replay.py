@@ -22,6 +22,7 @@ runs at most `most` at once and at most `most_per_user` per (organisation, user)
 replay (or wait for a lagging head) takes a slot until it is live; beyond either cap it is closed 1013.
 A resume at the head takes none.
 """
+
 import asyncio
 import time
 from collections import OrderedDict

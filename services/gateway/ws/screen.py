@@ -5,6 +5,7 @@ leaves in the order it was put there; nothing ever waits for a slow screen: a fr
 closes the screen 1013 (its client resumes from its last position, losing nothing). A screen is closed
 once, with a code of `shared.problems.CLOSES`.
 """
+
 import asyncio
 import json
 from dataclasses import dataclass, field
@@ -69,13 +70,31 @@ class Screen:
 
 
 def event_frame(position: int, epoch: str | None, topic: str, event: dict[str, Any]) -> str:
-    return json.dumps({"type": "event", "topic": topic, "id": event.get("id"), "position": position, "epoch": epoch,
-                       "data": event.get("data"), "occurred_at": event.get("occurred_at"),
-                       "command_id": event.get("command_id")})
+    return json.dumps(
+        {
+            "type": "event",
+            "topic": topic,
+            "id": event.get("id"),
+            "position": position,
+            "epoch": epoch,
+            "data": event.get("data"),
+            "occurred_at": event.get("occurred_at"),
+            "command_id": event.get("command_id"),
+        }
+    )
 
 
 def welcome_frame(screen: Screen, epoch: str | None, recovered: bool) -> str:
     screen.welcomed = True
     metrics.REPLAYS.labels(str(recovered).lower()).inc()
-    return json.dumps({"type": "welcome", "epoch": epoch, "recovered": recovered, "position": screen.position,
-                       "org": screen.org, "user": screen.principal.user, "topics": screen.patterns})
+    return json.dumps(
+        {
+            "type": "welcome",
+            "epoch": epoch,
+            "recovered": recovered,
+            "position": screen.position,
+            "org": screen.org,
+            "user": screen.principal.user,
+            "topics": screen.patterns,
+        }
+    )
