@@ -23,6 +23,13 @@ from shared import outbox
 from shared.contracts.envelope import Event, Reply
 from shared.problems import KeyReused
 
+INSERT = (
+    "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true"
+)
+# With the command's events: their outbox rows in the same statement, numbered after the inbox row's six.
+INSERT_WITH_EVENTS = f"WITH events AS ({outbox.insert(7)}) {INSERT}"
+
 
 class AlreadyDone(Exception):
     """Raised inside the transaction to roll it back: this message id has its answer already."""
@@ -45,32 +52,11 @@ async def record(
 ) -> None:
     """The last write of a command's transaction, with its outbox rows in the same statement (one round
     trip); raises `AlreadyDone` when the id is known (the caller rolls back, outbox rows included)."""
+    row = (message_id, org_id, command, print_, reply.status, reply.body)
     if not events:
-        inserted = await conn.fetchval(
-            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) "
-            "VALUES ($1, $2, $3, $4, $5, $6) "
-            "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-            message_id,
-            org_id,
-            command,
-            print_,
-            reply.status,
-            reply.body,
-        )
+        inserted = await conn.fetchval(INSERT, *row)
     else:
-        inserted = await conn.fetchval(
-            f"WITH events AS ({outbox.insert(7)}) "
-            "INSERT INTO inbox (message_id, org_id, command, fingerprint, status, reply) "
-            "VALUES ($1, $2, $3, $4, $5, $6) "
-            "ON CONFLICT (org_id, message_id) DO NOTHING RETURNING true",
-            message_id,
-            org_id,
-            command,
-            print_,
-            reply.status,
-            reply.body,
-            *outbox.rows(events, trace),
-        )
+        inserted = await conn.fetchval(INSERT_WITH_EVENTS, *row, *outbox.rows(events, trace))
     if not inserted:
         raise AlreadyDone(message_id)
 
