@@ -50,6 +50,7 @@ from shared.problems import (
     InvalidMessage,
     Rejected,
     Unavailable,
+    field_errors,
     invalid,
 )
 from shared.retry import Pending, RetryPolicy
@@ -132,7 +133,9 @@ class Commands:
         try:
             try:
                 subject, runs = step.given(message)  # once per delivery: an event's data parsed as its model
-                return await self._attempt(meta, subject, runs, print_), False
+                # What it needs from another service is asked between tries, never inside a transaction.
+                reply = await NeedsLookup.looked_up(lambda: self._try(meta, subject, runs, print_))
+                return reply, False
             except Rejected as refusal:  # the handler's writes are rolled back; the refusal is the answer to keep
                 async with db.transaction(self.pool) as conn:
                     await inbox.record(conn, meta.message_id, meta.org_id, meta.command, print_, refusal.reply())
@@ -140,10 +143,6 @@ class Commands:
         except inbox.AlreadyDone:
             async with self.pool.acquire() as conn:
                 return await inbox.stored(conn, meta.message_id, meta.org_id, print_), True
-
-    async def _attempt(self, meta: Meta, subject: Any, step: "Step[Any]", print_: str) -> Reply:
-        """Run the step; what it needs from another service is asked between tries, never inside a transaction."""
-        return await NeedsLookup.looked_up(lambda: self._try(meta, subject, step, print_))
 
     async def _try(self, meta: Meta, subject: Any, step: "Step[Any]", print_: str) -> Reply:
         """`subject`: what the handler (or effect) is given, the command or an event's typed data."""
@@ -222,8 +221,8 @@ class Commands:
         ).reply()
         async with db.transaction(self.pool) as conn:
             await inbox.park(conn, meta.message_id, meta.org_id, failure)
-            if isinstance(step.run, Effect):  # an Effect says what its parked attempt now is
-                await outbox.add(conn, await step.run.parked(conn, meta))
+            if step.effect is not None:  # an Effect says what its parked attempt now is
+                await outbox.add(conn, await step.effect.parked(conn, meta))
         await self.broker.publish(
             msg.raw_message.body, routing_key=self.topology.parked.name, headers=headers, **common
         )
@@ -313,7 +312,7 @@ class Commands:
         if isinstance(exc, ValidationError):
             return invalid(
                 "the message body does not match its contract",
-                [{"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]} for e in exc.errors()],
+                field_errors(exc, skip=1),
             )
         return invalid(f"the message body is not valid JSON: {exc}"[:500])
 
@@ -403,15 +402,22 @@ class Step(Generic[C]):
         except ValidationError as exc:
             raise invalid(
                 f"the data of this {envelope.type} event does not match its contract",
-                [{"field": ".".join(("data", *map(str, e["loc"]))), "message": e["msg"]} for e in exc.errors()],
+                field_errors(exc, within=("data",)),
             ) from None
         if self.when is not None and not self.when(data):
-            return data, Step(_nothing_to_do)
+            return data, NOTHING_TO_DO
         return data, self
+
+    @property
+    def effect(self) -> Effect[C, Any] | None:
+        return self.run if isinstance(self.run, Effect) else None
 
 
 async def _nothing_to_do(conn: asyncpg.Connection, data: Any, meta: Meta) -> Outcome:
     return Outcome(IGNORED)
+
+
+NOTHING_TO_DO: Step[Any] = Step(_nothing_to_do)
 
 
 async def _record(effect: Effect[Any, Any], result: Any, conn: asyncpg.Connection, command: Any, meta: Meta) -> Outcome:

@@ -25,7 +25,7 @@ from shared.contracts.envelope import (
     Reply,
 )
 from shared.identity import BrokerIdentity
-from shared.problems import Forbidden, InvalidMessage, invalid
+from shared.problems import Forbidden, InvalidMessage, field_errors, invalid
 
 T = TypeVar("T")
 C = TypeVar("C")  # what a handler or an effect is given: a command, or an event's typed data
@@ -43,7 +43,6 @@ class Meta:
     attempt: int = 1
     retried: bool = False  # it came back from a delay queue (we have answered it before)
     trace: dict[str, str] = field(default_factory=dict)  # the W3C trace context it came with
-    event_type: str | None = None  # an event's type, from its envelope (None: a command)
 
     @classmethod
     def of(cls, msg: RabbitMessage, identity: BrokerIdentity, max_attempts: int) -> "Meta":
@@ -82,7 +81,6 @@ class Meta:
             props.attempt,
             props.last_error is not None,
             props.trace,
-            event.type,
         )
 
     def carried(self) -> dict[str, Any]:
@@ -178,7 +176,7 @@ def properties(raw: Any, max_attempts: int) -> Properties:
     try:
         props = Properties.model_validate(given)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = field_errors(exc)
         raise InvalidMessage(
             f"the message's properties or headers cannot be read: {errors[0]['field']}: {errors[0]['message']}", errors
         ) from None

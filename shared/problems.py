@@ -286,10 +286,15 @@ def http_error(status: int, title: str, detail: str) -> dict[str, Any]:
     return problem(status, title, detail)
 
 
+def field_errors(exc: ValidationError, within: tuple[str, ...] = (), skip: int = 0) -> list[dict[str, Any]]:
+    """A pydantic error as `[{field, message}]`, the list a 422 carries: each field's path dotted, under
+    `within` (`data` for an event's data), its first `skip` parts left out (the body's own model name)."""
+    return [{"field": ".".join((*within, *map(str, e["loc"][skip:]))), "message": e["msg"]} for e in exc.errors()]
+
+
 def invalid_body(exc: ValidationError, detail: str) -> Invalid:
     """A pydantic error as the 422 that names each field."""
-    errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-    return Invalid(detail, errors)
+    return Invalid(detail, field_errors(exc))
 
 
 @dataclass(frozen=True)

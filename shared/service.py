@@ -124,6 +124,7 @@ class Service:
         self._background: list[Callable[[], Awaitable[None]]] = []
         self.loops: list[loops.Loop] = []
         self._events: list[str] = []
+        self._routed: set[str] = set()  # every routing key and event type given a handler (each once)
         self._metrics: web.AppRunner | None = None
         self._startup_deadline = 0.0
         spec = AsyncAPI(
@@ -169,8 +170,6 @@ class Service:
         to them when it starts. `run` (a handler, in the transaction, or an effect) is given the event's data
         parsed as `model` (data that is not is refused, stored and acked) and its `Meta`; `when(data)` false:
         nothing to do (answered "not applied", still done once)."""
-        if model.TYPE in self._events:
-            raise ValueError(f"{self.name}: {model.TYPE} is registered twice (one handler per event type)")
         commands, message, step = self.commands, self._message, Step(run, model, when)
         self._events.append(model.TYPE)
 
@@ -203,8 +202,12 @@ class Service:
         # call that fast_depends runs in a worker thread, a thread hop for every message.
         return self.broker.context.get_local("message")
 
-    @staticmethod
-    def _route(subscriber: Any, type_: str, call: Callable[..., Awaitable[None]], doc: str) -> None:
+    def _route(self, subscriber: Any, type_: str, call: Callable[..., Awaitable[None]], doc: str) -> None:
+        """One handler per command, query and event type: a second would never be called (FastStream gives a
+        message to the first whose filter takes it), so registering it is a mistake said at start."""
+        if type_ in self._routed:
+            raise ValueError(f"{self.name}: {type_} is registered twice (one handler per type)")
+        self._routed.add(type_)
         call.__name__ = call.__qualname__ = type_.replace(".", "_")  # names the operation in AsyncAPI
         call.__doc__ = doc
         subscriber(filter=of_type(type_))(call)

@@ -29,11 +29,10 @@ registers stays until removed by hand; what it brings is refused 422 as an unkno
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
-from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
 
 COMMANDS = "commands"
 EVENTS = "events"
@@ -55,20 +54,12 @@ class QueueSpec:
         return {"x-queue-type": "quorum" if self.quorum else "classic", **self.arguments}
 
     def faststream(self) -> RabbitQueue:
-        # FastStream types the arguments of each queue type apart (TypedDicts); ours are the same dict.
-        if self.quorum:
-            return RabbitQueue(
-                self.name,
-                queue_type=QueueType.QUORUM,
-                durable=True,
-                arguments=cast(QuorumQueueArgs, dict(self.arguments)),
-                routing_key=self.binding,
-            )
-        return RabbitQueue(
+        # FastStream's overloads type each queue type's arguments apart (TypedDicts); ours are one dict.
+        return RabbitQueue(  # type: ignore[call-overload]  # (see above)
             self.name,
-            queue_type=QueueType.CLASSIC,
+            queue_type=QueueType.QUORUM if self.quorum else QueueType.CLASSIC,
             durable=True,
-            arguments=cast(ClassicQueueArgs, dict(self.arguments)),
+            arguments=dict(self.arguments),
             routing_key=self.binding,
         )
 

@@ -120,7 +120,7 @@ class LeadHandlers:
             log.info(
                 "lead.deal_move_skipped",
                 lead_id=lead_id or deal.leadId,
-                deal_event=meta.event_type,
+                deal_event=deal.TYPE,
                 target=str(target),
                 current=str(lead["status"]) if lead else None,
             )

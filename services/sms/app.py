@@ -8,7 +8,7 @@ from pydantic import Field
 from services.sms import campaigns, clock
 from services.sms.campaign_sending import CampaignSender, campaign_text
 from services.sms.dispatcher import SWEEP_EVERY, TICK, WATCH_EVERY, Dispatcher
-from services.sms.handlers import ConfirmationSender, Queries, confirmation_text, register
+from services.sms.handlers import Queries, confirmation_text, register
 from services.sms.provider import Provider, ProviderSettings
 from services.sms.sending import Outbound, Sender, written
 from shared import lead_directory, logging, metrics
@@ -77,8 +77,7 @@ def build(settings: SmsSettings) -> Service:
     lease = timedelta(seconds=settings.twilio_timeout + 5)
     out = Outbound(directory, provider, circuit, callback, lease)
     sender = Sender(out, written, settings.fault_crash_after_provider)
-    confirmation = ConfirmationSender(Sender(out, confirmation_text))
-    register(service, sender, confirmation, Queries(directory))
+    register(service, sender, Sender(out, confirmation_text), Queries(directory))
     # A campaign send given up after its retries waits as long as the longest retry before it goes again.
     campaign_sender = CampaignSender(
         Sender(out, campaign_text), again_after=timedelta(seconds=max(settings.retry_delays, default=1))

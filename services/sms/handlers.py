@@ -1,16 +1,15 @@
 """SMS subscribers: sends (through `sending.Sender`), templates, provider callbacks, inbound, queries."""
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
 
 from services.sms import domain, repository
-from services.sms.sending import Result, Sender, event
+from services.sms.sending import Sender, event
 from shared import lead_directory
 from shared.contracts.bookings import AppointmentConfirmed
-from shared.contracts.envelope import Event, Reply
+from shared.contracts.envelope import Reply
 from shared.contracts.leads import LeadCreated
 from shared.contracts.sms import (
     CreateTemplate,
@@ -28,7 +27,7 @@ from shared.contracts.sms import (
     TemplateReply,
     TemplateView,
 )
-from shared.messages import IGNORED, Effect, Meta, Outcome, ok
+from shared.messages import IGNORED, Meta, Outcome, ok
 from shared.problems import AlreadyExists, not_found
 from shared.service import Service
 
@@ -48,39 +47,12 @@ def template_view(row: asyncpg.Record) -> TemplateView:
     return TemplateView(**row, fields=domain.template_fields(row["body"]))
 
 
-@dataclass(frozen=True)
-class Confirmation:
-    """The SMS an `appointments.confirmed` asks for (when `sendSms`): what a `Sender` sends, made from its data."""
-
-    leadId: str
-    startsAt: datetime
-
-    @classmethod
-    def of(cls, confirmed: AppointmentConfirmed) -> "Confirmation":
-        return cls(confirmed.leadId, confirmed.startsAt)
-
-
-async def confirmation_text(conn: asyncpg.Connection, sms: Confirmation, meta: Meta, lead: asyncpg.Record) -> str:
-    return domain.confirmation_text(lead["name"], sms.startsAt)
-
-
-class ConfirmationSender(Effect[AppointmentConfirmed, Result]):
-    """The SMS that confirms an appointment, sent by `sender` (whose text is `confirmation_text`): keyed by the
-    event's id, so a redelivered event sends once."""
-
-    def __init__(self, sender: Sender[Confirmation]):
-        self.sender = sender
-
-    async def perform(self, pool: asyncpg.Pool, confirmed: AppointmentConfirmed, meta: Meta) -> Result:
-        return await self.sender.perform(pool, Confirmation.of(confirmed), meta)
-
-    async def record(
-        self, conn: asyncpg.Connection, confirmed: AppointmentConfirmed, meta: Meta, result: Result
-    ) -> Outcome:
-        return await self.sender.record(conn, Confirmation.of(confirmed), meta, result)
-
-    async def parked(self, conn: asyncpg.Connection, meta: Meta) -> list[Event]:
-        return await self.sender.parked(conn, meta)
+async def confirmation_text(
+    conn: asyncpg.Connection, confirmed: AppointmentConfirmed, meta: Meta, lead: asyncpg.Record
+) -> str:
+    """The text of the SMS an `appointments.confirmed` asks for (when `sendSms`): a `Sender` of the event's typed
+    data (it names its lead), keyed by the event's id, so a redelivered event sends once."""
+    return domain.confirmation_text(lead["name"], confirmed.startsAt)
 
 
 async def create_template(conn: asyncpg.Connection, cmd: CreateTemplate, meta: Meta) -> Outcome:
@@ -149,7 +121,9 @@ class Queries:
         return ok(TemplateList(templates=[template_view(r) for r in await repository.templates(conn, org)]))
 
 
-def register(service: Service, sender: Sender[SendSms], confirmation: ConfirmationSender, reads: Queries) -> None:
+def register(
+    service: Service, sender: Sender[SendSms], confirmation: Sender[AppointmentConfirmed], reads: Queries
+) -> None:
     service.effect(
         SendSms, sender, "Text a lead. Answers sent, or queued when the provider is down; emits sms.sent / sms.failed."
     )

@@ -118,9 +118,7 @@ class Sender(Effect[C, Result]):
     inside the confirmation and campaign senders."""
 
     def __init__(self, out: Outbound, compose: Compose[C], crash_after_provider: bool = False):
-        self.directory, self.provider, self.breaker = out.directory, out.provider, out.breaker
-        self.status_callback, self.lease = out.status_callback, out.lease
-        self.compose, self._crash = compose, crash_after_provider
+        self.out, self.compose, self._crash = out, compose, crash_after_provider
 
     async def perform(self, pool: asyncpg.Pool, command: C, meta: Meta) -> Result:
         row = await self._prepare(pool, command, meta)
@@ -128,7 +126,7 @@ class Sender(Effect[C, Result]):
             return Result(row, SendOutcome.done)
         if await self._opted_out(pool, row):
             return Result(row, SendOutcome.stopped, reason="the number opted out before the SMS could be sent")
-        if not self.breaker.allow():
+        if not self.out.breaker.allow():
             raise Pending(
                 answer(row, SmsStatus.queued), "circuit breaker open: the provider is not called", attempted=False
             )
@@ -136,16 +134,16 @@ class Sender(Effect[C, Result]):
         try:
             result = await self._deliver(pool, row)
         except TransientFailure as exc:
-            self.breaker.record_failure(time.monotonic() - started)
+            self.out.breaker.record_failure(time.monotonic() - started)
             await self._after_failure(pool, row, exc)
             raise Pending(answer(row, SmsStatus.queued), f"provider unavailable: {exc}") from exc
         except AttemptInProgress as exc:  # the answer comes from the attempt under way: no interim one
-            self.breaker.release()
+            self.out.breaker.release()
             raise Pending(None, str(exc), attempted=False) from exc
         except BaseException:
-            self.breaker.release()  # not the provider's doing: nothing to judge it by
+            self.out.breaker.release()  # not the provider's doing: nothing to judge it by
             raise
-        self.breaker.record_success(time.monotonic() - started)  # a refusal too: the provider answered
+        self.out.breaker.record_success(time.monotonic() - started)  # a refusal too: the provider answered
         if self._crash and result.outcome == SendOutcome.sent:
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: die after the provider accepted, before recording
         return result
@@ -156,7 +154,7 @@ class Sender(Effect[C, Result]):
             if row is not None:
                 return row
             lead_id = command.leadId
-            lead = await self.directory.find(conn, meta.org_id, lead_id)
+            lead = await self.out.directory.find(conn, meta.org_id, lead_id)
             if lead is None:
                 raise not_found("lead", lead_id)
             if await repository.is_opted_out(conn, lead["phone"]):
@@ -174,7 +172,7 @@ class Sender(Effect[C, Result]):
     async def _deliver(self, pool: asyncpg.Pool, row: asyncpg.Record) -> Result:
         seen = row["attempt_started_at"]
         if row["status"] == SmsStatus.sending:  # an attempt was started, and nobody recorded how it ended
-            if seen > datetime.now(UTC) - self.lease:
+            if seen > datetime.now(UTC) - self.out.lease:
                 raise AttemptInProgress(f"an attempt started at {seen.isoformat()} may still be answered")
             sid = await self._reconcile(pool, row, seen)
             if sid is not None:
@@ -184,7 +182,7 @@ class Sender(Effect[C, Result]):
             if not await repository.claim_attempt(conn, row["id"], seen, datetime.now(UTC)):
                 raise AttemptInProgress("another delivery of this command claimed the attempt")
         try:
-            sent = await self.provider.send(row["to_phone"], row["body"], self.status_callback)
+            sent = await self.out.provider.send(row["to_phone"], row["body"], self.out.status_callback)
         except OptedOut as exc:
             return Result(row, SendOutcome.opted_out, code=exc.code, reason=str(exc))
         except PermanentFailure as exc:
@@ -195,8 +193,8 @@ class Sender(Effect[C, Result]):
         """The sid of the message Twilio accepted for the attempt started at `seen`, if it did: the oldest
         of those it lists for that number and body in the attempt's window that no other SMS holds."""
         try:
-            found = await self.provider.find_sent(
-                row["to_phone"], seen - RECONCILE_MARGIN, row["body"], until=seen + self.lease + RECONCILE_MARGIN
+            found = await self.out.provider.find_sent(
+                row["to_phone"], seen - RECONCILE_MARGIN, row["body"], until=seen + self.out.lease + RECONCILE_MARGIN
             )
         except TransientFailure as exc:  # the question failed: it says nothing of the attempt, still unknown
             raise TransientFailure(

@@ -18,7 +18,7 @@ from shared.contracts.proposals import ProposalAccepted, ProposalDeclined, Propo
 from shared.messages import IGNORED, Effect, Meta, Outcome
 from shared.problems import Invalid
 
-META = Meta("m1", "org-1", "events", "leads.created", event_type="leads.created")
+META = Meta("m1", "org-1", "events", "leads.created")
 
 
 async def create(conn: asyncpg.Connection, cmd: CreateLead, meta: Meta) -> Outcome:
