@@ -152,7 +152,7 @@ def published() -> tuple[bytes, str]:
 async def serve(request: web.Request) -> web.Response:
     body, etag = published()
     headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: CACHE_CONTROL}
-    if any(tag.value in (etag.strip('"'), "*") for tag in request.if_none_match or ()):  # weak or strong: the same
+    if views.not_modified(request, etag.strip('"')):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, content_type="application/json", headers=headers)
 

@@ -19,7 +19,7 @@ from aiohttp import hdrs, web
 
 from services.gateway.errors import json_response, refusal_response
 from services.gateway.keys import BLOBS
-from services.gateway.views import answer_of, path_ids
+from services.gateway.views import answer_of, not_modified, path_ids
 from shared import logging, problems
 from shared.contracts.documents import DocumentView, GetDocument
 
@@ -41,7 +41,7 @@ async def content(request: web.Request) -> web.StreamResponse:
     document = DocumentView.model_validate(answer.body["document"])
     etag = f'"{document.sha256}"'
     headers: dict[str, str] = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: "private, no-cache", hdrs.ACCEPT_RANGES: "bytes"}
-    if any(tag.value in (document.sha256, "*") for tag in request.if_none_match or ()):
+    if not_modified(request, document.sha256):
         return web.Response(status=304, headers=headers)
     try:
         start, end = byte_range(request, document.size, etag) or (0, document.size)

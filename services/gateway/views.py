@@ -151,3 +151,11 @@ async def readyz(request: web.Request) -> web.Response:
     """Public: answered from checks made at most once a second (services/gateway/readiness.py)."""
     status, body = await request.app[READINESS].answer()
     return web.json_response(body, status=status)
+
+
+def not_modified(request: web.Request, opaque: str) -> bool:
+    """If-None-Match (RFC 9110 13.1.2) holds the representation's tag `opaque` (unquoted; a weak comparison, as
+    the RFC asks for GET), or is `*` itself: a quoted "*" is a tag like any other, which names nothing of ours.
+    What aiohttp cannot parse is no tag (a 200, never an error)."""
+    given = request.headers.get("If-None-Match", "").strip()
+    return given == "*" or any(tag.value == opaque for tag in request.if_none_match or ())

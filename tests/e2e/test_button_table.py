@@ -44,6 +44,23 @@ async def test_it_is_cacheable_and_answers_304_to_its_etag(http: aiohttp.ClientS
         assert response.status == 200 and response.headers["ETag"] == etag
 
 
+async def test_hostile_requests_of_the_table_are_answered_never_a_500(http: aiohttp.ClientSession, api: Api) -> None:
+    url = api.url + "/api/buttons"
+    many = ", ".join(f'"tag{i}"' for i in range(2000))
+    # A quoted "*" is a tag that names nothing of ours; broken, empty, or thousands of tags: none matches.
+    for given in ('"*"', 'W/"*"', '"unterminated', "", ",,,", many[:8000], "\u00e9t\u00e9".encode().decode("latin-1")):
+        async with http.get(url, headers={"If-None-Match": given}) as response:
+            assert response.status == 200, given[:40]
+            assert (await response.json())["buttons"]
+    async with http.get(url, headers={"If-None-Match": "x" * 9000}) as response:  # past aiohttp's header limit
+        assert response.status == 400
+    async with http.get(url + "?limit=-1&x=" + "y" * 2000, headers={"Authorization": "Bearer not-a-jwt"}) as response:
+        assert response.status == 200  # public: a token, good or bad, and a query string change nothing
+    async with http.post(url, json={}) as response:
+        assert response.status == 405 and "GET" in response.headers["Allow"]
+        assert response.content_type == "application/problem+json"
+
+
 async def test_a_press_built_from_the_table_is_the_button(api: Api) -> None:
     """What a client does with the table: the path from the button's name and fields, the rest the body."""
     _, _, body = await api.get("/api/buttons")

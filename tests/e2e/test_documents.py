@@ -120,8 +120,11 @@ async def test_ranges_and_conditional_requests(api: Api) -> None:
     assert (status, body) == (200, data)  # the bytes the client holds are not these: the whole of them
     status, headers, body = await download(api, document["id"], **{"If-None-Match": etag})
     assert (status, body, headers["ETag"]) == (304, b"", etag)
-    status, _, body = await download(api, document["id"], **{"If-None-Match": '"something-else"'})
-    assert (status, body) == (200, data)
+    for other in ('"something-else"', '"*"', '"unterminated'):  # a quoted "*" is a tag, not "any"
+        status, _, body = await download(api, document["id"], **{"If-None-Match": other})
+        assert (status, body) == (200, data), other
+    status, _, body = await download(api, document["id"], **{"If-None-Match": "*"})
+    assert (status, body) == (304, b"")
 
 
 async def test_a_retried_upload_is_one_document(api: Api, probe: Probe, org: str) -> None:

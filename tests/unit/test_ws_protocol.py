@@ -54,6 +54,14 @@ async def test_a_refused_origin_is_the_origin_refusal(open_hub: Hub) -> None:
     assert "'https://elsewhere.example' may not open a websocket here" in refused.value.body["detail"]
 
 
+@pytest.mark.parametrize("origin", [None, "", "https://" + "a" * 8000, "https://crm.example.evil", "null"])
+async def test_a_missing_or_hostile_origin_is_refused_and_not_echoed_whole(open_hub: Hub, origin: str | None) -> None:
+    request = make_mocked_request("GET", "/ws", headers={} if origin is None else {"Origin": origin})
+    with pytest.raises(OriginRefused) as refused:
+        await open_hub.handle(request)
+    assert refused.value.status == 403 and len(refused.value.body["detail"]) < 200
+
+
 async def test_a_refused_origin_is_answered_403_with_its_problem(open_hub: Hub) -> None:
     """Through the gateway's `problems` middleware: it answers any `shared.problems.Rejected` with its body."""
     client = await client_of(open_hub)
@@ -92,7 +100,7 @@ async def test_a_task_that_fails_other_than_by_a_vanished_client_is_logged_with_
     with capture_logs() as logged:
         for error in (ConnectionResetError("Cannot write to closing transport"), RuntimeError("a bug")):
             task = asyncio.create_task(failing(error), name="ws.send")
-            await asyncio.sleep(0.01)  # it has failed before the socket ends
+            await asyncio.wait({task})  # it has failed before the socket ends
             await _end(task)
     assert [(line["event"], line["task"], line.get("exc_info")) for line in logged] == [
         ("ws.task_failed", "ws.send", True)

@@ -35,7 +35,7 @@ MAX_MESSAGE_BYTES = 1024**2  # a hello of 32 long topics is some 10 KB; aiohttp'
 async def serve(hub: "Hub", request: web.Request) -> web.WebSocketResponse:
     origin = request.headers.get("Origin")
     if hub.allowed_origins and origin not in hub.allowed_origins:
-        raise OriginRefused(f"origin {origin!r} may not open a websocket here")
+        raise OriginRefused(f"origin {logging.printable(origin)!r} may not open a websocket here")  # 100 chars at most
     # Protocol pings every interval; no pong within half of it closes the socket (aiohttp's rule).
     ws = web.WebSocketResponse(heartbeat=hub.ping_interval, max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
