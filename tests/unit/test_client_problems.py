@@ -109,3 +109,28 @@ def test_a_parked_command_is_final_and_an_unavailable_gateway_is_retried_then_ty
     with pytest.raises(Retryable) as away:
         classify(502, {}, None)
     assert type(unreachable(away.value)) is crm_client.Unreachable and unreachable(away.value).problem is None
+
+
+def test_a_type_answered_with_another_status_is_the_error_of_its_status_and_retried_as_one() -> None:
+    """A proxy's 502 page (or a foreign server) that carries one of our types is judged by its status."""
+    not_found = server.NotFound("lead 1 does not exist").body
+    error = rejected(502, not_found)
+    assert type(error) is crm_client.ServerError and error.status == 502
+    with pytest.raises(Retryable):
+        classify(502, {}, not_found)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": 123, "title": None, "detail": None},
+        {"type": ["/problems/not-found"], "status": 404},
+        {"type": None},
+        {},
+        {"type": "/problems/not-found", "title": "x" * 100_000, "detail": "y" * 1_000_000},
+    ],
+)
+def test_a_hostile_problem_body_is_still_an_error_of_its_status(body: dict) -> None:
+    error = rejected(404, body)
+    assert isinstance(error, crm_client.NotFound) and error.status == 404
+    assert "None" not in (error.title, error.detail) and len(str(error)) < 3000

@@ -36,9 +36,10 @@ class Rejected(ClientError):
 
     def __init__(self, status: int, problem: dict[str, Any] | None):
         self.status, self.body = status, problem or {}
-        self.type = str(self.body.get("type", self.type))
-        self.title = str(self.body.get("title", self.title))
-        self.detail = str(self.body.get("detail", ""))
+        # A body from anywhere (a proxy's page, a foreign server): a field may be missing, null or huge.
+        self.type = str(self.body.get("type") or self.type)[:500]
+        self.title = str(self.body.get("title") or self.title)[:500]
+        self.detail = str(self.body.get("detail") or "")[:2000]
         # Not super(): in a class that is also an Unreachable (Unavailable), that would be Unreachable's __init__.
         ClientError.__init__(self, f"{status} {self.title}: {self.detail}".strip())
 

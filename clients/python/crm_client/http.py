@@ -101,15 +101,17 @@ class HonourRetryAfter(wait_base):
         return max(wait, asked) if asked is not None else wait
 
 
-def known(body: Any) -> type[Rejected] | None:
-    """The class of a problem body's type, when it is one of the server's refusals."""
-    return problems.BY_TYPE.get(str(body.get("type"))) if isinstance(body, dict) else None
+def known(status: int | None, body: Any) -> type[Rejected] | None:
+    """The class of a problem body's type, when it is one of the server's refusals answered with its own
+    status (a proxy's 502 page that says "not-found" is a 502, and retried as one)."""
+    kind = problems.BY_TYPE.get(str(body.get("type"))) if isinstance(body, dict) else None
+    return kind if kind is not None and kind.status == status else None
 
 
 def classify(status: int, headers: Mapping[str, str], body: Any) -> None:
     """Raise Retryable for an answer that a repeat with the same key may change."""
     in_flight = status == 409 and "Retry-After" in headers  # the same key is being worked on right now
-    kind = known(body)
+    kind = known(status, body)
     final = kind is not None and not issubclass(kind, Unreachable)  # e.g. a parked command: no waiting changes it
     if (status in RETRY_STATUSES and not final) or in_flight:
         raise Retryable(f"HTTP {status}", status, body, retry_after(headers.get("Retry-After")))
@@ -117,7 +119,7 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> None:
 
 def rejected(status: int, body: dict[str, Any]) -> Rejected:
     """The error of a problem answer: the class of its type, else the one of its status."""
-    kind = known(body)
+    kind = known(status, body)
     if kind is not None:
         return kind(status, body)
     return refusal(status, body) if status < 500 else ServerError(status, body)
@@ -131,7 +133,7 @@ def final(answer: Answer) -> Answer:
 
 def unreachable(exc: Retryable) -> Unreachable:
     """After the last retry: the server's own class when it said to try again (`Unavailable`), else Unreachable."""
-    kind = known(exc.body)
+    kind = known(exc.status, exc.body)
     if kind is not None and issubclass(kind, Unreachable):
         return kind(exc.status, exc.body)  # a Rejected too: (status, body)
     return Unreachable(str(exc), exc.status, exc.body)
