@@ -2,7 +2,6 @@
 that are not one query of one id (the lead list, the moves table) and the development sign-in."""
 
 import ipaddress
-import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
@@ -53,7 +52,7 @@ def pick(buttons: Sequence[Button], data: dict) -> Button:
 
 def read(row: Read) -> View:
     """A read of the ids in its path (one that cannot be an id is a 404) and of its query string (422)."""
-    names = re.findall(r"{(\w+)}", row.path)
+    names = row.fields
 
     async def view(request: web.Request) -> web.Response:
         ids = {n: request.match_info[n] for n in names}

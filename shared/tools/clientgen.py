@@ -97,15 +97,15 @@ def press_builder(b: Button) -> str:
     lines = [f"def {b.name}({_params(b.command)}) -> Press:", f'    """{b.summary}: POST {b.path}."""']
     if choices := _one_of(b.command):
         lines.append(f"    _one_of({{{', '.join(f'{c!r}: {snake(c)}' for c in choices)}}})")
-    in_path = re.findall(r"{(\w+)}", b.path)  # taken from the path by the gateway, not sent in the body
+    in_path = b.fields  # taken from the path by the gateway, not sent in the body
     args = ", ".join(f"{f}={p}" for f, p, _, _ in fields(b.command) if f not in in_path)
     where = f"_path({b.path!r}, {', '.join(f'{f}={snake(f)}' for f in in_path)})" if in_path else repr(b.path)
     lines.append(f"    return Press({b.name!r}, {where}, _body({args}))")
     return "\n".join(lines)
 
 
-def _path_params(r: Read) -> list[str]:
-    return re.findall(r"{(\w+)}", r.path)
+def _path_params(r: Read) -> tuple[str, ...]:
+    return r.fields
 
 
 def _query_params(r: Read) -> list[tuple[str, str, str, bool]]:
