@@ -26,7 +26,9 @@ from shared import logging, topology
 
 DATABASE_TIMEOUT = 2.0
 HEALTH_WAIT = 1.0
-DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError: asyncpg's own state gone wrong on the kept connection ("another operation is in
+# progress", after a query it gave up on under load): broken like any other, replaced, never a 500.
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
 log = logging.get("gateway.readiness")
 
 
