@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 
-from services.gateway import errors
+from services.gateway import cors, errors
 from services.gateway.auth import principal_from
 from services.gateway.bus import Bus
 from services.gateway.catalog import PUBLIC
@@ -94,7 +94,10 @@ def init_app(settings: GatewaySettings) -> web.Application:
     provider = tracing.setup("gateway", settings.otel_exporter_otlp_endpoint, settings.trace_file)
     if provider is not None:  # a server span per request: the instrumentor adds its middleware to the app
         AioHttpServerInstrumentor().instrument(tracer_provider=provider)
-    app = web.Application(middlewares=[context, errors.problems, authenticate])
+    # Preflights are answered before `authenticate` (they carry no token) and inside `context` (logged); the CORS
+    # headers of every other answer, problems and 304s included, go on as it is sent (cors.py says why).
+    app = web.Application(middlewares=[context, cors.preflight(settings.cors_origins), errors.problems, authenticate])
+    app.on_response_prepare.append(cors.headers(settings.cors_origins))
     instance = f"gateway.{uuid4().hex[:12]}"
     hub = Hub(
         settings.token_rules,

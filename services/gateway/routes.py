@@ -11,6 +11,16 @@ from shared.buttons import BUTTONS, READS
 from shared.contracts.declare import Button
 
 STATIC = Path(__file__).parent / "static"
+# The npm package's own files (crm-buttons), served as they are: a page imports /sdk/index.js from the gateway.
+SDK = Path(__file__).resolve().parents[2] / "clients" / "js" / "src"
+SDK_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".ts": "application/typescript; charset=utf-8",  # the declarations (*.d.ts)
+    ".json": "application/json",
+    ".map": "application/json",
+    ".css": "text/css; charset=utf-8",
+}
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -24,6 +34,25 @@ async def console(request: web.Request) -> web.FileResponse:
 async def service_worker(request: web.Request) -> web.FileResponse:
     """At the root, so that its scope is the whole console (it keeps the page's files for offline use)."""
     return web.FileResponse(STATIC / "sw.js", headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+
+
+async def sdk(request: web.Request) -> web.FileResponse:
+    """A file of the SDK, revalidated on each use (no-cache; ETag and Last-Modified: 304). Only files of the
+    types above, inside the folder (no dot-file, no way out through `..` or a link): else 404, a folder too."""
+    name = request.match_info["name"]
+    parts = name.split("/")
+    if any(not part or part.startswith(".") or "\\" in part or "\0" in part for part in parts):
+        raise web.HTTPNotFound()
+    root = SDK.resolve()
+    path = (root / name).resolve()
+    content_type = next((t for suffix, t in SDK_TYPES.items() if path.name.endswith(suffix)), None)
+    try:
+        inside = path.is_relative_to(root) and path.is_file()
+    except OSError:  # a name too long for the file system...
+        inside = False
+    if content_type is None or not inside:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
 
 
 def setup_routes(app: web.Application) -> None:
@@ -45,6 +74,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/sw.js", service_worker)
     app.router.add_static("/static", STATIC)
+    app.router.add_get("/sdk/{name:.+}", sdk)  # public: `authenticate` guards /api/ only
 
 
 def by_path(rows: tuple[Button, ...]) -> dict[str, list[Button]]:

@@ -1,5 +1,6 @@
 from pydantic import Field, SecretStr, field_validator
 
+from services.gateway import cors
 from services.gateway.auth import TokenRules
 from shared.blobs import BlobSettings
 from shared.settings import (
@@ -35,6 +36,9 @@ class GatewaySettings(CommonSettings, BlobSettings):
     ws_ping_interval: float = Field(15.0, gt=0)
     # Comma-separated Origins allowed to open a websocket; empty allows any.
     ws_allowed_origins: str = ""
+    # Comma-separated origins (https://app.example.com, http://localhost:3000) whose pages may call /api/* and
+    # import /sdk/* from a browser (services/gateway/cors.py); empty: same origin only, no CORS header at all.
+    cors_allowed_origins: str = ""
     # Replays at once (each a channel reading the whole log from a resume's position), on this gateway
     # and per (organisation, user); a resume beyond either is closed 1013 and comes back after a backoff.
     ws_max_replays: int = Field(64, ge=1)
@@ -66,6 +70,12 @@ class GatewaySettings(CommonSettings, BlobSettings):
             raise ValueError("must be at least 32 characters (e.g. openssl rand -hex 32)")
         return value
 
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        cors.origins(value)  # a ValueError naming the first entry that is not an origin
+        return value
+
     def production_problems(self) -> dict[str, str]:
         problems = super().production_problems()
         if placeholder(self.jwt_secret.get_secret_value()):
@@ -95,3 +105,7 @@ class GatewaySettings(CommonSettings, BlobSettings):
     @property
     def allowed_origins(self) -> set[str]:
         return {o.strip() for o in self.ws_allowed_origins.split(",") if o.strip()}
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return cors.origins(self.cors_allowed_origins)
