@@ -1,22 +1,30 @@
 """The client's offline queue against the real stack: presses made while the gateway is away are
-kept (across a SIGKILL of the client), replayed in order with their own keys, applied once."""
+kept (across a SIGKILL of the client), replayed in order with their own keys, applied once; found
+through another URL of the same deployment (the token's issuer), or with `flush --all-scopes` by the
+same organisation and user, never by another."""
 
 import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 import crm_client
 import pytest
+from crm_client.offline import SCHEMA
 
+from services.gateway.auth import issue
 from tests.conftest import Api
-from tests.e2e.test_client import Proxy, fast, status_history
+from tests.e2e.test_client import Proxy, crm, fast, status_history
 from tests.support.infra import Infra
-from tests.support.stack import ROOT, Stack, eventually
+from tests.support.stack import ROOT, TEST_SECRET, Stack, eventually
+
+ISSUER = "https://auth.crm.test"  # the test stack checks no issuer: a token with one is as good
 
 # A client process: presses three status changes and creates a lead while the gateway is away,
 # prints each Queued result, then waits to be killed.
@@ -178,3 +186,111 @@ async def test_another_identity_does_not_replay_my_presses(api: Api, proxy: Prox
     other = api.as_user(f"other-{uuid4().hex[:6]}")
     async with fast(proxy.url, other.token, offline_db=db, replay_in_background=False) as theirs:
         assert theirs.pending() == []
+
+
+# Scopes: (deployment, org, user); the deployment is the token's issuer, else the URL's origin ---------
+def via_localhost(url: str) -> str:
+    """The same gateway by another name: another origin."""
+    return url.replace("://127.0.0.1:", "://localhost:")
+
+
+async def queue_through(url: str, token: str, db: str, lead: str, status: str) -> dict:
+    """`crm lead status` while the gateway is away: exit 3, the press queued."""
+    env = {"CRM_TOKEN": token, "CRM_OFFLINE_DB": db, "CRM_ATTEMPTS": "2"}
+    code, (queued,), _ = await crm("--url", url, "lead", "status", lead, status, env=env)
+    assert code == 3, queued
+    return queued["queued"]
+
+
+async def test_a_press_queued_through_localhost_is_replayed_through_127_0_0_1_with_an_issuer(
+    api: Api, org: str, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
+    lead = (await api.create_lead())["id"]
+    token, db = issue(TEST_SECRET, org, "agent-1", issuer=ISSUER), str(tmp_path / "q.db")
+    env = {"CRM_TOKEN": token, "CRM_OFFLINE_DB": db}
+    await proxy.go_down()
+    queued = await queue_through(via_localhost(proxy.url), token, db, lead, "won")
+    assert queued["scope"] == {"deployment": ISSUER, "org": org, "user": "agent-1"}
+    await proxy.up()
+    code, (listed,), _ = await crm("--url", proxy.url, "pending", env=env)
+    assert code == 0 and listed["queued"]["key"] == queued["key"]
+    assert (listed["replays"], listed["replays_with_all_scopes"]) == (True, True)
+    code, (settled,), _ = await crm("--url", proxy.url, "flush", env=env)
+    assert code == 0 and (settled["outcome"]["key"], settled["outcome"]["state"]) == (queued["key"], "done")
+    assert [key for _, _, key in proxy.posts()] == [queued["key"]]  # through 127.0.0.1, with its own key
+    assert await status_history(infra, lead) == [("new", "won")]
+    assert (await crm("--url", proxy.url, "pending", env=env))[1] == []
+
+
+async def test_without_an_issuer_another_origin_is_another_scope_replayed_only_with_all_scopes(
+    api: Api, org: str, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
+    lead, db = (await api.create_lead())["id"], str(tmp_path / "q.db")
+    env = {"CRM_TOKEN": api.token, "CRM_OFFLINE_DB": db}
+    await proxy.go_down()
+    queued = await queue_through(via_localhost(proxy.url), api.token, db, lead, "won")
+    await proxy.up()
+    code, (listed,), _ = await crm("--url", proxy.url, "pending", env=env)
+    assert code == 0 and listed["queued"]["key"] == queued["key"]
+    assert listed["queued"]["scope"] == {"deployment": via_localhost(proxy.url), "org": org, "user": "agent-1"}
+    assert (listed["replays"], listed["replays_with_all_scopes"]) == (False, True)
+    code, settled_none, _ = await crm("--url", proxy.url, "flush", env=env)
+    assert (code, settled_none) == (0, [])  # not this scope: not sent
+    assert proxy.posts() == []
+    code, (settled,), _ = await crm("--url", proxy.url, "flush", "--all-scopes", env=env)
+    assert code == 0 and (settled["outcome"]["key"], settled["outcome"]["state"]) == (queued["key"], "done")
+    assert [key for _, _, key in proxy.posts()] == [queued["key"]]
+    assert await status_history(infra, lead) == [("new", "won")]
+
+
+async def test_flush_all_scopes_skips_another_users_presses(
+    api: Api, org: str, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
+    mine, theirs = (await api.create_lead())["id"], (await api.create_lead())["id"]
+    colleague, db = issue(TEST_SECRET, org, "agent-2"), str(tmp_path / "q.db")
+    env = {"CRM_TOKEN": api.token, "CRM_OFFLINE_DB": db}
+    await proxy.go_down()
+    their_press = await queue_through(proxy.url, colleague, db, theirs, "lost")
+    my_press = await queue_through(via_localhost(proxy.url), api.token, db, mine, "won")
+    await proxy.up()
+    code, lines, _ = await crm("--url", proxy.url, "flush", "--all-scopes", env=env)
+    assert code == 0
+    assert [(line["skipped"]["key"], line["skipped"]["scope"]["user"]) for line in lines if "skipped" in line] == [
+        (their_press["key"], "agent-2")
+    ]
+    assert [line["outcome"]["key"] for line in lines if "outcome" in line] == [my_press["key"]]
+    assert [key for _, _, key in proxy.posts()] == [my_press["key"]]  # theirs never sent with my token
+    assert await status_history(infra, theirs) == []
+    assert await status_history(infra, mine) == [("new", "won")]
+    code, (left,), _ = await crm("--url", proxy.url, "pending", env=env)
+    assert left["queued"]["key"] == their_press["key"]
+    assert (left["replays"], left["replays_with_all_scopes"]) == (False, False)
+
+
+async def test_a_press_queued_by_the_old_client_is_found_and_replayed(
+    api: Api, org: str, proxy: Proxy, infra: Infra, tmp_path: Path
+) -> None:
+    """A file written before scopes had a deployment: the row's scope is "URL\\norg\\nuser"."""
+    lead, db, key = (await api.create_lead())["id"], str(tmp_path / "old.db"), str(uuid4())
+    old = sqlite3.connect(db)
+    with old:
+        old.executescript(SCHEMA)
+        old.execute(
+            "INSERT INTO presses (scope, key, operation, path, body, made_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                f"{proxy.url}\n{org}\nagent-1",
+                key,
+                "update_lead_status",
+                "/api/leads/update-status",
+                json.dumps({"leadId": lead, "status": "won"}, separators=(",", ":")),
+                datetime.now(UTC).isoformat(),
+            ),
+        )
+    old.close()
+    env = {"CRM_TOKEN": api.token, "CRM_OFFLINE_DB": db}
+    code, (listed,), _ = await crm("--url", proxy.url, "pending", env=env)
+    assert code == 0 and listed["queued"]["key"] == key and listed["replays"] is True
+    code, (settled,), _ = await crm("--url", proxy.url, "flush", env=env)
+    assert code == 0 and (settled["outcome"]["key"], settled["outcome"]["state"]) == (key, "done")
+    assert [k for _, _, k in proxy.posts()] == [key]
+    assert await status_history(infra, lead) == [("new", "won")]

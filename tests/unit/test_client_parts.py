@@ -1,16 +1,18 @@
 """The Python client's pure parts: retry decisions, backoff, the resume bookkeeping, the offline
-store, the SMS breaker's rules, the requests each button makes."""
+store and its scopes, the SMS breaker's rules, the requests each button makes."""
 
 import asyncio
+import sqlite3
 from types import SimpleNamespace
 
 import crm_client
 import pytest
 from crm_client import buttons
 from crm_client.breaker import SmsBreaker
-from crm_client.http import HonourRetryAfter, Retryable, classify, retry_after
+from crm_client.http import RETRY_STATUSES, HonourRetryAfter, Retryable, classify, retry_after
 from crm_client.live import Resume, _Stream, hello
-from crm_client.offline import Store, scope_of
+from crm_client.offline import SCHEMA, Store, scope_of
+from crm_client.scope import Scope, origin
 
 from services.gateway.auth import issue
 from tests.support.stack import TEST_SECRET
@@ -23,7 +25,8 @@ from tests.support.stack import TEST_SECRET
         (502, {}, True),
         (503, {"Retry-After": "1"}, True),
         (504, {}, True),
-        (409, {"Retry-After": "2"}, True),
+        (500, {}, True),
+        (409, {"Retry-After": "2"}, False),  # the gateway never sends it: a 409 is a refusal
         (409, {}, False),
         (404, {}, False),
         (422, {}, False),
@@ -31,7 +34,7 @@ from tests.support.stack import TEST_SECRET
         (401, {}, False),
         (200, {}, False),
         (202, {}, False),
-        (500, {}, False),
+        (501, {}, False),
     ],
 )
 def test_what_is_retried(status: int, headers: dict, retried: bool) -> None:
@@ -42,8 +45,17 @@ def test_what_is_retried(status: int, headers: dict, retried: bool) -> None:
         classify(status, headers, {})
 
 
+def test_the_retry_table_is_the_javascript_cores() -> None:
+    assert {429, 500, 502, 503, 504} == RETRY_STATUSES
+
+
 def test_a_parked_command_is_final_not_retried() -> None:
     classify(503, {}, {"type": "/problems/command-parked", "status": 503})
+    classify(500, {}, {"type": "/problems/content-missing", "status": 500})  # a 500 of the table: final too
+    with pytest.raises(Retryable):  # but "try again" is retried
+        classify(503, {"Retry-After": "1"}, {"type": "/problems/unavailable", "status": 503})
+    with pytest.raises(Retryable):  # the framework's own 500
+        classify(500, {}, {"type": "about:blank", "status": 500, "title": "Internal Server Error"})
 
 
 def test_retry_after_is_seconds_or_a_date() -> None:
@@ -148,6 +160,70 @@ def test_the_offline_store_keeps_order_and_scope(tmp_path) -> None:
     assert (failed.state, failed.status, failed.answer) == ("failed", 409, {"status": 409})
     assert [q.key for q in again.pending()] == ["k2"] and [o.key for o in again.outcomes()] == ["k1"]
     assert Store(path, scope_of("http://gw", issue(TEST_SECRET, "org-b", "u1"))).pending() == []
+
+
+def test_an_origin_is_what_a_browser_says() -> None:
+    assert origin("HTTP://LocalHost:8080/api/") == "http://localhost:8080"
+    assert origin("http://gw:80/x") == origin("http://gw") == "http://gw"
+    assert origin("https://gw:443") == "https://gw" and origin("https://gw:8443") == "https://gw:8443"
+    assert origin("http://[0:0::1]:8080") == "http://[::1]:8080"
+    # three hosts, three origins: only an issuer makes them one deployment
+    assert len({origin(f"http://{host}:8080") for host in ("localhost", "127.0.0.1", "[::1]")}) == 3
+
+
+def test_the_deployment_is_the_issuer_else_the_origin() -> None:
+    plain, issued = issue(TEST_SECRET, "org-a", "u1"), issue(TEST_SECRET, "org-a", "u1", issuer="https://auth.test")
+    assert scope_of("http://localhost:8080", plain) == Scope("http://localhost:8080", "org-a", "u1")
+    assert scope_of("http://localhost:8080", plain) != scope_of("http://127.0.0.1:8080", plain)
+    assert scope_of("http://localhost:8080/", plain) == scope_of("HTTP://LOCALHOST:8080", plain)
+    assert scope_of("http://localhost:8080", issued) == scope_of("http://10.0.0.2:8081", issued)
+    assert scope_of("http://localhost:8080", issued) == Scope("https://auth.test", "org-a", "u1")
+    assert scope_of("http://gw", "not-a-token") == Scope("http://gw", None, None)
+    assert not Scope("http://gw", None, None).same_identity(Scope("http://gw", None, None))
+    assert Scope("a", "o", "u").same_identity(Scope("b", "o", "u"))
+    assert not Scope("a", "o", "u").same_identity(Scope("a", "o", "u2"))
+    for scope in (Scope("https://auth.test", "org-a", "u1"), Scope("http://gw", None, None)):
+        assert Scope.parse(scope.key) == scope
+
+
+def test_rows_of_the_old_format_are_found_and_none_is_lost(tmp_path) -> None:
+    """Before deployments, a row's scope was the gateway URL (without its last slash), the org and the user,
+    joined by newlines; "?" for claims of a token that could not be read."""
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA)
+    rows = [
+        ("http://127.0.0.1:8080\norg-a\nu1", "mine", "pending"),
+        ("http://127.0.0.1:8080\norg-a\nu1", "mine-settled", "done"),
+        ("http://localhost:8080\norg-a\nu1", "mine-elsewhere", "pending"),
+        ("http://127.0.0.1:8080\norg-a\nu2", "theirs", "pending"),
+        ("http://127.0.0.1:8080\n?\n?", "unreadable-token", "pending"),
+        ("not a scope at all", "unreadable-scope", "pending"),
+    ]
+    with old:
+        old.executemany(
+            "INSERT INTO presses (scope, key, operation, path, body, made_at, state) "
+            "VALUES (?, ?, 'op', '/p', '{}', 't', ?)",
+            rows,
+        )
+    old.close()
+    token = issue(TEST_SECRET, "org-a", "u1", issuer="https://auth.test")
+    store = Store(path, scope_of("http://127.0.0.1:8080", token), "http://127.0.0.1:8080/")
+    mine = Scope("https://auth.test", "org-a", "u1")
+    assert [(q.key, q.scope) for q in store.pending()] == [("mine", mine)]  # what the old client replayed
+    assert [(o.key, o.scope) for o in store.outcomes()] == [("mine-settled", mine)]
+    assert [(q.key, q.scope) for q in store.pending(all_scopes=True)] == [
+        ("mine", mine),
+        ("mine-elsewhere", Scope("http://localhost:8080", "org-a", "u1")),
+        ("theirs", Scope("http://127.0.0.1:8080", "org-a", "u2")),
+        ("unreadable-token", Scope("http://127.0.0.1:8080", None, None)),
+        ("unreadable-scope", Scope("not a scope at all", None, None)),
+    ]
+    store.close()
+    again = Store(path, scope_of("http://127.0.0.1:8080", issue(TEST_SECRET, "org-a", "u2")), "http://127.0.0.1:8080")
+    assert [q.key for q in again.pending()] == ["theirs"]  # migrated once: the second opener finds its own
+    (count,) = again.db.execute("SELECT count(*) FROM presses").fetchone()
+    assert count == len(rows)
 
 
 async def test_the_breaker_opens_fails_fast_and_lets_one_trial_through() -> None:

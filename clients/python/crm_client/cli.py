@@ -3,6 +3,10 @@
 Exit status: 0 done, 1 refused (the problem+json body is printed), 2 usage error, 3 queued
 offline (see `crm pending`), 4 gateway unreachable and no offline db (or the SMS breaker is
 open: nothing was sent), 5 accepted by the gateway but no final answer in time.
+
+`pending` lists the presses of every scope in the file, each saying whether this URL and token
+replay it (`replays`: plain `flush`; `replays_with_all_scopes`: `flush --all-scopes`, the same
+organisation and user); `flush --all-scopes` reports the rows of another identity as `skipped`.
 """
 
 import argparse
@@ -11,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +83,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--filename", help="the name to store (default: the file's)")
     sub.add_argument("--content-type", dest="content_type", help="checked against the bytes (default: told by them)")
 
-    commands.add_parser("pending", help="the presses waiting in the offline queue")
-    commands.add_parser("flush", help="replay the offline queue now")
+    commands.add_parser("pending", help="the presses waiting in the offline queue, of every scope")
+    flush = commands.add_parser("flush", help="replay the offline queue now (this scope's presses)")
+    flush.add_argument(
+        "--all-scopes",
+        action="store_true",
+        help="also the presses queued with another URL or issuer by this token's organisation and user",
+    )
     events = commands.add_parser("events", help="print events, one per line")
     events.add_argument("--topic", action="append", dest="topics", metavar="T")
     events.add_argument("--resume", type=Resume.parse, metavar="EPOCH:POSITION")
@@ -119,16 +129,11 @@ async def run(args: argparse.Namespace) -> int:
         replay_in_background=False,
     ) as client:
         if args.command == "pending":
-            for queued in client.pending():
-                out(queued.to_json())
+            for queued in client.pending(all_scopes=True):
+                out(listed(client, queued))
             return DONE
         if args.command == "flush":
-            settled = await client.flush()
-            for outcome in settled:
-                out(outcome.to_json())
-            if client.pending():
-                return QUEUED
-            return REFUSED if any(o.state == "failed" for o in settled) else DONE
+            return await flush(client, args.all_scopes)
         if args.command == "events":
             return await events(client, args)
         action = press(args)
@@ -139,6 +144,29 @@ async def run(args: argparse.Namespace) -> int:
             return QUEUED
         out(result)
         return DONE
+
+
+def listed(client: Client, queued: Queued) -> dict[str, Any]:
+    """A pending press (its `scope` in it), and whether this URL and token replay it."""
+    return {
+        **queued.to_json(),
+        "replays": client.replays(queued),
+        "replays_with_all_scopes": client.replays(queued, all_scopes=True),
+    }
+
+
+async def flush(client: Client, all_scopes: bool) -> int:
+    """Replay; with `all_scopes`, another identity's presses are said `skipped` first, and never sent."""
+    if all_scopes:
+        for queued in client.pending(all_scopes=True):
+            if not client.replays(queued, all_scopes=True):
+                out({"skipped": asdict(queued), "reason": "another organisation or user: not sent with this token"})
+    settled = await client.flush(all_scopes=all_scopes)
+    for outcome in settled:
+        out(outcome.to_json())
+    if any(client.replays(q, all_scopes) for q in client.pending(all_scopes)):
+        return QUEUED
+    return REFUSED if any(o.state == "failed" for o in settled) else DONE
 
 
 async def events(client: Client, args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ press ──► earlier presses still queued? ──► replay them first (order
       └─► send with retries ──► answer / Refused
                             └─► Unreachable ──► offline_db set? ──► committed to the queue ──► Queued
                                                               └─► no: raise
-while open: a background task replays the queue whenever there is something in it.
+while open: a background task replays the queue (this scope's presses) whenever there is something in it.
+The queue's rows belong to (deployment, org, user) (crm_client/scope.py); `flush(all_scopes=True)` also
+replays another scope's rows, when its org and user are this token's.
 """
 
 import asyncio
@@ -21,9 +23,10 @@ from crm_client.buttons import Buttons
 from crm_client.errors import Refused, ServerError, StillAccepted, Unreachable
 from crm_client.http import FilePart, Http, RetryPolicy
 from crm_client.live import Event, Reload, Resume, subscribe
-from crm_client.offline import Outcome, Queued, Store, scope_of
+from crm_client.offline import Outcome, Queued, Store
 from crm_client.press import Press
 from crm_client.press import path as _path
+from crm_client.scope import Scope, scope_of
 
 OnOutcome = Callable[[Outcome], Awaitable[None] | None]
 Result = dict[str, Any] | Queued
@@ -55,6 +58,7 @@ class Client(Buttons):
         self.breaker = SmsBreaker(sms_breaker_threshold, sms_breaker_cooldown)
         self.on_outcome, self.replay_interval, self.ping_interval = on_outcome, replay_interval, ping_interval
         self.replay_in_background = replay_in_background
+        self.scope: Scope = scope_of(self.url, token)
         self.store: Store | None = None
         self._flushing = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -63,7 +67,7 @@ class Client(Buttons):
     async def __aenter__(self) -> "Client":
         await self.http.open()
         if self.offline_db:
-            self.store = Store(self.offline_db, scope_of(self.url, self.token))
+            self.store = Store(self.offline_db, self.scope, self.url)
             if self.replay_in_background:
                 self._replayer = asyncio.create_task(self._replay_in_background())
         return self
@@ -119,20 +123,31 @@ class Client(Buttons):
         return subscribe(self.url, self.token, topics, Resume.coerce(resume), self.ping_interval, self.policy)
 
     # The offline queue -------------------------------------------------------------
-    def pending(self) -> list[Queued]:
-        return self.store.pending() if self.store else []
+    def pending(self, all_scopes: bool = False) -> list[Queued]:
+        """What waits, in order: this scope's presses, or (`all_scopes`) every scope's, each with its `scope`."""
+        return self.store.pending(all_scopes) if self.store else []
+
+    def replays(self, queued: Queued, all_scopes: bool = False) -> bool:
+        """Whether this client (its URL and token) replays the press: its own scope's always; another scope's
+        with `all_scopes`, when its organisation and user are this token's (never another identity's)."""
+        scope = queued.scope or self.scope
+        return scope == self.scope or (all_scopes and self.scope.same_identity(scope))
 
     def outcomes(self) -> list[Outcome]:
         return self.store.outcomes() if self.store else []
 
-    async def flush(self, attempts: int | None = None) -> list[Outcome]:
-        """Replay the queue in order, each press with its own key; stops at the first press that still
-        cannot be delivered (it stays first). Returns what was settled by this flush."""
+    async def flush(self, attempts: int | None = None, all_scopes: bool = False) -> list[Outcome]:
+        """Replay the queue in order, each press with its own key, path and body; stops at the first press
+        that still cannot be delivered (it stays first). `all_scopes`: the presses of every scope this client
+        `replays` (made with another URL or issuer by the same org and user), sent to this client's gateway;
+        another identity's are left alone. Returns what was settled by this flush."""
         if self.store is None:
             return []
         settled: list[Outcome] = []
         async with self._flushing:
-            for queued in self.store.pending():
+            for queued in self.store.pending(all_scopes):
+                if not self.replays(queued, all_scopes):
+                    continue
                 data = self.store.raw_body(queued.seq).encode()
                 try:
                     answer = await self.http.command(queued.path, data, queued.key, attempts)

@@ -6,9 +6,9 @@
     │   │   ├── Invalid       400, 422
     │   │   ├── Unauthorized  401, 403
     │   │   ├── NotFound      404
-    │   │   └── Conflict      409 without Retry-After (the state forbids it)
-    │   └── ServerError       500, or a command parked after the service's retries
-    ├── Unreachable       network errors, 502/503/504 after every retry: safe to repeat with the same key
+    │   │   └── Conflict      409 (the state forbids it)
+    │   └── ServerError       a final 5xx: a command parked after the service's retries, another 5xx not retried
+    ├── Unreachable       network errors, 429/500/502/503/504 after every retry: safe to repeat with the same key
     ├── StillAccepted     202 followed until the deadline, no final answer yet (it is durably queued server-side)
     └── CircuitOpen       the SMS breaker is open: failed fast, nothing was sent
 
@@ -70,12 +70,14 @@ class Conflict(Refused):
 
 
 class ServerError(Rejected):
-    """The gateway failed (500), or the command was parked after the service's retries (503): not retried."""
+    """A 5xx that no retry changes: the command was parked after the service's retries (503
+    /problems/command-parked), a problem of the server's that is final (500 /problems/content-missing), or a
+    5xx outside the retry table (501). A 500 without such a type is retried, then Unreachable."""
 
 
 class Unreachable(ClientError):
     """The gateway could not be reached, or could not take the command (after every retry).
-    `status` is the last HTTP status (502/503/504), or None for a network error."""
+    `status` is the last HTTP status (429, 500, 502, 503, 504), or None for a network error."""
 
     def __init__(self, detail: str, status: int | None = None, problem: dict[str, Any] | None = None):
         self.status, self._problem = status, problem

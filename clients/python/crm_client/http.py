@@ -4,13 +4,17 @@ Guarantee: a call is sent with ONE Idempotency-Key, made by the caller once and
 reused on every retry, so however many times it reaches the gateway it has one
 effect (the gateway turns the key into the command's message id).
 
-    send ──► 2xx ─────────────────────────────────────────────► answer
-         ├─► 202 + Location ──► poll the status resource ───────► its final answer
-         ├─► network error, 409 + Retry-After, 429, 502/503/504 ─► wait (Retry-After, else full
-         │                                                        jitter), send again, same key
-         └─► 400/401/403/404/409/422 ────────────────────────────► Refused (never retried)
+    send ──► 2xx ───────────────────────────────────────────► answer
+         ├─► 202 + Location ──► poll the status resource ───► its final answer
+         ├─► network error, 429, 500, 502, 503, 504 ────────► wait (Retry-After, else full jitter),
+         │                                                    send again, same key
+         ├─► a 5xx problem whose type is final (a parked ───► ServerError (never retried)
+         │   command: 503 /problems/command-parked)
+         └─► 400/401/403/404/409/422 ───────────────────────► Refused (never retried)
 
-Retries stop after `attempts` or before `total_time` would be passed; then Unreachable.
+The retry table is the JavaScript SDK's (RETRY_STATUSES). Retries stop after `attempts` or before
+`total_time` would be passed; then Unreachable (with the last status), or the server's own class
+when it said to try again (`Unavailable`).
 A problem answer is raised as the class of its type (crm_client/problems.py, generated from the
 server's table: `ForbiddenMove`, `Unavailable`...), else as the class of its status.
 """
@@ -37,7 +41,7 @@ from crm_client import problems
 from crm_client.errors import Rejected, ServerError, StillAccepted, Unreachable, refusal
 
 T = TypeVar("T")
-RETRY_STATUSES = {429, 502, 503, 504}
+RETRY_STATUSES = {429, 500, 502, 503, 504}  # and network errors: the JavaScript SDK's table
 
 
 @dataclass(frozen=True)
@@ -109,11 +113,11 @@ def known(status: int | None, body: Any) -> type[Rejected] | None:
 
 
 def classify(status: int, headers: Mapping[str, str], body: Any) -> None:
-    """Raise Retryable for an answer that a repeat with the same key may change."""
-    in_flight = status == 409 and "Retry-After" in headers  # the same key is being worked on right now
+    """Raise Retryable for an answer that a repeat with the same key may change: a status of the table,
+    unless its problem type is one of the server's that no waiting changes (a parked command, a 503)."""
     kind = known(status, body)
-    final = kind is not None and not issubclass(kind, Unreachable)  # e.g. a parked command: no waiting changes it
-    if (status in RETRY_STATUSES and not final) or in_flight:
+    final = kind is not None and not issubclass(kind, Unreachable)  # `Unavailable` (try again) is not final
+    if status in RETRY_STATUSES and not final:
         raise Retryable(f"HTTP {status}", status, body, retry_after(headers.get("Retry-After")))
 
 

@@ -10,16 +10,23 @@ Guarantees:
   be delivered; a refusal is recorded against its press (state 'failed', with the problem
   body) and the next ones still go. Nothing is retried forever: a refused press is settled.
 
-Rows are scoped to (gateway URL, organisation, user): a queue file shared by two
-identities never replays one's presses with the other's token.
+Rows are scoped to (deployment, organisation, user) (crm_client/scope.py: the deployment is the
+token's issuer, else the gateway's origin): a queue file shared by two identities never replays one's
+presses with the other's token by itself. Every scope's rows are listed (`pending(all_scopes=True)`),
+and `flush(all_scopes=True)` replays another scope's rows only for the same organisation and user.
+Rows of the old format (scoped by "URL\\norg\\nuser") are rewritten to the new one on open; none is
+dropped.
 """
 
-import base64
 import json
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from crm_client.scope import Scope, origin, scope_of
+
+__all__ = ["Outcome", "Queued", "Scope", "Store", "scope_of"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS presses (
@@ -49,6 +56,7 @@ class _Press:
     path: str
     body: dict[str, Any]
     made_at: str
+    scope: Scope | None = field(default=None, kw_only=True)  # whose press it is
 
 
 @dataclass(frozen=True)
@@ -82,24 +90,13 @@ class Outcome(_Press):
         return {"outcome": asdict(self)}
 
 
-def scope_of(url: str, token: str) -> str:
-    """(URL, org, user) from the token's claims, read without checking them: only to keep
-    identities apart in one file; the gateway is the one that checks the token."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        who = f"{claims.get('org')}\n{claims.get('sub')}"
-    except (IndexError, ValueError, AttributeError):
-        who = "?\n?"
-    return f"{url.rstrip('/')}\n{who}"
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
 class Store:
-    def __init__(self, path: str, scope: str):
+    def __init__(self, path: str, scope: Scope, gateway: str | None = None):
+        """`gateway`: the URL the rows of the old format are compared with (default: the scope's deployment)."""
         self.scope = scope
         # One short transaction per call; autocommit off, committed explicitly by `with self.db`.
         self.db = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
@@ -108,6 +105,23 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")  # the commit is on disk before add() returns
         with self.db:
             self.db.executescript(SCHEMA)
+        self._migrate(origin(gateway) if gateway else scope.deployment)
+
+    def _migrate(self, gateway: str) -> None:
+        """Rows of the old format in the new one. A row the old code would have replayed with this identity
+        (its URL's origin, org and user are ours) becomes ours, whatever our deployment; another is scoped by
+        its URL's origin. Each old value is rewritten in one statement: a second process doing the same
+        finds nothing left to do, and a row is never dropped."""
+        old = [row[0] for row in self.db.execute("SELECT DISTINCT scope FROM presses WHERE scope NOT LIKE '[%'")]
+        self.db.commit()
+        if not old:
+            return
+        ours = Scope(gateway, self.scope.org, self.scope.user)
+        with self.db:
+            for stored in old:
+                was = Scope.parse(stored)
+                new = self.scope if was == ours and ours.same_identity(was) else was
+                self.db.execute("UPDATE presses SET scope = ? WHERE scope = ?", (new.key, stored))
 
     def close(self) -> None:
         self.db.close()
@@ -117,17 +131,22 @@ class Store:
         with self.db:
             cursor = self.db.execute(
                 "INSERT INTO presses (scope, key, operation, path, body, made_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (self.scope, key, operation, path, body, made),
+                (self.scope.key, key, operation, path, body, made),
             )
-        return Queued(cursor.lastrowid or 0, key, operation, path, json.loads(body), made)
+        return Queued(cursor.lastrowid or 0, key, operation, path, json.loads(body), made, scope=self.scope)
 
-    def pending(self) -> list[Queued]:
-        rows = self.db.execute(
-            "SELECT * FROM presses WHERE scope = ? AND state = 'pending' ORDER BY seq", (self.scope,)
-        ).fetchall()
+    def pending(self, all_scopes: bool = False) -> list[Queued]:
+        """What waits, in the order it was made: this scope's, or every scope's."""
+        if all_scopes:
+            rows = self.db.execute("SELECT * FROM presses WHERE state = 'pending' ORDER BY seq").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM presses WHERE scope = ? AND state = 'pending' ORDER BY seq", (self.scope.key,)
+            ).fetchall()
         self.db.commit()  # end the read transaction: WAL readers must not pin an old snapshot
         return [
-            Queued(r["seq"], r["key"], r["operation"], r["path"], json.loads(r["body"]), r["made_at"]) for r in rows
+            Queued(r["seq"], r["key"], r["operation"], r["path"], json.loads(r["body"]), r["made_at"], scope=_scope(r))
+            for r in rows
         ]
 
     def raw_body(self, seq: int) -> str:
@@ -147,7 +166,7 @@ class Store:
 
     def outcomes(self) -> list[Outcome]:
         rows = self.db.execute(
-            "SELECT * FROM presses WHERE scope = ? AND state != 'pending' ORDER BY seq", (self.scope,)
+            "SELECT * FROM presses WHERE scope = ? AND state != 'pending' ORDER BY seq", (self.scope.key,)
         ).fetchall()
         self.db.commit()
         return [self._outcome(r) for r in rows]
@@ -165,4 +184,9 @@ class Store:
             r["status"],
             json.loads(r["answer"]) if r["answer"] else None,
             r["settled_at"],
+            scope=_scope(r),
         )
+
+
+def _scope(row: sqlite3.Row) -> Scope:
+    return Scope.parse(row["scope"])
