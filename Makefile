@@ -26,7 +26,7 @@ run token: export JWT_AUDIENCE ?= crm
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose fresh-machine-check
+.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose node js fresh-machine-check
 
 venv: $(STAMP)
 
@@ -59,6 +59,21 @@ browser:
 		{ echo "installing Debian's chromium and libatomic1 for the browser tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libatomic1 >/dev/null; }
 
+# The JavaScript SDK (clients/js) needs Node.js 20 or newer and npm: Debian's packages, installed when missing.
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "installing Debian's nodejs and npm for the JavaScript SDK"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
+		{ echo "the JavaScript SDK needs Node.js 20 or newer (node --version: $$(node --version))"; exit 1; }
+
+# Its packages, from the npm registry, exactly as the lock file says (again when the lock file changes).
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.installed
+js: $(JS_STAMP)
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json | node
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The compose file's tests (tests/unit/test_compose.py) need a real Compose: Debian's docker-compose (1.29; it reads
 # and checks the file without a Docker engine), installed when missing.
 compose:
@@ -68,10 +83,11 @@ compose:
 # Lint, format and types first (settings in pyproject.toml), then the suite.
 LINTED := shared services tests bench chaos clients/python
 TYPED := shared services clients/python bench chaos tests/support
-test: $(STAMP) browser compose
+test: $(STAMP) browser compose $(JS_STAMP)
 	$(PY) -m ruff check --quiet $(LINTED)
 	$(PY) -m ruff format --check --quiet $(LINTED)
 	$(PY) -m mypy $(TYPED)
+	cd $(JS) && npx tsc -p tsconfig.json && npm run --silent example && node --test --test-reporter=dot test/*.test.js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -107,9 +123,11 @@ parked: $(STAMP)
 asyncapi: $(STAMP)
 	for service in leads bookings sms proposals documents; do PYTHONHASHSEED=0 $(PY) -m shared.tools.asyncapi $$service > docs/asyncapi/$$service.json; done
 
-# The Python client's buttons, reads and `crm` subcommands, from the one table (shared/buttons.py).
+# The Python client's buttons, reads and `crm` subcommands, and the JavaScript SDK's table, refusals and types,
+# from the one table (shared/buttons.py).
 client: $(STAMP)
 	$(PY) -m shared.tools.clientgen
+	$(PY) -m shared.tools.jsgen
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -45,6 +45,11 @@ STACK_ENV = {
 }
 
 
+# The JavaScript SDK's example pages (tests/browser/test_sdk.py) are served from this origin: another one than the
+# gateway's, allowed by the gateway's CORS setting.
+EXAMPLE_ORIGIN = f"http://localhost:{free_port()}"
+STACK_ENV["CORS_ALLOWED_ORIGINS"] = EXAMPLE_ORIGIN
+
 SERVICES = ("leads", "bookings", "sms", "proposals", "documents")
 
 

@@ -72,6 +72,14 @@ def test_the_client_is_generated_from_the_current_table() -> None:
     assert clientgen.main(["--check"]) == 0, "run `make client` to regenerate crm_client/buttons.py and problems.py"
 
 
+def test_the_js_sdk_is_generated_from_the_current_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.tools import jsgen
+
+    assert jsgen.main(["--check"]) == 0, "run `make client` to regenerate clients/js/src's generated files"
+    monkeypatch.setattr(jsgen, "SRC", tmp_path)  # and the check can fail: a stale (here, missing) file is reported
+    assert jsgen.main(["--check"]) == 1
+
+
 def test_every_button_and_read_is_routed_documented_and_in_the_client() -> None:
     from aiohttp import web
     from crm_client.buttons import CLI
