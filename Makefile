@@ -59,12 +59,12 @@ browser:
 		{ echo "installing Debian's chromium and libatomic1 for the browser tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libatomic1 >/dev/null; }
 
-# The JavaScript SDK (clients/js) needs Node.js 20 or newer and npm: Debian's packages, installed when missing.
+# The JavaScript SDK (clients/js) needs Node.js 18 or newer (CI has 20) and npm: Debian's packages, installed when missing.
 node:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "installing Debian's nodejs and npm for the JavaScript SDK"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
-	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
-		{ echo "the JavaScript SDK needs Node.js 20 or newer (node --version: $$(node --version))"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || \
+		{ echo "the JavaScript SDK needs Node.js 18 or newer (node --version: $$(node --version))"; exit 1; }
 
 # Its packages, from the npm registry, exactly as the lock file says (again when the lock file changes).
 JS := clients/js
