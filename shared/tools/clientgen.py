@@ -268,8 +268,13 @@ def _formatted(source: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    return write_or_check({TARGET: render(), PROBLEMS_TARGET: render_problems()}, argv)
+
+
+def write_or_check(outputs: dict[Path, str], argv: list[str]) -> int:
+    """Write the generated files; with `--check`, 1 (and each named) when one of them is stale instead."""
     stale = 0
-    for target, text in ((TARGET, render()), (PROBLEMS_TARGET, render_problems())):
+    for target, text in outputs.items():
         if "--check" not in argv:
             target.write_text(text)
         elif not target.exists() or target.read_text() != text:

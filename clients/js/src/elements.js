@@ -213,6 +213,8 @@ export class LeadStatusElement extends CrmElement {
 
   current() { return this.getAttribute("current-status") || ""; }
 
+  same(fields) { return !!fields && fields.leadId === this.getAttribute("lead-id"); } // a kept move of this lead
+
   async update() {
     const current = this.current();
     let moves = [];
