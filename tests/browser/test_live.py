@@ -1,8 +1,6 @@
 """Live: changes made anywhere appear without a reload; after a dropped websocket nothing is missed."""
 
-import asyncio
 import json
-from contextlib import suppress
 from datetime import UTC, datetime
 
 import aio_pika
@@ -11,7 +9,8 @@ from playwright.async_api import expect
 from shared.contracts.envelope import Event
 from tests.browser.conftest import Pages, live, row
 from tests.conftest import Api
-from tests.support.stack import Stack, free_port
+from tests.support.proxy import Proxy
+from tests.support.stack import Stack
 
 
 async def test_two_pages_see_each_other_s_changes(pages: Pages, api: Api, org: str) -> None:
@@ -52,51 +51,6 @@ async def test_a_change_published_straight_to_the_broker_appears(
         routing_key=event.type,
     )
     await expect(row(page, lead)).to_have_attribute("data-status", "qualified")
-
-
-class Proxy:
-    """A TCP proxy in front of the gateway: `cut()` drops every connection (the websocket too) and refuses new ones."""
-
-    def __init__(self, target_port: int):
-        self.target_port, self.port = target_port, free_port()
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.close()
-            return
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.writers -= {writer, up_writer}
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.writers):
-            writer.transport.abort()
-        await self.server.wait_closed()
-
-    async def close(self) -> None:
-        if self.server is not None and self.server.is_serving():
-            await self.cut()
 
 
 async def test_a_websocket_dropped_while_20_changes_are_made_misses_none(

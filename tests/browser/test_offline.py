@@ -2,7 +2,7 @@
 
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.conftest import Pages, live, row
+from tests.browser.conftest import Pages, live, row, token_for
 from tests.conftest import Api
 from tests.support.sandbox import Sandbox
 from tests.support.stack import eventually
@@ -177,3 +177,75 @@ async def test_presses_kept_offline_survive_a_browser_restart(
         assert moves == [("new", "contacted"), ("contacted", "qualified")]
     finally:
         await context.close()
+
+
+OLD_CONSOLE_DB = """async ([rows]) => {
+  const db = await new Promise((resolve, reject) => {
+    const req = indexedDB.open("crm-console", 1);
+    req.onupgradeneeded = () => req.result.createObjectStore("presses", { keyPath: "seq", autoIncrement: true });
+    req.onsuccess = () => resolve(req.result); req.onerror = () => reject(req.error);
+  });
+  const tx = db.transaction("presses", "readwrite");
+  for (const row of rows) tx.objectStore("presses").put(row);
+  await new Promise((resolve) => { tx.oncomplete = resolve; });
+  db.close();
+}"""
+
+
+async def test_presses_kept_by_the_console_before_the_sdk_are_sent_once_with_their_keys(
+    pages: Pages, api: Api, org: str
+) -> None:
+    """The console's own IndexedDB ("crm-console") before it ran on the SDK: its presses move to the SDK's."""
+    lead = (await api.create_lead("Kept Before"))["id"]
+    keys = ["6f1c2d3e-0000-4000-8000-000000000001", "6f1c2d3e-0000-4000-8000-000000000002"]
+
+    def old_press(key: str, status: str, principal: str = f"{org}\nagent-1") -> dict:
+        return {
+            "principal": principal,
+            "key": key,
+            "button": "update_lead_status",
+            "method": "POST",
+            "path": "/api/leads/update-status",
+            "body": {"leadId": lead, "status": status},
+            "leadIds": [lead],
+            "label": f"Moving Kept Before to {status}",
+            "state": "pending",
+            "createdAt": "2026-01-01T00:00:00Z",
+        }
+
+    page = await pages.open(service_workers="block")  # signed out: nothing opens the old database yet
+    sent: list[str] = []
+
+    async def record(route: Route) -> None:
+        sent.append(await route.request.header_value("idempotency-key") or "")
+        await route.continue_()
+
+    await page.route("**/api/leads/update-status", record)
+    rows = [
+        old_press(keys[0], "contacted"),
+        old_press(keys[1], "qualified"),
+        old_press("other", "won", "org-x\nagent-1"),
+    ]
+    await page.evaluate(OLD_CONSOLE_DB, [rows])
+    await page.evaluate(f"localStorage.setItem('crm.token', {token_for(org)!r})")
+    await page.reload()
+    await live(page)
+
+    async def both_applied() -> bool:
+        return len(await history(api, lead)) >= 2
+
+    await eventually(both_applied, 20, what="the two presses the old console kept")
+    await pending(page, 0)
+    assert [(h["from"], h["to"]) for h in reversed(await history(api, lead))] == [
+        ("new", "contacted"),
+        ("contacted", "qualified"),
+    ]
+    assert sorted(set(sent)) == keys, sent
+    left = await page.evaluate("""() => new Promise((resolve) => {
+      const req = indexedDB.open("crm-console");
+      req.onsuccess = () => {
+        const all = req.result.transaction("presses").objectStore("presses").getAll();
+        all.onsuccess = () => resolve(all.result.map((r) => r.key));
+      };
+    })""")
+    assert left == ["other"]  # another identity's, moved at its own sign-in

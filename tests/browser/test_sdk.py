@@ -18,8 +18,8 @@ from aiohttp import web
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import Pages, token_for
-from tests.browser.test_live import Proxy
 from tests.conftest import EXAMPLE_ORIGIN, Api
+from tests.support.proxy import Proxy
 from tests.support.stack import Stack, eventually
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "clients/js/examples"
@@ -69,6 +69,16 @@ async def open_example(
 
 async def live(page: Page) -> None:
     await expect(page.locator("#state")).to_have_attribute("data-state", "live")
+
+
+KEPT_POSITION = """() => new Promise((resolve, reject) => {
+  const req = indexedDB.open("crm-buttons");
+  req.onerror = () => reject(req.error);
+  req.onsuccess = () => {
+    const all = req.result.transaction("positions").objectStore("positions").getAll();
+    all.onsuccess = () => { req.result.close(); resolve(Math.max(-1, ...all.result.map((p) => p.position))); };
+  };
+})"""
 
 
 async def record_events(page: Page) -> None:
@@ -202,6 +212,12 @@ async def test_events_arrive_live_after_a_dropped_socket_and_after_a_reload(
         await live(page)
         await expect(events).to_have_count(3)
 
+        last = int(await page.locator("#events li").last.get_attribute("data-position") or "0")
+
+        async def position_kept() -> bool:  # written after each event; a tab closed before that replays it
+            return int(await page.evaluate(KEPT_POSITION)) >= last
+
+        await eventually(position_kept, 10, what="the position kept in IndexedDB")
         await page.close()  # closed, a change, then opened again: resumed from the position kept in IndexedDB
         await move(leads[3])
         page = await open_example(pages, example_site, proxy.url, org, context=page.context)

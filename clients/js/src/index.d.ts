@@ -52,7 +52,7 @@ export interface Events {
   state: State;
   change: Entry[];
   done: { entry: Entry; status: number; body: any };
-  queued: { entry: Entry; why: string };
+  queued: { entry: Entry; why: string; first: boolean };
   refused: { entry: Entry; refusal: import("./problems.js").Refusal };
   outcome: { entry: Entry; status: number; body: any; refusal: import("./problems.js").Refusal | null };
   unauthorized: { message: string; entry?: Entry };
@@ -71,6 +71,7 @@ export interface ClientOptions {
   followMs?: number;
   breaker?: { threshold?: number; cooldownMs?: number };
   acceptedWaitMs?: number;
+  onlineDelayMs?: number;
   fetch?: typeof fetch;
   indexedDB?: IDBFactory;
   WebSocket?: typeof WebSocket;

@@ -25,6 +25,7 @@ export { RETRY_STATUSES, Undelivered, backoff, follow, getBlob, newKey, problemN
 export { BUTTONS, PROBLEMS, READS, ROUTES } from "./table.js";
 
 const ACCEPTED_WAIT_MS = 10000; // a 202: how long a press waits for the answer before it resolves "queued"
+const ONLINE_DELAY_MS = 1000; // after the browser's `online`, the kept presses go this much later
 
 /** The claims of a JWT (not verified: the gateway does that), or null when it is not one with org and sub. */
 export function claims(token) {
@@ -76,11 +77,11 @@ export class Client {
   /**
    * url: the gateway (default: this page's origin); token: a bearer token with org and sub.
    * Optional: build(name, fields) → {method, path, body} (default: this release's table); retry {attempts, baseMs,
-   * capMs}; followMs (the first wait polling a 202); breaker {threshold, cooldownMs}; acceptedWaitMs; and, outside a
+   * capMs}; followMs (the first wait polling a 202); breaker {threshold, cooldownMs}; acceptedWaitMs; onlineDelayMs; and, outside a
    * browser, fetch, indexedDB, WebSocket; dbName.
    */
   constructor({ url = globalThis.location && globalThis.location.origin, token, build, retry = {}, followMs, breaker = {},
-    acceptedWaitMs = ACCEPTED_WAIT_MS, fetch = globalThis.fetch?.bind(globalThis), indexedDB = globalThis.indexedDB,
+    acceptedWaitMs = ACCEPTED_WAIT_MS, onlineDelayMs = ONLINE_DELAY_MS, fetch = globalThis.fetch?.bind(globalThis), indexedDB = globalThis.indexedDB,
     WebSocket = globalThis.WebSocket, dbName } = {}) {
     if (!url) throw new TypeError("crm-buttons: createClient needs the gateway's url");
     this.url = new URL(url).origin; // the API is at /api, the websocket at /ws
@@ -96,15 +97,25 @@ export class Client {
       http: { token: () => this.token, url: (path) => this.href(path), fetch: this.fetch, attempts: retry.attempts,
         base: retry.baseMs, cap: retry.capMs, followMs },
     });
-    this.onOnline = () => this.queue.kick();
-    if (typeof globalThis.addEventListener === "function") globalThis.addEventListener("online", this.onOnline);
+    // Back online: the kept presses go, a moment later (a page being left sees `online` too, for instance when
+    // its browser's offline emulation is lifted for a reload; the moment lets it go first), never after pagehide.
+    this.onOnline = () => {
+      clearTimeout(this.onlineTimer);
+      this.onlineTimer = setTimeout(() => { if (online()) this.queue.kick(); }, onlineDelayMs);
+    };
+    this.onPageHide = () => clearTimeout(this.onlineTimer);
+    if (typeof globalThis.addEventListener === "function") {
+      globalThis.addEventListener("online", this.onOnline);
+      globalThis.addEventListener("pagehide", this.onPageHide);
+    }
     this.ready = this.store.open().then(() => this.queue.open());
     this.ready.catch(() => {}); // reported by the calls that wait on it
   }
 
   href(path) { return new URL(path, this.url).href; }
 
-  /** Listen: "state" (live | reconnecting | offline), "change" (the presses kept), "done", "queued", "refused",
+  /** Listen: "state" (live | reconnecting | offline), "change" (the presses kept), "done", "queued" ({entry, why,
+   * first}: not delivered now, `first` at its first failure; or why "accepted": a 202, followed), "refused",
    * "outcome" (every settled press: {entry, status, body, refusal}), "unauthorized", "breaker", "welcome", "event"
    * (every event a subscription applies: the elements follow their lead's status by it).
    * Returns the function that stops listening. */
@@ -236,7 +247,11 @@ export class Client {
     this.queue.stop(); this.breaker.stop();
     for (const live of this.subscriptions) live.stop();
     this.subscriptions.clear();
-    if (typeof globalThis.removeEventListener === "function") globalThis.removeEventListener("online", this.onOnline);
+    clearTimeout(this.onlineTimer);
+    if (typeof globalThis.removeEventListener === "function") {
+      globalThis.removeEventListener("online", this.onOnline);
+      globalThis.removeEventListener("pagehide", this.onPageHide);
+    }
     this.ready.then(() => this.store.close(), () => {});
   }
 }

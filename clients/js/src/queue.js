@@ -90,13 +90,13 @@ export class Queue {
       if (!(err instanceof Undelivered)) throw err;
       entry.tries = (entry.tries || 0) + 1;
       await this.store.put(entry);
-      this.emit("queued", { entry, why: err.message });
+      this.emit("queued", { entry, why: err.message, first: entry.tries === 1 });
       return false;
     }
     if (answer.status === 202 && answer.headers.get("Location")) {
       entry.state = "accepted"; entry.location = answer.headers.get("Location");
       await this.store.put(entry);
-      this.emit("queued", { entry, why: "accepted" });
+      this.emit("queued", { entry, why: "accepted", first: true });
       this._follow(entry);
       return true;
     }

@@ -5,7 +5,7 @@
 //   proposal:  sent ──accept──► accepted (the lead moves to won)      sent ──decline──► declined (lost)
 //   accepted:  payments (never above the balance; one per external reference), refunds, one open contract
 //   contract:  draft ──send──► sent ──sign──► signed (final);  draft / sent ──void (reason)──► void (final)
-import { newKey } from "./api.js";
+import { newKey } from "/sdk/index.js";
 import { formatMoney, parseMinor, toDecimal } from "./money.js";
 import { problem } from "./table.js";
 import { $, el, isoFromLocal, kept, notify, refill, when } from "./view.js";

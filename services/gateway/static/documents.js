@@ -1,19 +1,20 @@
 // The lead panel's documents: the files attached to a lead, uploaded, downloaded and deleted.
 //
-//   upload:   the file ──multipart (part `file`), its own Idempotency-Key, retried (api.js)──► 201 {document}
+//   upload:   the file ──multipart (part `file`), its own Idempotency-Key, retried (the SDK's withRetry)──► 201 {document}
 //             (a 202 is followed to its answer). Never put in the offline queue: a file chosen in the
 //             page cannot be kept for later; offline, the page says an upload needs a connection.
 //             A second press after a failure is a new key, which is harmless: the same bytes twice
 //             on one lead are one document.
 //   download: GET its content (the table's download_document) with the token ──► a blob ──► saved through an object URL
-//   delete:   a press like any other (main.js's press: the queue, offline too)
-import { Unauthorized, Undelivered, follow, getBlob, newKey, withRetry } from "./api.js";
+//   delete:   a press like any other (main.js's press: the client's queue, offline too)
+import { Unauthorized, Undelivered, follow, newKey, withRetry } from "/sdk/index.js";
 import * as table from "./table.js";
 import { $, el, notify, refill, when } from "./view.js";
 import { fileKind, fileSize, outcome, queuedWords } from "./words.js";
 
 export class Documents {
-  /** ctx: {press(button, fields, label, leadIds, extra), read(name, fields), openId(), nameOf(id), entries(), token(), expired(why)} */
+  /** ctx: {press(button, fields, label, leadIds, extra), read(name, fields), client(), openId(), nameOf(id), entries(), token(),
+   * expired(why)} */
   constructor(ctx) {
     this.ctx = ctx; this.items = []; this.timer = null; this.uploading = 0;
   }
@@ -93,7 +94,9 @@ export class Documents {
   async download(d) {
     try {
       await table.ready();
-      const got = await getBlob(table.path("download_document", { documentId: d.id }), this.ctx.token());
+      const client = this.ctx.client();
+      if (!client) return;
+      const got = await client.blob(table.path("download_document", { documentId: d.id }));
       if (got.status !== 200) {
         return void notify("error", got.status === 404 ? `${d.filename} no longer exists.`
           : `${d.filename} could not be downloaded (${(got.body && got.body.title) || "error " + got.status}).`);

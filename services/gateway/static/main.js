@@ -1,12 +1,12 @@
-// Wiring: sign-in, the data the page shows, presses through the queue, events from the live feed.
-import { Unauthorized, get, newKey, request } from "./api.js";
+// Wiring: sign-in, the data the page shows, presses and events through the SDK's client (crm-buttons, served
+// at /sdk/: its HTTP core, offline queue, live feed and SMS breaker are the console's, as any front end's).
+import { Refusal, SmsPaused, Unauthorized, createClient, newKey, request } from "/sdk/index.js";
 import { Appointments } from "./appointments.js";
 import { Campaigns } from "./campaigns.js";
 import { Deals } from "./deals.js";
 import { Documents } from "./documents.js";
-import { Live } from "./live.js";
-import { Queue } from "./queue.js";
-import { SmsBreaker, segments } from "./sms.js";
+import { adoptOldPresses } from "./migrate.js";
+import { segments } from "./sms.js";
 import * as table from "./table.js";
 import * as view from "./view.js";
 import { $ } from "./view.js";
@@ -14,14 +14,15 @@ import { outcome, queuedWords } from "./words.js";
 
 const CONFIG = { smsBreakerThreshold: 3, smsBreakerCooldownMs: 30000, ...(globalThis.CRM_CONSOLE_CONFIG || {}) };
 const TOKEN_KEY = "crm.token";
+const TOPICS = ["leads.*", "appointments.*", "sms.*", "proposals.*", "payments.*", "contracts.*", "campaigns.*", "documents.*"];
 const S = { token: null, principal: null, leads: new Map(), statuses: [], moves: {}, filter: "", selected: new Set(),
   open: null, sms: [], history: [], templates: [], optedOut: new Set(), entries: [],
-  queue: null, live: null, breaker: null, loading: null, buffered: null, notices: new Map(), devLogin: null };
+  client: null, loading: null, buffered: null, notices: new Map(), devLogin: null };
 const debug = (globalThis.crmConsole = { applied: [], welcomes: [], state: S }); // for tests: what was applied, in order
 // The sections with buttons of their own (appointments.js, deals.js, documents.js, campaigns.js): they press through the one
-// queue, and read, by the names of the server's table (table.js).
-const ctx = { press: (...args) => press(...args), read, openId: () => S.open, nameOf: (id) => nameOf(id), entries: () => S.entries,
-  token: () => S.token, expired: (why) => expired(why), statuses: () => S.statuses, leadName: (id) => S.leads.get(id)?.name,
+// client, and read, by the names of the server's table (table.js).
+const ctx = { press: (...args) => press(...args), read, client: () => S.client, openId: () => S.open, nameOf: (id) => nameOf(id),
+  entries: () => S.entries, token: () => S.token, expired: (why) => expired(why), statuses: () => S.statuses, leadName: (id) => S.leads.get(id)?.name,
   selected: () => [...S.selected].filter((id) => S.leads.has(id)), openLead: (id) => { showView("leads"); openLead(id); } };
 const appointments = new Appointments(ctx), deals = new Deals(ctx), documents = new Documents(ctx), campaigns = new Campaigns(ctx);
 
@@ -44,10 +45,9 @@ function signIn(token) {
 
 function signOut(message, forget = true) {
   if (forget) localStorage.removeItem(TOKEN_KEY);
-  if (S.live) S.live.stop();
-  if (S.queue) S.queue.stop(); // what it holds stays in IndexedDB, sent after the next sign-in
+  if (S.client) S.client.close(); // what it keeps stays in IndexedDB, sent after the next sign-in
   clearTimeout(S.expiry);
-  Object.assign(S, { token: null, principal: null, live: null, queue: null, open: null });
+  Object.assign(S, { token: null, principal: null, client: null, open: null, entries: [] });
   S.leads.clear(); S.selected.clear(); campaigns.reset();
   view.showConnection("offline");
   view.showPending(0);
@@ -61,23 +61,24 @@ async function start(token, c) {
   showView();
   if (c.exp) S.expiry = setTimeout(() => signOut("Your sign-in has expired. Sign in again."), Math.min(c.exp * 1000 - Date.now(), 2 ** 31 - 1));
   restoreCache();
-  S.breaker = new SmsBreaker({ threshold: CONFIG.smsBreakerThreshold, cooldownMs: CONFIG.smsBreakerCooldownMs, onChange: showBreaker });
-  S.queue = new Queue({ principal: S.principal, token, onChange: queueChanged, onOutcome: answered, onQueued: queued,
-    onUnauthorized: expired });
-  await S.queue.open();
-  S.live = new Live({ token, onEvent: (f) => (S.loading ? S.buffered.push(f) : applyEvent(f)), onReload: loadAll,
-    onWelcome: (w) => debug.welcomes.push({ recovered: w.recovered, position: w.position }), onState: connectionChanged, onAuthFailed: expired });
-  S.live.start();
+  const client = (S.client = createClient({ url: location.origin, token,
+    build: async (name, fields) => { await table.ready(); return table.press(name, fields); }, // the table this page keeps
+    breaker: { threshold: CONFIG.smsBreakerThreshold, cooldownMs: CONFIG.smsBreakerCooldownMs } }));
+  const on = (name, fn) => client.on(name, (detail) => { if (S.client === client) fn(detail); }); // a closed client is silent
+  on("change", queueChanged);
+  on("outcome", ({ entry, status, body }) => answered(entry, { status, body }));
+  on("queued", ({ entry, why, first }) => first && queued(entry, why)); // said once; the client keeps trying
+  on("unauthorized", ({ message }) => expired(message));
+  on("state", (state) => view.showConnection(state)); // the client sends what waits when the feed is live again
+  on("breaker", showBreaker);
+  adoptOldPresses(client, S.principal).catch(() => {}); // tried again at the next sign-in
+  client.subscribe(TOPICS, (f) => (S.loading ? S.buffered.push(f) : applyEvent(f)), { keep: false, onReload: loadAll,
+    onWelcome: (w) => debug.welcomes.push({ recovered: w.recovered, position: w.position }) }); // keep: false: each page start reloads
   // The first load comes with the websocket's welcome (nothing between the two is missed); without one, load anyway.
   setTimeout(() => { if (S.token === token && !S.loaded) loadAll(); }, 2500);
 }
 
 function expired(why) { signOut(`Your sign-in is no longer accepted (${why}). Sign in again.`); }
-
-function connectionChanged(state) {
-  view.showConnection(state);
-  if (state === "live" && S.queue) S.queue.kick(); // the server is reachable again: send what waits
-}
 
 // Data ---------------------------------------------------------------------------------
 const cacheKey = () => `crm.cache.${S.principal}`;
@@ -108,24 +109,24 @@ function setStatuses(statuses, moves) {
 }
 
 async function loadAll() {
-  const token = S.token;
+  const token = S.token, client = S.client;
   S.loading = true; S.buffered = S.buffered || [];
   try {
     table.load(token, () => S.token === token); // at each (re)load: a release may bring another table (else a 304)
     await table.ready(); // the kept one at once, if any
-    const statuses = await get(table.path("lead_statuses"), token);
+    const statuses = await client.get(table.path("lead_statuses"));
     if (statuses.status === 200) setStatuses(statuses.body.statuses, statuses.body.moves);
     const leads = new Map();
     let cursor = null;
     do {
-      const page = await get(table.path("list_leads", { limit: 200, cursor }), token);
+      const page = await client.get(table.path("list_leads", { limit: 200, cursor }));
       if (page.status !== 200) throw new Error(`leads: ${page.status}`);
       for (const l of page.body.leads) leads.set(l.id, l);
       cursor = page.body.next_cursor;
     } while (cursor && leads.size < 5000);
     if (S.token !== token) return;
     S.leads = leads;
-    const templates = await get(table.path("list_templates"), token);
+    const templates = await client.get(table.path("list_templates"));
     if (templates.status === 200) { S.templates = templates.body.templates; view.renderTemplates(S.templates); }
     S.loaded = true;
     saveCache();
@@ -152,11 +153,13 @@ async function loadAll() {
 
 /** The body (200) of the read `name` (a read of the server's table, table.js), else null; a refused token signs out. */
 async function read(name, fields) {
+  const client = S.client;
+  if (!client) return null;
   try {
     await table.ready();
-    const res = await get(table.path(name, fields), S.token);
+    const res = await client.get(table.path(name, fields));
     return res.status === 200 ? res.body : null;
-  } catch (err) { if (err instanceof Unauthorized) expired(err.message); return null; }
+  } catch (err) { if (err instanceof Unauthorized && S.client === client) expired(err.message); return null; }
 }
 
 async function loadPanel(which = ["appointments", "sms", "history", "deals", "documents"]) {
@@ -209,8 +212,10 @@ function applyEvent(frame) {
 }
 
 async function fetchLead(id) {
+  const client = S.client;
+  if (!client) return;
   try {
-    const res = await get(table.path("get_lead", { leadId: id }), S.token);
+    const res = await client.get(table.path("get_lead", { leadId: id }));
     if (res.status === 200) { S.leads.set(id, res.body.lead); renderSoon(); }
   } catch { /* the next reload brings it */ }
 }
@@ -249,19 +254,24 @@ function bulkPlan() {
 function renderBulk() { view.renderBulk(bulkPlan(), $("#bulk-status").value); }
 
 function showBreaker(state) {
-  view.renderBreaker(state, Math.ceil(S.breaker.remainingMs() / 1000));
+  view.renderBreaker(state, Math.ceil(S.client.breaker.remainingMs() / 1000));
   if (state === "open") view.notify("error", `The SMS provider is down. Send SMS is paused for ${Math.ceil(CONFIG.smsBreakerCooldownMs / 1000)} s; the messages already accepted are sent when it is back.`);
 }
 
 // Presses ------------------------------------------------------------------------------
 const nameOf = (id) => (S.leads.get(id) ? S.leads.get(id).name : "this lead");
 
-/** A press of the button `button` (its name in the server's table): its request made from `fields`, kept, sent. */
-async function press(button, fields, label, leadIds, extra = {}) {
-  await table.ready();
-  const entry = await S.queue.add({ key: newKey(), ...table.press(button, fields), button, label, leadIds, ...extra });
-  S.notices.set(entry.seq, view.notify("pending", `${label}…`));
-  return entry;
+/** A press of the button `button` (its name in the server's table): its request made from `fields`, kept, sent.
+ * Its notice is keyed by its Idempotency-Key; what it comes to arrives by the client's events (answered, queued). */
+function press(button, fields, label, leadIds, extra = {}) {
+  const key = newKey(), handle = view.notify("pending", `${label}…`), client = S.client;
+  S.notices.set(key, handle);
+  client.press(button, fields, { key, label, leadIds, ...extra }).catch((err) => {
+    if (err instanceof Refusal || S.client !== client) return; // a refusal is an outcome (answered), a refused token too (expired)
+    S.notices.delete(key);
+    handle.update("error", err instanceof SmsPaused
+      ? `Not sent: the SMS provider is down. Try again in ${Math.ceil(err.remainingMs / 1000)} s.` : `${label}: not sent (${err.message}).`);
+  });
 }
 
 function move(lead, to) {
@@ -285,8 +295,8 @@ function sendSms(e) {
   const leadId = S.open, templateId = $("#sms-template").value, text = $("#sms-message").value.trim();
   if (!leadId) return;
   if (!templateId && !text) return void view.notify("error", "Write a message, or choose a template, before sending.");
-  if (!S.breaker.allows()) {
-    return void view.notify("error", `Not sent: the SMS provider is down. Try again in ${Math.ceil(S.breaker.remainingMs() / 1000)} s.`);
+  if (!S.client.breaker.allows()) { // the client refuses it too (SmsPaused): said here, the message stays in the box
+    return void view.notify("error", `Not sent: the SMS provider is down. Try again in ${Math.ceil(S.client.breaker.remainingMs() / 1000)} s.`);
   }
   const body = templateId ? { leadId, templateId } : { leadId, message: text };
   press("send_sms", body, `Texting ${nameOf(leadId)}`, [leadId]);
@@ -310,8 +320,8 @@ function queueChanged(entries) {
 }
 
 function queued(entry, why) {
-  const handle = S.notices.get(entry.seq) || view.notify("pending", "");
-  S.notices.set(entry.seq, handle);
+  const handle = S.notices.get(entry.key) || view.notify("pending", "");
+  S.notices.set(entry.key, handle);
   handle.update("pending", queuedWords(entry, why));
 }
 
@@ -319,8 +329,8 @@ const MOVES_LEADS = new Set(["update_lead_status", "bulk_update_lead_status"]);
 
 function answered(entry, answer) {
   const [kind, text, details] = outcome(entry, answer, (id) => (entry.names && entry.names[id]) || nameOf(id));
-  const handle = S.notices.get(entry.seq);
-  S.notices.delete(entry.seq);
+  const handle = S.notices.get(entry.key);
+  S.notices.delete(entry.key);
   if (handle) handle.update(kind, text, details); else view.notify(kind, text, details);
   const b = answer.body || {};
   if (entry.button === "update_lead_status" && b.lead) setLeadStatus(b.lead.id, b.lead.status, b.lead.status_changed_at);
@@ -331,11 +341,7 @@ function answered(entry, answer) {
   if (MOVES_LEADS.has(entry.button) && answer.status === 409) refreshLeads(entry.leadIds);
   if (entry.button === "create_lead" && b.lead) S.leads.set(b.lead.id, b.lead);
   deals.answered(entry, answer); documents.answered(entry, answer); campaigns.answered(entry, answer);
-  if (entry.button === "send_sms") {
-    if (b.sms && b.sms.status === "sent") S.breaker.providerUp();
-    else if ((b.sms && b.sms.status === "queued") || answer.status >= 500) S.breaker.providerDown();
-    if (table.problem(b.type) === "OptedOut") S.optedOut.add(entry.body.leadId);
-  }
+  if (entry.button === "send_sms" && table.problem(b.type) === "OptedOut") S.optedOut.add(entry.body.leadId); // the breaker: the client's
   if (entry.leadIds && entry.leadIds.includes(S.open)) loadPanel();
   render();
 }

@@ -1,5 +1,5 @@
-// SMS helpers of the page: the segment counter (as services/sms/segments.py counts) and a
-// circuit breaker that spares the gateway while the provider is down.
+// SMS helper of the page: the segment counter (as services/sms/segments.py counts). The circuit breaker
+// that spares the gateway while the provider is down is the SDK's (client.breaker, /sdk/breaker.js).
 
 const GSM_BASIC = new Set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
   "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
@@ -20,38 +20,4 @@ export function segments(body) {
     room -= w;
   }
   return { encoding, segments: parts, units };
-}
-
-/**
- * closed ──(N provider-down answers in a row)──► open ──(cool-down)──► half_open ──(sent)──► closed
- *                                                  ▲                       │ (down again)
- *                                                  └───────────────────────┘
- * While open, Send SMS is refused in the page: nothing reaches the gateway.
- */
-export class SmsBreaker {
-  constructor({ threshold = 3, cooldownMs = 30000, onChange = () => {} } = {}) {
-    Object.assign(this, { threshold, cooldownMs, onChange });
-    this.failures = 0; this.state = "closed"; this.openedAt = 0; this.timer = null;
-  }
-
-  allows() { return this.state !== "open"; }
-
-  remainingMs() { return this.state === "open" ? Math.max(0, this.openedAt + this.cooldownMs - Date.now()) : 0; }
-
-  providerDown() {
-    this.failures++;
-    if (this.state === "half_open" || this.failures >= this.threshold) this._to("open");
-  }
-
-  providerUp() { this.failures = 0; if (this.state !== "closed") this._to("closed"); }
-
-  _to(state) {
-    this.state = state;
-    clearTimeout(this.timer);
-    if (state === "open") {
-      this.openedAt = Date.now();
-      this.timer = setTimeout(() => this._to("half_open"), this.cooldownMs);
-    }
-    this.onChange(state);
-  }
 }
