@@ -95,9 +95,14 @@ def init_app(settings: GatewaySettings) -> web.Application:
     if provider is not None:  # a server span per request: the instrumentor adds its middleware to the app
         AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     # Preflights are answered before `authenticate` (they carry no token) and inside `context` (logged); the CORS
-    # headers of every other answer, problems and 304s included, go on as it is sent (cors.py says why).
-    app = web.Application(middlewares=[context, cors.preflight(settings.cors_origins), errors.problems, authenticate])
-    app.on_response_prepare.append(cors.headers(settings.cors_origins))
+    # headers of every other answer, problems and 304s included, go on as it is sent (cors.py says why). With no
+    # origin listed (the default) none of it is wired: not a step more on any request.
+    middlewares = [context, errors.problems, authenticate]
+    if settings.cors_origins:
+        middlewares.insert(1, cors.preflight(settings.cors_origins))
+    app = web.Application(middlewares=middlewares)
+    if settings.cors_origins:
+        app.on_response_prepare.append(cors.headers(settings.cors_origins))
     instance = f"gateway.{uuid4().hex[:12]}"
     hub = Hub(
         settings.token_rules,

@@ -6,9 +6,11 @@ the SDK; any other origin gets no `Access-Control-Allow-Origin`, so its browser 
     any other request ──► the handler, untouched ──► `headers` (on_response_prepare): listed origin ──►
         Allow-Origin: that origin, Expose-Headers; and, once any origin is listed, Vary: Origin on every answer
 
-No credentials mode: the API takes bearer tokens, never cookies, so `Allow-Credentials` is never sent. An
-unlisted origin's preflight is refused outright, a 403 problem+json naming the setting (passed on, it would
-be the route's confusing 401 or 405); its other requests still reach their handler (a same-origin POST
+With no origin listed (the default) app.py wires neither: a preflight then gets the route's own answer (a
+401 under /api/), and no answer carries a CORS header. No credentials mode: the API takes bearer tokens,
+never cookies, so `Allow-Credentials` is never sent. With origins listed, an unlisted origin's preflight is
+refused outright, a 403 problem+json naming the setting (passed on, it would be the route's confusing 401
+or 405); its other requests still reach their handler (a same-origin POST
 carries an Origin too), and only its browser is told nothing. A preflight is answered before `authenticate`
 (it carries no token) but inside `context`, which only logs and counts: preflights are logged too.
 
