@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 
 from services.gateway import cors, errors
@@ -97,7 +97,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     # Preflights are answered before `authenticate` (they carry no token) and inside `context` (logged); the CORS
     # headers of every other answer, problems and 304s included, go on as it is sent (cors.py says why). With no
     # origin listed (the default) none of it is wired: not a step more on any request.
-    middlewares = [context, errors.problems, authenticate]
+    middlewares: list[Middleware] = [context, errors.problems, authenticate]
     if settings.cors_origins:
         middlewares.insert(1, cors.preflight(settings.cors_origins))
     app = web.Application(middlewares=middlewares)
