@@ -93,8 +93,16 @@ async def test_the_four_elements_press_from_another_origin(
 ) -> None:
     lead, other = (await api.create_lead("Ada Element"))["id"], (await api.create_lead("Bob Element"))["id"]
     booked = await appointment(api, lead)
+    new_lead = {"name": "Pressed Anyhow", "phone": "+14155550199"}
     page = await open_example(
-        pages, example_site, stack.url, org, lead=lead, appointment=booked, leads=f"{lead},{other}"
+        pages,
+        example_site,
+        stack.url,
+        org,
+        lead=lead,
+        appointment=booked,
+        leads=f"{lead},{other}",
+        newLead=json.dumps(new_lead),
     )
     await live(page)
     await record_events(page)
@@ -118,6 +126,10 @@ async def test_the_four_elements_press_from_another_origin(
     await bulk.get_by_role("button").click()
     await expect(bulk).to_have_attribute("state", "done")
 
+    anything = page.locator("crm-press")  # any other button of the table
+    await anything.get_by_role("button", name="Add a lead").click()
+    await expect(anything).to_have_attribute("state", "done")
+
     assert await history(api, lead) == ["lost", "contacted"]  # newest first
     assert await history(api, other) == ["lost"]
     _, _, body = await api.get(f"/api/appointments/{booked}")
@@ -128,7 +140,10 @@ async def test_the_four_elements_press_from_another_origin(
         ("crm-done", "crm-booking-confirm"),
         ("crm-done", "crm-send-sms"),
         ("crm-done", "crm-lead-bulk-status"),
+        ("crm-done", "crm-press"),
     ], seen
+    _, _, listed = await api.get("/api/leads?limit=200")
+    assert [x["name"] for x in listed["leads"]].count(new_lead["name"]) == 1  # type: ignore[index]
 
 
 async def test_a_refusal_is_shown_in_words_and_dispatched(
