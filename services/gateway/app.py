@@ -98,11 +98,11 @@ def init_app(settings: GatewaySettings) -> web.Application:
     # headers of every other answer, problems and 304s included, go on as it is sent (cors.py says why). With no
     # origin listed (the default) none of it is wired: not a step more on any request.
     middlewares: list[Middleware] = [context, errors.problems, authenticate]
-    if settings.cors_origins:
-        middlewares.insert(1, cors.preflight(settings.cors_origins))
+    if allowed := settings.cors_origins:
+        middlewares.insert(1, cors.preflight(allowed))
     app = web.Application(middlewares=middlewares)
-    if settings.cors_origins:
-        app.on_response_prepare.append(cors.headers(settings.cors_origins))
+    if allowed:
+        app.on_response_prepare.append(cors.headers(allowed))
     instance = f"gateway.{uuid4().hex[:12]}"
     hub = Hub(
         settings.token_rules,

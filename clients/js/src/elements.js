@@ -64,15 +64,21 @@ class CrmElement extends HTMLElement {
   }
 
   render() {
-    this.control = document.createElement("button");
-    this.control.type = "button";
+    this.control = this.makeControl();
     this.control.part = "control";
-    this.control.addEventListener("click", () => this.press());
     this.line = document.createElement("span");
     this.line.setAttribute("role", "status");
     this.line.part = "status";
     this.line.className = "crm-status";
     this.append(this.control, this.line);
+  }
+
+  /** A <button> that presses; <crm-lead-status> makes a <select>. */
+  makeControl() {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.addEventListener("click", () => this.press());
+    return button;
   }
 
   buttonName() { return this.constructor.button; }
@@ -189,16 +195,11 @@ export class LeadStatusElement extends CrmElement {
   static button = "update_lead_status";
   static observedAttributes = ["lead-id", "current-status"];
 
-  render() {
-    this.control = document.createElement("select");
-    this.control.part = "control";
-    this.control.setAttribute("aria-label", "Lead status");
-    this.control.addEventListener("change", () => { if (this.control.value !== this.current()) this.press(); });
-    this.line = document.createElement("span");
-    this.line.setAttribute("role", "status");
-    this.line.part = "status";
-    this.line.className = "crm-status";
-    this.append(this.control, this.line);
+  makeControl() {
+    const select = document.createElement("select");
+    select.setAttribute("aria-label", "Lead status");
+    select.addEventListener("change", () => { if (select.value !== this.current()) this.press(); });
+    return select;
   }
 
   attach(c) {

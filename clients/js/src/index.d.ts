@@ -95,6 +95,7 @@ export class Client {
   readonly breaker: SmsBreaker;
   readonly ready: Promise<void>;
   press<N extends ButtonName>(name: N, body: Bodies[N], meta?: Meta): Promise<Result>;
+  keep<N extends ButtonName>(name: N, body: Bodies[N], meta?: Meta): Promise<{ entry: Entry; settled: Promise<Result> }>;
   on<E extends keyof Events>(name: E, fn: (detail: Events[E]) => void): () => void;
   pending(): Promise<Entry[]>;
   flush(): Promise<number>;

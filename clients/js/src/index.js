@@ -12,9 +12,9 @@
 // issuer when it has one, else the gateway's origin, so another address of the same deployment (a
 // failover, localhost or 127.0.0.1) finds the same presses.
 import { SmsBreaker, SmsPaused } from "./breaker.js";
-import { Undelivered, getBlob, newKey, online, withRetry } from "./http.js";
+import { getBlob, newKey, online, withRetry } from "./http.js";
 import { Live } from "./live.js";
-import { Refusal, Unauthorized, refusal } from "./problems.js";
+import { Unauthorized, refusal } from "./problems.js";
 import { Queue } from "./queue.js";
 import { Store } from "./store.js";
 import { BUTTONS, READS, ROUTES } from "./table.js";
@@ -135,14 +135,20 @@ export class Client {
    * rejects with a Refusal (its class from the server's table), or SmsPaused, or a TypeError for a bad call.
    * `meta` is kept with the press and given back in the events (`key` to choose its Idempotency-Key). */
   async press(name, body, meta = {}) {
+    return (await this.keep(name, body, meta)).settled;
+  }
+
+  /** What press() does, resolving as soon as the press is kept in IndexedDB: {entry, settled}, `settled` being
+   * the promise press() returns (whoever does not wait on it catches it). */
+  async keep(name, body, meta = {}) {
     const request = await this.build(name, body);
     if (name === "send_sms" && !this.breaker.allows()) throw new SmsPaused(this.breaker.remainingMs());
     await this.ready;
     const key = meta.key || newKey();
     const settled = new Promise((resolve, reject) => this.waiting.set(key, { resolve, reject }));
-    await this.queue.add({ ...meta, ...request, key, button: name, fields: body });
+    const entry = await this.queue.add({ ...meta, ...request, key, button: name, fields: body });
     if (this.queue.stopped) this._settle(key, "resolve", { state: "queued", key }); // kept until a new token
-    return settled;
+    return { entry, settled };
   }
 
   _settle(key, how, value) {

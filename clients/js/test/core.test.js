@@ -227,3 +227,16 @@ test("read: the body of a 200, else the refusal", async () => {
   await assert.rejects(c.read("get_lead", { leadId: "L2" }), NotFound);
   c.close();
 });
+
+test("keep resolves as soon as the press is kept, before it is answered", async () => {
+  let answer;
+  const gw = gateway((req) => new Promise((resolve) => { answer = () => resolve(moved(req)); }));
+  const c = client(gw.fetch);
+  const { entry, settled } = await c.keep("update_lead_status", { leadId: "L1", status: "contacted" });
+  assert.deepEqual((await c.pending()).map((e) => e.key), [entry.key]);
+  await until(() => answer, 2000, "the request");
+  answer();
+  assert.equal((await settled).state, "done");
+  assert.deepEqual(await c.pending(), []);
+  c.close();
+});

@@ -3,7 +3,6 @@
 // client, each with its original Idempotency-Key, so a press made offline before the upgrade still takes
 // effect, and once. Remove this file (and its call in main.js) once no browser can hold such a press: the
 // console on the SDK shipped with issue 18; a few months later every kept press is long sent or forgotten.
-import { Refusal } from "/sdk/index.js";
 import * as table from "./table.js";
 
 const OLD_DB = "crm-console";
@@ -57,12 +56,9 @@ export async function adoptOldPresses(client, principal) {
   }
 }
 
-/** Resolves once the client keeps the press (not when it is answered: that comes through the client's events). */
-function adopt(client, old, fields) {
+/** Resolves once the client keeps the press; its answer comes through the client's events. */
+async function adopt(client, old, fields) {
   const { seq, principal, method, path, body, state, location, tries, createdAt, ...meta } = old;
-  let off;
-  const keptNow = new Promise((resolve) => { off = client.on("change", (entries) => { if (entries.some((e) => e.key === old.key)) resolve(); }); });
-  const settled = client.press(old.button, fields, meta) // a refusal was kept and answered; anything else was not kept
-    .then(() => {}, (err) => { if (!(err instanceof Refusal)) throw err; });
-  return Promise.race([keptNow, settled]).finally(off);
+  const { settled } = await client.keep(old.button, fields, meta);
+  settled.catch(() => {}); // a refusal is an outcome like an answer: the console hears of both by the events
 }
