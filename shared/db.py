@@ -20,6 +20,10 @@ import asyncpg
 from shared import logging
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+# What a query raises when PostgreSQL is away, refuses, or a kept connection broke. InternalClientError: asyncpg's
+# own state gone wrong on a kept connection ("another operation is in progress", after a query it gave up on
+# under load): broken like any other, replaced, never a 500.
+ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
 log = logging.get("db")
 
 

@@ -18,6 +18,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
 import aio_pika
 import aiormq
@@ -79,6 +80,7 @@ class Loop:
         self.name, self.cycle, self.every, self.deadline = name, cycle, every, deadline
         self.first_after = first_after
         self.failures = 0  # in a row
+        self._task: asyncio.Task[None] | None = None  # (`start`)
         self._since: float | None = None  # when the cycle under way started (or last beat); None between cycles
         first, longest = backoff
         self._retrying = AsyncRetrying(
@@ -97,6 +99,17 @@ class Loop:
 
     def beat(self) -> None:
         self._since = time.monotonic()
+
+    def start(self) -> None:
+        """Run in a task of its own, until `stop`."""
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     async def run(self) -> None:
         await asyncio.sleep(self.first_after)

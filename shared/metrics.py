@@ -72,6 +72,15 @@ REPLAYS = Counter(
     "crm_replays_total", "Websocket resumes served, by result (recovered or not)", ["recovered"], registry=REGISTRY
 )
 LOG_POSITION = Gauge("crm_event_log_position", "The last event-log offset this gateway read", registry=REGISTRY)
+ARCHIVE_POSITION = Gauge(
+    "crm_event_archive_position", "The last event-log offset this gateway's archiver wrote", registry=REGISTRY
+)
+REPLAY_RECORDS = Counter(
+    "crm_replay_records_total",
+    "Records resumes read: archive (their organisation's), log (every organisation's), probe (one per resume)",
+    ["source"],
+    registry=REGISTRY,
+)
 
 
 async def serve(request: web.Request) -> web.Response:

@@ -10,10 +10,11 @@ from aiohttp.typedefs import Handler, Middleware
 from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 
 from services.gateway import cors, errors
+from services.gateway.archive import Archive, Archiver
 from services.gateway.auth import principal_from
 from services.gateway.bus import Bus
 from services.gateway.catalog import PUBLIC
-from services.gateway.keys import BLOBS, BUS, HUB, READINESS, RULES, SERVICES, SETTINGS
+from services.gateway.keys import ARCHIVE, ARCHIVER, BLOBS, BUS, HUB, READINESS, RULES, SERVICES, SETTINGS
 from services.gateway.readiness import Readiness
 from services.gateway.routes import setup_routes
 from services.gateway.settings import GatewaySettings
@@ -72,11 +73,14 @@ async def broker(app: web.Application) -> AsyncIterator[None]:
     assert reader is not None  # attached when the app is built (init_app), before any startup hook runs
     await app[BUS].start()
     await reader.start()
+    await app[ARCHIVER].start()
     pinger = asyncio.create_task(hub.ping())
     yield
     pinger.cancel()
     await app[READINESS].close()
+    await app[ARCHIVER].stop()
     await reader.stop()
+    await app[ARCHIVE].close()
     await app[BUS].stop()
 
 
@@ -104,6 +108,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     if allowed:
         app.on_response_prepare.append(cors.headers(allowed))
     instance = f"gateway.{uuid4().hex[:12]}"
+    archive = Archive(settings.database_url)  # where resumes read their organisation's records
     hub = Hub(
         settings.token_rules,
         settings.ws_queue_size,
@@ -112,6 +117,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
         settings.ws_ping_interval,
         max_replays=settings.ws_max_replays,
         max_replays_per_user=settings.ws_max_replays_per_user,
+        archive=archive,
     )
     # A new log (deleted, or another epoch): every position a screen holds is void; they resume and reload.
     hub.reader = Reader(
@@ -125,6 +131,9 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app[SETTINGS] = settings
     app[RULES] = settings.token_rules  # what a token must be: made once, the key of the verified-token cache
     app[HUB] = hub
+    app[ARCHIVE] = archive
+    # Every gateway runs one; the one holding the lock archives, the others stand by (archive.py).
+    app[ARCHIVER] = Archiver(settings.amqp_url, settings.database_url, instance)
     app[SERVICES] = ROUTED_SERVICES
     app[BUS] = Bus(settings.amqp_url, ROUTED_SERVICES, settings.publish_timeout, instance)
     app[READINESS] = Readiness(app[BUS], hub, settings.database_url, ROUTED_SERVICES)  # /readyz's checks, once a second

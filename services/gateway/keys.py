@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from services.gateway.archive import Archive, Archiver
 from services.gateway.auth import TokenRules
 from services.gateway.bus import Bus
 from services.gateway.readiness import Readiness
@@ -16,3 +17,5 @@ SERVICES = web.AppKey("services", list[str])
 BLOBS = web.AppKey("blobs", BlobStore)
 READINESS = web.AppKey("readiness", Readiness)
 RULES = web.AppKey("token_rules", TokenRules)
+ARCHIVE = web.AppKey("archive", Archive)
+ARCHIVER = web.AppKey("archiver", Archiver)

@@ -22,13 +22,11 @@ import asyncpg
 
 from services.gateway.bus import Bus, Unavailable
 from services.gateway.ws import Hub
-from shared import logging, topology
+from shared import db, logging, topology
 
 DATABASE_TIMEOUT = 2.0
 HEALTH_WAIT = 1.0
-# InternalClientError: asyncpg's own state gone wrong on the kept connection ("another operation is in
-# progress", after a query it gave up on under load): broken like any other, replaced, never a 500.
-DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
+DATABASE_ERRORS = db.ERRORS
 log = logging.get("gateway.readiness")
 
 

@@ -20,7 +20,7 @@ connection goes raises one of them, and never just ends; anything else is a bug,
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from typing import Any, cast
 from uuid import uuid4
 
@@ -86,20 +86,16 @@ class Reader:
         self._read_to: int | None = None  # the last position the live consumer got (also before the marker)
         self._marker: str | None = None
         self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._deleted = False
         self.loop = Loop("event_log_reader", self._session, every=0, deadline=READER_DEADLINE, backoff=(0.2, 5.0))
 
     async def start(self) -> None:
         """Read for good (shared/loops.py): a session that fails is logged, counted, backed off and opened again,
         whatever it raised; one that ends because the log is new is opened again at once."""
-        self._task = asyncio.create_task(self.loop.run())
+        self.loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await self.loop.stop()
 
     @property
     def connected(self) -> bool:
@@ -196,13 +192,25 @@ class Reader:
                 if await event_log.read_epoch(db) != self.epoch:
                     raise NewEpoch()
 
-    async def replay(self, start: int) -> AsyncGenerator[Record, None]:
+    async def holds(self, start: int) -> bool:
+        """Whether the log still holds what comes after `start`, by reading one record (and what a chunk
+        holds before it): see `held`."""
+        async with aclosing(self.replay(start, source="probe")) as records:
+            async for position, _, _ in records:
+                if position >= start:
+                    return held(start, position)
+        return False  # (a replay never ends by itself: it raises)
+
+    async def replay(self, start: int, source: str = "log") -> AsyncGenerator[Record, None]:
         """Every record from `start` on, in order, read as the caller takes them (credit-based: at most
         REPLAY_PREFETCH wait in memory). Ends only when the caller stops: a connection that goes raises
-        one of CONNECTION_ERRORS (ConnectionError when aio-pika's iterator merely stops)."""
+        one of CONNECTION_ERRORS (ConnectionError when aio-pika's iterator merely stops). Each record read
+        is counted in `crm_replay_records_total{source}`."""
+        counted = metrics.REPLAY_RECORDS.labels(source)
         connection = self._connection
         if connection is None or _gone(connection):
             raise ConnectionError("the event log is not reachable")
+        start = max(start, 0)  # (a client that saw nothing resumes from -1)
         channel = await _channel(connection)
         try:
             await channel.set_qos(prefetch_count=REPLAY_PREFETCH)
@@ -213,6 +221,7 @@ class Reader:
                 if unacked >= ACK_EVERY:
                     await message.ack(multiple=True)
                     unacked = 0
+                counted.inc()
                 yield decode(message)
             # A stream has no end: aio-pika's iterator stops quietly only when its channel closed under it.
             raise ConnectionError("the event log's channel closed")
@@ -220,6 +229,16 @@ class Reader:
             if not channel.is_closed:
                 with suppress(*CONNECTION_ERRORS):
                     await channel.close()
+
+
+def held(start: int, first: int) -> bool:
+    """Whether a log whose first record read at or after `start` is `first` still holds what came after `start`.
+
+    A position a client holds is always a record's (an event's, or the head's at its welcome), or -1: so the
+    record at `start` itself must be there. Not `start + 1`: positions have holes (a stream gives an offset to
+    each segment's tracking chunk, which no consumer gets); retention drops the oldest whole segments first.
+    """
+    return first == max(start, 0)
 
 
 def _gone(connection: aio_pika.abc.AbstractConnection) -> bool:

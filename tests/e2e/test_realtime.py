@@ -1,12 +1,14 @@
 """Realtime that never misses an event: resume from a position after a drop, a gateway restart, a long gap."""
 
 import asyncio
+import re
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import aio_pika
 import aiohttp
+import asyncpg
 import pytest
 
 from services.gateway.auth import issue
@@ -147,6 +149,55 @@ async def test_a_replay_never_carries_another_organisations_events_and_a_copy_ar
         ids = [e["id"] for e in opened.events]
         assert ids == [e["id"] for e in [*mine, twice, barrier]]
         await opened.drop()
+
+
+async def replay_records(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The gateway's `crm_replay_records_total`, by source (archive, log, probe)."""
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    found = re.findall(r'^crm_replay_records_total\{source="(\w+)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return {source: float(value) for source, value in found}
+
+
+async def archived_to(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT coalesce(max(head), -1) FROM event_log.archive") or -1
+    finally:
+        await conn.close()
+
+
+async def test_a_resume_reads_its_own_organisations_records_and_no_other(
+    org: str, http: aiohttp.ClientSession, stack: Stack, amqp: aio_pika.abc.AbstractChannel, infra: infra_mod.Infra
+) -> None:
+    """Many organisations' events lie between the screen's position and the head: the resume reads its own 40
+    from the archive and none of the 4,000 others (one record of the log is read, to check the retention)."""
+    screen = ResumingScreen(http, stack.url, org, ["#"])
+    watching = ResumingScreen(http, stack.url, org, ["#"])
+    await screen.connect()
+    await watching.connect()
+    await screen.drop()
+    mine = [envelope(org, n=i) for i in range(40)]
+    events = [envelope(f"{org}-other-{i % 40}", n=i) for i in range(4000)]
+    for i, own in enumerate(mine):
+        events.insert(100 * i + 99 + i, own)  # one of ours after every 100 of theirs, the last one ours
+    await publish_events(amqp, events)
+    await eventually(lambda: len(watching.events) >= len(mine), 60, what="the events read live")
+    last = watching.events[-1]["position"]
+    await eventually(lambda: _at_least(archived_to(infra.database_url), last), 60, what="the archive to hold them")
+    before = await replay_records(http, stack.url)
+    assert (await screen.connect())["recovered"] is True
+    await eventually(lambda: len(screen.events) >= len(mine), 30, what="the replay")
+    assert [e["id"] for e in screen.events] == [e["id"] for e in mine]
+    read = {k: v - before.get(k, 0.0) for k, v in (await replay_records(http, stack.url)).items()}
+    assert read.get("archive") == len(mine) and read.get("probe") == 1
+    assert read.get("log", 0.0) <= 2  # what arrived after the archive's head: here at most the gateways' markers
+    await screen.drop()
+    await watching.drop()
+
+
+async def _at_least(value: Awaitable[int], least: int) -> bool:
+    return await value >= least
 
 
 async def test_a_position_from_another_epoch_or_beyond_the_head_is_not_recovered(

@@ -6,9 +6,11 @@ import random
 from collections.abc import AsyncIterator
 
 import aiormq
+import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from services.gateway.archive import Span
 from services.gateway.auth import Principal
 from services.gateway.ws import TOO_MANY_REPLAYS, TOO_SLOW, Hub, Screen
 from services.gateway.ws.screen import (
@@ -18,6 +20,7 @@ from services.gateway.ws.screen import (
     HELLO_TIMEOUT,
     LOG_UNAVAILABLE,
     OTHER_PRINCIPAL,
+    event_frame,
 )
 from shared.contracts.realtime import Resume
 from shared.problems import CLOSES
@@ -50,6 +53,8 @@ class MemoryLog:
         self.epoch: str | None = "e1"  # what the hub reads of its reader
         self.head: int | None = None
         self.ready = asyncio.Event()
+        self.first = 0  # the first position retention left
+        self.replays_from: list[int] = []
 
     def append(self, org: str, n: int, event_id: str | None = None) -> None:
         position = len(self.records)
@@ -60,7 +65,11 @@ class MemoryLog:
         for _ in range(self.rng.randrange(most)):
             await asyncio.sleep(0)
 
+    async def holds(self, start: int) -> bool:
+        return start >= self.first
+
     async def replay(self, start: int) -> AsyncIterator[tuple[int, str, dict | None]]:
+        self.replays_from.append(start)
         position = start
         while True:
             while position >= len(self.records):
@@ -83,8 +92,48 @@ class MemoryLog:
             position += 1
 
 
+class MemoryArchive:
+    """The archive in memory: an archiver copies the log's records in order, with its own lag (it may be ahead of
+    the live reader, as another gateway's would be), from `tail` on; `records` reads one organisation's."""
+
+    def __init__(self, log: MemoryLog, tail: int = 0, error: BaseException | None = None, lag: int = 4) -> None:
+        self.log, self.tail, self.error, self.lag = log, tail, error, lag
+        self.rows: dict[str, list[tuple[int, str, str, str]]] = {}
+        self.head: int | None = None
+        self.read: list[int] = []  # positions a replay read
+
+    async def archive(self, upto: int) -> None:
+        position = self.tail
+        while position < upto:
+            while position >= len(self.log.records):
+                self.log.grew.clear()
+                await self.log.grew.wait()
+            await self.log._pause(self.lag)
+            at, topic, event = self.log.records[position]
+            if event is not None:
+                frame = event_frame(at, self.log.epoch, topic, event)
+                self.rows.setdefault(event["org_id"], []).append((at, topic, str(event["id"]), frame))
+            self.head = position
+            position += 1
+
+    async def span(self, epoch: str | None) -> Span | None:
+        return None if self.head is None or epoch != self.log.epoch else Span(self.tail, self.head)
+
+    async def records(self, org: str, after: int, upto: int) -> AsyncIterator[tuple[int, str, str, str]]:
+        for row in [r for r in self.rows.get(org, []) if after < r[0] <= upto]:
+            await self.log._pause()
+            if self.error is not None:
+                raise self.error
+            self.read.append(row[0])
+            yield row
+
+
 def hub_with(
-    log: MemoryLog | None = None, queue_size: int = 100_000, max_replays: int = 64, max_replays_per_user: int = 4
+    log: MemoryLog | None = None,
+    queue_size: int = 100_000,
+    max_replays: int = 64,
+    max_replays_per_user: int = 4,
+    archive: MemoryArchive | None = None,
 ) -> Hub:
     hub = Hub(
         "s" * 40,
@@ -93,6 +142,7 @@ def hub_with(
         allowed_origins=set(),
         max_replays=max_replays,
         max_replays_per_user=max_replays_per_user,
+        archive=archive,
     )
     hub.reader = log  # type: ignore[assignment]
     return hub
@@ -143,18 +193,27 @@ async def test_an_event_published_twice_reaches_a_screen_once() -> None:
     assert [f["id"] for f in frames(opened)] == ["a", "b"]
 
 
+@pytest.mark.parametrize("archived", [False, True], ids=["log", "archive"])
 @pytest.mark.parametrize("seed", range(40))
-async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed: int) -> None:
+async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed: int, archived: bool) -> None:
     rng = random.Random(seed)
     log = MemoryLog(rng)
-    hub = hub_with(log)
     for n in range(rng.randrange(1, 60)):
         log.append(rng.choice(["org", "other"]), n)
     start = rng.randrange(len(log.records))
     total = len(log.records) + rng.randrange(0, 80)
+    # The archive may begin after the screen's position (it started late): then the log serves the resume.
+    # It may be ahead of the live reader (another gateway's) or behind it (then the log serves the rest).
+    tail, lag = rng.choice([0, 0, 0, start + 2]), rng.choice([1, 4, 20])
+    archive = MemoryArchive(log, tail, lag=lag) if archived else None
+    hub = hub_with(log, archive=archive)
     follower = asyncio.create_task(log.follow(hub, total))
+    archiver = asyncio.create_task(archive.archive(total)) if archive else None
     while log.head is None or log.head < start:  # the gateway has read past the screen's position
         await asyncio.sleep(0)
+    if archive is not None and tail == 0 and start + 1 < len(log.records):  # the archive covers the resume
+        while archive.head is None or archive.head <= start:
+            await asyncio.sleep(0)
     opened = screen()
     opened.position = start
     hub.screens["org"] = {opened}
@@ -168,6 +227,8 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed
         if opened.live:
             break
         await asyncio.sleep(0)
+    if archiver:
+        archiver.cancel()
     assert opened.live and not hub.replays.running
     received = frames(opened)
     assert received[0]["type"] == "welcome" and received[0]["recovered"] is True
@@ -175,6 +236,41 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed
     expected = [p for p, _, e in log.records if p > start and e and e["org_id"] == "org"]
     assert [f["position"] for f in events] == expected
     assert len({f["id"] for f in events}) == len(events)
+    if archive is not None and archive.read:  # served from the archive: the log only from its head on
+        assert all(archive.log.records[p][2]["org_id"] == "org" for p in archive.read)  # type: ignore[index]
+        assert min(log.replays_from, default=total) > start
+
+
+async def test_a_resume_covered_by_the_archive_reads_no_other_organisations_record() -> None:
+    log = MemoryLog(random.Random(1))
+    for n in range(1000):
+        log.append("other" if n % 100 else "org", n)
+    archive = MemoryArchive(log)
+    await archive.archive(1000)
+    log.head = 999
+    hub = hub_with(log, archive=archive)
+    opened = screen()
+    hub.screens["org"] = {opened}
+    await hub.replays.start(opened, Resume(epoch="e1", position=0), log)
+    await eventually(lambda: opened.live, 5, 0.01, "the replay to end")
+    assert [f["position"] for f in frames(opened)[1:]] == list(range(100, 1000, 100))
+    assert archive.read == list(range(100, 1000, 100)) and log.replays_from == []  # the log was not read
+
+
+async def test_a_resume_the_archive_covers_but_the_log_no_longer_holds_is_not_recovered() -> None:
+    log = MemoryLog(random.Random(2))
+    for n in range(100):
+        log.append("org", n)
+    archive = MemoryArchive(log)
+    await archive.archive(100)
+    log.head, log.first = 99, 50  # retention dropped 0..49; the archive has not pruned them yet
+    hub = hub_with(log, archive=archive)
+    opened = screen()
+    hub.screens["org"] = {opened}
+    await hub.replays.start(opened, Resume(epoch="e1", position=10), log)
+    await eventually(lambda: opened.live, 5, 0.01, "the welcome")
+    (welcome,) = frames(opened)
+    assert welcome["recovered"] is False and welcome["position"] == 99 and archive.read == []
 
 
 async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_head_takes_no_slot() -> None:
@@ -270,6 +366,23 @@ async def test_a_replay_that_fails_closes_1011_and_a_bug_is_logged_with_its_trac
         assert (said["event"], said["log_level"], said.get("exc_info")) == ("ws.replay_crashed", "error", True)
     else:
         assert (said["event"], said["log_level"], "exc_info" in said) == ("ws.replay_failed", "warning", False)
+
+
+async def test_an_archive_that_fails_mid_replay_closes_1011() -> None:
+    log = MemoryLog(random.Random(3))
+    for n in range(10):
+        log.append("org", n)
+    archive = MemoryArchive(log, error=asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    await archive.archive(10)
+    log.head = 9
+    hub = hub_with(log, archive=archive)
+    opened = screen()
+    with capture_logs() as logged:
+        await hub.replays.start(opened, Resume(epoch="e1", position=0), log)
+        await eventually(lambda: opened.closing, 5, 0.01, "the replay to fail")
+    await opened.closing  # type: ignore[misc]
+    assert opened.ws.close_codes == [LOG_UNAVAILABLE]  # type: ignore[attr-defined]
+    assert [line["event"] for line in logged] == ["ws.replay_failed"] and not hub.replays.running
 
 
 async def test_a_live_event_whose_organisation_is_no_string_goes_nowhere() -> None:

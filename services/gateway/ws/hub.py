@@ -17,7 +17,7 @@ from aiohttp import web
 from services.gateway.auth import TokenRules
 from services.gateway.stream import Reader, Record
 from services.gateway.ws import protocol
-from services.gateway.ws.replay import Replays, Seen
+from services.gateway.ws.replay import Archive, Replays, Seen
 from services.gateway.ws.screen import GOING_AWAY, Screen, event_frame
 
 
@@ -31,12 +31,13 @@ class Hub:
     max_replays: int = 64  # (both caps are read once, into `replays`)
     max_replays_per_user: int = 4
     reader: Reader | None = None
+    archive: Archive | None = None  # where resumes read their organisation's records (ws/replay.py)
     screens: dict[str, set[Screen]] = field(default_factory=dict)
     seen: Seen = field(default_factory=Seen)  # event ids read live: a copy at another position is skipped
     replays: Replays = field(init=False)
 
     def __post_init__(self) -> None:
-        self.replays = Replays(self.seen, self.max_replays, self.max_replays_per_user)
+        self.replays = Replays(self.seen, self.max_replays, self.max_replays_per_user, self.archive)
 
     @property
     def epoch(self) -> str | None:

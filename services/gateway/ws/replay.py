@@ -17,10 +17,15 @@ business). A resuming screen reads the log from P on its own; the live side igno
 and afterwards sends it only records past its position. A record is put on the screen's queue before its
 position moves (`busy` meanwhile), so the live side never overtakes the replay.
 
-Slots: a replay holds a channel and reads the log of every organisation from its position, so a gateway
-runs at most `most` at once and at most `most_per_user` per (organisation, user); a resume that would
-replay (or wait for a lagging head) takes a slot until it is live; beyond either cap it is closed 1013.
-A resume at the head takes none.
+Where a replay reads from: the archive (services/gateway/archive.py) holds every organisation's records by
+(organisation, position) up to its head; a resume it covers reads its own organisation's records from there, then
+the log from the archive's head on (what the archiver has not written yet: normally nothing). One record of the
+log is read first (`Log.holds`): the log's retention stays the only one. A resume the archive does not cover
+(it started later, the database is away) reads the log from P, every organisation's records, as it always did.
+
+Slots: a replay holds a channel or a database query at a time, so a gateway runs at most `most` at once and at
+most `most_per_user` per (organisation, user); a resume that would replay (or wait for a lagging head) takes a
+slot until it is live; beyond either cap it is closed 1013. A resume at the head takes none.
 """
 
 import asyncio
@@ -29,9 +34,9 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from services.gateway.stream import CONNECTION_ERRORS, Record
+from services.gateway.stream import CONNECTION_ERRORS, Record, held
 from services.gateway.ws.screen import LOG_UNAVAILABLE, TOO_MANY_REPLAYS, Screen, event_frame, welcome_frame
-from shared import logging
+from shared import db, logging
 from shared.contracts import realtime
 
 log = logging.get("gateway.ws")
@@ -48,6 +53,23 @@ class Log(Protocol):
     head: int | None  # the last position read live (None until the reader is ready)
 
     def replay(self, start: int) -> AsyncIterator[Record]: ...
+
+    async def holds(self, start: int) -> bool: ...
+
+
+class Span(Protocol):
+    @property
+    def head(self) -> int: ...
+
+    def covers(self, start: int) -> bool: ...
+
+
+class Archive(Protocol):
+    """What a replay reads of the archive (services/gateway/archive.Archive)."""
+
+    async def span(self, epoch: str | None) -> Span | None: ...
+
+    def records(self, org: str, after: int, upto: int) -> AsyncIterator[tuple[int, str, str, str]]: ...
 
 
 def remember(memory: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
@@ -72,15 +94,15 @@ class Seen:
             return False
         return first != position
 
-    def earlier(self, event: dict[str, Any], position: int) -> bool:
-        """Whether the live side read this event at an earlier position than a replay now does."""
-        first = self._first.get(str(event.get("id")))
+    def earlier(self, key: str, position: int) -> bool:
+        """Whether the live side read the event `key` at an earlier position than a replay now does."""
+        first = self._first.get(key)
         return first is not None and first < position
 
 
 class Replays:
-    def __init__(self, seen: Seen, most: int, most_per_user: int):
-        self.seen, self.most, self.most_per_user = seen, most, most_per_user
+    def __init__(self, seen: Seen, most: int, most_per_user: int, archive: Archive | None = None):
+        self.seen, self.most, self.most_per_user, self.archive = seen, most, most_per_user, archive
         self.running: set[Screen] = set()  # each holds a slot until it is live
 
     async def start(self, screen: Screen, resume: realtime.Resume | None, reader: Log) -> None:
@@ -116,26 +138,47 @@ class Replays:
             screen.replay.cancel()
 
     async def replay(self, screen: Screen, start: int, reader: Log) -> None:
-        """Send what came after `start`, then hand the screen to the live side. The first record
-        read must be `start` itself (or the one right after): otherwise the log no longer holds it."""
+        """Send what came after `start`, then hand the screen to the live side: from the archive where it
+        covers `start`, then from the log. The first record the log gives must be `start` itself (stream.held):
+        otherwise the log no longer holds it."""
         recent: OrderedDict[str, None] = OrderedDict()
-        first = True
+        welcomed = False
         try:
+            span = await self.archive.span(reader.epoch) if self.archive is not None else None
+            if span is not None and span.covers(start):
+                if not await reader.holds(start):  # what came after `start` is gone (retention)
+                    return self._from_head(screen, reader)
+                await screen.queue.put(welcome_frame(screen, reader.epoch, recovered=True))
+                welcomed = True
+                await self._archived(screen, start, span.head, recent)
+                if reader.head is not None and screen.position >= reader.head:
+                    return self.go_live(screen)
+                start = span.head
+            first = True
             async for position, topic, event in reader.replay(start):
+                if first and position < start:
+                    continue  # (a read may begin with the chunk's records before `start`)
                 screen.busy = True
                 if first:
                     first = False
-                    if position > start + 1:  # what came after `start` is gone (retention)
+                    if not held(start, position) and welcomed:  # gone while the archive was read: resume again
+                        return screen.close(LOG_UNAVAILABLE, UNAVAILABLE)
+                    if not held(start, position):  # what came after `start` is gone (retention)
                         return self._from_head(screen, reader)
-                    await screen.queue.put(welcome_frame(screen, reader.epoch, recovered=True))
+                    if not welcomed:
+                        await screen.queue.put(welcome_frame(screen, reader.epoch, recovered=True))
                 if position > screen.position:
-                    if event is not None and screen.wants(topic, event) and not self._sent(event, position, recent):
+                    if (
+                        event is not None
+                        and screen.wants(topic, event)
+                        and not self._sent(str(event.get("id")), position, recent)
+                    ):
                         await screen.queue.put(event_frame(position, reader.epoch, topic, event))
                     screen.position = position
                 screen.busy = False
                 if reader.head is not None and screen.position >= reader.head:
                     return self.go_live(screen)
-        except CONNECTION_ERRORS as exc:
+        except (*CONNECTION_ERRORS, *db.ERRORS) as exc:
             log.warning("ws.replay_failed", error=repr(exc))
             screen.close(LOG_UNAVAILABLE, UNAVAILABLE)
         except Exception:  # a bug: said with its traceback; the client resumes (a screen left waiting would not)
@@ -145,10 +188,22 @@ class Replays:
             screen.busy = False
             self.running.discard(screen)
 
-    def _sent(self, event: dict[str, Any], position: int, recent: OrderedDict[str, None]) -> bool:
-        """Whether this copy of an event is one the screen already has (or will have from the live side)."""
-        key = str(event.get("id"))
-        if self.seen.earlier(event, position) or key in recent:
+    async def _archived(self, screen: Screen, start: int, head: int, recent: OrderedDict[str, None]) -> None:
+        """The organisation's records in (start, head] from the archive; the screen is then past `head`.
+        Each is its organisation's (the query says so), so only its topic is matched here."""
+        assert self.archive is not None  # (called only when the archive covered the resume)
+        async for position, topic, key, frame in self.archive.records(screen.org, start, head):
+            screen.busy = True
+            if position > screen.position:  # (the live side may have taken the screen over: see `overtaken`)
+                if screen.topics.match(topic) and not self._sent(key, position, recent):
+                    await screen.queue.put(frame)
+                screen.position = position
+            screen.busy = False
+        screen.position = max(screen.position, head)
+
+    def _sent(self, key: str, position: int, recent: OrderedDict[str, None]) -> bool:
+        """Whether this copy of the event `key` is one the screen already has (or will have from the live side)."""
+        if self.seen.earlier(key, position) or key in recent:
             return True
         remember(recent, key, None, REPLAY_REMEMBER_IDS)
         return False
@@ -160,8 +215,8 @@ class Replays:
         self.go_live(screen)
 
     def _take_slot(self, screen: Screen) -> bool:
-        """A replay holds a channel and reads every organisation's log: so many at once per gateway and
-        per user. Beyond either cap the screen is closed 1013, and its client resumes after a backoff."""
+        """A replay holds a channel or a query at a time: so many at once per gateway and per user. Beyond
+        either cap the screen is closed 1013, and its client resumes after a backoff."""
         if sum(other.user == screen.user for other in self.running) >= self.most_per_user:
             refusal = "for this user"
         elif len(self.running) >= self.most:
