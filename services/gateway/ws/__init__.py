@@ -8,9 +8,9 @@ events, with no gap and no duplicate at the seam. Events: {"type": "event", "top
 "epoch", "data", "occurred_at", "command_id"}; never another organisation's.
 
 What a client may send, and its limits, is shared/contracts/realtime.py; patterns are matched by
-services/gateway/topics.py. A replay holds a channel and reads the log of every organisation from its
-position: a resume that would replay (or wait for a lagging head) takes one of `max_replays` slots, at
-most `max_replays_per_user` of them per (organisation, user), until it is live; beyond either, 1013.
+services/gateway/topics.py. A replay reads its organisation's records from the archive (archive.py), the
+rest from the log: a resume that would replay (or wait for a lagging head) takes one of `max_replays` slots,
+at most `max_replays_per_user` of them per (organisation, user), until it is live; beyond either, 1013.
 
 Close codes (shared/problems.py `CLOSES`): 4400 malformed message (the reason says what), 4401 token
 missing, invalid or expired, 4403 a refresh for another principal, 4408 no hello in time, 1013 the client
