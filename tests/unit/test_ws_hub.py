@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 from services.gateway.archive import Span
 from services.gateway.auth import Principal
 from services.gateway.ws import TOO_MANY_REPLAYS, TOO_SLOW, Hub, Screen
+from services.gateway.ws import replay as replay_module
 from services.gateway.ws.screen import (
     BAD_MESSAGE,
     BAD_TOKEN,
@@ -103,7 +104,7 @@ class MemoryArchive:
         self.read: list[int] = []  # positions a replay read
 
     async def archive(self, upto: int) -> None:
-        position = self.tail
+        position = self.tail if self.head is None else self.head + 1
         while position < upto:
             while position >= len(self.log.records):
                 self.log.grew.clear()
@@ -195,8 +196,12 @@ async def test_an_event_published_twice_reaches_a_screen_once() -> None:
 
 @pytest.mark.parametrize("archived", [False, True], ids=["log", "archive"])
 @pytest.mark.parametrize("seed", range(40))
-async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(seed: int, archived: bool) -> None:
+async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(
+    seed: int, archived: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(seed)
+    # How far behind the live head a replay follows the archive before it reads the log instead.
+    monkeypatch.setattr(replay_module, "ARCHIVE_CLOSE_ENOUGH", rng.choice([0, 3, 1000]))
     log = MemoryLog(rng)
     for n in range(rng.randrange(1, 60)):
         log.append(rng.choice(["org", "other"]), n)
@@ -255,6 +260,33 @@ async def test_a_resume_covered_by_the_archive_reads_no_other_organisations_reco
     await eventually(lambda: opened.live, 5, 0.01, "the replay to end")
     assert [f["position"] for f in frames(opened)[1:]] == list(range(100, 1000, 100))
     assert archive.read == list(range(100, 1000, 100)) and log.replays_from == []  # the log was not read
+
+
+async def test_a_replay_follows_an_archive_that_is_catching_up_and_reads_the_log_only_near_the_head(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(replay_module, "ARCHIVE_CLOSE_ENOUGH", 10)
+    log = MemoryLog(random.Random(4))
+    for n in range(3000):
+        log.append("other" if n % 10 else "org", n)
+    archive = MemoryArchive(log, lag=1)
+    await archive.archive(100)  # a gateway that was down: the live head is far ahead of the archive
+    log.head = 2999
+    hub = hub_with(log, archive=archive)
+    opened = screen()
+    hub.screens["org"] = {opened}
+
+    async def catch_up() -> None:  # a batch every 20 ms
+        for upto in [*range(600, 3000, 500), 3000]:
+            await asyncio.sleep(0.02)
+            await archive.archive(upto)
+
+    catching_up = asyncio.create_task(catch_up())
+    await hub.replays.start(opened, Resume(epoch="e1", position=0), log)
+    await eventually(lambda: opened.live, 10, 0.01, "the replay to end")
+    await catching_up
+    assert [f["position"] for f in frames(opened)[1:]] == list(range(10, 3000, 10))
+    assert all(start >= 2989 for start in log.replays_from), log.replays_from  # the log only for the last few
 
 
 async def test_a_resume_the_archive_covers_but_the_log_no_longer_holds_is_not_recovered() -> None:

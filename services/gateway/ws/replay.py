@@ -43,6 +43,8 @@ log = logging.get("gateway.ws")
 REMEMBER_IDS = 50_000  # event ids the hub remembers to send each once (the relay publishes at least once)
 REPLAY_REMEMBER_IDS = 10_000
 LAGGING_HEAD_WAIT = 2.0  # a position past our head may be one another gateway has read already
+ARCHIVE_CLOSE_ENOUGH = 1000  # positions behind the live head, where a replay stops following the archive for the log
+ARCHIVE_FOLLOW_WAIT = 1.0  # how long a replay waits for an archive that is behind to move, before it reads the log
 UNAVAILABLE = b"the event log is unavailable: resume in a moment"
 
 
@@ -150,10 +152,9 @@ class Replays:
                     return self._from_head(screen, reader)
                 await screen.queue.put(welcome_frame(screen, reader.epoch, recovered=True))
                 welcomed = True
-                await self._archived(screen, start, span.head, recent)
+                start = await self._archived(screen, start, span.head, reader, recent)
                 if reader.head is not None and screen.position >= reader.head:
                     return self.go_live(screen)
-                start = span.head
             first = True
             async for position, topic, event in reader.replay(start):
                 if first and position < start:
@@ -188,18 +189,42 @@ class Replays:
             screen.busy = False
             self.running.discard(screen)
 
-    async def _archived(self, screen: Screen, start: int, head: int, recent: OrderedDict[str, None]) -> None:
-        """The organisation's records in (start, head] from the archive; the screen is then past `head`.
-        Each is its organisation's (the query says so), so only its topic is matched here."""
+    async def _archived(
+        self, screen: Screen, start: int, head: int, reader: Log, recent: OrderedDict[str, None]
+    ) -> int:
+        """The organisation's records in (start, head] from the archive; the screen is then past `head`. While
+        the archive is far behind the live head but moving (its archiver catching up, e.g. after a restart),
+        it is followed: the log is read only from where it stopped moving (returned). Each record is its
+        organisation's (the query says so), so only its topic is matched here."""
         assert self.archive is not None  # (called only when the archive covered the resume)
-        async for position, topic, key, frame in self.archive.records(screen.org, start, head):
-            screen.busy = True
-            if position > screen.position:  # (the live side may have taken the screen over: see `overtaken`)
-                if screen.topics.match(topic) and not self._sent(key, position, recent):
-                    await screen.queue.put(frame)
-                screen.position = position
-            screen.busy = False
-        screen.position = max(screen.position, head)
+        while True:
+            async for position, topic, key, frame in self.archive.records(screen.org, start, head):
+                screen.busy = True
+                if position > screen.position:  # (the live side may have taken the screen over: see `overtaken`)
+                    if screen.topics.match(topic) and not self._sent(key, position, recent):
+                        await screen.queue.put(frame)
+                    screen.position = position
+                screen.busy = False
+            screen.position = max(screen.position, head)
+            if reader.head is None or reader.head - head <= ARCHIVE_CLOSE_ENOUGH:
+                return head
+            moved = await self._archive_moved(reader.epoch, head)
+            if moved is None:
+                return head
+            start, head = head, moved
+
+    async def _archive_moved(self, epoch: str | None, head: int) -> int | None:
+        """The archive's new head, once it moved past `head` (within ARCHIVE_FOLLOW_WAIT); else None."""
+        assert self.archive is not None
+        deadline = time.monotonic() + ARCHIVE_FOLLOW_WAIT
+        while time.monotonic() < deadline:
+            span = await self.archive.span(epoch)
+            if span is None:
+                return None
+            if span.head > head:
+                return span.head
+            await asyncio.sleep(0.05)  # (the archiver writes a batch at least every second while behind)
+        return None
 
     def _sent(self, key: str, position: int, recent: OrderedDict[str, None]) -> bool:
         """Whether this copy of the event `key` is one the screen already has (or will have from the live side)."""
