@@ -10,8 +10,12 @@ Measured, in one run on the same PostgreSQL server:
   websocket opened on the gateway);
 - baseline: the same N changes on other leads through `bench.baseline`, a plain
   aiohttp app doing the same transaction straight on PostgreSQL (no broker);
+- floor: the same N changes on other leads through `bench.floor`, the architecture's floor: our
+  shape with none of our guarantees (an aiohttp app doing RPC over RabbitMQ to `bench.floor_worker`,
+  a FastStream consumer on a quorum queue doing the baseline's transaction; no inbox, outbox, events
+  or retries);
 - the same status change one press at a time (`--idle-requests`), and at 8, 32 and 128 in flight
-  (`--growth-requests` each; `--no-growth` skips them), for both systems (`bench.levels`);
+  (`--growth-requests` each; `--no-growth` skips them), for the three systems (`bench.levels`);
 - two more buttons on the same stack, after the status changes (`bench.buttons`):
   confirm an appointment (POST /api/bookings/confirm) and send an SMS
   (POST /api/leads/send-sms, through the SMS service and the Twilio sandbox),
@@ -22,11 +26,12 @@ Measured, in one run on the same PostgreSQL server:
   per second against that rate, and one SMS per lead;
 - realtime on the same stack (`bench.realtime`, `--no-realtime` skips it): press -> event on
   `--realtime-subscribers` websockets of one organisation on the one gateway, the frames delivered per
-  second, the gateway's memory per connection, and a replay of `--realtime-replay` events to one
-  reconnecting client;
+  second, the gateway's memory per connection, a replay of `--realtime-replay` events to one
+  reconnecting client, and at scale (`--no-realtime-scale` skips it): a resume among 100,000 other
+  organisations' events (`bench.resume`) and 200 screens resuming after a gateway restart (`bench.herd`);
 - the VmRSS of every process of the stack once all of the above ran.
 
-It ends with issue 8's goals: each figure, its target, met or not (`bench.goals`).
+It ends with the goals of issues 8 and 19: each figure, its target, met or not (`bench.goals`).
 
 All are driven by the same code: one aiohttp ClientSession, `--concurrency`
 requests in flight, after a warm-up that is not measured. The processes run with
@@ -62,7 +67,7 @@ from bench import (
 )
 from bench.driver import Listener, client, drive, update_jobs
 from bench.options import parse
-from bench.processes import start_baseline, start_pipeline
+from bench.processes import start_baseline, start_floor, start_pipeline
 from tests.support import infra as infra_mod
 
 TOPIC = "leads.status_changed"
@@ -90,7 +95,8 @@ async def measure_pipeline(
     return report.http_figures(samples), report.event_figures(samples, events.arrivals, events.closed), measured
 
 
-async def measure_baseline(url: str, database_url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+async def measure_peer(url: str, database_url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The baseline's or the floor's main measurement: both answer POST /update-status, on leads seeded in SQL."""
     org, token = seed.tenant()
     ids = await seed.via_sql(database_url, org, "bench-agent", args.warmup + args.requests)
     warm, measured = ids[: args.warmup], ids[args.warmup :]
@@ -122,13 +128,20 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         await asyncio.to_thread(stack.stop_all)
     baseline_process, url = await start_baseline(infra, log_dir)
     try:
-        baseline, baseline_ids = await measure_baseline(url, infra.database_url, args)
-        baseline_levels = await levels.baseline(url, infra.database_url, plan, args)
+        baseline, baseline_ids = await measure_peer(url, infra.database_url, args)
+        baseline_levels = await levels.peer(url, infra.database_url, plan, args)
     finally:
         await asyncio.to_thread(baseline_process.stop)
+    floor_processes = await start_floor(infra, log_dir)
+    try:
+        floor, floor_ids = await measure_peer(floor_processes.url, infra.database_url, args)
+        floor_levels = await levels.peer(floor_processes.url, infra.database_url, plan, args)
+    finally:
+        await asyncio.to_thread(floor_processes.stop)
     changed = {
         "pipeline": await seed.count_status(infra.database_url, pipeline_ids, "contacted"),
         "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted"),
+        "floor": await seed.count_status(infra.database_url, floor_ids, "contacted"),
     }
     result = {
         "requests": args.requests,
@@ -138,8 +151,9 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         "pipeline": pipeline,
         "events": events,
         "baseline": baseline,
+        "floor": floor,
         "db_changed": changed,
-        "ratios": report.ratios(pipeline, baseline),
+        "ratios": report.ratios(pipeline, baseline, floor),
         "buttons": other_buttons,
         "growth": args.growth,
         "bulk": bulk_figures,
@@ -148,7 +162,7 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         "realtime": live,
         "memory": memory,
     }
-    result["levels"] = levels.combine(result, pipeline_levels, baseline_levels)
+    result["levels"] = levels.combine(result, pipeline_levels, baseline_levels, floor_levels)
     result["goals"] = goals.evaluate(result)
     return result
 

@@ -1,6 +1,6 @@
-"""Issue 8's goals, each with the figure this run measured, its target and whether it was met.
+"""The goals of issues 8 and 19, each with the figure this run measured, its target and whether it was met.
 
-`met` is True or False, or None when the run did not measure it (e.g. `--no-growth`).
+`met` is True or False, or None when the run did not measure it (e.g. `--no-growth`, `--no-realtime`).
 """
 
 from typing import Any
@@ -108,6 +108,66 @@ def growth(levels: dict[str, Any]) -> Goal:
     )
 
 
+def floor_throughput(levels: dict[str, Any]) -> Goal:
+    r = levels.get("32", {}).get("ratios", {}).get("throughput_pipeline_over_floor")
+    return _goal(
+        "7. status change req/s at 32 in flight, pipeline / floor",
+        "-" if r is None else f"{r:.2f}x",
+        r,
+        ">= 1.00x",
+        r is not None and r >= 1.0,
+    )
+
+
+def floor_idle(levels: dict[str, Any]) -> Goal:
+    row = levels.get("1") or {}
+    http, floor = ((row.get(k) or {}).get("latency_ms", {}).get("p50") for k in ("pipeline", "floor"))
+    d = _diff(http, floor)
+    return _goal(
+        "8. one press at a time: pipeline HTTP p50 - floor p50",
+        f"{_ms(d, True)} ({_ms(http)} vs {_ms(floor)})",
+        d,
+        "<= +1 ms",
+        d is not None and d <= 1,
+    )
+
+
+def realtime_scale(realtime: dict[str, Any] | None) -> list[Goal]:
+    """From the realtime section's resume at scale and replay figures (None where that section did not run)."""
+    live = realtime or {}
+    scale, replay = live.get("scale") or {}, live.get("replay") or {}
+    resume, rate = scale.get("resume_ms"), replay.get("events_per_s")
+    herd = scale.get("herd") or {}
+    current, once = herd.get("all_current_s"), herd.get("missing") == 0 and herd.get("duplicated") == 0
+    shown = "-" if current is None else f"{current:.2f} s"
+    return [
+        _goal(
+            "9a. resume after 100,000 other events: hello -> last of 1,000 own events",
+            _ms(resume),
+            resume,
+            "<= 300 ms",
+            resume is not None and resume <= 300,
+        ),
+        _goal(
+            "9b. own events replayed per second",
+            "-" if rate is None else f"{rate:,.0f}/s",
+            rate,
+            ">= 20,000/s",
+            rate is not None and rate >= 20_000,
+        ),
+        {  # no target for the time: met is every event once (measured even when not every screen got current)
+            **_goal(
+                "9c. 200 screens of 20 organisations resuming after a gateway restart: time to all current",
+                f"{shown} ({herd.get('missing')} missing, {herd.get('duplicated')} duplicated)" if herd else "-",
+                current,
+                "every event once",
+                once,
+            ),
+            "met": once if herd else None,
+        },
+    ]
+
+
 def evaluate(result: dict[str, Any]) -> list[Goal]:
     levels = result["levels"]
     return [
@@ -117,6 +177,9 @@ def evaluate(result: dict[str, Any]) -> list[Goal]:
         bulk(result["bulk"]),
         memory(result["memory"]["rss_kib"]),
         growth(levels),
+        floor_throughput(levels),
+        floor_idle(levels),
+        *realtime_scale(result.get("realtime")),
     ]
 
 
@@ -125,7 +188,7 @@ def render(goals: list[Goal]) -> list[str]:
     word = {True: "met", False: "NOT MET", None: "not measured"}
     return [
         "",
-        "Goals (issue 8), figures from this run:",
+        "Goals (issues 8 and 19), figures from this run:",
         *(
             f"  {g['goal']:<{width}}  {g['figure']:<{figure}}  target {g['target']:<{target}}  {word[g['met']]}"
             for g in goals

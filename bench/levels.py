@@ -1,9 +1,9 @@
 """Status changes at other concurrencies: one press at a time (always) and the growth levels.
 
 - idle: `--idle-requests` status changes at concurrency 1 (goal 2: pipeline HTTP p50 against the
-  baseline's, press -> websocket against the pipeline's HTTP);
+  baseline's, press -> websocket against the pipeline's HTTP; goal 8: against the floor's);
 - growth (`--no-growth` skips it): `--growth-requests` status changes at each of GROWTH (8, 32, 128)
-  in flight (goal 6), for the pipeline and the baseline alike.
+  in flight (goal 6), for the pipeline, the baseline and the floor alike.
 
 A level equal to `--concurrency` is not run again: the main measurement stands for it. Each level
 runs on fresh leads in status `new` (seeded up front, all in one organisation), after warm-up(c)
@@ -20,6 +20,7 @@ from bench.driver import Listener, Sample, client, drive, update_jobs
 
 TOPIC = "leads.status_changed"
 GROWTH = (8, 32, 128)
+SYSTEMS = ("pipeline", "baseline", "floor")
 
 Plan = list[tuple[int, int, int]]  # (concurrency, warm-up, measured requests)
 
@@ -74,7 +75,8 @@ async def pipeline(url: str, database_url: str, levels: Plan, args: argparse.Nam
     return out
 
 
-async def baseline(url: str, database_url: str, levels: Plan, args: argparse.Namespace) -> dict[int, dict[str, Any]]:
+async def peer(url: str, database_url: str, levels: Plan, args: argparse.Namespace) -> dict[int, dict[str, Any]]:
+    """The baseline's or the floor's levels: both answer POST /update-status, on leads seeded in SQL."""
     org, token = seed.tenant()
     ids = await seed.via_sql(database_url, org, seed.USER, sum(w + n for _, w, n in levels))
     out: dict[int, dict[str, Any]] = {}
@@ -88,39 +90,41 @@ async def baseline(url: str, database_url: str, levels: Plan, args: argparse.Nam
 
 
 def combine(
-    result: dict[str, Any], pipeline_levels: dict[int, dict[str, Any]], baseline_levels: dict[int, dict[str, Any]]
+    result: dict[str, Any],
+    pipeline_levels: dict[int, dict[str, Any]],
+    baseline_levels: dict[int, dict[str, Any]],
+    floor_levels: dict[int, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
     """Every level measured, the main one included, keyed by its concurrency (a string, for JSON)."""
     main = {
         "pipeline": result["pipeline"],
         "events": result["events"],
         "baseline": result["baseline"],
+        "floor": result["floor"],
         "db_changed": result["db_changed"],
         "requests": result["requests"],
         "main": True,
     }
     rows = {result["concurrency"]: main}
     for c, p in pipeline_levels.items():
-        b = baseline_levels[c]
+        b, f = baseline_levels[c], floor_levels[c]
         rows[c] = {
             "pipeline": p["http"],
             "events": p["events"],
             "baseline": b["http"],
+            "floor": f["http"],
             "main": False,
-            "db_changed": {"pipeline": p["db_changed"], "baseline": b["db_changed"]},
+            "db_changed": {"pipeline": p["db_changed"], "baseline": b["db_changed"], "floor": f["db_changed"]},
             "requests": p["http"]["requests"],
         }
     for row in rows.values():
-        row["ratios"] = report.ratios(row["pipeline"], row["baseline"])
+        row["ratios"] = report.ratios(row["pipeline"], row["baseline"], row["floor"])
     return {str(c): rows[c] for c in sorted(rows)}
 
 
 def failed(levels: dict[str, dict[str, Any]]) -> bool:
     return any(
-        r["pipeline"]["errors"]
-        or r["baseline"]["errors"]
-        or r["events"]["missing"]
-        or r["db_changed"]["pipeline"] != r["requests"]
-        or r["db_changed"]["baseline"] != r["requests"]
+        r["events"]["missing"]
+        or any(r[system]["errors"] or r["db_changed"][system] != r["requests"] for system in SYSTEMS)
         for r in levels.values()
     )

@@ -69,6 +69,43 @@ def parse(description: str | None) -> argparse.Namespace:
     add(
         "--realtime-replay", type=int, default=10_000, help="events replayed to one reconnecting client (default 10000)"
     )
+    add(
+        "--realtime-others",
+        type=int,
+        default=100_000,
+        help="events of 100 other organisations between a screen's position and its resume (default 100000)",
+    )
+    add(
+        "--realtime-own",
+        type=int,
+        default=1000,
+        help="the screen's own events among them, the last one its own (default 1000)",
+    )
+    add(
+        "--realtime-herd-screens",
+        type=int,
+        default=200,
+        help="screens resuming at once after a gateway restart, each its own user (default 200)",
+    )
+    add("--realtime-herd-orgs", type=int, default=20, help="their organisations (default 20)")
+    add(
+        "--realtime-herd-events",
+        type=int,
+        default=50,
+        help="events per organisation of the herd published while the gateway is down (default 50)",
+    )
+    add(
+        "--realtime-herd-others",
+        type=int,
+        default=10_000,
+        help="events of 100 other organisations published among them (default 10000)",
+    )
+    add(
+        "--no-realtime-scale",
+        dest="realtime_scale",
+        action="store_false",
+        help="skip the resume among others' events and the herd after a gateway restart",
+    )
     add("--no-realtime", dest="realtime", action="store_false", help="skip the realtime section")
     add("--warmup", type=int, default=100, help="unmeasured presses first, per system and per button (default 100)")
     add("--event-timeout", type=float, default=60, help="max wait for missing events, s")
@@ -96,4 +133,11 @@ def parse(description: str | None) -> argparse.Namespace:
         )
     if args.realtime and min(args.realtime_subscribers, args.realtime_presses, args.realtime_replay) < 1:
         parser.error("--realtime-subscribers, --realtime-presses and --realtime-replay must be >= 1")
+    scale = (args.realtime_own, args.realtime_herd_screens, args.realtime_herd_orgs, args.realtime_herd_events)
+    if args.realtime and args.realtime_scale and min(scale) < 1:
+        parser.error(
+            "--realtime-own, --realtime-herd-screens, --realtime-herd-orgs and --realtime-herd-events must be >= 1"
+        )
+    if min(args.realtime_others, args.realtime_herd_others) < 0:
+        parser.error("--realtime-others and --realtime-herd-others must be >= 0")
     return args

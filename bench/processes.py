@@ -1,4 +1,4 @@
-"""Start the measured processes: the real stack and the baseline app.
+"""Start the measured processes: the real stack, the baseline app, and the floor (its app and its consumer).
 
 The stack is started as tests/conftest.py starts it, with the `Stack` wiring
 (PUBLIC_URL, TWILIO_BASE_URL, SANDBOX_PORT, SANDBOX_INBOUND_URL): the Twilio
@@ -13,12 +13,14 @@ has a consumer and the queues it declares once started exist.
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
 import aiohttp
 
 from bench.campaign import CAMPAIGN_RATE
+from bench.floor_worker import QUEUE as FLOOR_QUEUE
 from shared.topology import ServiceTopology
 from tests.support.infra import Infra
 from tests.support.stack import TEST_SECRET, Process, Stack, eventually, free_port
@@ -33,15 +35,21 @@ def _tail(process: Process) -> str:
     return process.log_path.read_text(errors="replace")[-2000:]
 
 
-async def _consuming(connection: aio_pika.abc.AbstractConnection, topology: ServiceTopology) -> bool:
+async def _has_consumer(connection: aio_pika.abc.AbstractConnection, queue: str, *also: str) -> bool:
+    """`queue` has a consumer, and the queues `also` exist."""
     try:
         channel = await connection.channel()
-        work = await channel.declare_queue(topology.work.name, passive=True)
-        await channel.declare_queue(topology.parked.name, passive=True)  # declared after consuming started
+        declared = await channel.declare_queue(queue, passive=True)
+        for name in also:
+            await channel.declare_queue(name, passive=True)
         await channel.close()
-        return (work.declaration_result.consumer_count or 0) > 0  # (always a count in a DeclareOk)
+        return (declared.declaration_result.consumer_count or 0) > 0  # (always a count in a DeclareOk)
     except aio_pika.exceptions.AMQPError:
         return False
+
+
+async def _consuming(connection: aio_pika.abc.AbstractConnection, topology: ServiceTopology) -> bool:
+    return await _has_consumer(connection, topology.work.name, topology.parked.name)  # parked: declared after
 
 
 async def wait_consuming(process: Process, amqp_url: str, service: str, timeout: float = 30) -> None:
@@ -103,3 +111,49 @@ async def start_baseline(infra: Infra, log_dir: Path) -> tuple[Process, str]:
         process.stop()
         raise
     return process, url
+
+
+@dataclass
+class Floor:
+    """The floor's two processes (bench.floor, bench.floor_worker) and the app's URL."""
+
+    app: Process
+    worker: Process
+    url: str
+
+    def stop(self) -> None:
+        self.app.stop()
+        self.worker.stop()
+
+
+async def start_floor(infra: Infra, log_dir: Path) -> Floor:
+    """The consumer first (waited for until it consumes its queue), then the app (waited for on /healthz)."""
+    port = free_port()
+    env = {**os.environ, **infra.env(), "JWT_SECRET": TEST_SECRET, "FLOOR_PORT": str(port)}
+    floor = Floor(
+        Process("floor", "bench.floor", env, log_dir / "floor.log"),
+        Process("floor_worker", "bench.floor_worker", env, log_dir / "floor_worker.log"),
+        f"http://127.0.0.1:{port}",
+    )
+    try:
+        floor.worker.start()
+        connection = await aio_pika.connect(infra.amqp_url)
+        try:
+            await eventually(
+                lambda: _has_consumer(connection, FLOOR_QUEUE) if floor.worker.running else True,
+                30,
+                0.1,
+                "the floor's consumer to consume",
+            )
+        finally:
+            await connection.close()
+        if not floor.worker.running:
+            raise RuntimeError(f"the floor's consumer exited:\n{_tail(floor.worker)}")
+        floor.app.start()
+        await eventually(lambda: _healthy(floor.url) if floor.app.running else True, 30, 0.1, "the floor to start")
+        if not floor.app.running:
+            raise RuntimeError(f"the floor's app exited:\n{_tail(floor.app)}")
+    except BaseException:
+        floor.stop()
+        raise
+    return floor

@@ -10,6 +10,10 @@
   welcome (then SETTLE s of quiet), over their number.
 - replay (`bench.replay`): `--realtime-replay` events (10,000) to one client that reconnects with
   `resume`, from its hello to its last event.
+- scale (`--no-realtime-scale` skips it): a resume to a screen's `--realtime-own` events (1,000) among
+  `--realtime-others` (100,000) of other organisations (`bench.resume`); then, last because it restarts
+  the gateway, a herd of screens resuming at once after that restart (`bench.herd`); the stack's gateway
+  is the restarted process from then on (the memory after the run is that process's).
 
 One ClientSession (no connection limit) holds every socket; they open OPEN_AT_ONCE at a time and are
 all closed at the end, also on error. The per-socket queue of the gateway holds 1000 frames
@@ -26,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import checks, replay, report, seed
+from bench import checks, herd, replay, report, resume, seed
 from bench.driver import Listener, Sample, client, drive, update_jobs
 from bench.procfs import cpu_s, cpu_use, rss_kib
 from tests.support.stack import Stack
@@ -144,10 +148,15 @@ async def measure_fanout(stack: Stack, database_url: str, args: argparse.Namespa
 
 
 async def measure(stack: Stack, database_url: str, amqp_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    figures = {
         "fanout": await measure_fanout(stack, database_url, args),
         "replay": await replay.measure(stack.url, _gateway_pid(stack), amqp_url, args),
+        "scale": None,
     }
+    if args.realtime_scale:
+        scale = await resume.measure(stack.url, _gateway_pid(stack), amqp_url, args)
+        figures["scale"] = {**scale, "herd": await herd.measure(stack, amqp_url, args)}  # last: it restarts the gateway
+    return figures
 
 
 def _gateway_pid(stack: Stack) -> int:
@@ -169,4 +178,21 @@ def failed(r: dict[str, Any] | None) -> bool:
         or p["duplicated"]
         or not p["in_order"]
         or p["recovered"] is not True
+        or _scale_failed(r.get("scale"))
+    )
+
+
+def _scale_failed(s: dict[str, Any] | None) -> bool:
+    if s is None:
+        return False
+    h = s["herd"]
+    return bool(
+        s["missing"]
+        or s["duplicated"]
+        or not s["in_order"]
+        or s["recovered"] is not True
+        or h["missing"]
+        or h["duplicated"]
+        or not h["in_order"]
+        or h["not_recovered"]
     )

@@ -66,14 +66,20 @@ def machine() -> dict[str, Any]:
     }
 
 
-def ratios(pipeline: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+def ratios(
+    pipeline: dict[str, Any], baseline: dict[str, Any], floor: dict[str, Any] | None = None
+) -> dict[str, float | None]:
+    """Pipeline over each peer measured: req/s and p50 (`throughput_pipeline_over_baseline`...)."""
+
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
-    return {
-        "throughput_pipeline_over_baseline": ratio(pipeline["throughput_rps"], baseline["throughput_rps"]),
-        "p50_pipeline_over_baseline": ratio(pipeline["latency_ms"]["p50"], baseline["latency_ms"]["p50"]),
-    }
+    peers = {"baseline": baseline, **({"floor": floor} if floor is not None else {})}
+    out: dict[str, float | None] = {}
+    for name, peer in peers.items():
+        out[f"throughput_pipeline_over_{name}"] = ratio(pipeline["throughput_rps"], peer["throughput_rps"])
+        out[f"p50_pipeline_over_{name}"] = ratio(pipeline["latency_ms"]["p50"], peer["latency_ms"]["p50"])
+    return out
 
 
 def _ms(value: float | None) -> str:
@@ -104,7 +110,7 @@ def _events_line(e: dict[str, Any], label: str = "pipeline press -> websocket ev
 
 
 def render(result: dict[str, Any]) -> str:
-    m, p, b, r = (result[k] for k in ("machine", "pipeline", "baseline", "ratios"))
+    m, p, b, f, r = (result[k] for k in ("machine", "pipeline", "baseline", "floor", "ratios"))
     lines = [
         f"machine: {m['nproc']} CPUs, {m['cpu_model']}, Python {m['python']}, {m['system']}, "
         f"load average before the run {m['loadavg']}",
@@ -114,23 +120,25 @@ def render(result: dict[str, Any]) -> str:
         HEADER,
         _row("pipeline", p),
         _row("baseline (no broker)", b),
+        _row("floor (broker, bare)", f),
         "",
     ]
     lines += [
-        f"{name} errors by status: {f['error_statuses']}"
-        for name, f in (("pipeline", p), ("baseline", b))
-        if f["errors"]
+        f"{name} errors by status: {s['error_statuses']}"
+        for name, s in (("pipeline", p), ("baseline", b), ("floor", f))
+        if s["errors"]
     ]
+    changed = result["db_changed"]
     lines += [
         _events_line(result["events"]),
-        f"changed in the database: pipeline {result['db_changed']['pipeline']}/{result['requests']}, "
-        f"baseline {result['db_changed']['baseline']}/{result['requests']}",
+        "changed in the database: "
+        + ", ".join(f"{name} {changed[name]}/{result['requests']}" for name in ("pipeline", "baseline", "floor")),
         "",
-        f"throughput ratio pipeline / baseline: {_ratio(r['throughput_pipeline_over_baseline'])}",
-        f"p50 latency ratio pipeline / baseline: {_ratio(r['p50_pipeline_over_baseline'])}",
-        "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers)",
+        *_ratio_lines(r),
+        "(req/s counts 200 answers per second of wall time; latencies are those of the 200 answers;",
+        " floor = the same shape as the pipeline, none of its guarantees: bench.floor, bench.floor_worker)",
     ]
-    lines += tables.growth(result["levels"], skipped=not result["growth"])
+    lines += tables.growth(result["levels"], skipped=not result["growth"]) + _floor_levels(result["levels"])
     lines += _buttons(result["buttons"], result["concurrency"]) + tables.bulk(result["bulk"])
     lines += campaign.render(result.get("campaign"))
     lines += scaling.render(result.get("scaling"), result["concurrency"])
@@ -204,7 +212,60 @@ def _realtime(r: dict[str, Any] | None) -> list[str]:
         f"(published beforehand in {p['publish_s']:.1f} s)",
         _cpu("CPU during the replay", p),
     ]
-    return lines
+    return lines + _realtime_scale(r.get("scale"))
+
+
+def _realtime_scale(s: dict[str, Any] | None) -> list[str]:
+    if s is None:
+        return ["resume among others' events, herd after a gateway restart: skipped (--no-realtime-scale)"]
+    a = s["archive"]
+    archive = (
+        "the gateway keeps no archive (no crm_event_archive_position on /metrics)"
+        if a is None
+        else f"its archive at {a['position']:.0f} {'after' if a['caught_up'] else 'NOT caught up after'} "
+        f"{a['wait_s']:.1f} s"
+    )
+    lines = [
+        f"resume among others' events: {s['own']} own events among {s['others']} of {s['other_orgs']} other "
+        f"organisations, the last one its own ({s['records_after']} log positions after the position), published "
+        f"in {s['publish_s']:.1f} s; the gateway read {'them all' if s['read_all'] else 'NOT all of them'} "
+        f"{s['read_s']:.1f} s later; {archive}",
+        f"resumed: {s['received']}/{s['own']} own events ({_once(s)}, recovered {s['recovered']}); hello -> "
+        f"welcome {s['welcome_ms']:.1f} ms, hello -> last own event {'' if s['complete'] else 'over '}"
+        f"{s['resume_ms']:.1f} ms = {s['own_per_s']:.0f} own events/s{_records_read(s['records_read'])}",
+        _cpu("CPU during the resume", s),
+    ]
+    return lines + _herd(s["herd"])
+
+
+def _herd(h: dict[str, Any]) -> list[str]:
+    current, spread, a = h["all_current_s"], h["current_s"], h["archive"]
+    archive = (
+        "" if a["at_ready"] is None else f"; its archive at {a['at_ready']:.0f} when ready, {a['at_end']:.0f} after"
+    )
+    return [
+        f"herd after a gateway restart: {h['screens']} screens (a user each) of {h['orgs']} organisations; "
+        f"{h['events_per_org']} events per organisation and {h['others']} of others published while it was down "
+        f"(in {h['publish_s']:.1f} s; stop -> ready {h['restart_s']:.1f} s), then all resume at once",
+        f"ready -> every screen current: {_s(current)} s ({h['current']}/{h['screens']} current; per screen p50 "
+        f"{_s(spread['p50'])} / p95 {_s(spread['p95'])} s); {h['received']}/{h['expected']} events ({_once(h)}, "
+        f"{h['not_recovered']} of {h['resumes']} resumes not recovered); {h['retries']} closed 1013 and retried, "
+        f"{h['reconnects']} other reconnections",
+        f"gateway from ready on: CPU {h['cpu_s']['gateway']:.1f} s{archive}{_records_read(h['records_read'])}",
+    ]
+
+
+def _records_read(read: dict[str, float] | None) -> str:
+    return "" if read is None else "; records its resumes read: " + ", ".join(f"{k} {v:.0f}" for k, v in read.items())
+
+
+def _once(f: dict[str, Any]) -> str:
+    order = "in order" if f["in_order"] else "OUT OF ORDER"
+    return f"{f['missing']} missing, {f['duplicated']} duplicated, {order}"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _cpu(label: str, f: dict[str, Any]) -> str:
@@ -227,3 +288,43 @@ def buttons_failed(b: dict[str, Any]) -> bool:
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio_lines(r: dict[str, float | None]) -> list[str]:
+    return [
+        f"{what} ratio pipeline / {peer}: {_ratio(r.get(f'{key}_pipeline_over_{peer}'))}"
+        for peer in ("baseline", "floor")
+        for what, key in (("throughput", "throughput"), ("p50 latency", "p50"))
+    ]
+
+
+FLOOR_HEADER = (
+    f"{'in flight':>9}{'requests':>9} | {'floor':<8}{'req/s':>8}{'p50':>7}{'p99':>7}{'err':>5} | "
+    f"{'pipeline / floor: req/s':>23}{'p50 x':>7}{'p50 +ms':>9}"
+)
+
+
+def _floor_row(c: str, row: dict[str, Any]) -> str:
+    p, f, r = row["pipeline"], row["floor"], row["ratios"]
+    extra = _diff(p["latency_ms"]["p50"], f["latency_ms"]["p50"])
+    return (
+        f"{c + ('*' if row['main'] else ' '):>9}{row['requests']:>9} | {'':<8}{f['throughput_rps']:>8.1f}"
+        f"{_ms(f['latency_ms']['p50']):>7}{_ms(f['latency_ms']['p99']):>7}{f['errors']:>5} | "
+        f"{_ratio(r['throughput_pipeline_over_floor']):>23}{_ratio(r['p50_pipeline_over_floor']):>7}"
+        f"{'-' if extra is None else f'{extra:+.1f}':>9}"
+    )
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _floor_levels(levels: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        "the floor at the same levels, on fresh leads per level, against the pipeline of the table above",
+        "(* = the main measurement; latencies in ms; p50 +ms = pipeline p50 - floor p50)",
+        "",
+        FLOOR_HEADER,
+        *(_floor_row(c, row) for c, row in levels.items()),
+    ]
