@@ -40,6 +40,7 @@ from typing import Any, cast
 import aio_pika
 import aiormq
 import asyncpg
+from aiormq.abc import DeliveredMessage
 
 from services.gateway.ws.screen import event_frame
 from shared import db, event_log, logging, metrics
@@ -49,6 +50,7 @@ log = logging.get("gateway.archive")
 LOCK = "event_log.archive"
 BATCH = 1000  # records written per transaction at most (and the consumer's prefetch)
 PAGE = 1000  # records a replay reads per query
+LINGER = 0.02  # s a batch waits for more records once one came
 IDLE_SECONDS = 1.0  # the longest wait for a record before the archiver looks around (beat, epoch, prune)
 EPOCH_CHECK_SECONDS = 5.0
 PRUNE_SECONDS = 60.0
@@ -233,16 +235,18 @@ class Archiver:
             await self._restart(db, epoch)  # the log dropped all we archived, and maybe more, unread
             head = None
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=BATCH)
-        queue = await channel.declare_queue(event_log.LOG, passive=True)
-        arrived: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+        await channel.declare_queue(event_log.LOG, passive=True)
+        # Straight on aiormq's channel: aio-pika's message object costs more than the rest of a record's archiving.
+        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+        await underlay.basic_qos(prefetch_count=BATCH)
+        arrived: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
         start: int | str = "first" if head is None else head + 1
 
-        async def arrive(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async def arrive(message: DeliveredMessage) -> None:
             arrived.put_nowait(message)  # (bounded by the prefetch)
 
-        tag = await queue.consume(arrive, arguments={"x-stream-offset": start})
-        underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+        consuming = await underlay.basic_consume(event_log.LOG, arrive, arguments={"x-stream-offset": start})
+        tag = consuming.consumer_tag
         log.info("archive.reading", epoch=epoch, start=start)
         loop = asyncio.get_running_loop()
         next_epoch_check = loop.time() + EPOCH_CHECK_SECONDS
@@ -252,7 +256,7 @@ class Archiver:
             self.loop.beat()
             if batch:
                 head = await self._write(db, epoch, head, batch)
-                await batch[-1].ack(multiple=True)  # on a stream an ack only grants credit
+                await underlay.basic_ack(batch[-1].delivery_tag or 0, multiple=True)  # on a stream: credit
             if tag not in underlay.consumers:
                 self._gone_epoch = epoch
                 raise NewLog("the log was deleted")
@@ -265,18 +269,19 @@ class Archiver:
                 await self._prune(connection, db)
 
     async def _write(
-        self, db: asyncpg.Connection, epoch: str, head: int | None, batch: list[aio_pika.abc.AbstractIncomingMessage]
+        self, db: asyncpg.Connection, epoch: str, head: int | None, batch: list[DeliveredMessage]
     ) -> int | None:
         """Archive the batch (what is past `head`) and move the head, in one transaction; return the new head."""
         rows: list[Row] = []
         first: int | None = None  # the first position of this batch past `head`
         for message in batch:
-            position = event_log.offset_of(message)
+            headers = message.header.properties.headers or {}
+            position = int(headers[event_log.OFFSET_HEADER])  # type: ignore[arg-type]  # (always an integer)
             if head is not None and position <= head:
                 continue  # a read begins with its chunk: what was archived may come again
             first = position if first is None else first
             head = position
-            if not event_log.is_marker(message):
+            if event_log.MARKER_HEADER not in headers:
                 found = row(position, message.routing_key or "", message.body, epoch)
                 if found is not None:
                     rows.append(found)
@@ -325,11 +330,14 @@ async def first_position(connection: aio_pika.abc.AbstractConnection, timeout: f
 
 
 async def _take(arrived: asyncio.Queue[Any]) -> list[Any]:
-    """What has arrived, up to BATCH: waits up to IDLE_SECONDS for the first, then takes what is there."""
+    """What has arrived, up to BATCH: waits up to IDLE_SECONDS for the first, then LINGER for more (one
+    transaction for many records; nobody waits on the archive: a resume reads the log past its head)."""
     try:
         first = await asyncio.wait_for(arrived.get(), IDLE_SECONDS)
     except TimeoutError:
         return []
+    if arrived.qsize() < BATCH - 1:
+        await asyncio.sleep(LINGER)
     batch = [first]
     while len(batch) < BATCH and not arrived.empty():
         batch.append(arrived.get_nowait())
