@@ -49,7 +49,7 @@ from shared.loops import Loop
 log = logging.get("gateway.archive")
 LOCK = "event_log.archive"
 BATCH = 1000  # records written per transaction at most (and the consumer's prefetch)
-PAGE = 1000  # records a replay reads per query
+PAGE = 200  # records a replay reads per query (held in memory by each replay running: 64 at most per gateway)
 LINGER = 0.02  # s a batch waits for more records once one came
 IDLE_SECONDS = 1.0  # the longest wait for a record before the archiver looks around (beat, epoch, prune)
 EPOCH_CHECK_SECONDS = 5.0
