@@ -12,7 +12,8 @@ Guarantees:
 - The archive holds, for its epoch, every record of the log in [tail, head] that belongs to an organisation,
   each as the very frame a live screen would get; `head` moves in the transaction that writes the records up to
   it, so what a resume reads below `head` is complete. Markers, unreadable bodies and events of no organisation
-  are passed over (nobody's), but counted in the range.
+  are passed over (nobody's), but counted in the range; so are records PostgreSQL would refuse (NUL characters, an
+  organisation id over ORG_MAX): a hostile publisher never stalls the archiver.
 - One archiver writes at a time (PostgreSQL advisory lock on its connection): when its gateway dies, the lock
   goes with the session and another gateway's archiver takes over from `head`.
 - A new epoch (the log deleted and declared again) empties the archive before anything of the new log goes in;
@@ -49,6 +50,7 @@ from shared.loops import Loop
 log = logging.get("gateway.archive")
 LOCK = "event_log.archive"
 BATCH = 1000  # records written per transaction at most (and the consumer's prefetch)
+ORG_MAX = 255  # characters of an organisation id the archive keeps (a btree key holds ~2,700 bytes)
 PAGE = 200  # records a replay reads per query (held in memory by each replay running: 64 at most per gateway)
 LINGER = 0.02  # s a batch waits for more records once one came
 IDLE_SECONDS = 1.0  # the longest wait for a record before the archiver looks around (beat, epoch, prune)
@@ -103,7 +105,12 @@ def row(position: int, topic: str, body: bytes, epoch: str) -> Row | None:
     org = event.get("org_id") if isinstance(event, dict) else None
     if not isinstance(org, str):
         return None
-    return org, position, topic, str(event.get("id")), event_frame(position, epoch, topic, event)
+    key = str(event.get("id"))
+    # Anyone may publish to `events`: what PostgreSQL would refuse (a NUL in text, a key too long for the index)
+    # must not fail the batch, for the archiver would then stop at that record for good.
+    if len(org) > ORG_MAX or any("\x00" in text for text in (org, topic, key)):
+        return None
+    return org, position, topic, key, event_frame(position, epoch, topic, event)
 
 
 class Archive:

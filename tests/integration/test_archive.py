@@ -134,3 +134,29 @@ async def _as_the_log(connection: aio_pika.abc.AbstractConnection, db: asyncpg.C
     held = await state(db)
     kept = [(r["position"], r["event_id"]) for r in await rows(db)]
     return held["tail"] > 0 and kept == await read_log(connection, held["tail"], held["head"])
+
+
+async def test_a_hostile_record_is_passed_over_and_never_stalls_the_archive(own: Any) -> None:
+    """Anyone may publish to `events`: an organisation too long for the index, NUL characters (PostgreSQL's
+    text refuses them), a body that is no object. Each is nobody's; what follows is archived."""
+    infra, connection, db = own
+    await event_log.ensure(connection, db, BIG)
+    archiver = Archiver(infra.amqp_url, infra.database_url, "hostile")
+    await archiver.start()
+    channel = await connection.channel()
+    try:
+        hostile = [
+            {**envelope("x" * 10_000), "id": "too-long"},
+            {**envelope("org\x00nul"), "id": "nul-org"},
+            {**envelope("org-0"), "id": "nul\x00id"},
+        ]
+        for event in hostile:
+            body = json.dumps(event).encode()
+            await channel.default_exchange.publish(aio_pika.Message(body), event_log.LOG)
+        await channel.default_exchange.publish(aio_pika.Message(b"[1, 2]"), event_log.LOG)
+        fine = envelope("org-0")
+        await publish_events(channel, [fine])
+        await eventually(lambda: head_at_least(db, 4), 30, what="the archive to pass the hostile records")
+        assert [r["event_id"] for r in await rows(db)] == [fine["id"]]
+    finally:
+        await archiver.stop()
