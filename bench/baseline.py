@@ -11,6 +11,7 @@ left is HTTP + JSON + JWT + the business transaction.
 Run: python -m bench.baseline, with DATABASE_URL, JWT_SECRET and BASELINE_PORT.
 """
 
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -75,15 +76,25 @@ async def _apply(conn: asyncpg.Connection, lead_id: UUID, who: Principal, previo
     )
 
 
-async def update_status(request: web.Request) -> web.Response:
+async def checked(request: web.Request) -> tuple[Principal, UpdateLeadStatus]:
+    """The bearer token and the body, checked as the gateway does (the floor's app checks the same way);
+    a 401 or 422 {"status", "detail"} raised otherwise."""
     try:
         who = decode(request.headers.get("Authorization", "").removeprefix("Bearer ").strip(), request.app[SECRET])
     except BadToken as exc:
-        return web.json_response({"status": 401, "detail": str(exc)}, status=401)
+        raise web.HTTPUnauthorized(text=_problem(401, str(exc)), content_type="application/json") from None
     try:
-        cmd = UpdateLeadStatus.model_validate_json(await request.read())
+        return who, UpdateLeadStatus.model_validate_json(await request.read())
     except ValidationError as exc:
-        return web.json_response({"status": 422, "detail": str(exc)}, status=422)
+        raise web.HTTPUnprocessableEntity(text=_problem(422, str(exc)), content_type="application/json") from None
+
+
+def _problem(status: int, detail: str) -> str:
+    return json.dumps({"status": status, "detail": detail})
+
+
+async def update_status(request: web.Request) -> web.Response:
+    who, cmd = await checked(request)
     try:
         return web.json_response({"lead": await change_status(request.app[POOL], who, cmd)})
     except Rejected as exc:

@@ -25,11 +25,9 @@ from uuid import uuid4
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aiohttp import web
-from pydantic import ValidationError
 
+from bench.baseline import SECRET, checked, healthz
 from bench.floor_worker import QUEUE, FloorCommand
-from services.gateway.auth import BadToken, decode
-from shared.contracts.leads import UpdateLeadStatus
 
 REPLY_WAIT = 10.0  # s; well under the bench's request timeout, so that a lost reply is a 504, not a client timeout
 Answer = tuple[int, Any]  # (HTTP status, JSON body)
@@ -84,28 +82,16 @@ class Rpc:
 
 
 RPC = web.AppKey("rpc", Rpc)
-SECRET = web.AppKey("secret", str)
 
 
 async def update_status(request: web.Request) -> web.Response:
-    try:
-        who = decode(request.headers.get("Authorization", "").removeprefix("Bearer ").strip(), request.app[SECRET])
-    except BadToken as exc:
-        return web.json_response({"status": 401, "detail": str(exc)}, status=401)
-    try:
-        cmd = UpdateLeadStatus.model_validate_json(await request.read())
-    except ValidationError as exc:
-        return web.json_response({"status": 422, "detail": str(exc)}, status=422)
+    who, cmd = await checked(request)
     body = FloorCommand(org=who.org, user=who.user, command=cmd).model_dump_json().encode()
     try:
         status, answer = await request.app[RPC].call(body)
     except TimeoutError:
         return web.json_response({"status": 504, "detail": "no reply in time"}, status=504)
     return web.json_response(answer, status=status)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 def init_app(amqp_url: str, secret: str) -> web.Application:
