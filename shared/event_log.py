@@ -17,6 +17,7 @@ A gateway also writes *markers* into the log (header `x-log-marker`, no `org_id`
 where the log ended when it started. Readers skip them; they are nobody's events.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -127,8 +128,13 @@ async def ensure(
 
 
 def offset_of(message: aio_pika.abc.AbstractIncomingMessage) -> int:
+    return position_in(message.headers or {})
+
+
+def position_in(headers: Mapping[str, Any]) -> int:
+    """A delivered record's position, from its headers (aio-pika's message or aiormq's properties)."""
     # RabbitMQ sets this header on every message it delivers from a stream, and always to an integer.
-    return int((message.headers or {})[OFFSET_HEADER])  # type: ignore[arg-type]  # a header's type is any AMQP value
+    return int(headers[OFFSET_HEADER])
 
 
 def is_marker(message: aio_pika.abc.AbstractIncomingMessage) -> bool:

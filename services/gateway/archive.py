@@ -283,7 +283,7 @@ class Archiver:
         first: int | None = None  # the first position of this batch past `head`
         for message in batch:
             headers = message.header.properties.headers or {}
-            position = int(headers[event_log.OFFSET_HEADER])  # type: ignore[arg-type]  # (always an integer)
+            position = event_log.position_in(headers)
             if head is not None and position <= head:
                 continue  # a read begins with its chunk: what was archived may come again
             first = position if first is None else first

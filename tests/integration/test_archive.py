@@ -45,9 +45,10 @@ async def rows(db: asyncpg.Connection) -> list[asyncpg.Record]:
 
 async def head_at_least(db: asyncpg.Connection, position: int) -> bool:
     try:
-        return (await state(db)).get("head", -1) is not None and (await state(db)).get("head", -1) >= position
+        head = (await state(db)).get("head")
     except asyncpg.UndefinedTableError:
         return False
+    return head is not None and head >= position
 
 
 async def test_one_archiver_at_a_time_takes_every_record_once_and_a_new_log_empties_it(own: Any) -> None:
