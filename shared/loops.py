@@ -18,7 +18,6 @@ import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 
 import aio_pika
 import aiormq
@@ -33,6 +32,7 @@ from tenacity import (
 from shared import logging, metrics
 
 log = logging.get("loops")
+STOP_SECONDS = 10.0  # how long `Loop.stop` waits for a cancelled cycle to unwind
 
 # What "the database or the broker is not there (now)" raises. OSError: refused, reset, timed out, a name
 # not resolved, asyncpg's "Multiple exceptions" (one per address), aio-pika's AMQPConnectionError;
@@ -104,12 +104,17 @@ class Loop:
         """Run in a task of its own, until `stop`."""
         self._task = asyncio.create_task(self.run())
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = STOP_SECONDS) -> None:
+        """Cancel the loop and wait for its cycle to unwind (closing what it holds), at most `within` seconds:
+        a close the other side never answers must not keep a process from stopping."""
         if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=within)
+            if not done:
+                log.warning("loop.stop_overdue", loop=self.name, within=within)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("loop.stopped_failing", loop=self.name, error=repr(task.exception())[:500])
 
     async def run(self) -> None:
         await asyncio.sleep(self.first_after)

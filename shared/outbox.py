@@ -83,7 +83,8 @@ class Relay:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("outbox.relay_failed", error=repr(exc))
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._poll)
+            async with asyncio.timeout(self._poll):  # (not wait_for: in 3.11 it may swallow a cancellation)
+                await self._wake.wait()
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -340,7 +340,10 @@ async def _take(arrived: asyncio.Queue[Any]) -> list[Any]:
     """What has arrived, up to BATCH: waits up to IDLE_SECONDS for the first, then LINGER for more (one
     transaction for many records; nobody waits on the archive: a resume reads the log past its head)."""
     try:
-        first = await asyncio.wait_for(arrived.get(), IDLE_SECONDS)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the item instead of raising when it is
+        # cancelled just as the item comes, and a stopped archiver would then go on.
+        async with asyncio.timeout(IDLE_SECONDS):
+            first = await arrived.get()
     except TimeoutError:
         return []
     if arrived.qsize() < BATCH - 1:

@@ -5,7 +5,7 @@ retention dropped is pruned."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -34,6 +34,24 @@ async def own() -> AsyncIterator[tuple[infra_mod.Infra, aio_pika.abc.AbstractCon
         await infra_mod.release(infra)
 
 
+@pytest.fixture
+async def archivers(own: Any) -> AsyncIterator[Callable[..., Awaitable[Archiver]]]:
+    """Started archivers of the test's deployment, stopped at teardown even when the test timed out (pytest-timeout
+    leaves a test's own `finally` unrun: an archiver left running would go on into the next tests)."""
+    infra = own[0]
+    started: list[Archiver] = []
+
+    async def start(name: str, **options: Any) -> Archiver:
+        archiver = Archiver(infra.amqp_url, infra.database_url, name, **options)
+        started.append(archiver)
+        await archiver.start()
+        return archiver
+
+    yield start
+    for archiver in started:
+        await archiver.stop()
+
+
 async def state(db: asyncpg.Connection) -> dict[str, Any]:
     found = await db.fetchrow("SELECT epoch, tail, head FROM event_log.archive")
     return dict(found) if found else {}
@@ -51,14 +69,14 @@ async def head_at_least(db: asyncpg.Connection, position: int) -> bool:
     return head is not None and head >= position
 
 
-async def test_one_archiver_at_a_time_takes_every_record_once_and_a_new_log_empties_it(own: Any) -> None:
-    infra, connection, db = own
+async def test_one_archiver_at_a_time_takes_every_record_once_and_a_new_log_empties_it(
+    own: Any, archivers: Callable[..., Awaitable[Archiver]]
+) -> None:
+    _, connection, db = own
     epoch = await event_log.ensure(connection, db, BIG)
-    first, second = (Archiver(infra.amqp_url, infra.database_url, name) for name in ("first", "second"))
-    await first.start()
-    await second.start()
+    first, second = await archivers("first"), await archivers("second")
     channel = await connection.channel()
-    try:
+    async with asyncio.timeout(150):  # (a hang says where it was, before pytest-timeout's 180 s)
         events = [envelope(f"org-{i % 3}", "tests.tick", n=i) for i in range(300)]
         await publish_events(channel, events[:150])
         await channel.default_exchange.publish(event_log.marker("a-marker"), event_log.LOG)  # nobody's
@@ -87,26 +105,20 @@ async def test_one_archiver_at_a_time_takes_every_record_once_and_a_new_log_empt
         await publish_events(channel, [envelope("org-0", "tests.tick", n=i) for i in range(5)])
         await eventually(lambda: _state_is(db, {"epoch": new, "tail": 0, "head": 4}), 60, what="the new log archived")
         assert [r["position"] for r in await rows(db)] == [0, 1, 2, 3, 4]
-    finally:
-        await first.stop()
-        await second.stop()
 
 
-async def test_what_the_retention_dropped_is_pruned(own: Any) -> None:
-    infra, connection, db = own
+async def test_what_the_retention_dropped_is_pruned(own: Any, archivers: Callable[..., Awaitable[Archiver]]) -> None:
+    _, connection, db = own
     await event_log.ensure(connection, db, event_log.Retention("1D", 20_000, 4_000))
-    archiver = Archiver(infra.amqp_url, infra.database_url, "pruning", prune_every=0.2)
-    await archiver.start()
+    await archivers("pruning", prune_every=0.2)
     channel = await connection.channel()
-    try:
+    async with asyncio.timeout(150):
         for start in range(0, 400, 20):  # in steps, as the log's own retention test does
             await publish_events(channel, [envelope("org-0", n=i, pad="x" * 200) for i in range(start, start + 20)])
             await eventually(lambda start=start: head_at_least(db, start + 19), 30, what="the archive to follow")
         # exactly the log's records from the tail on (positions have holes: a segment's tracking chunk has one)
         await eventually(lambda: _as_the_log(connection, db), 30, what="the archive to hold what the log holds")
         assert (await state(db))["tail"] > 0  # (what the log dropped went)
-    finally:
-        await archiver.stop()
 
 
 async def read_log(connection: aio_pika.abc.AbstractConnection, start: int, head: int) -> list[tuple[int, str]]:
@@ -137,15 +149,16 @@ async def _as_the_log(connection: aio_pika.abc.AbstractConnection, db: asyncpg.C
     return held["tail"] > 0 and kept == await read_log(connection, held["tail"], held["head"])
 
 
-async def test_a_hostile_record_is_passed_over_and_never_stalls_the_archive(own: Any) -> None:
+async def test_a_hostile_record_is_passed_over_and_never_stalls_the_archive(
+    own: Any, archivers: Callable[..., Awaitable[Archiver]]
+) -> None:
     """Anyone may publish to `events`: an organisation too long for the index, NUL characters (PostgreSQL's
     text refuses them), a body that is no object. Each is nobody's; what follows is archived."""
-    infra, connection, db = own
+    _, connection, db = own
     await event_log.ensure(connection, db, BIG)
-    archiver = Archiver(infra.amqp_url, infra.database_url, "hostile")
-    await archiver.start()
+    await archivers("hostile")
     channel = await connection.channel()
-    try:
+    async with asyncio.timeout(150):
         hostile = [
             {**envelope("x" * 10_000), "id": "too-long"},
             {**envelope("org\x00nul"), "id": "nul-org"},
@@ -159,5 +172,3 @@ async def test_a_hostile_record_is_passed_over_and_never_stalls_the_archive(own:
         await publish_events(channel, [fine])
         await eventually(lambda: head_at_least(db, 4), 30, what="the archive to pass the hostile records")
         assert [r["event_id"] for r in await rows(db)] == [fine["id"]]
-    finally:
-        await archiver.stop()

@@ -67,6 +67,39 @@ async def test_cancelling_a_loop_stops_it() -> None:
     assert isinstance(results[0], asyncio.CancelledError) and errors("unit_cancel") == 0
 
 
+async def test_stop_waits_for_the_cycle_to_unwind_but_not_for_ever() -> None:
+    """A cycle whose cleanup hangs (a close the broker never answers) does not keep its process from stopping."""
+    running, unwound, hanging = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def polite() -> None:
+        running.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            unwound.set()
+
+    async def stubborn() -> None:
+        running.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            hanging.set()
+            await asyncio.shield(asyncio.sleep(3600))  # a cancelled close that never ends
+
+    first = Loop("unit_polite", polite, every=0, deadline=5)
+    first.start()
+    await asyncio.wait_for(running.wait(), 5)
+    await first.stop()
+    assert unwound.is_set()
+    second = Loop("unit_stubborn", stubborn, every=0, deadline=5)
+    running.clear()
+    second.start()
+    await asyncio.wait_for(running.wait(), 5)
+    started = asyncio.get_running_loop().time()
+    await second.stop(within=0.2)
+    assert hanging.is_set() and asyncio.get_running_loop().time() - started < 5
+
+
 def test_a_message_held_past_its_deadline_is_counted_and_said() -> None:
     held = Held(deadline=0.0)
     raw = SimpleNamespace(message_id={"odd": "id"}, routing_key="leads.create")

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 
 import aiormq
@@ -228,9 +229,10 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_duplicate(
         log.append(rng.choice(["org", "other"]), n)
         await log._pause()
     await follower
-    for _ in range(10_000):  # the replay reaches the live head (or the live side finds it ahead) by itself
-        if opened.live:
-            break
+    # The replay reaches the live head (or the live side finds it ahead) by itself; one that follows the archive
+    # waits up to ARCHIVE_FOLLOW_WAIT (real time) for it to move: so a deadline, not a number of turns.
+    deadline = time.monotonic() + 2 * replay_module.ARCHIVE_FOLLOW_WAIT + 5
+    while not opened.live and time.monotonic() < deadline:
         await asyncio.sleep(0)
     if archiver:
         archiver.cancel()
