@@ -26,7 +26,7 @@ run token: export JWT_AUDIENCE ?= crm
 ORG ?= demo
 USER ?= agent
 
-.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose node js fresh-machine-check
+.PHONY: run test bench chaos fuzz screenshots token parked asyncapi client venv clean browser compose node js fresh-machine-check cluster cluster-tools
 
 venv: $(STAMP)
 
@@ -80,10 +80,25 @@ compose:
 	@command -v docker-compose >/dev/null || { echo "installing Debian's docker-compose for the compose file's tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
+# A three-node RabbitMQ cluster on this machine (tests/support/cluster.py: network namespaces, HAProxy in front),
+# for the cluster tests, `make chaos CLUSTER=3` and `make cluster`: Debian's haproxy, iptables and iproute2, installed
+# when missing. Needs root (namespaces); elsewhere the cluster tests say why they are skipped.
+cluster-tools:
+	@if ! { command -v haproxy && command -v iptables && command -v ip; } >/dev/null && command -v apt-get >/dev/null \
+		&& { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then \
+		echo "installing Debian's haproxy, iptables and iproute2 for the RabbitMQ cluster"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy iptables iproute2 >/dev/null; \
+	fi
+
+# Three RabbitMQ nodes clustered behind HAProxy until Ctrl-C (then nothing of them is left): it prints the AMQP_URL
+# to run the system on them (AMQP_URL=... make run). CLUSTER_PORT: HAProxy's port (5673).
+cluster: $(STAMP) cluster-tools
+	$(PY) -m tests.support.cluster
+
 # Lint, format and types first (settings in pyproject.toml), then the suite.
 LINTED := shared services tests bench chaos clients/python
 TYPED := shared services clients/python bench chaos tests/support
-test: $(STAMP) browser compose $(JS_STAMP)
+test: $(STAMP) browser compose cluster-tools $(JS_STAMP)
 	$(PY) -m ruff check --quiet $(LINTED)
 	$(PY) -m ruff format --check --quiet $(LINTED)
 	$(PY) -m mypy $(TYPED)
@@ -95,8 +110,9 @@ bench: $(STAMP)
 
 # The fault suite: every button pressed while processes, the broker, the database and the SMS provider fail
 # (CHAOS_SECONDS, 180 by default; CHAOS_ARGS="--seconds 60 --no-db-restart ..."); the table in var/chaos-report.txt.
-chaos: $(STAMP)
-	$(PY) -m chaos $(CHAOS_ARGS)
+# CLUSTER=3: on a three-node RabbitMQ cluster, with node kills, a partition and a rolling restart besides.
+chaos: $(STAMP) $(if $(CLUSTER),cluster-tools)
+	$(PY) -m chaos $(if $(CLUSTER),--cluster $(CLUSTER)) $(CHAOS_ARGS)
 
 # The README's screenshots (docs/*.png), taken by the browser tests; a plain `make test` leaves them as they are.
 screenshots: $(STAMP) browser
