@@ -8,7 +8,7 @@
                                                    │ attempts exhausted
                                                    ▼
                                                leads.parked (quorum; listed, replayed, purged by hand)
-    gateway ───► [queries] topic ──leads.#──► leads.queries (classic, messages expire)
+    gateway ───► [queries] topic ──leads.#──► leads.queries.v2 (quorum, messages expire)
     outbox relay ──► [events] topic ──► each subscriber's own queue
 
 Exchanges and the queues of a service are declared by the service and by the
@@ -28,6 +28,7 @@ registers stays until removed by hand; what it brings is refused 422 as an unkno
 """
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,13 +84,21 @@ class ServiceTopology:
 
     @property
     def queries(self) -> QueueSpec:
+        # Quorum like the others: on a cluster, a classic durable queue whose node is down cannot be declared
+        # again, and every service and gateway declares it when it (re)connects (tests/e2e/test_cluster.py).
+        # A new name, for a queue's type cannot change: `<service>.queries` (classic) is dropped once unused.
         return QueueSpec(
-            f"{self.service}.queries",
-            quorum=False,
+            f"{self.service}.queries.v2",
             arguments={"x-message-ttl": QUERY_TTL_MS},
             exchange=QUERIES,
             binding=f"{self.service}.#",
         )
+
+    @property
+    def retired(self) -> list[str]:
+        """Queues this service's earlier versions declared: deleted by `declare_all` once nobody consumes them
+        (an instance of the old version still running keeps its own until it stops)."""
+        return [f"{self.service}.queries"]
 
     @property
     def parked(self) -> QueueSpec:
@@ -145,6 +154,9 @@ async def declare_all(url: str, topology: ServiceTopology, events: Iterable[str]
             if spec == topology.work:
                 for event_type in events:
                     await queue.bind(EVENTS, event_type)
+        for name in topology.retired:
+            with suppress(aio_pika.exceptions.AMQPError):  # in use (the refusal closes the channel), or unreachable
+                await (await connection.channel()).queue_delete(name, if_unused=True, if_empty=False)
 
 
 async def declare_entry(channel: aio_pika.abc.AbstractChannel, service: str) -> None:

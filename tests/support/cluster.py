@@ -276,10 +276,10 @@ class Cluster:
             "  default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions\n"
             f"{servers}\n"
         )
-        log = (self.directory / "haproxy.log").open("ab")
-        self._haproxy = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.directory / "haproxy.log").open("ab") as log:  # (the child keeps its own descriptor)
+            self._haproxy = subprocess.Popen(
+                ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         (self.directory / "haproxy.pid").write_text(str(self._haproxy.pid))
         deadline = time.monotonic() + 10
         while not _answers("127.0.0.1", self.port):
@@ -290,14 +290,14 @@ class Cluster:
     # --- nodes ---
 
     def start_node(self, node: Node) -> None:
-        log = (node.directory / "log" / "stdout.log").open("ab")
-        node.process = subprocess.Popen(
-            ["ip", "netns", "exec", node.namespace, str(RABBITMQ_BIN / "rabbitmq-server")],
-            env=self._env(node),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (node.directory / "log" / "stdout.log").open("ab") as log:
+            node.process = subprocess.Popen(
+                ["ip", "netns", "exec", node.namespace, str(RABBITMQ_BIN / "rabbitmq-server")],
+                env=self._env(node),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_up(self, node: Node, timeout: float = STARTUP_SECONDS) -> None:
         """Until the node takes AMQP connections (the listener opens at the end of its boot)."""
