@@ -19,7 +19,8 @@ from tests.support.cluster import Cluster
 from tests.support.realtime import ResumingScreen
 from tests.support.stack import TEST_SECRET, Stack, eventually
 
-pytestmark = pytest.mark.skipif(cluster_mod.available() is not None, reason=f"{cluster_mod.available()}")
+WHY_NOT = cluster_mod.available()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no RabbitMQ cluster on this machine: {WHY_NOT}")
 
 ENV = {"REPLY_TIMEOUT": "3", "PUBLISH_TIMEOUT": "2", "QUERY_TIMEOUT": "3", "RETRY_DELAYS": "0.2,0.4,0.8"}
 

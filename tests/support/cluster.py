@@ -62,6 +62,11 @@ def available() -> str | None:
             return f"{tool} is not installed (make cluster installs haproxy from Debian's packages)"
     if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         return "rabbitmq-server is not installed"
+    probe = f"{PREFIX}probe-{os.getpid()}"
+    made = run("ip", "netns", "add", probe, check=False)
+    run("ip", "netns", "del", probe, check=False)
+    if made.returncode != 0:
+        return f"network namespaces cannot be made here: {made.stderr.strip()}"
     return None
 
 
