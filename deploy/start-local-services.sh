@@ -7,6 +7,8 @@
 #   not installed             -> installed from the operating system's packages and started: apt on Debian and
 #                                Ubuntu (as root, or through sudo), Homebrew on macOS; never a downloaded binary.
 #                                Elsewhere the one command to run is printed.
+#   a DATABASE_URL with several hosts (a primary and its standbys) -> none is started: each local one that does not
+#                                answer is named
 # A server installed by this script gets the project's development defaults, and only then: see pg_trust_localhost.
 # Exits 0 even when a server is still missing: shared/tools/preflight.py then says which one is not reachable.
 set -uo pipefail
@@ -17,11 +19,21 @@ MARK="# crm: added by deploy/start-local-services.sh"
 INSTALLED=var/local-services/installed-here
 ours() { grep -qxF "$1" "$INSTALLED" 2>/dev/null; }
 
-host_port() {  # URL DEFAULT_PORT -> "host port"
-  local rest=${1#*://}; rest=${rest%%/*}; rest=${rest##*@}
-  local host=${rest%:*} port=${rest##*:}
-  [ "$host" = "$rest" ] && port=$2
-  echo "${host:-127.0.0.1} ${port:-$2}"
+host_ports() {  # URL DEFAULT_PORT -> "host port", one line per host (postgresql://u@h1:p1,h2:p2/db?...)
+  local rest=${1#*://} spec host port specs
+  rest=${rest%%/*}; rest=${rest%%\?*}; rest=${rest##*@}
+  IFS=, read -ra specs <<< "$rest"
+  for spec in "${specs[@]:-}"; do
+    case $spec in
+      \[*) host=${spec%%]*}]; port=${spec#"$host"}; port=${port#:} ;;  # [::1]:5432
+      *:*) host=${spec%:*}; port=${spec##*:} ;;
+      *) host=$spec; port= ;;
+    esac
+    echo "${host:-127.0.0.1} ${port:-$2}"
+  done
+}
+host_port() {  # URL DEFAULT_PORT -> "host port" of its (first) host
+  local all; all=$(host_ports "$@"); echo "${all%%$'\n'*}"
 }
 is_local() { case $1 in 127.0.0.1|localhost|::1|'[::1]') return 0;; esac; return 1; }
 answers() { timeout 2 bash -c "</dev/tcp/127.0.0.1/$1" 2>/dev/null; }
@@ -149,9 +161,18 @@ brew_pg_role() {  # FORMULA PORT
   "$(brew --prefix "$1")/bin/createuser" -h 127.0.0.1 -p "$2" -s postgres 2>/dev/null || true
 }
 
-read -r db_host db_port <<< "$(host_port "${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/crm}" 5432)"
+db_hosts=$(host_ports "${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/crm}" 5432)
+read -r db_host db_port <<< "$db_hosts"
+if [ "$db_hosts" != "$db_host $db_port" ]; then
+  # Several hosts (a primary and its standbys, docs/postgres-failover.md): none is started or installed here. A
+  # stopped one may be a former primary, fenced after a promotion: started again, it would take writes.
+  db_host=''
+  echo "$db_hosts" | while read -r host port; do
+    is_local "$host" && ! answers "$port" && echo "DATABASE_URL names several hosts: $host:$port does not answer (not started here)" >&2
+  done
+fi
 read -r mq_host mq_port <<< "$(host_port "${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}" 5672)"
-if is_local "$db_host" && { ! answers "$db_port" || { ours postgresql && ! ours "postgresql trusts 127.0.0.1"; }; }; then
+if [ -n "$db_host" ] && is_local "$db_host" && { ! answers "$db_port" || { ours postgresql && ! ours "postgresql trusts 127.0.0.1"; }; }; then
   postgresql "$db_port"
 fi
 if is_local "$mq_host" && ! answers "$mq_port"; then rabbitmq "$mq_port"; fi

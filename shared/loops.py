@@ -36,10 +36,12 @@ STOP_SECONDS = 10.0  # how long `Loop.stop` waits for a cancelled cycle to unwin
 
 # What "the database or the broker is not there (now)" raises. OSError: refused, reset, timed out, a name
 # not resolved, asyncpg's "Multiple exceptions" (one per address), aio-pika's AMQPConnectionError;
-# PostgreSQL starting, stopping or full; a channel or connection that went.
+# PostgreSQL starting, stopping or full; every host of a DATABASE_URL up but none taking writes (a failover
+# under way: no standby promoted yet, docs/postgres-failover.md); a channel or connection that went.
 UNREACHABLE = (
     OSError,
     asyncpg.CannotConnectNowError,
+    asyncpg.TargetServerAttributeNotMatched,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared import database_url
 from shared.event_log import Retention
 from shared.identity import BrokerIdentity, own_user
 
@@ -52,14 +53,16 @@ def dev_secret() -> str | None:
 
 
 class CommonSettings(Production, BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused URL's password is not in the ValidationError's text either.
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     # `production` (the default) refuses development shortcuts (`production_problems`); `make run`, the tests,
     # `make bench` and `make chaos` set `development`.
     app_env: AppEnv = "production"
     # URLs may hold passwords: kept out of any repr (and so of any log line of the settings).
     amqp_url: str = Field(DEFAULT_AMQP_URL, pattern=r"^amqps?://", repr=False)
-    database_url: str = Field(DEFAULT_DATABASE_URL, pattern=r"^postgres(ql)?://", repr=False)
+    # One server, or a primary and its standbys tried in order (shared/database_url.py, `_database_url`).
+    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # None: JSON when stderr is not a terminal, console lines when it is.
     log_json: bool | None = None
@@ -76,6 +79,24 @@ class CommonSettings(Production, BaseSettings):
     # may act for any organisation (comma-separated).
     broker_orgs: str = Field("", pattern=r"^([^:,\s]+:[^:,\s]+(,[^:,\s]+:[^:,\s]+)*)?$")
     broker_trusted_users: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Read as asyncpg will read it. Every process writes: a URL that may settle on a standby is refused,
+        and one with several hosts must say to skip the standbys (docs/postgres-failover.md)."""
+        url = database_url.parse(value)
+        if url.target_session_attrs in database_url.STANDBY_ATTRS:
+            raise ValueError(
+                f"target_session_attrs={url.target_session_attrs} lets a connection settle on a standby, and "
+                f"every process writes: use target_session_attrs=read-write"
+            )
+        if url.several and url.target_session_attrs not in database_url.PRIMARY_ATTRS:
+            raise ValueError(
+                f"it names {len(url.hosts)} hosts without target_session_attrs=read-write: a connection could "
+                f"stay on a standby and fail every write; add ?target_session_attrs=read-write"
+            )
+        return value
 
     def production_problems(self) -> dict[str, str]:
         problems = super().production_problems()

@@ -7,29 +7,14 @@ database does not exist yet (a fresh machine).
 import asyncio
 import logging
 import sys
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import asyncpg
 
+from shared.database_url import parse, redacted, with_database
 from shared.settings import CommonSettings, load
 
 HINT = "start it, or run everything with deploy/docker-compose.yml (see README)"
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.split("@")[-1]
-    user = parts.username or ""
-    return urlunsplit(
-        (
-            parts.scheme,
-            f"{user}:***@{netloc}" if parts.password else (f"{user}@{netloc}" if user else netloc),
-            parts.path,
-            "",
-            "",
-        )
-    )
 
 
 async def check_database(url: str) -> str | None:
@@ -38,15 +23,15 @@ async def check_database(url: str) -> str | None:
         await conn.close()
         return None
     except asyncpg.InvalidCatalogNameError:
-        parts = urlsplit(url)
-        admin = await asyncpg.connect(urlunsplit((parts.scheme, parts.netloc, "/postgres", "", "")), timeout=5)
+        # Through the same hosts and parameters (target_session_attrs=read-write: on the primary).
+        admin = await asyncpg.connect(with_database(url, "postgres"), timeout=5)
         try:
-            await admin.execute(f'CREATE DATABASE "{parts.path.lstrip("/")}"')
+            await admin.execute(f'CREATE DATABASE "{parse(url).database}"')
         finally:
             await admin.close()
         return None
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        return f"PostgreSQL is not reachable at DATABASE_URL={_redact(url)} ({exc.__class__.__name__}: {exc}); {HINT}"
+    except (OSError, asyncpg.PostgresError, asyncpg.TargetServerAttributeNotMatched, TimeoutError) as exc:
+        return f"PostgreSQL is not reachable at DATABASE_URL={redacted(url)} ({exc.__class__.__name__}: {exc}); {HINT}"
 
 
 async def check_broker(url: str) -> str | None:
@@ -55,7 +40,7 @@ async def check_broker(url: str) -> str | None:
         await connection.close()
         return None
     except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
-        return f"RabbitMQ is not reachable at AMQP_URL={_redact(url)} ({exc.__class__.__name__}: {exc}); {HINT}"
+        return f"RabbitMQ is not reachable at AMQP_URL={redacted(url)} ({exc.__class__.__name__}: {exc}); {HINT}"
 
 
 async def main() -> int:

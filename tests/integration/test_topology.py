@@ -25,6 +25,7 @@ async def test_the_queries_queue_is_quorum_and_the_retired_classic_one_goes_once
     async with connection:
         channel = await connection.channel()
         old = await channel.declare_queue("leads.queries", durable=True, arguments={"x-message-ttl": 30_000})
+
         async def serve(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             await message.ack()
 

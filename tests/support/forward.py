@@ -7,16 +7,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def via(url: str, port: int) -> str:
-    """`url` (postgresql:// or amqp://) with its host and port replaced by 127.0.0.1:`port`."""
+    """`url` (postgresql:// or amqp://) with its host and port (all of them) replaced by 127.0.0.1:`port`."""
     parts = urlsplit(url)
     credentials = parts.netloc.rpartition("@")[0]
     return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"))
 
 
+def first_host(url: str) -> tuple[str, int | None]:
+    """The host and port of `url`, of its first host when it names several (a DATABASE_URL may)."""
+    first = urlsplit(url).netloc.rpartition("@")[2].split(",")[0]
+    target = urlsplit(f"//{first}")
+    return target.hostname or "127.0.0.1", target.port
+
+
 class Forward:
     def __init__(self, port: int, url: str):
-        target = urlsplit(url)
-        self.port, self.host, self.target_port = port, target.hostname or "127.0.0.1", target.port
+        self.port, (self.host, self.target_port) = port, first_host(url)
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
         self._answering = asyncio.Event()

@@ -19,6 +19,7 @@ from shared.loops import unreachable as _unreachable
         asyncpg.CannotConnectNowError("starting up"),
         asyncpg.AdminShutdownError("shutting down"),
         asyncpg.TooManyConnectionsError("too many clients"),
+        asyncpg.TargetServerAttributeNotMatched("no host takes writes: a failover under way"),
     ],
 )
 def test_what_comes_back_by_itself_is_waited_for(error: BaseException) -> None:
