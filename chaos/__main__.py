@@ -4,6 +4,11 @@ unexpected = 0 and nothing is left in flight.
 
 Own database and vhost (released at the end), loopback only, bounded in time; the broker and the
 database (the machine's own) are always started again, also when the run fails or is interrupted.
+
+--cluster 3: the run's broker is a three-node RabbitMQ cluster started on this machine for the run (network
+namespaces behind HAProxy, tests/support/cluster.py; needs root, haproxy and iptables: `make cluster-tools`), and
+its nodes fail besides: the leader of a command queue SIGKILLed, a node cut off by a partition, a rolling restart
+(chaos/cluster.py). The cluster is stopped at the end, also when the run fails (or by its watchdog, killed).
 """
 
 import argparse
@@ -15,10 +20,12 @@ import signal
 import tempfile
 from pathlib import Path
 
+from chaos import cluster as cluster_side
 from chaos import report
 from chaos.faults import Infrastructure
 from chaos.run import run, write
 from chaos.stack import ChaosStack
+from tests.support import cluster as cluster_mod
 from tests.support import infra as infra_mod
 
 
@@ -48,7 +55,20 @@ def parse() -> argparse.Namespace:
         help="seconds to wait for the system to be idle after that (longer than the services' retry tiers)",
     )
     add("--outage-seconds", type=float, default=4, help="how long the broker or the database stays down")
-    add("--no-broker-restart", dest="broker_restart", action="store_false", help="leave RabbitMQ running")
+    add(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="NODES",
+        help="run on a RabbitMQ cluster of NODES (3 or more) nodes started here for the run, with node kills, a "
+        "partition and a rolling restart instead of the broker's stop (needs root; `make chaos CLUSTER=3`)",
+    )
+    add(
+        "--no-broker-restart",
+        dest="broker_restart",
+        action="store_false",
+        help="leave RabbitMQ running (with --cluster: no node is killed, cut off or restarted)",
+    )
     add("--no-db-restart", dest="db_restart", action="store_false", help="leave PostgreSQL running")
     add("--no-kills", dest="kills", action="store_false", help="no SIGKILL of services or gateways")
     add("--no-sandbox-faults", dest="sandbox", action="store_false", help="the Twilio sandbox behaves")
@@ -62,6 +82,8 @@ def parse() -> argparse.Namespace:
     add("--timeout", type=float, default=0, help="the whole run's limit (default: --seconds + 600)")
     add("--keep-logs", action="store_true", help="keep the processes' logs after a passing run")
     args = parser.parse_args()
+    if args.cluster and args.cluster < 3:
+        parser.error("--cluster: 3 nodes or more (a node down must leave a majority)")
     args.timeout = args.timeout or args.seconds + 600
     return args
 
@@ -74,13 +96,34 @@ async def main(args: argparse.Namespace) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None  # (a coroutine run by asyncio.run: its task)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    infra = await infra_mod.provision(prefix="crm_chaos")
+    cluster = None
+    if args.cluster:
+        if (why := cluster_mod.available()) is not None:
+            print(f"--cluster: no cluster here: {why}")
+            return 2
+        cluster = cluster_mod.Cluster(size=args.cluster)
+    try:
+        if cluster is not None:
+            print(f"starting a RabbitMQ cluster of {args.cluster} nodes", flush=True)
+            await asyncio.to_thread(cluster.start)
+            print(f"cluster up: {', '.join(n.name for n in cluster.nodes)}, HAProxy on 127.0.0.1:{cluster.port}")
+            infra = await cluster_side.provision(cluster, prefix="crm_chaos")
+        else:
+            infra = await infra_mod.provision(prefix="crm_chaos")
+        return await _run(args, infra, cluster)
+    finally:
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+            print(f"cluster stopped (its logs in {cluster_mod.BASE / 'last'})")
+
+
+async def _run(args: argparse.Namespace, infra: infra_mod.Infra, cluster: cluster_mod.Cluster | None) -> int:
     stack = ChaosStack(infra, Path(tempfile.mkdtemp(prefix="crm-chaos-")), args.instances)
     infrastructure = Infrastructure(infra.amqp_url, infra.database_url)
     ok = False
     try:
         async with asyncio.timeout(args.timeout):
-            record = await run(args, infra, stack, infrastructure)
+            record = await run(args, infra, stack, infrastructure, cluster)
         text = report.render(record)
         print("\n" + text)
         write(record, text, args.report)
@@ -93,7 +136,7 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         await asyncio.to_thread(infrastructure.restore)
         await asyncio.to_thread(stack.stop)
-        await infra_mod.release(infra)
+        await (infra_mod.release(infra) if cluster is None else cluster_side.release(infra))
         if ok and not args.keep_logs:
             shutil.rmtree(stack.log_dir, ignore_errors=True)
         else:

@@ -9,6 +9,9 @@
       the raw websocket screens dropped and resumed every few seconds
     every fault ends by 85 % of the load; the broker and the database are never down at the same time.
 
+With --cluster, RabbitMQ's stop is replaced by the cluster's faults (chaos/cluster.py): a node leading a command
+queue SIGKILLed, a node cut off by a partition, a rolling restart; one at a time, each at least once.
+
 The broker and the database are the machine's own: those faults are skipped (and said so) unless they
 are local and can be restarted here. Whatever is stopped is started again in `finally`, and by an atexit
 hook should the run end some other way.
@@ -28,6 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from chaos import cluster as cluster_faults
 from chaos.screens import Screen
 from chaos.stack import ChaosStack
 
@@ -125,9 +129,10 @@ class Schedule:
         rng: Random,
         options: Options,
         timeline: Timeline,
+        cluster: cluster_faults.ClusterFaults | None = None,
     ):
         self.stack, self.infra, self.screens, self.rng = stack, infra, screens, rng
-        self.options, self.timeline = options, timeline
+        self.options, self.timeline, self.cluster = options, timeline, cluster
         self.exercised: dict[str, int] = {}
         self.skipped: dict[str, str] = {}
 
@@ -139,16 +144,22 @@ class Schedule:
                 at.append((rng.uniform(0.05, 0.8) * span, f"kill {name}", functools.partial(self.kill, name)))
         if o.sandbox:
             at.append((rng.uniform(0.1, 0.25) * span, "sandbox", self.sandbox_stretch))
-        for enabled, name, moment, fault, refusal in (
-            (o.broker, "broker", 0.35, self.broker_outage, self.infra.broker_refusal),
-            (o.db, "database", 0.6, self.db_outage, self.infra.db_refusal),
-        ):
+        outages = [(o.db, "database", 0.6, self.db_outage, self.infra.db_refusal)]
+        if self.cluster is None:  # (with a cluster, its faults instead: below)
+            outages.insert(0, (o.broker, "broker", 0.35, self.broker_outage, self.infra.broker_refusal))
+        for enabled, name, moment, fault, refusal in outages:
             if not enabled:
                 self.skipped[name] = "switched off for this run"
             elif (why := refusal()) is not None:
                 self.skipped[name] = why
             else:
                 at.append((moment * span, name, fault))
+        if self.cluster is not None and not o.broker:
+            self.skipped["cluster"] = "switched off for this run"
+        elif self.cluster is not None:
+            steps = cluster_faults.plan(rng, span, self.cluster.timings)
+            run_cluster = functools.partial(self.cluster.run, steps, self.timeline.t0, span)
+            at.append((0.0, "cluster", run_cluster))
         if o.ws_drops and self.screens:
             at.append((0.0, "ws drops", self.drop_screens))
         return sorted(at, key=lambda item: item[0])

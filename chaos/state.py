@@ -15,10 +15,12 @@ import aio_pika
 import aiohttp
 import asyncpg
 
+from chaos import cluster as cluster_side
 from chaos.presses import Press
 from chaos.stack import CHAOS_ENV
 from shared import event_log
 from shared.topology import ServiceTopology
+from tests.support.cluster import Cluster
 
 SCHEMAS = ("leads", "bookings", "sms", "proposals", "documents")
 RETRY_DELAYS = tuple(float(d) for d in CHAOS_ENV["RETRY_DELAYS"].split(","))
@@ -117,13 +119,16 @@ async def read_sandbox(sandbox_url: str, state: State) -> None:
         state.texts = (await response.json())["messages"]
 
 
-async def read_queues(amqp_url: str, vhost: str, state: State) -> None:
-    state.queues = await queue_depths(amqp_url, vhost)
+async def read_queues(amqp_url: str, vhost: str, state: State, cluster: Cluster | None = None) -> None:
+    state.queues = await queue_depths(amqp_url, vhost, cluster)
 
 
-async def queue_depths(amqp_url: str, vhost: str) -> dict[str, int]:
-    """Every queue of the vhost but the event log, by `rabbitmqctl list_queues`; without rabbitmqctl, the
-    services' own queues by passive declares (ready messages only)."""
+async def queue_depths(amqp_url: str, vhost: str, cluster: Cluster | None = None) -> dict[str, int]:
+    """Every queue of the vhost but the event log, by `rabbitmqctl list_queues` (of a node of the cluster, with
+    one); without rabbitmqctl, the services' own queues by passive declares (ready messages only)."""
+    if cluster is not None:
+        rows = await asyncio.to_thread(cluster_side.depths, cluster, vhost)
+        return {q["name"]: int(q["messages"] or 0) for q in rows if q["name"] != event_log.LOG}
     if shutil.which("rabbitmqctl"):
         result = await asyncio.to_thread(
             subprocess.run,

@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import aiohttp
-import asyncpg
 import pytest
 
 from services.gateway.auth import issue
-from shared.settings import DEFAULT_DATABASE_URL
 from tests.conftest import Api
 from tests.support import cluster as cluster_mod
+from tests.support import infra as infra_mod
 from tests.support.cluster import Cluster
 from tests.support.realtime import ResumingScreen
 from tests.support.stack import TEST_SECRET, Stack, eventually
@@ -29,26 +28,20 @@ ENV = {"REPLY_TIMEOUT": "3", "PUBLISH_TIMEOUT": "2", "QUERY_TIMEOUT": "3", "RETR
 async def on_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Cluster, Stack, str]]:
     """The cluster, a database of its own on the local PostgreSQL, and the leads service and a gateway on them."""
     cluster = await asyncio.to_thread(Cluster().start)
-    name = f"crm_cluster_{uuid4().hex[:10]}"
-    admin_url = DEFAULT_DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    stack = Stack(
-        {"DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{name}", "AMQP_URL": cluster.url(name), **ENV},
-        tmp_path_factory.mktemp("cluster-logs"),
-    )
     try:
-        await asyncio.to_thread(cluster.add_vhost, name)
-        stack.start("leads")
-        await stack.wait_started("leads")
-        stack.start("gateway")
-        await stack.wait_gateway_ready()
-        yield cluster, stack, name
+        infra = await infra_mod.provision_on(cluster)
+        stack = Stack({**infra.env(), **ENV}, tmp_path_factory.mktemp("cluster-logs"))
+        try:
+            stack.start("leads")
+            await stack.wait_started("leads")
+            stack.start("gateway")
+            await stack.wait_gateway_ready()
+            yield cluster, stack, infra._vhost
+        finally:
+            stack.stop_all()
+            await infra_mod.drop_database(infra)
     finally:
-        stack.stop_all()
         await asyncio.to_thread(cluster.stop)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def press(api: Api, path: str, body: dict, key: str, timeout: float = 60) -> dict:

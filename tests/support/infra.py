@@ -14,6 +14,7 @@ import urllib.request
 from base64 import b64encode
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 from uuid import uuid4
 
@@ -21,6 +22,9 @@ import aio_pika
 import asyncpg
 
 from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+
+if TYPE_CHECKING:
+    from tests.support.cluster import Cluster
 
 
 @dataclass
@@ -206,23 +210,45 @@ async def provision(prefix: str = "crm_test") -> Infra:
         database_url, amqp_url, containers = await asyncio.to_thread(_containers)
         database_url = database_url.replace("postgresql+psycopg2://", "postgresql://")
     name = f"{prefix}_{uuid4().hex[:10]}"
+    admin = await _create_database(database_url, name)
+    await asyncio.to_thread(_add_vhost, amqp_url, containers, name)
+    return Infra(_with_path(database_url, f"/{name}"), _with_path(amqp_url, f"/{name}"), admin, name, containers)
+
+
+async def provision_on(cluster: "Cluster", prefix: str = "crm_cluster") -> Infra:
+    """A database of its own on the PostgreSQL of DATABASE_URL, and a vhost on `cluster` (tests/support/cluster.py),
+    reached through its load balancer. Released with `drop_database` (the vhost goes with the cluster)."""
+    import os
+
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    name = f"{prefix}_{uuid4().hex[:10]}"
+    admin = await _create_database(database_url, name)
+    await asyncio.to_thread(cluster.add_vhost, name)
+    return Infra(_with_path(database_url, f"/{name}"), cluster.url(name), admin, name)
+
+
+async def _create_database(database_url: str, name: str) -> str:
+    """Create the database `name` on the server of `database_url`; the admin URL (its `postgres` database)."""
     admin = _with_path(database_url, "/postgres")
     conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    await asyncio.to_thread(_add_vhost, amqp_url, containers, name)
-    return Infra(_with_path(database_url, f"/{name}"), _with_path(amqp_url, f"/{name}"), admin, name, containers)
+    return admin
 
 
-async def release(infra: Infra) -> None:
-    with suppress(Exception):
-        await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "delete_vhost", infra._vhost)
+async def drop_database(infra: Infra) -> None:
     conn = await asyncpg.connect(infra._admin_db_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{infra._vhost}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def release(infra: Infra) -> None:
+    with suppress(Exception):
+        await asyncio.to_thread(_rabbitmqctl, infra.amqp_url, infra._containers, "delete_vhost", infra._vhost)
+    await drop_database(infra)
     for container in infra._containers:
         container.stop()
