@@ -105,7 +105,7 @@ test: $(STAMP) browser compose cluster-tools $(JS_STAMP)
 	cd $(JS) && npx tsc -p tsconfig.json && npm run --silent example && node --test --test-reporter=dot test/*.test.js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(if $(findstring --cluster,$(BENCH_ARGS)),cluster-tools)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The fault suite: every button pressed while processes, the broker, the database and the SMS provider fail

@@ -29,7 +29,11 @@ Measured, in one run on the same PostgreSQL server:
   second, the gateway's memory per connection, a replay of `--realtime-replay` events to one
   reconnecting client, and at scale (`--no-realtime-scale` skips it): a resume among 100,000 other
   organisations' events (`bench.resume`) and 200 screens resuming after a gateway restart (`bench.herd`);
-- the VmRSS of every process of the stack once all of the above ran.
+- the VmRSS of every process of the stack once all of the above ran;
+- with `--cluster` (off by default), what replication costs (`bench.replication`): the status change at 32 in
+  flight and one press at a time on this machine's RabbitMQ and on a 3-node cluster through HAProxy
+  (tests/support/cluster.py), alternating for `--cluster-rounds` rounds, each run on a stack, database and vhost
+  of its own; medians and cluster / single ratios.
 
 It ends with the goals of issues 8 and 19: each figure, its target, met or not (`bench.goals`).
 
@@ -61,6 +65,7 @@ from bench import (
     levels,
     procfs,
     realtime,
+    replication,
     report,
     scaling,
     seed,
@@ -68,6 +73,7 @@ from bench import (
 from bench.driver import Listener, client, drive, update_jobs
 from bench.options import parse
 from bench.processes import start_baseline, start_floor, start_pipeline
+from tests.support import cluster as cluster_mod
 from tests.support import infra as infra_mod
 
 TOPIC = "leads.status_changed"
@@ -138,6 +144,7 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         floor_levels = await levels.peer(floor_processes.url, infra.database_url, plan, args)
     finally:
         await asyncio.to_thread(floor_processes.stop)
+    replicated = await replication.measure(log_dir, args) if args.cluster else None
     changed = {
         "pipeline": await seed.count_status(infra.database_url, pipeline_ids, "contacted"),
         "baseline": await seed.count_status(infra.database_url, baseline_ids, "contacted"),
@@ -162,6 +169,8 @@ async def measure(infra: infra_mod.Infra, log_dir: Path, args: argparse.Namespac
         "realtime": live,
         "memory": memory,
     }
+    if replicated is not None:  # (a default run's figures are those it always had)
+        result["replication"] = replicated
     result["levels"] = levels.combine(result, pipeline_levels, baseline_levels, floor_levels)
     result["goals"] = goals.evaluate(result)
     return result
@@ -172,6 +181,9 @@ async def main(args: argparse.Namespace) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None  # (a coroutine run by asyncio.run: its task)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    if args.cluster and (why := cluster_mod.available()) is not None:  # said now, not after the other sections
+        print(f"--cluster: no cluster here: {why}")
+        return 2
     infra = await infra_mod.provision(prefix="crm_bench")
     log_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     ok = False
@@ -192,6 +204,7 @@ async def main(args: argparse.Namespace) -> int:
             or campaign.failed(result["campaign"])
             or scaling.failed(result["scaling"])
             or realtime.failed(result["realtime"])
+            or replication.failed(result.get("replication"))
         )
         return 0 if ok else 1
     finally:

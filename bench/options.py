@@ -107,10 +107,30 @@ def parse(description: str | None) -> argparse.Namespace:
         help="skip the resume among others' events and the herd after a gateway restart",
     )
     add("--no-realtime", dest="realtime", action="store_false", help="skip the realtime section")
+    add(
+        "--cluster",
+        action="store_true",
+        help="also measure the status change at 32 in flight and one press at a time on this machine's RabbitMQ "
+        "and on a 3-node cluster through HAProxy (tests/support/cluster.py; needs root and haproxy), alternating "
+        "(bench.replication)",
+    )
+    add("--cluster-rounds", type=int, default=3, help="--cluster: runs on each broker, alternating (default 3)")
+    add(
+        "--cluster-requests",
+        type=int,
+        default=1000,
+        help="--cluster: measured status changes at 32 in flight per run (default 1000)",
+    )
+    add(
+        "--cluster-idle-requests",
+        type=int,
+        default=300,
+        help="--cluster: measured status changes one at a time per run (default 300)",
+    )
     add("--warmup", type=int, default=100, help="unmeasured presses first, per system and per button (default 100)")
     add("--event-timeout", type=float, default=60, help="max wait for missing events, s")
     add("--request-timeout", type=float, default=30, help="client timeout per request, s")
-    add("--timeout", type=float, default=900, help="the whole run's time limit, s")
+    add("--timeout", type=float, help="the whole run's time limit, s (default 900; 1800 with --cluster)")
     add("--json", type=Path, help="also write the figures as JSON to this file")
     add("--keep-logs", action="store_true", help="keep the processes' logs also after a clean run")
     args = parser.parse_args()
@@ -140,4 +160,8 @@ def parse(description: str | None) -> argparse.Namespace:
         )
     if min(args.realtime_others, args.realtime_herd_others) < 0:
         parser.error("--realtime-others and --realtime-herd-others must be >= 0")
+    if args.cluster and min(args.cluster_rounds, args.cluster_requests, args.cluster_idle_requests) < 1:
+        parser.error("--cluster-rounds, --cluster-requests and --cluster-idle-requests must be >= 1")
+    if args.timeout is None:
+        args.timeout = 1800.0 if args.cluster else 900.0
     return args

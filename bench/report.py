@@ -6,7 +6,7 @@ import platform
 from collections import Counter
 from typing import Any
 
-from bench import campaign, goals, scaling, tables
+from bench import campaign, goals, replication, scaling, tables
 from bench.driver import Sample
 
 
@@ -142,7 +142,8 @@ def render(result: dict[str, Any]) -> str:
     lines += _buttons(result["buttons"], result["concurrency"]) + tables.bulk(result["bulk"])
     lines += campaign.render(result.get("campaign"))
     lines += scaling.render(result.get("scaling"), result["concurrency"])
-    lines += _realtime(result["realtime"]) + tables.memory(result["memory"]) + goals.render(result["goals"])
+    lines += _realtime(result["realtime"]) + tables.memory(result["memory"])
+    lines += replication.render(result.get("replication")) + goals.render(result["goals"])
     return "\n".join(lines)
 
 
