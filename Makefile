@@ -82,7 +82,7 @@ compose:
 
 # A three-node RabbitMQ cluster on this machine (tests/support/cluster.py: network namespaces, HAProxy in front),
 # for the cluster tests, `make chaos CLUSTER=3` and `make cluster`: Debian's haproxy, iptables and iproute2, installed
-# when missing. Needs root (namespaces); elsewhere the cluster tests say why they are skipped.
+# when missing. As root each node has a network namespace; elsewhere they share the loopback on ports of their own.
 cluster-tools:
 	@if ! { command -v haproxy && command -v iptables && command -v ip; } >/dev/null && command -v apt-get >/dev/null \
 		&& { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then \

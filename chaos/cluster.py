@@ -57,17 +57,22 @@ class Step(NamedTuple):
     required: bool  # the first round: done even if the load ends meanwhile
 
 
-def plan(rng: Random, span: float, timings: Timings = Timings()) -> list[Step]:
+def possible(cluster: Cluster) -> tuple[str, ...]:
+    """The faults this cluster can have: no partition for nodes on loopback (no namespace to cut off)."""
+    return FAULTS if cluster.can_partition else tuple(f for f in FAULTS if f != PARTITION)
+
+
+def plan(rng: Random, span: float, timings: Timings = Timings(), faults: tuple[str, ...] = FAULTS) -> list[Step]:
     """Each cluster fault once, in a seeded order, one after the other (each planned to start once the one before
     it should be over, by its estimate, and a gap); then more, drawn, while one still fits before 85 % of the load.
     The runner waits for each to end before the next: they never overlap, whatever they really take."""
     at = rng.uniform(*timings.start) * span
     steps: list[Step] = []
-    for fault in rng.sample(FAULTS, len(FAULTS)):
+    for fault in rng.sample(faults, len(faults)):
         steps.append(Step(at, fault, True))
         at += ESTIMATE[fault] + rng.uniform(*timings.gap)
     while True:
-        fault = rng.choice(FAULTS)
+        fault = rng.choice(faults)
         if at + ESTIMATE[fault] > FAULTS_END * span:
             return steps
         steps.append(Step(at, fault, False))

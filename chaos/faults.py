@@ -157,7 +157,10 @@ class Schedule:
         if self.cluster is not None and not o.broker:
             self.skipped["cluster"] = "switched off for this run"
         elif self.cluster is not None:
-            steps = cluster_faults.plan(rng, span, self.cluster.timings)
+            possible = cluster_faults.possible(self.cluster.cluster)
+            if cluster_faults.PARTITION not in possible:
+                self.skipped[cluster_faults.PARTITION] = "the cluster's nodes are on loopback: no namespace to cut off"
+            steps = cluster_faults.plan(rng, span, self.cluster.timings, possible)
             run_cluster = functools.partial(self.cluster.run, steps, self.timeline.t0, span)
             at.append((0.0, "cluster", run_cluster))
         if o.ws_drops and self.screens:

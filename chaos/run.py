@@ -172,7 +172,7 @@ async def run(
         if schedule.options.broker:
             failures += [
                 f"cluster: {f} never exercised"
-                for f in cluster_side.FAULTS
+                for f in cluster_side.possible(cluster)
                 if f not in faults.counts and not any(e.startswith(f) for e in faults.errors)
             ]
         result["failures"] += failures

@@ -20,7 +20,10 @@ cluster tests (tests/e2e/test_cluster.py), `make chaos CLUSTER=3` and `make benc
   var/cluster/last). A watchdog process tears the run down if its owner dies without `stop` (SIGKILL, a CI
   timeout), and every `start` first sweeps runs whose owner is gone: no namespace, node or process is left behind.
 
-Needs root (namespaces, iptables). Not here: the same on distinct loopback ports without namespaces.
+Where namespaces cannot be made (not root, or a container that forbids them), the same three nodes run on this
+machine's loopback, each on ports of its own (AMQP and Erlang distribution), named crm<run>n<i>@localhost, sharing
+the machine's epmd; everything above works but `partition` (no namespace to cut off: `can_partition` is False).
+`Cluster(isolated=False)` asks for it where namespaces could be made (tests/integration/test_cluster_loopback.py).
 """
 
 import argparse
@@ -54,14 +57,21 @@ class ClusterError(RuntimeError):
 
 
 def available() -> str | None:
-    """Why a cluster cannot run here (None: it can)."""
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    for tool in ("ip", "iptables", "haproxy"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (make cluster installs haproxy from Debian's packages)"
+    """Why no cluster can run here, in either mode (None: one can)."""
+    if shutil.which("haproxy") is None:
+        return "haproxy is not installed (make cluster installs it from Debian's packages)"
     if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         return "rabbitmq-server is not installed"
+    return None
+
+
+def isolation_available() -> str | None:
+    """Why the nodes cannot have network namespaces of their own here (None: they can)."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make cluster installs it from Debian's packages)"
     probe = f"{PREFIX}probe-{os.getpid()}"
     made = run("ip", "netns", "add", probe, check=False)
     run("ip", "netns", "del", probe, check=False)
@@ -87,14 +97,17 @@ def free_port() -> int:
 class Node:
     index: int
     host: str
-    namespace: str
+    namespace: str | None  # None: on this machine's loopback, on ports of its own
     veth: str
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    amqp_port: int = AMQP_PORT
+    dist_port: int | None = None  # (loopback: the Erlang distribution's port; in a namespace, epmd's choice)
+    node_name: str = ""
 
     @property
     def name(self) -> str:
-        return f"rabbit@{self.host}"
+        return self.node_name or f"rabbit@{self.host}"
 
 
 @dataclass
@@ -107,6 +120,11 @@ class Cluster:
     _watchdog: subprocess.Popen[bytes] | None = None
     _cli_hosts: list[str] = field(default_factory=list)
     _subnet: str = ""  # 10.77.X: the nodes are .1 to .3, the bridge (this machine) .254
+    isolated: bool | None = None  # nodes in namespaces of their own; None: where they can be made
+
+    @property
+    def can_partition(self) -> bool:
+        return bool(self.isolated)
 
     @property
     def directory(self) -> Path:
@@ -121,7 +139,7 @@ class Cluster:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{_path(vhost)}"
 
     def node_url(self, node: Node, vhost: str = "/") -> str:
-        return f"amqp://guest:guest@{node.host}:{AMQP_PORT}/{_path(vhost)}"
+        return f"amqp://guest:guest@{node.host}:{node.amqp_port}/{_path(vhost)}"
 
     # --- start and stop ---
 
@@ -129,6 +147,8 @@ class Cluster:
         why = available()
         if why is not None:
             raise ClusterError(f"no cluster here: {why}")
+        if self.isolated is None:
+            self.isolated = isolation_available() is None
         sweep()
         self.directory.mkdir(parents=True)
         (self.directory / "owner").write_text(str(os.getpid()))
@@ -140,12 +160,13 @@ class Cluster:
             stderr=subprocess.DEVNULL,
         )
         try:
-            self._network()
+            self._network() if self.isolated else self._loopback()
             self._write_configs()
             first, *others = self.nodes
             self.start_node(first)
             self.wait_up(first)
-            self._learn_cli_host(first)
+            if self.isolated:
+                self._learn_cli_host(first)
             for node in others:
                 self.start_node(node)
             for node in others:
@@ -196,7 +217,15 @@ class Cluster:
         for i in range(1, self.size + 1):
             namespace, veth = f"{PREFIX}{self.run_id}-{i}", f"crmv{self.run_id}{i}"
             node = Node(i, f"{subnet}.{i}", namespace, veth, self.directory / f"n{i}")
-            _namespace(node.namespace, node.veth, node.host, self.bridge)
+            _namespace(namespace, veth, node.host, self.bridge)
+            self.nodes.append(node)
+
+    def _loopback(self) -> None:
+        if not _answers("127.0.0.1", 4369):
+            (self.directory / "epmd-ours").write_text("")  # the nodes start it: stopped at teardown
+        for i in range(1, self.size + 1):
+            name = f"crm{self.run_id}n{i}@localhost"
+            node = Node(i, "127.0.0.1", None, "", self.directory / f"n{i}", None, free_port(), free_port(), name)
             self.nodes.append(node)
 
     def _write_configs(self) -> None:
@@ -211,7 +240,7 @@ class Cluster:
             for sub in ("mnesia", "log"):
                 (node.directory / sub).mkdir(parents=True)
             (node.directory / "rabbitmq.conf").write_text(
-                f"listeners.tcp.default = {AMQP_PORT}\n"
+                f"listeners.tcp.default = {node.amqp_port}\n"
                 "loopback_users = none\n"  # guest from HAProxy's address: a test cluster only
                 "cluster_partition_handling = pause_minority\n"
                 "cluster_formation.peer_discovery_backend = classic_config\n"
@@ -221,9 +250,10 @@ class Cluster:
             )
             (node.directory / "advanced.config").write_text(f"[{{kernel, [{{net_ticktime, {NET_TICKTIME}}}]}}].\n")
             (node.directory / "enabled_plugins").write_text("[].\n")
-        host = socket.gethostname()
-        self._cli_hosts = [host, f"{host}.localdomain", socket.getfqdn()]
-        self._write_inetrc(self._cli_hosts)
+        if self.isolated:
+            host = socket.gethostname()
+            self._cli_hosts = [host, f"{host}.localdomain", socket.getfqdn()]
+            self._write_inetrc(self._cli_hosts)
 
     def _write_inetrc(self, cli_hosts: list[str]) -> None:
         """The nodes' own hosts table: the CLI tools' node is named on this machine's host name, which the nodes
@@ -251,7 +281,7 @@ class Cluster:
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "RABBITMQ_CONF_ENV_FILE": str(self.directory / "env.conf"),
-            "RABBITMQ_USE_LONGNAME": "true",
+            "RABBITMQ_USE_LONGNAME": "true" if self.isolated else "false",
         }
         if node is not None:
             env |= {
@@ -264,12 +294,13 @@ class Cluster:
                 "RABBITMQ_PID_FILE": str(node.directory / "pid"),
                 # One scheduler each, no busy waiting: three nodes and the system share two cores.
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none",
-                "ERL_INETRC": str(self.directory / "inetrc"),
+                **({"ERL_INETRC": str(self.directory / "inetrc")} if self.isolated else {}),
+                **({"RABBITMQ_DIST_PORT": str(node.dist_port)} if node.dist_port else {}),
             }
         return env
 
     def _start_haproxy(self) -> None:
-        servers = "\n".join(f"  server n{n.index} {n.host}:{AMQP_PORT} check" for n in self.nodes)
+        servers = "\n".join(f"  server n{n.index} {n.host}:{n.amqp_port} check" for n in self.nodes)
         config = self.directory / "haproxy.cfg"
         config.write_text(
             "global\n  maxconn 4096\n"
@@ -296,18 +327,20 @@ class Cluster:
 
     def start_node(self, node: Node) -> None:
         with (node.directory / "log" / "stdout.log").open("ab") as log:
+            inside = ["ip", "netns", "exec", node.namespace] if node.namespace else []
             node.process = subprocess.Popen(
-                ["ip", "netns", "exec", node.namespace, str(RABBITMQ_BIN / "rabbitmq-server")],
+                [*inside, str(RABBITMQ_BIN / "rabbitmq-server")],
                 env=self._env(node),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        (node.directory / "pgid").write_text(str(node.process.pid))  # (its own group: teardown kills it whole)
 
     def wait_up(self, node: Node, timeout: float = STARTUP_SECONDS) -> None:
         """Until the node takes AMQP connections (the listener opens at the end of its boot)."""
         deadline = time.monotonic() + timeout
-        while not _answers(node.host, AMQP_PORT):
+        while not _answers(node.host, node.amqp_port):
             if node.process is not None and node.process.poll() is not None:
                 raise ClusterError(f"{node.name} stopped while starting: {self.log_tail(node)}")
             if time.monotonic() > deadline:
@@ -316,10 +349,9 @@ class Cluster:
 
     def kill(self, node: Node) -> None:
         """SIGKILL of the node's Erlang VM (what a crashed host's broker looks like to the others)."""
-        for pid in _pids(node.namespace):
-            if _comm(pid) == "beam.smp":
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        for pid in self._beams(node):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if node.process is not None:
             node.process.wait(timeout=30)
             node.process = None
@@ -343,24 +375,39 @@ class Cluster:
 
     def partition(self, node: Node) -> None:
         """Cut `node` off from the other nodes (clients still reach it until it pauses itself)."""
+        if not node.namespace:
+            raise ClusterError("a partition needs the nodes in network namespaces (this cluster is on loopback)")
         for other in self.nodes:
             if other is not node:
                 run("ip", "netns", "exec", node.namespace, "iptables", "-I", "INPUT", "-s", other.host, "-j", "DROP")
                 run("ip", "netns", "exec", node.namespace, "iptables", "-I", "OUTPUT", "-d", other.host, "-j", "DROP")
 
     def heal(self, node: Node) -> None:
-        run("ip", "netns", "exec", node.namespace, "iptables", "-F")
+        if node.namespace:
+            run("ip", "netns", "exec", node.namespace, "iptables", "-F")
 
     def running(self, node: Node) -> bool:
         """Whether the node's Erlang VM runs (not whether it takes connections: see `wait_up`)."""
-        return any(_comm(pid) == "beam.smp" for pid in _pids(node.namespace))
+        return bool(self._beams(node))
+
+    def _beams(self, node: Node) -> list[int]:
+        """The node's Erlang VM (by its namespace, or on loopback by the pid file it writes)."""
+        if node.namespace:
+            return [pid for pid in _pids(node.namespace) if _comm(pid) == "beam.smp"]
+        with suppress(OSError, ValueError):
+            pid = int((node.directory / "pid").read_text())
+            if _comm(pid) == "beam.smp":
+                return [pid]
+        return []
 
     # --- asking the cluster ---
 
     def ctl(self, node: Node, tool: str, *args: str, timeout: float = 60.0) -> str:
         """A RabbitMQ CLI tool (rabbitmqctl, rabbitmq-queues, ...) against `node`; its output."""
+        where = ["ip", "netns", "exec", self._admin] if self.isolated else []
+        names = ["--longnames"] if self.isolated else []
         done = subprocess.run(
-            ["ip", "netns", "exec", self._admin, str(RABBITMQ_BIN / tool), "-n", node.name, "--longnames", "-q", *args],
+            [*where, str(RABBITMQ_BIN / tool), "-n", node.name, *names, "-q", *args],
             env=self._env(),
             capture_output=True,
             text=True,
@@ -372,7 +419,7 @@ class Cluster:
 
     def any_running(self) -> Node:
         for node in self.nodes:
-            if self.running(node) and _answers(node.host, AMQP_PORT):
+            if self.running(node) and _answers(node.host, node.amqp_port):
                 return node
         raise ClusterError("no node of the cluster is running")
 
@@ -488,10 +535,15 @@ def teardown(run_id: str) -> None:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
+    for group in directory.glob("n*/pgid"):  # each node's wrapper, VM and helpers (a loopback node has no namespace)
+        with suppress(OSError, ValueError):
+            os.killpg(int(group.read_text()), signal.SIGKILL)
     with suppress(OSError, ValueError):
         pid = int((directory / "haproxy.pid").read_text())
         if "haproxy" in _comm(pid):
             os.kill(pid, signal.SIGKILL)
+    if (directory / "epmd-ours").exists():  # started by a loopback run's first node, on a machine that had none
+        run("epmd", "-kill", check=False)
     for ns in ours:
         run("ip", "netns", "del", ns, check=False)
     run("ip", "link", "del", f"crmbr{run_id}", check=False)
@@ -541,7 +593,8 @@ def main() -> None:
     with cluster:
         print(f"cluster up in {time.monotonic() - started:.0f} s:", flush=True)
         for node in cluster.nodes:
-            print(f"  {node.name}  namespace {node.namespace}  data {node.directory.relative_to(ROOT)}")
+            where = f"namespace {node.namespace}" if node.namespace else f"loopback port {node.amqp_port}"
+            print(f"  {node.name}  {where}  data {node.directory.relative_to(ROOT)}")
         print(f"AMQP through HAProxy: {cluster.url()}")
         print(f"Run the system on it (another terminal): AMQP_URL={cluster.url()} make run")
         print("Ctrl-C stops the nodes and removes the namespaces and the data.", flush=True)

@@ -10,7 +10,19 @@ from typing import Any
 import pytest
 
 from chaos import cluster as chaos_cluster
-from chaos.cluster import ESTIMATE, FAULTS, FAULTS_END, KILL, PARTITION, ROLLING, ClusterFaults, Step, Timings, plan
+from chaos.cluster import (
+    ESTIMATE,
+    FAULTS,
+    FAULTS_END,
+    KILL,
+    PARTITION,
+    ROLLING,
+    ClusterFaults,
+    Step,
+    Timings,
+    plan,
+    possible,
+)
 from chaos.faults import Options, Schedule, Timeline
 
 QUICK = Timings(down=(0.01, 0.02), hold=(0.05, 0.06), pause_wait=0.2, gap=(0.01, 0.02), start=(0.0, 0.0))
@@ -62,6 +74,7 @@ class FakeCluster:
     calls: list[str] = field(default_factory=list)
     worst: int = 0
     fail: str = ""  # a call that raises once
+    can_partition: bool = True  # (False: nodes on loopback)
 
     def _away(self) -> None:
         self.worst = max(self.worst, len(self.down | self.cut))
@@ -183,3 +196,9 @@ def test_with_a_cluster_the_schedule_has_its_faults_instead_of_the_broker_stop(m
     assert "broker" not in with_cluster.skipped
     switched_off = schedule(faults, broker=False)
     assert "cluster" not in [name for _, name, _ in switched_off.plan()] and "cluster" in switched_off.skipped
+    on_loopback = schedule(faults_on(FakeCluster(can_partition=False), monkeypatch))
+    assert "cluster" in [name for _, name, _ in on_loopback.plan()] and PARTITION in on_loopback.skipped
+    assert PARTITION not in possible(FakeCluster(can_partition=False))  # type: ignore[arg-type]
+    assert all(
+        PARTITION not in {s.fault for s in plan(Random(seed), 180, faults=(KILL, ROLLING))} for seed in range(20)
+    )
