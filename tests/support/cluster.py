@@ -49,6 +49,11 @@ PREFIX = "crm-"  # namespaces: crm-<run>-<i>; the bridge crmbr<run>; veths crmv<
 AMQP_PORT = 5672
 STARTUP_SECONDS = 120.0
 NET_TICKTIME = 10  # s: how soon a node sees another one gone silent (Erlang's default, 60, is long for tests)
+# A delay queue dead-letters a retry at least once: it keeps the message until the work queue confirmed it, and
+# sends it again when no confirm came within this (RabbitMQ 3.10's default: 180 s). A confirm lost in a leader
+# change (a node killed, a partition) left a retry waiting that long (make chaos CLUSTER=3); a copy sent twice is
+# one the inbox has seen. README, "On a RabbitMQ cluster".
+DLX_CONFIRM_TIMEOUT_MS = 15_000
 GREETING = "414d515000000901"  # "AMQP" 0 0 9 1: HAProxy's check expects the server's Connection.Start back
 
 
@@ -248,7 +253,10 @@ class Cluster:
                 "log.file.level = info\n"
                 "log.connection.level = error\n"  # (HAProxy's check opens and drops a connection every second)
             )
-            (node.directory / "advanced.config").write_text(f"[{{kernel, [{{net_ticktime, {NET_TICKTIME}}}]}}].\n")
+            (node.directory / "advanced.config").write_text(
+                f"[{{kernel, [{{net_ticktime, {NET_TICKTIME}}}]}},\n"
+                f" {{rabbit, [{{dead_letter_worker_publisher_confirm_timeout, {DLX_CONFIRM_TIMEOUT_MS}}}]}}].\n"
+            )
             (node.directory / "enabled_plugins").write_text("[].\n")
         if self.isolated:
             host = socket.gethostname()
