@@ -307,6 +307,45 @@ async def test_a_resume_the_archive_covers_but_the_log_no_longer_holds_is_not_re
     assert welcome["recovered"] is False and welcome["position"] == 99 and archive.read == []
 
 
+class FarArchive:
+    """An archive whose head is far past the live reader's (another gateway's archiver read that far)."""
+
+    def __init__(self, head: int) -> None:
+        self.head = head
+
+    async def span(self, epoch: str | None) -> Span:
+        return Span(0, self.head)
+
+
+async def test_a_position_past_our_head_is_closed_to_resume_later_unless_no_record_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Within an epoch positions only grow: a position past our head is one our reader has not reached (on a
+    cluster: a reader behind a node cut off from the stream's leader). Welcomed `recovered: false` at our head, the
+    screen would be sent again what it had; closed 1011, it resumes in a moment. A made-up one is not recovered."""
+    monkeypatch.setattr(replay_module, "LAGGING_HEAD_WAIT", 0.05)
+    log = MemoryLog(random.Random(0))
+    for n in range(10):
+        log.append("org", n)
+    log.head = 9
+    hub = hub_with(log)
+    behind = screen()
+    await hub.replays.start(behind, Resume(epoch="e1", position=30), log)
+    await behind.closing  # type: ignore[misc]
+    assert behind.ws.close_codes == [LOG_UNAVAILABLE] and frames(behind) == []  # type: ignore[attr-defined]
+    assert b"not read the event log up to your position" in behind.ws.reasons[0]  # type: ignore[attr-defined]
+    assert behind not in hub.replays.running and not behind.live
+    made_up = screen()
+    await hub.replays.start(made_up, Resume(epoch="e1", position=9 + replay_module.AHEAD_SLACK + 1), log)
+    (welcome,) = frames(made_up)
+    assert made_up.closing is None and welcome["recovered"] is False and welcome["position"] == 9
+    archived = hub_with(log, archive=FarArchive(9 + 2 * replay_module.AHEAD_SLACK))  # type: ignore[arg-type]
+    far = screen()
+    await archived.replays.start(far, Resume(epoch="e1", position=9 + replay_module.AHEAD_SLACK + 1), log)
+    await far.closing  # type: ignore[misc]
+    assert far.ws.close_codes == [LOG_UNAVAILABLE]  # type: ignore[attr-defined]
+
+
 async def test_resumes_beyond_the_replay_caps_are_closed_1013_and_one_at_the_head_takes_no_slot() -> None:
     log = MemoryLog(random.Random(0))
     for n in range(10):

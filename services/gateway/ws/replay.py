@@ -46,6 +46,8 @@ LAGGING_HEAD_WAIT = 2.0  # a position past our head may be one another gateway h
 ARCHIVE_CLOSE_ENOUGH = 1000  # positions behind the live head, where a replay stops following the archive for the log
 ARCHIVE_FOLLOW_WAIT = 1.0  # how long a replay waits for an archive that is behind to move, before it reads the log
 UNAVAILABLE = b"the event log is unavailable: resume in a moment"
+BEHIND = b"this gateway has not read the event log up to your position yet: resume in a moment"
+AHEAD_SLACK = 100_000  # positions past our head taken for a lag of ours (beyond: only if the archive has them)
 
 
 class Log(Protocol):
@@ -119,6 +121,8 @@ class Replays:
         while reader.head is not None and start > reader.head and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # another gateway may have read further than we have
         head = reader.head
+        if head is not None and start > head and await self._ahead_of_us(start, head, reader.epoch):
+            return self._behind(screen, start, head)
         if head is None or start > head:
             return self._from_head(screen, reader)
         screen.position = start
@@ -126,6 +130,23 @@ class Replays:
             screen.offer(welcome_frame(screen, reader.epoch, recovered=True))
             return self.go_live(screen)
         screen.replay = asyncio.create_task(self.replay(screen, start, reader))
+
+    async def _ahead_of_us(self, start: int, head: int, epoch: str | None) -> bool:
+        """Whether a position past our head is one the log holds: within AHEAD_SLACK of it, or archived (another
+        gateway read it). Positions only grow within an epoch: this gateway's reader is behind (on a cluster, one
+        reading through a node cut off from the stream's leader until it paused). A position beyond both is no
+        record's (a made-up one): not recovered."""
+        if start - head <= AHEAD_SLACK:
+            return True
+        span = await self.archive.span(epoch) if self.archive is not None else None
+        return span is not None and span.head >= start
+
+    def _behind(self, screen: Screen, start: int, head: int) -> None:
+        """Closed 1011: the client resumes in a moment (here, caught up by then, or on another gateway). Welcomed
+        `recovered: false` at our head instead, it would be sent again what it had already (make chaos CLUSTER=3)."""
+        log.info("ws.resume_ahead_of_reader", org_id=screen.org, position=start, head=head)
+        self.running.discard(screen)
+        screen.close(LOG_UNAVAILABLE, BEHIND)
 
     def overtaken(self, position: int) -> None:
         """The live reader got `position`: a replay already past it (and not holding a record) hands over."""
