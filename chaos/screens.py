@@ -86,7 +86,10 @@ class Screen:
             hello["resume"] = {"epoch": self.epoch, "position": self.position}
         async with http.ws_connect(url.replace("http", "ws", 1) + "/ws", heartbeat=5) as ws:
             await ws.send_json(hello)
-            welcome = await ws.receive_json(timeout=15)
+            first = await ws.receive(timeout=15)
+            if first.type != aiohttp.WSMsgType.TEXT:  # closed before its welcome (1011 or 1013: resume later)
+                return
+            welcome = json.loads(first.data)
             if welcome.get("type") != "welcome":
                 return
             if "resume" in hello:
