@@ -43,6 +43,7 @@ import aiormq
 import asyncpg
 from aiormq.abc import DeliveredMessage
 
+from services.gateway.stream import open_channel
 from services.gateway.ws.screen import event_frame
 from shared import db, event_log, logging, metrics
 from shared.loops import Loop
@@ -241,7 +242,7 @@ class Archiver:
         if head is not None and (await first_position(connection) or 0) > head:
             await self._restart(db, epoch)  # the log dropped all we archived, and maybe more, unread
             head = None
-        channel = await connection.channel()
+        channel = await open_channel(connection)
         await channel.declare_queue(event_log.LOG, passive=True)
         # Straight on aiormq's channel: aio-pika's message object costs more than the rest of a record's archiving.
         underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
@@ -322,7 +323,7 @@ class Archiver:
 
 async def first_position(connection: aio_pika.abc.AbstractConnection, timeout: float = 5.0) -> int | None:
     """The position of the first record the log holds (None: empty, or no answer in `timeout`)."""
-    channel = await connection.channel()
+    channel = await open_channel(connection)  # (a connection gone: ConnectionError, the broker away, not a bug)
     try:
         await channel.set_qos(prefetch_count=1)
         queue = await channel.declare_queue(event_log.LOG, passive=True)

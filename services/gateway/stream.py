@@ -118,7 +118,7 @@ class Reader:
             db = await asyncpg.connect(self._database_url, timeout=5)
             try:
                 await self._open(connection, db)
-                channel = await _channel(connection)
+                channel = await open_channel(connection)
                 await channel.set_qos(prefetch_count=LIVE_PREFETCH)
                 queue = await channel.declare_queue(event_log.LOG, passive=True)
                 start: int | str = "last" if self._read_to is None else self._read_to + 1
@@ -145,7 +145,7 @@ class Reader:
                 await self._on_new_log()
 
     async def _publish_marker(self, connection: aio_pika.abc.AbstractConnection) -> None:
-        channel = await _channel(connection, publisher_confirms=True)
+        channel = await open_channel(connection, publisher_confirms=True)
         try:
             await channel.default_exchange.publish(event_log.marker(self._marker or ""), event_log.LOG)
         finally:
@@ -211,7 +211,7 @@ class Reader:
         if connection is None or _gone(connection):
             raise ConnectionError("the event log is not reachable")
         start = max(start, 0)  # (a client that saw nothing resumes from -1)
-        channel = await _channel(connection)
+        channel = await open_channel(connection)
         try:
             await channel.set_qos(prefetch_count=REPLAY_PREFETCH)
             queue = await channel.declare_queue(event_log.LOG, passive=True)
@@ -247,7 +247,7 @@ def _gone(connection: aio_pika.abc.AbstractConnection) -> bool:
     return connection.is_closed or transport is None or transport.connection.is_closed
 
 
-async def _channel(
+async def open_channel(
     connection: aio_pika.abc.AbstractConnection, publisher_confirms: bool = True
 ) -> aio_pika.abc.AbstractChannel:
     """A new channel, or ConnectionError when the connection is gone: aiormq refuses a channel on a lost

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import aiormq
 import pytest
 
-from services.gateway.stream import CONNECTION_ERRORS, _channel
+from services.gateway.stream import CONNECTION_ERRORS, open_channel
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_a_bug_is_not_a_connection_error(error: Exception) -> None:
 
 
 class Connection:
-    """aio-pika's connection as `_channel` sees it: aiormq's under it may be closed while aio-pika's is not."""
+    """aio-pika's connection as `open_channel` sees it: aiormq's under it may be closed while aio-pika's is not."""
 
     def __init__(self, lost: bool, refusal: RuntimeError) -> None:
         self.is_closed, self.refusal = False, refusal
@@ -45,9 +45,9 @@ class Connection:
 async def test_a_channel_refused_with_a_runtime_error_is_a_lost_connection_only_when_the_connection_is_gone() -> None:
     closed = RuntimeError('<Connection: "amqp://guest:******@127.0.0.1:5672/"> closed')  # aiormq's words
     with pytest.raises(ConnectionError) as lost:
-        await _channel(Connection(lost=True, refusal=closed))  # type: ignore[arg-type]  # a fake connection
+        await open_channel(Connection(lost=True, refusal=closed))  # type: ignore[arg-type]  # a fake connection
     assert lost.value.__cause__ is closed
     bug = RuntimeError("a bug")
     with pytest.raises(RuntimeError) as raised:
-        await _channel(Connection(lost=False, refusal=bug))  # type: ignore[arg-type]  # a fake connection
+        await open_channel(Connection(lost=False, refusal=bug))  # type: ignore[arg-type]  # a fake connection
     assert raised.value is bug
