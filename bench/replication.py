@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import time
 from collections import Counter
 from contextlib import suppress
@@ -147,13 +146,8 @@ async def _run(
             "queues": queues,
         }
     finally:
-        if cluster is None:
-            await infra_mod.release(infra)
-        else:  # the vhost too, so that a later run does not share the nodes with this one's idle queues
-            with suppress(cluster_mod.ClusterError, OSError, subprocess.SubprocessError):
-                node = cluster.any_running()
-                await asyncio.to_thread(cluster.ctl, node, "rabbitmqctl", "delete_vhost", infra._vhost)
-            await infra_mod.drop_database(infra)
+        # (the vhost too, so that a later run does not share the nodes with this one's idle queues)
+        await (infra_mod.release(infra) if cluster is None else infra_mod.release_on(cluster, infra))
 
 
 async def measure(log_dir: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import signal
 import tempfile
 from pathlib import Path
 
-from chaos import cluster as cluster_side
 from chaos import report
 from chaos.faults import Infrastructure
 from chaos.run import run, write
@@ -107,7 +106,7 @@ async def main(args: argparse.Namespace) -> int:
             print(f"starting a RabbitMQ cluster of {args.cluster} nodes", flush=True)
             await asyncio.to_thread(cluster.start)
             print(f"cluster up: {', '.join(n.name for n in cluster.nodes)}, HAProxy on 127.0.0.1:{cluster.port}")
-            infra = await cluster_side.provision(cluster, prefix="crm_chaos")
+            infra = await infra_mod.provision_on(cluster, prefix="crm_chaos")
         else:
             infra = await infra_mod.provision(prefix="crm_chaos")
         return await _run(args, infra, cluster)
@@ -136,7 +135,7 @@ async def _run(args: argparse.Namespace, infra: infra_mod.Infra, cluster: cluste
     finally:
         await asyncio.to_thread(infrastructure.restore)
         await asyncio.to_thread(stack.stop)
-        await (infra_mod.release(infra) if cluster is None else cluster_side.release(infra))
+        await (infra_mod.release(infra) if cluster is None else infra_mod.release_on(cluster, infra))
         if ok and not args.keep_logs:
             shutil.rmtree(stack.log_dir, ignore_errors=True)
         else:

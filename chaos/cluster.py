@@ -19,19 +19,15 @@ three nodes in network namespaces behind HAProxy, pause_minority), and its nodes
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any, NamedTuple
 
 from shared import event_log
-from tests.support import infra as infra_mod
-from tests.support.cluster import AMQP_PORT, Cluster, ClusterError, Node
-from tests.support.infra import Infra
+from tests.support.cluster import Cluster, ClusterError, Node
 
 KILL, PARTITION, ROLLING = "node SIGKILL (leader)", "partition", "rolling restart"
 FAULTS = (KILL, PARTITION, ROLLING)
@@ -77,13 +73,6 @@ def plan(rng: Random, span: float, timings: Timings = Timings(), faults: tuple[s
             return steps
         steps.append(Step(at, fault, False))
         at += ESTIMATE[fault] + rng.uniform(*timings.gap)
-
-
-def listening(host: str, port: int = AMQP_PORT) -> bool:
-    """Whether a node takes connections (a paused node closes its listener)."""
-    with suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
 
 
 @dataclass
@@ -180,7 +169,7 @@ class ClusterFaults:
         await asyncio.to_thread(self.cluster.partition, node)
         try:
             while (held := time.monotonic() - cut) < hold or (paused is None and held < hold + self.timings.pause_wait):
-                if paused is None and not await asyncio.to_thread(listening, node.host):
+                if paused is None and not await asyncio.to_thread(self.cluster.listening, node):
                     paused = time.monotonic() - cut
                     self.note("cluster", f"{node.name} paused itself (pause_minority) {paused:.1f} s after the cut")
                 await asyncio.sleep(0.5)
@@ -265,13 +254,3 @@ def depths(cluster: Cluster, vhost: str) -> list[dict[str, Any]]:
                 raise
             time.sleep(2)
     raise AssertionError("unreachable")
-
-
-async def provision(cluster: Cluster, prefix: str) -> Infra:
-    """A database of the run's own on the local PostgreSQL (DATABASE_URL), its vhost on the cluster."""
-    return await infra_mod.provision_on(cluster, prefix)
-
-
-async def release(infra: Infra) -> None:
-    """The database dropped (the vhost goes with the cluster)."""
-    await infra_mod.drop_database(infra)

@@ -39,7 +39,7 @@ async def on_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
             yield cluster, stack, infra._vhost
         finally:
             stack.stop_all()
-            await infra_mod.drop_database(infra)
+            await infra_mod.release_on(cluster, infra)
     finally:
         await asyncio.to_thread(cluster.stop)
 

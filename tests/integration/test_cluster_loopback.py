@@ -3,7 +3,6 @@ this machine's loopback, each on ports of its own, clustered behind HAProxy; a q
 a confirmed message outlives its leader's SIGKILL, and nothing of the cluster is left once it stops."""
 
 import asyncio
-import os
 
 import aio_pika
 import pytest
@@ -32,14 +31,6 @@ async def taken(url: str) -> bytes | None:
         return None
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def test_three_nodes_on_loopback_keep_a_confirmed_message_through_a_kill_and_leave_nothing() -> None:
     cluster = await asyncio.to_thread(Cluster(isolated=False).start)
     groups: list[int] = []
@@ -65,5 +56,5 @@ async def test_three_nodes_on_loopback_keep_a_confirmed_message_through_a_kill_a
         assert all(cluster.running(n) for n in cluster.nodes)
     finally:
         await asyncio.to_thread(cluster.stop)
-    assert groups and not any(alive(g) for g in groups)
+    assert groups and not any(cluster_mod.alive(g) for g in groups)
     assert not cluster.directory.exists()

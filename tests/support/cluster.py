@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from tests.support.stack import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "var" / "cluster"
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -90,12 +92,6 @@ def run(*command: str, check: bool = True, timeout: float = 30.0) -> subprocess.
     if check and done.returncode != 0:
         raise ClusterError(f"{' '.join(command)}: {done.stderr.strip() or done.stdout.strip()}")
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -226,7 +222,7 @@ class Cluster:
             self.nodes.append(node)
 
     def _loopback(self) -> None:
-        if not _answers("127.0.0.1", 4369):
+        if not answers("127.0.0.1", 4369):
             (self.directory / "epmd-ours").write_text("")  # the nodes start it: stopped at teardown
         for i in range(1, self.size + 1):
             name = f"crm{self.run_id}n{i}@localhost"
@@ -326,7 +322,7 @@ class Cluster:
             )
         (self.directory / "haproxy.pid").write_text(str(self._haproxy.pid))
         deadline = time.monotonic() + 10
-        while not _answers("127.0.0.1", self.port):
+        while not answers("127.0.0.1", self.port):
             if self._haproxy.poll() is not None or time.monotonic() > deadline:
                 raise ClusterError(f"HAProxy did not start: {(self.directory / 'haproxy.log').read_text()[-2000:]}")
             time.sleep(0.1)
@@ -348,7 +344,7 @@ class Cluster:
     def wait_up(self, node: Node, timeout: float = STARTUP_SECONDS) -> None:
         """Until the node takes AMQP connections (the listener opens at the end of its boot)."""
         deadline = time.monotonic() + timeout
-        while not _answers(node.host, node.amqp_port):
+        while not self.listening(node):
             if node.process is not None and node.process.poll() is not None:
                 raise ClusterError(f"{node.name} stopped while starting: {self.log_tail(node)}")
             if time.monotonic() > deadline:
@@ -394,6 +390,11 @@ class Cluster:
         if node.namespace:
             run("ip", "netns", "exec", node.namespace, "iptables", "-F")
 
+    def listening(self, node: Node) -> bool:
+        """Whether the node takes AMQP connections (it opens its listener at the end of its boot, and closes it
+        when it pauses itself)."""
+        return answers(node.host, node.amqp_port)
+
     def running(self, node: Node) -> bool:
         """Whether the node's Erlang VM runs (not whether it takes connections: see `wait_up`)."""
         return bool(self._beams(node))
@@ -427,7 +428,7 @@ class Cluster:
 
     def any_running(self) -> Node:
         for node in self.nodes:
-            if self.running(node) and _answers(node.host, node.amqp_port):
+            if self.running(node) and self.listening(node):
                 return node
         raise ClusterError("no node of the cluster is running")
 
@@ -469,6 +470,9 @@ class Cluster:
         self.ctl(node, "rabbitmqctl", "add_vhost", vhost)
         self.ctl(node, "rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
 
+    def delete_vhost(self, vhost: str) -> None:
+        self.ctl(self.any_running(), "rabbitmqctl", "delete_vhost", vhost)
+
     def log_tail(self, node: Node, size: int = 2000) -> str:
         found = sorted((node.directory / "log").glob("*.log"), key=lambda p: p.stat().st_mtime)
         return "".join(p.read_text(errors="replace")[-size:] for p in found[-2:])
@@ -491,7 +495,8 @@ def _path(vhost: str) -> str:
     return "" if vhost == "/" else quote(vhost, safe="")
 
 
-def _answers(host: str, port: int) -> bool:
+def answers(host: str, port: int) -> bool:
+    """Whether something takes TCP connections at host:port (a paused node closes its listener)."""
     with suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False
@@ -509,7 +514,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -575,13 +580,13 @@ def sweep() -> None:
             owner = int((BASE / run_id / "owner").read_text())
         except (OSError, ValueError):
             owner = None
-        if owner is None or not _alive(owner):
+        if owner is None or not alive(owner):
             teardown(run_id)
 
 
 def watch(owner: int, run_id: str) -> None:
     """The watchdog: tear the run down once its owner is gone."""
-    while _alive(owner) and (BASE / run_id).exists():
+    while alive(owner) and (BASE / run_id).exists():
         time.sleep(1)
     if (BASE / run_id).exists():
         teardown(run_id)

@@ -21,6 +21,7 @@ from uuid import uuid4
 import aio_pika
 import asyncpg
 
+from shared.database_url import with_database
 from shared.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def _with_path(url: str, path: str) -> str:
 
 async def _reachable(database_url: str, amqp_url: str) -> bool:
     try:
-        conn = await asyncpg.connect(_with_path(database_url, "/postgres"), timeout=3)
+        conn = await asyncpg.connect(with_database(database_url, "postgres"), timeout=3)
         await conn.close()
         connection = await aio_pika.connect(amqp_url, timeout=3)
         await connection.close()
@@ -212,24 +213,24 @@ async def provision(prefix: str = "crm_test") -> Infra:
     name = f"{prefix}_{uuid4().hex[:10]}"
     admin = await _create_database(database_url, name)
     await asyncio.to_thread(_add_vhost, amqp_url, containers, name)
-    return Infra(_with_path(database_url, f"/{name}"), _with_path(amqp_url, f"/{name}"), admin, name, containers)
+    return Infra(with_database(database_url, name), _with_path(amqp_url, f"/{name}"), admin, name, containers)
 
 
 async def provision_on(cluster: "Cluster", prefix: str = "crm_cluster") -> Infra:
     """A database of its own on the PostgreSQL of DATABASE_URL, and a vhost on `cluster` (tests/support/cluster.py),
-    reached through its load balancer. Released with `drop_database` (the vhost goes with the cluster)."""
+    reached through its load balancer. Released with `release_on`."""
     import os
 
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     name = f"{prefix}_{uuid4().hex[:10]}"
     admin = await _create_database(database_url, name)
     await asyncio.to_thread(cluster.add_vhost, name)
-    return Infra(_with_path(database_url, f"/{name}"), cluster.url(name), admin, name)
+    return Infra(with_database(database_url, name), cluster.url(name), admin, name)
 
 
 async def _create_database(database_url: str, name: str) -> str:
     """Create the database `name` on the server of `database_url`; the admin URL (its `postgres` database)."""
-    admin = _with_path(database_url, "/postgres")
+    admin = with_database(database_url, "postgres")
     conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -244,6 +245,13 @@ async def drop_database(infra: Infra) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{infra._vhost}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def release_on(cluster: "Cluster", infra: Infra) -> None:
+    """What `provision_on` made: the vhost (if a node still answers; it goes with the cluster anyway), the database."""
+    with suppress(Exception):
+        await asyncio.to_thread(cluster.delete_vhost, infra._vhost)
+    await drop_database(infra)
 
 
 async def release(infra: Infra) -> None:

@@ -93,6 +93,9 @@ class FakeCluster:
             for s in chaos_cluster.LEADERS_OF
         ]
 
+    def listening(self, node: FakeNode) -> bool:
+        return node.name not in self.cut  # a node cut off pauses itself: it stops taking connections
+
     def kill(self, node: FakeNode) -> None:
         self._call("kill", node)
         self.down.add(node.name)
@@ -129,15 +132,13 @@ class FakeCluster:
         assert not self.down and not self.cut
 
 
-def faults_on(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> ClusterFaults:
-    # A node cut off pauses itself: it stops taking connections.
-    monkeypatch.setattr(chaos_cluster, "listening", lambda host: f"rabbit@{host}" not in cluster.cut)
+def faults_on(cluster: FakeCluster) -> ClusterFaults:
     return ClusterFaults(cluster, "vhost", Random(1), lambda what, detail: None, QUICK)  # type: ignore[arg-type]
 
 
-async def test_each_fault_runs_once_and_never_two_nodes_are_away_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_each_fault_runs_once_and_never_two_nodes_are_away_at_once() -> None:
     cluster = FakeCluster()
-    faults = faults_on(cluster, monkeypatch)
+    faults = faults_on(cluster)
     timeline = Timeline()
     await faults.run([Step(0.0, f, True) for f in FAULTS], timeline.t0, 1000.0)
     assert faults.counts == dict.fromkeys(FAULTS, 1) and not faults.errors
@@ -151,19 +152,17 @@ async def test_each_fault_runs_once_and_never_two_nodes_are_away_at_once(monkeyp
     assert [c.split()[0] for c in cluster.calls].count("stop_node") == 3
 
 
-async def test_a_fault_that_fails_is_said_the_cluster_restored_and_the_next_one_still_runs(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_fault_that_fails_is_said_the_cluster_restored_and_the_next_one_still_runs() -> None:
     cluster = FakeCluster(fail="wait_clustered")
-    faults = faults_on(cluster, monkeypatch)
+    faults = faults_on(cluster)
     await faults.run([Step(0.0, KILL, True), Step(0.0, ROLLING, True)], Timeline().t0, 1000.0)
     assert len(faults.errors) == 1 and faults.errors[0].startswith(KILL)
     assert faults.counts == {ROLLING: 1}
     assert not cluster.down and not cluster.cut and faults.active is None
 
 
-async def test_an_optional_fault_that_no_longer_fits_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    faults = faults_on(FakeCluster(), monkeypatch)
+async def test_an_optional_fault_that_no_longer_fits_is_left_out() -> None:
+    faults = faults_on(FakeCluster())
     await faults.run([Step(0.0, PARTITION, True), Step(0.0, KILL, False)], Timeline().t0, 10.0)
     assert faults.counts == {PARTITION: 1}
 
@@ -182,21 +181,21 @@ class FakeInfrastructure:
         return None
 
 
-def test_with_a_cluster_the_schedule_has_its_faults_instead_of_the_broker_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_a_cluster_the_schedule_has_its_faults_instead_of_the_broker_stop() -> None:
     def schedule(cluster: ClusterFaults | None, broker: bool = True) -> Schedule:
         options = Options(180, broker=broker)
         return Schedule(FakeStack(), FakeInfrastructure(), [], Random(7), options, Timeline(), cluster)  # type: ignore[arg-type]
 
     alone = [name for _, name, _ in schedule(None).plan()]
     assert "broker" in alone and "cluster" not in alone
-    faults = faults_on(FakeCluster(), monkeypatch)
+    faults = faults_on(FakeCluster())
     with_cluster = schedule(faults)
     names = [name for _, name, _ in with_cluster.plan()]
     assert "broker" not in names and names.count("cluster") == 1 and "database" in names
     assert "broker" not in with_cluster.skipped
     switched_off = schedule(faults, broker=False)
     assert "cluster" not in [name for _, name, _ in switched_off.plan()] and "cluster" in switched_off.skipped
-    on_loopback = schedule(faults_on(FakeCluster(can_partition=False), monkeypatch))
+    on_loopback = schedule(faults_on(FakeCluster(can_partition=False)))
     assert "cluster" in [name for _, name, _ in on_loopback.plan()] and PARTITION in on_loopback.skipped
     assert PARTITION not in possible(FakeCluster(can_partition=False))  # type: ignore[arg-type]
     assert all(
